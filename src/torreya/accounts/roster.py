@@ -1,0 +1,115 @@
+"""CSV rosters of residents: parsing and checking, before anything is written.
+
+Columns (header row required, Chinese or English): 姓名/name, 用户名/手机号/username,
+optional 密码/password and 电话/phone. Every problem is reported with its line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+from torreya.i18n import gettext as _
+
+HEADERS = {
+    "name": {"name", "姓名", "display_name"},
+    "username": {"username", "用户名", "手机号", "账号"},
+    "password": {"password", "密码"},
+    "phone": {"phone", "电话", "联系电话"},
+}
+USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
+MAX_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int
+    name: str
+    username: str
+    password: str | None
+    phone: str | None
+
+
+@dataclass(frozen=True)
+class RosterProblem:
+    line: int
+    message: str
+
+
+def _column_map(header: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for index, raw in enumerate(header):
+        label = raw.strip().lower()
+        for column, names in HEADERS.items():
+            if label in names and column not in found:
+                found[column] = index
+    return found
+
+
+def parse_roster(data: bytes) -> tuple[list[RosterRow], list[RosterProblem]]:
+    """Rows and problems; any problem means nothing may be imported."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return [], [RosterProblem(0, _("The file is not UTF-8 text. In Excel choose "
+                                       "“CSV UTF-8” when saving."))]
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        return [], [RosterProblem(1, _("The file is empty."))]
+    columns = _column_map(header)
+    missing = [c for c in ("name", "username") if c not in columns]
+    if missing:
+        return [], [RosterProblem(1, _("Missing column(s): %(columns)s.",
+                                       columns=", ".join(missing)))]
+    rows: list[RosterRow] = []
+    problems: list[RosterProblem] = []
+    seen: dict[str, int] = {}
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if len(rows) + len(problems) >= MAX_ROWS:
+                problems.append(RosterProblem(line, _("Too many rows (at most %(max)s).",
+                                                      max=MAX_ROWS)))
+                break
+            row = _row(line, cells, columns, seen, problems)
+            if row:
+                rows.append(row)
+    except csv.Error as exc:
+        problems.append(RosterProblem(reader.line_num, _("Broken CSV: %(error)s", error=exc)))
+    if not rows and not problems:
+        problems.append(RosterProblem(2, _("The file has no residents.")))
+    return rows, problems
+
+
+def _cell(cells: list[str], columns: dict[str, int], name: str) -> str:
+    index = columns.get(name)
+    return cells[index].strip() if index is not None and index < len(cells) else ""
+
+
+def _row(line, cells, columns, seen, problems) -> RosterRow | None:
+    name = _cell(cells, columns, "name")
+    username = _cell(cells, columns, "username")
+    password = _cell(cells, columns, "password") or None
+    phone = _cell(cells, columns, "phone") or None
+    problem = None
+    if not name or len(name) > 64 or re.search(r"[<>]", name):
+        problem = _("Line %(line)s: the name is missing or not valid.", line=line)
+    elif not USERNAME.match(username):
+        problem = _("Line %(line)s: the username must be 3–64 letters, digits or . _ -",
+                    line=line)
+    elif username.lower() in seen:
+        problem = _("Line %(line)s: username %(username)s repeats line %(first)s.",
+                    line=line, username=username, first=seen[username.lower()])
+    elif password is not None and len(password) < 6:
+        problem = _("Line %(line)s: the password must have at least 6 characters.", line=line)
+    if problem:
+        problems.append(RosterProblem(line, problem))
+        return None
+    seen[username.lower()] = line
+    return RosterRow(line, name, username, password, phone)

@@ -1,0 +1,207 @@
+"""Commands on tenants and people: towns, villages, users, logins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from torreya import audit
+from torreya.accounts.permissions import assignable_roles, require_role, require_town
+from torreya.errors import ConflictError, ForbiddenError, InvalidCredentialsError, NotFoundError
+from torreya.ledger.rules import ensure_default_rules
+from torreya.models import Role, Town, User, Village
+from torreya.security import (
+    check_login_allowed,
+    clear_login_failures,
+    hash_password,
+    record_login_failure,
+    verify_password,
+)
+from torreya.settings import Settings
+
+
+class UsernameTakenError(ConflictError):
+    code = "username_taken"
+    message = "The username %(username)s is already taken."
+
+
+class CodeTakenError(ConflictError):
+    code = "code_taken"
+    message = "The code %(code)s is already in use."
+
+
+async def authenticate(settings: Settings, *, username: str, password: str, ip: str) -> User:
+    """The active user with these credentials.
+
+    Raises TooManyAttemptsError while throttled, InvalidCredentialsError otherwise.
+    """
+    username = username.strip()
+    await check_login_allowed(settings, username=username, ip=ip)
+    user = await User.get_or_none(username=username)
+    if not verify_password(user.password_hash if user else None, password) or not (
+        user and user.is_active
+    ):
+        await record_login_failure(username=username, ip=ip)
+        await audit.record(user, "accounts:login:fail", subject=f"username:{username[:40]}")
+        raise InvalidCredentialsError()
+    await clear_login_failures(username=username)
+    return user
+
+
+async def create_town(*, actor: User, name: str, code: str, currency_name: str) -> Town:
+    if actor.role != Role.PLATFORM_ADMIN:
+        raise ForbiddenError()
+    try:
+        async with in_transaction():
+            town = await Town.create(name=name, code=code, currency_name=currency_name)
+            await ensure_default_rules(town)
+    except IntegrityError:
+        raise CodeTakenError(code=code, field="code") from None
+    await audit.record(actor, "accounts:town:create", subject=f"town:{town.id}",
+                       town_id=town.id, data={"name": name, "code": code})
+    return town
+
+
+async def get_town_for(actor: User, town_id: int) -> Town:
+    town = await Town.get_or_none(id=town_id)
+    if town is None:
+        raise NotFoundError()
+    require_town(actor, town.id, Role.RESIDENT)
+    return town
+
+
+async def create_village(*, actor: User, town_id: int, name: str, code: str) -> Village:
+    town = await Town.get_or_none(id=town_id)
+    if town is None:
+        raise NotFoundError()
+    require_town(actor, town.id, Role.TOWN_ADMIN)
+    try:
+        village = await Village.create(town=town, name=name, code=code)
+    except IntegrityError:
+        raise CodeTakenError(code=code, field="code") from None
+    await audit.record(actor, "accounts:village:create", subject=f"village:{village.id}",
+                       town_id=town.id, village_id=village.id, data={"name": name, "code": code})
+    return village
+
+
+async def resolve_village(actor: User, village_id: int | None) -> Village:
+    """A village the actor can reach; others' are reported as not found."""
+    from torreya.accounts.permissions import in_village
+
+    village = await Village.get_or_none(id=village_id) if village_id else None
+    if village is None or not in_village(actor, village):
+        raise NotFoundError("Village not found.", field="village_id")
+    return village
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewUser:
+    username: str
+    display_name: str
+    password: str | None
+    role: Role
+    village_id: int | None = None
+    town_id: int | None = None
+    phone: str | None = None
+
+
+async def _placement(actor: User, new: NewUser) -> tuple[int | None, int | None]:
+    """(town_id, village_id) for the new user, checked against the actor's reach."""
+    if new.role not in assignable_roles(actor):
+        raise ForbiddenError("You may not create a user with this role.")
+    if new.village_id is not None:
+        village = await resolve_village(actor, new.village_id)
+        return village.town_id, village.id
+    if new.role == Role.TOWN_ADMIN:
+        town_id = new.town_id if new.town_id is not None else actor.town_id
+        if town_id is None or not await Town.exists(id=town_id):
+            raise NotFoundError("Town not found.", field="town_id")
+        require_town(actor, town_id, Role.TOWN_ADMIN)
+        return town_id, None
+    raise NotFoundError("Village not found.", field="village_id")
+
+
+async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> User:
+    """Create a login. Raises UsernameTakenError (409), ForbiddenError, NotFoundError."""
+    require_role(actor, Role.VILLAGE_ADMIN)
+    town_id, village_id = await _placement(actor, new)
+    try:
+        user = await User.create(
+            username=new.username,
+            display_name=new.display_name,
+            password_hash=hash_password(new.password) if new.password else None,
+            role=new.role,
+            town_id=town_id,
+            village_id=village_id,
+            phone=new.phone,
+        )
+    except IntegrityError:
+        raise UsernameTakenError(username=new.username, field="username") from None
+    if audit_it:
+        await audit.record(actor, "accounts:user:create", subject=f"user:{user.id}",
+                           town_id=town_id, village_id=village_id,
+                           data={"username": user.username, "role": str(new.role)})
+    return user
+
+
+async def create_platform_admin(*, username: str, password: str) -> User:
+    try:
+        user = await User.create(username=username, display_name=username,
+                                 password_hash=hash_password(password), role=Role.PLATFORM_ADMIN)
+    except IntegrityError:
+        raise UsernameTakenError(username=username, field="username") from None
+    await audit.record(None, "accounts:admin:create", subject=f"user:{user.id}",
+                       data={"username": username, "via": "cli"})
+    return user
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    problems: list
+
+
+async def import_residents(*, actor: User, village: Village, data: bytes,
+                           progress=None) -> ImportResult:
+    """Import a CSV roster into a village: all rows or none.
+
+    Returns the number created, or the problems (with line numbers) and nothing written.
+    `progress(done, total)` is called while passwords are hashed (the slow part).
+    """
+    from torreya.accounts.permissions import require_village
+    from torreya.accounts.roster import RosterProblem, parse_roster
+    from torreya.i18n import gettext as _
+
+    require_village(actor, village, Role.VILLAGE_ADMIN)
+    rows, problems = parse_roster(data)
+    if not problems:
+        taken = set(await User.filter(username__in=[r.username for r in rows])
+                    .values_list("username", flat=True))
+        problems = [RosterProblem(r.line, _("Line %(line)s: username %(username)s is already "
+                                            "taken.", line=r.line, username=r.username))
+                    for r in rows if r.username in taken]
+    if problems:
+        await audit.record(actor, "accounts:roster:refuse", subject=f"village:{village.id}",
+                           town_id=village.town_id, village_id=village.id,
+                           data={"problems": len(problems)})
+        return ImportResult(0, problems)
+    users = []
+    for done, row in enumerate(rows, start=1):
+        users.append(User(username=row.username, display_name=row.name, phone=row.phone,
+                          password_hash=hash_password(row.password) if row.password else None,
+                          role=Role.RESIDENT, town_id=village.town_id, village_id=village.id))
+        if progress:
+            progress(done, len(rows))
+    try:
+        async with in_transaction():
+            await User.bulk_create(users, batch_size=500)
+    except IntegrityError:
+        # Someone took a username between our check and the insert: nothing was written.
+        return ImportResult(0, [RosterProblem(0, _("A username was taken meanwhile; "
+                                                   "please import again."))])
+    await audit.record(actor, "accounts:roster:import", subject=f"village:{village.id}",
+                       town_id=village.town_id, village_id=village.id,
+                       data={"created": len(users)})
+    return ImportResult(len(users), [])

@@ -1,0 +1,75 @@
+"""Login, logout, language, and the home page."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from torreya.accounts import service
+from torreya.errors import DomainError
+from torreya.i18n import LANGUAGES
+from torreya.ledger import queries as ledger_queries
+from torreya.models import Role
+from torreya.templating import render
+from torreya.web import client_ip, current_user, read_form, redirect, require_user, safe_next
+
+
+async def login_page(request: Request) -> Response:
+    if await current_user(request):
+        return redirect(safe_next(request.query_params.get("next")))
+    return render(request, "accounts/login.html",
+                  {"next": safe_next(request.query_params.get("next")), "error": None,
+                   "username": ""})
+
+
+async def login_submit(request: Request) -> Response:
+    form = await read_form(request)
+    username = str(form.get("username", ""))[:64]
+    target = safe_next(str(form.get("next", "")))
+    try:
+        user = await service.authenticate(request.app.state.settings, username=username,
+                                          password=str(form.get("password", ""))[:256],
+                                          ip=client_ip(request))
+    except DomainError as error:
+        from torreya.i18n import gettext
+
+        return render(request, "accounts/login.html",
+                      {"next": target, "error": gettext(error.message), "username": username},
+                      status=error.status)
+    request.session.clear()
+    request.session["uid"] = user.id
+    return redirect(target)
+
+
+async def logout(request: Request) -> Response:
+    await read_form(request)
+    request.session.clear()
+    return redirect("/login")
+
+
+async def switch_language(request: Request) -> Response:
+    """A preference cookie, not data: a plain link works from any page."""
+    language = request.query_params.get("to", "")
+    response = RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
+    if language in LANGUAGES:
+        response.set_cookie("lang", language, max_age=365 * 24 * 3600, samesite="lax",
+                            httponly=True)
+    return response
+
+
+async def home(request: Request) -> Response:
+    user = await require_user(request)
+    if user.role != Role.RESIDENT:
+        return redirect("/console/")
+    summary = await ledger_queries.account_summary(user)
+    return render(request, "accounts/home.html", {"summary": summary})
+
+
+routes = [
+    Route("/", home, name="home"),
+    Route("/login", login_page, methods=["GET"], name="login"),
+    Route("/login", login_submit, methods=["POST"], name="login_submit"),
+    Route("/logout", logout, methods=["POST"], name="logout"),
+    Route("/lang", switch_language, name="lang"),
+]

@@ -1,0 +1,132 @@
+"""API: tokens, me, towns, villages, users, adjustments."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+
+from torreya.accounts import service
+from torreya.accounts.permissions import require_over
+from torreya.api.registry import endpoint, json
+from torreya.api.serializers import entry_json, user_json
+from torreya.checkins.codes import member_code
+from torreya.errors import ForbiddenError, NotFoundError
+from torreya.ledger import queries as ledger_queries
+from torreya.ledger.service import adjust_points
+from torreya.models import Role, User
+from torreya.security import issue_access_token
+from torreya.validation import Field
+from torreya.web import client_ip, require_user
+
+ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
+
+
+@endpoint("POST", "/auth/token", summary="Exchange a username and password for a bearer token",
+          auth=False, tag="accounts",
+          body=[Field(name="username", max_length=64), Field(name="password", max_length=256)],
+          errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
+async def token(request: Request, body: dict) -> object:
+    settings = request.app.state.settings
+    user = await service.authenticate(settings, username=body["username"],
+                                      password=body["password"], ip=client_ip(request))
+    return json({"access_token": issue_access_token(settings, user.id), "token_type": "bearer",
+                 "expires_in": settings.ACCESS_TOKEN_SECONDS})
+
+
+@endpoint("GET", "/me", summary="The logged-in user with balance and lifetime points",
+          tag="accounts")
+async def me(request: Request, body: dict) -> object:
+    user = await require_user(request)
+    return json(user_json(user, full=True))
+
+
+@endpoint("GET", "/me/ledger", summary="My ledger entries, newest first (cursor pagination)",
+          tag="ledger", query=[Field(name="cursor", type=int, required=False),
+                               Field(name="limit", type=int, required=False, minimum=1,
+                                     maximum=100)])
+async def my_ledger(request: Request, body: dict) -> object:
+    from torreya.validation import validate
+
+    user = await require_user(request)
+    params = validate(dict(request.query_params), [
+        Field(name="cursor", type=int, required=False, minimum=0),
+        Field(name="limit", type=int, required=False, minimum=1, maximum=100)])
+    entries, next_cursor = await ledger_queries.ledger_page(
+        user.id, cursor=params["cursor"], limit=params["limit"] or 20)
+    return json({"items": [entry_json(e) for e in entries],
+                 "next_cursor": str(next_cursor) if next_cursor else None})
+
+
+@endpoint("GET", "/me/member-card", summary="The code on my member card, for staff to scan",
+          tag="checkins")
+async def my_member_card(request: Request, body: dict) -> object:
+    user = await require_user(request)
+    if user.role != Role.RESIDENT:
+        raise ForbiddenError("Only residents have a member card.")
+    settings = request.app.state.settings
+    code = member_code(settings, user_id=user.id, serial=user.card_serial)
+    return json({"code": code, "url": f"{settings.BASE_URL}/card/{code}"})
+
+
+@endpoint("POST", "/towns", summary="Create a town (platform admin)", status=201, tag="accounts",
+          body=[Field(name="name", max_length=100), Field(name="code", max_length=32),
+                Field(name="currency_name", max_length=32)],
+          errors=["forbidden", "code_taken", "invalid_request"])
+async def create_town(request: Request, body: dict) -> object:
+    actor = await require_user(request)
+    town = await service.create_town(actor=actor, **body)
+    return json({"id": town.id, "name": town.name, "code": town.code,
+                 "currency_name": town.currency_name}, 201)
+
+
+@endpoint("POST", "/towns/{id:int}/villages", summary="Create a village (town admin)",
+          status=201, tag="accounts",
+          body=[Field(name="name", max_length=100), Field(name="code", max_length=32)],
+          errors=["forbidden", "not_found", "code_taken", "invalid_request"])
+async def create_village(request: Request, body: dict) -> object:
+    actor = await require_user(request)
+    village = await service.create_village(actor=actor, town_id=request.path_params["id"], **body)
+    return json({"id": village.id, "town_id": village.town_id, "name": village.name,
+                 "code": village.code}, 201)
+
+
+@endpoint("POST", "/users", summary="Create a user in a village the admin manages", status=201,
+          tag="accounts",
+          body=[Field(name="username", max_length=64, min_length=3),
+                Field(name="password", max_length=256, min_length=6, required=False,
+                      nullable=True),
+                Field(name="display_name", max_length=64),
+                Field(name="village_id", type=int, required=False, nullable=True),
+                Field(name="town_id", type=int, required=False, nullable=True),
+                Field(name="role", choices=ROLES, max_length=16),
+                Field(name="phone", max_length=32, required=False, nullable=True)],
+          errors=["forbidden", "not_found", "username_taken", "invalid_request"])
+async def create_user(request: Request, body: dict) -> object:
+    actor = await require_user(request)
+    user = await service.create_user(actor=actor, new=service.NewUser(
+        username=body["username"], display_name=body["display_name"],
+        password=body["password"], role=Role(body["role"]), village_id=body["village_id"],
+        town_id=body["town_id"], phone=body["phone"]))
+    return json(user_json(user), 201)
+
+
+@endpoint("POST", "/users/{id:int}/adjustments", summary="Add or take points with a reason",
+          status=201, tag="ledger",
+          body=[Field(name="delta", type=int, minimum=-1_000_000, maximum=1_000_000),
+                Field(name="memo", max_length=200, min_length=1)],
+          errors=["forbidden", "not_found", "insufficient_points", "invalid_request"])
+async def adjust(request: Request, body: dict) -> object:
+    actor = await require_user(request)
+    target = await User.get_or_none(id=request.path_params["id"])
+    if target is None:
+        raise NotFoundError()
+    require_over(actor, target, Role.VILLAGE_ADMIN)
+    if body["delta"] == 0:
+        from torreya.errors import InvalidRequestError
+
+        raise InvalidRequestError("Field %(name)s must not be zero.", field="delta", name="delta")
+    key = request.headers.get("idempotency-key", "")[:100] or uuid.uuid4().hex
+    entry = await adjust_points(actor=actor, target=target, delta=body["delta"],
+                                memo=body["memo"], idem_key=key)
+    return json(entry_json(entry), 201)

@@ -1,0 +1,68 @@
+"""GET /api/v1/openapi.json, built from the endpoint table."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+
+from torreya import __version__
+from torreya.api.registry import ENDPOINTS, endpoint, json
+
+STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials": 401,
+          "forbidden": 403, "not_found": 404, "invalid_token": 400, "token_expired": 410,
+          "too_many_attempts": 429}
+
+
+def _path(path: str) -> str:
+    return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
+
+
+def document(base_url: str) -> dict:
+    paths: dict = {}
+    for e in ENDPOINTS:
+        op: dict = {"summary": e.summary, "tags": [e.tag] if e.tag else [],
+                    "operationId": e.handler.__name__,
+                    "responses": {str(e.status): {"description": "OK"}}}
+        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for name in re.findall(r"\{(\w+)", e.path)]
+        params += [{"name": f.name, "in": "query", "required": False, "schema": f.openapi()}
+                   for f in e.query]
+        if params:
+            op["parameters"] = params
+        if e.body:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {f.name: f.openapi() for f in e.body},
+                "required": [f.name for f in e.body if f.required],
+            }}}}
+        codes = list(e.errors) + (["unauthenticated"] if e.auth else [])
+        for code in codes:
+            status = str(STATUS.get(code, 409))
+            op["responses"].setdefault(status, {"description": "", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+            op["responses"][status]["description"] += (", " if op["responses"][status][
+                "description"] else "") + code
+        if e.auth:
+            op["security"] = [{"bearer": []}]
+        paths.setdefault("/api/v1" + _path(e.path), {})[e.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Torreya API", "version": __version__,
+                 "description": "平安积分 points platform. Errors are "
+                                "{\"error\": {\"code\", \"message\"}}."},
+        "servers": [{"url": base_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Error": {"type": "object", "properties": {"error": {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                               "field": {"type": "string"}}}}}},
+        },
+    }
+
+
+@endpoint("GET", "/openapi.json", summary="This document", auth=False, tag="meta")
+async def openapi(request: Request, body: dict) -> object:
+    return json(document(request.app.state.settings.BASE_URL))

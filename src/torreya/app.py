@@ -1,0 +1,100 @@
+"""create_app(): routes, middleware, lifespan, the one error handler."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from tortoise.contrib.starlette import RegisterTortoise
+
+from torreya.errors import DomainError, NotFoundError
+from torreya.i18n import gettext
+from torreya.middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from torreya.settings import Settings
+from torreya.templating import render
+from torreya.web import LoginRequired, login_redirect
+
+log = logging.getLogger("torreya")
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path.endswith(".json")
+
+
+def error_response(request: Request, error: DomainError) -> Response:
+    message = gettext(error.message, **error.params) if error.params else gettext(error.message)
+    if wants_json(request):
+        body: dict = {"code": error.code, "message": message}
+        if error.field:
+            body["field"] = error.field
+        return JSONResponse({"error": body}, status_code=error.status)
+    return render(request, "errors/error.html", {"message": message, "code": error.code},
+                  status=error.status)
+
+
+async def domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return error_response(request, exc)
+
+
+async def login_required(request: Request, exc: Exception) -> Response:
+    return login_redirect(request)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(request, NotFoundError())
+    if exc.status_code == 405:
+        return error_response(request, DomainError("This method is not allowed here.",
+                                                   code="method_not_allowed", status=405))
+    return error_response(request, DomainError(str(exc.detail), code="http_error",
+                                               status=exc.status_code))
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return error_response(request, DomainError("Something went wrong on our side. Please try "
+                                               "again.", code="server_error", status=500))
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    from torreya.routes import build_routes
+
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with RegisterTortoise(app, config=settings.tortoise_config()):
+            yield
+
+    middleware = [
+        Middleware(RequestContextMiddleware),
+        Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES,
+                   max_upload_bytes=settings.MAX_UPLOAD_BYTES),
+        Middleware(SessionMiddleware, secret_key=settings.SECRET_KEY, session_cookie="torreya",
+                   max_age=settings.SESSION_SECONDS, same_site="lax",
+                   https_only=settings.secure_cookies),
+    ]
+    app = Starlette(
+        debug=False,
+        routes=build_routes(),
+        middleware=middleware,
+        exception_handlers={
+            DomainError: domain_error,
+            LoginRequired: login_required,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

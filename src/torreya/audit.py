@@ -1,0 +1,34 @@
+"""record(actor, tag, subject, data): the audit trail, written by services.
+
+Tags read "capability:subject:action" (accounts:user:create, ledger:adjustment:create,
+checkins:scan:refuse …).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from torreya.models import AuditEvent, User
+
+request_ip: contextvars.ContextVar[str] = contextvars.ContextVar("torreya_request_ip", default="")
+
+
+async def record(
+    actor: User | None,
+    tag: str,
+    *,
+    subject: str = "",
+    town_id: int | None = None,
+    village_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    return await AuditEvent.create(
+        actor=actor,
+        tag=tag,
+        subject=subject,
+        town_id=town_id if town_id is not None else getattr(actor, "town_id", None),
+        village_id=village_id,
+        data=data or {},
+        ip=request_ip.get(),
+    )

@@ -1,0 +1,92 @@
+"""The codes QR images carry: signed, typed, and told apart by purpose.
+
+- poster code: a JWT naming the event, valid until the event ends;
+- rotating code: a JWT naming the event and a 30-second window, accepted for at most two
+  windows, so a photo of the screen stops working within a minute;
+- member card: a short code `M<user>-<serial>-<mac>` that staff can also type by hand;
+  reissuing a card bumps the serial and the old card stops working.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from torreya.db import now
+from torreya.security import derive_key, read_claims, sign_claims
+from torreya.settings import Settings
+
+POSTER = "checkin-poster"
+ROTATING = "checkin-rotating"
+CARD = "member-card"
+_CARD = re.compile(r"^M(\d{1,10})-(\d{1,6})-([A-Z2-7]{8})$")
+
+
+@dataclass(frozen=True)
+class CodeClaims:
+    event_id: int
+    mode: str  # "static" | "rotating"
+    expires_at: datetime
+
+
+class CodeError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code  # "invalid_token" | "token_expired"
+
+
+def poster_token(settings: Settings, *, event_id: int, ends_at: datetime) -> str:
+    return sign_claims(settings, POSTER, {"e": event_id, "exp": int(ends_at.timestamp())})
+
+
+def rotating_window(settings: Settings, moment: datetime | None = None) -> int:
+    return int((moment or now()).timestamp()) // settings.ROTATING_CODE_SECONDS
+
+
+def rotating_token(settings: Settings, *, event_id: int, window: int) -> tuple[str, datetime]:
+    """The code for one window and the last moment it is accepted (end of the next window)."""
+    last = (window + 2) * settings.ROTATING_CODE_SECONDS - 1
+    token = sign_claims(settings, ROTATING, {"e": event_id, "w": window, "exp": last})
+    return token, datetime.fromtimestamp(last, UTC)
+
+
+def read_checkin_token(settings: Settings, token: str) -> CodeClaims:
+    """Claims of a poster or rotating code. Raises CodeError(invalid_token|token_expired)."""
+    token = (token or "").strip()
+    for purpose, mode in ((POSTER, "static"), (ROTATING, "rotating")):
+        claims = read_claims(settings, purpose, token)
+        if claims is None:
+            continue
+        try:
+            event_id, exp = int(claims["e"]), int(claims["exp"])
+        except (KeyError, TypeError, ValueError):
+            raise CodeError("invalid_token") from None
+        if exp < now().timestamp():
+            raise CodeError("token_expired")
+        return CodeClaims(event_id, mode, datetime.fromtimestamp(exp, UTC))
+    raise CodeError("invalid_token")
+
+
+def _card_mac(settings: Settings, user_id: int, serial: int) -> str:
+    digest = hmac.new(derive_key(settings, CARD), f"{user_id}:{serial}".encode(), hashlib.sha256)
+    return base64.b32encode(digest.digest()[:5]).decode()
+
+
+def member_code(settings: Settings, *, user_id: int, serial: int) -> str:
+    return f"M{user_id}-{serial}-{_card_mac(settings, user_id, serial)}"
+
+
+def read_member_code(settings: Settings, code: str) -> tuple[int, int] | None:
+    """(user_id, serial) of a genuine card code; the URL form and lower case are accepted."""
+    code = (code or "").strip().rsplit("/", 1)[-1].upper().replace(" ", "")
+    match = _CARD.match(code)
+    if not match:
+        return None
+    user_id, serial = int(match[1]), int(match[2])
+    if not hmac.compare_digest(match[3], _card_mac(settings, user_id, serial)):
+        return None
+    return user_id, serial

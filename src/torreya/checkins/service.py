@@ -1,0 +1,158 @@
+"""Events and check-ins: every way of proving presence ends in `_check_in`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from torreya import audit
+from torreya.accounts.permissions import require_village
+from torreya.checkins.codes import CodeError, member_code, read_checkin_token, read_member_code
+from torreya.db import now
+from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
+from torreya.ledger.rules import rule_for
+from torreya.ledger.service import Credit, post_entry
+from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
+from torreya.models.checkins import QrMode
+from torreya.settings import Settings
+
+EVENT_KINDS = ("campaign", "training", "home_visit", "meeting", "drill", "other")
+
+
+class InvalidTokenError(DomainError):
+    status = 400
+    code = "invalid_token"
+    message = "This code is not valid for check-in."
+
+
+class TokenExpiredError(DomainError):
+    status = 410
+    code = "token_expired"
+    message = "This code has expired. Please scan the current one."
+
+
+class EventNotOpenError(ConflictError):
+    code = "event_not_open"
+    message = "Check-in for this event is not open now."
+
+
+class AlreadyCheckedInError(ConflictError):
+    code = "already_checked_in"
+    message = "You have already checked in to this event."
+
+
+@dataclass(frozen=True)
+class CheckinResult:
+    checkin: Checkin
+    event: Event
+    balance: int
+
+
+async def create_event(
+    *, actor: User, village: Village, title: str, kind: str, points: int,
+    starts_at: datetime, ends_at: datetime, qr_mode: str, place: str = "",
+) -> Event:
+    require_village(actor, village, Role.VILLAGE_ADMIN)
+    if ends_at <= starts_at:
+        raise InvalidRequestError("The end must be after the start.", field="ends_at")
+    event = await Event.create(
+        village=village, town_id=village.town_id, title=title, kind=kind, points=points,
+        starts_at=starts_at, ends_at=ends_at, qr_mode=QrMode(qr_mode), place=place,
+        created_by=actor,
+    )
+    await audit.record(actor, "checkins:event:create", subject=f"event:{event.id}",
+                       town_id=village.town_id, village_id=village.id,
+                       data={"title": title, "points": points, "qr_mode": qr_mode})
+    return event
+
+
+def is_open(event: Event, moment: datetime | None = None) -> bool:
+    moment = moment or now()
+    return event.starts_at <= moment <= event.ends_at
+
+
+async def _refuse(error: DomainError, *, method: str, event: Event | None, user: User | None,
+                  village_id: int | None = None) -> DomainError:
+    await CheckinRefusal.create(event=event, user=user, method=method, reason=error.code,
+                                village_id=event.village_id if event else village_id)
+    return error
+
+
+async def check_in_with_token(settings: Settings, *, user: User, token: str) -> CheckinResult:
+    """A resident scanned a poster or rotating code.
+
+    Raises invalid_token, token_expired, event_not_open, forbidden (another town),
+    already_checked_in, cap_reached. Every refusal is logged for the committee.
+    """
+    try:
+        claims = read_checkin_token(settings, token)
+    except CodeError as exc:
+        error = InvalidTokenError() if exc.code == "invalid_token" else TokenExpiredError()
+        raise await _refuse(error, method="token", event=None, user=user,
+                            village_id=user.village_id) from None
+    event = await Event.get_or_none(id=claims.event_id)
+    if event is None or event.qr_mode != claims.mode:
+        # A poster code of an event switched to rotating codes is no longer valid.
+        raise await _refuse(InvalidTokenError(), method="token", event=event, user=user)
+    return await _check_in(event, user, method=claims.mode, staff=None)
+
+
+async def check_in_member(settings: Settings, *, staff: User, event: Event,
+                          member_code_text: str) -> CheckinResult:
+    """Staff scanned (or typed) a resident's member card for this event."""
+    village = await Village.get(id=event.village_id)
+    require_village(staff, village, Role.STAFF)
+    parsed = read_member_code(settings, member_code_text)
+    resident = await User.get_or_none(id=parsed[0]) if parsed else None
+    if resident is None or parsed is None or resident.card_serial != parsed[1]:
+        raise await _refuse(InvalidTokenError("This member card is not valid."),
+                            method="card", event=event, user=resident)
+    return await _check_in(event, resident, method="card", staff=staff)
+
+
+async def _check_in(event: Event, user: User, *, method: str, staff: User | None) -> CheckinResult:
+    if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
+        raise await _refuse(ForbiddenError("Only residents of this town can check in here."),
+                            method=method, event=event, user=user)
+    if not is_open(event):
+        raise await _refuse(EventNotOpenError(), method=method, event=event, user=user)
+    rule = await rule_for(event.town_id, "checkin")
+    try:
+        async with in_transaction() as connection:
+            # The unique (event, user) row claims the check-in before any points move.
+            checkin = await Checkin.create(event=event, user=user, method=method, staff=staff,
+                                           points=event.points, using_db=connection)
+            await post_entry(
+                Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
+                       idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
+                       source_id=event.id, actor=staff or user, proxy=staff is not None,
+                       earned=True, rule=rule),
+                connection,
+            )
+    except IntegrityError:
+        raise await _refuse(AlreadyCheckedInError(), method=method, event=event,
+                            user=user) from None
+    except DomainError as error:  # cap_reached: the transaction rolled back
+        raise await _refuse(error, method=method, event=event, user=user) from None
+    if staff is not None:
+        await audit.record(staff, "checkins:checkin:proxy", subject=f"user:{user.id}",
+                           town_id=event.town_id, village_id=event.village_id,
+                           data={"event": event.id, "points": event.points})
+    return CheckinResult(checkin, event, user.balance)
+
+
+async def reissue_card(settings: Settings, *, actor: User, resident: User) -> str:
+    """Revoke the resident's card and return the new code. The old card stops working."""
+    from torreya.accounts.permissions import require_over
+
+    if actor.id != resident.id:
+        require_over(actor, resident, Role.STAFF)
+    updated = await User.filter(id=resident.id).update(card_serial=resident.card_serial + 1)
+    if updated:
+        resident.card_serial += 1
+    await audit.record(actor, "checkins:card:reissue", subject=f"user:{resident.id}",
+                       town_id=resident.town_id, village_id=resident.village_id)
+    return member_code(settings, user_id=resident.id, serial=resident.card_serial)

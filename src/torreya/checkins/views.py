@@ -1,0 +1,277 @@
+"""Pages of check-in: the scanned code, posters, the rotating screen, member cards, the
+staff scanner and the committee's event page."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from torreya import qr
+from torreya.accounts.permissions import require_village
+from torreya.checkins import service
+from torreya.checkins.codes import (
+    CodeError,
+    member_code,
+    poster_token,
+    read_checkin_token,
+    rotating_token,
+    rotating_window,
+)
+from torreya.console.views import error_text
+from torreya.db import now
+from torreya.errors import DomainError, ForbiddenError, NotFoundError
+from torreya.i18n import gettext as _
+from torreya.ledger.queries import currency_name
+from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
+from torreya.templating import LOCAL, render
+from torreya.validation import Field, validate
+from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+
+
+def _checkin_url(request: Request, token: str) -> str:
+    return f"{request.app.state.settings.BASE_URL}/c/{token}"
+
+
+async def checkin_page(request: Request) -> Response:
+    """Where a scanned poster or screen code lands. Needs login; one tap to check in."""
+    user = await require_user(request)
+    token = request.path_params["token"]
+    event = None
+    problem = None
+    try:
+        claims = read_checkin_token(request.app.state.settings, token)
+        event = await Event.get_or_none(id=claims.event_id)
+        if event is None:
+            problem = _("This code is not valid for check-in.")
+    except CodeError as exc:
+        problem = _(service.InvalidTokenError.message if exc.code == "invalid_token"
+                    else service.TokenExpiredError.message)
+    return render(request, "checkins/checkin.html",
+                  {"event": event, "token": token, "problem": problem,
+                   "currency": await currency_name(user.town_id)})
+
+
+async def checkin_submit(request: Request) -> Response:
+    user = await require_user(request)
+    await read_form(request)
+    token = request.path_params["token"]
+    try:
+        result = await service.check_in_with_token(request.app.state.settings, user=user,
+                                                   token=token)
+    except DomainError as error:
+        return render(request, "checkins/result.html",
+                      {"ok": False, "message": error_text(error), "code": error.code,
+                       "event": None, "currency": await currency_name(user.town_id)},
+                      status=error.status)
+    return render(request, "checkins/result.html",
+                  {"ok": True, "event": result.event, "points": result.checkin.points,
+                   "balance": result.balance, "currency": await currency_name(user.town_id),
+                   "message": "", "code": "ok"}, status=201)
+
+
+async def _event_for(request: Request, minimum: Role) -> tuple[User, Event, Village]:
+    user = await require_user(request, minimum)
+    event = await Event.get_or_none(id=request.path_params["id"])
+    village = await Village.get_or_none(id=event.village_id) if event else None
+    if event is None or village is None:
+        raise NotFoundError()
+    require_village(user, village, minimum)
+    return user, event, village
+
+
+async def poster(request: Request) -> Response:
+    """An A4 page to print: title, time, place, points and the QR."""
+    _user, event, village = await _event_for(request, Role.STAFF)
+    if event.qr_mode != "static":
+        return redirect(f"/events/{event.id}/display")
+    token = poster_token(request.app.state.settings, event_id=event.id, ends_at=event.ends_at)
+    url = _checkin_url(request, token)
+    return render(request, "checkins/poster.html",
+                  {"event": event, "village": village, "qr_svg": qr.svg(url), "url": url,
+                   "currency": await currency_name(event.town_id)})
+
+
+async def poster_png(request: Request) -> Response:
+    _user, event, _village = await _event_for(request, Role.STAFF)
+    token = poster_token(request.app.state.settings, event_id=event.id, ends_at=event.ends_at)
+    return Response(qr.png(_checkin_url(request, token)), media_type="image/png",
+                    headers={"content-disposition": f'inline; filename="event-{event.id}.png"'})
+
+
+async def display(request: Request) -> Response:
+    """Full screen for a projector or tablet; static/js/rotating.js swaps the code."""
+    _user, event, village = await _event_for(request, Role.STAFF)
+    return render(request, "checkins/display.html",
+                  {"event": event, "village": village,
+                   "seconds": request.app.state.settings.ROTATING_CODE_SECONDS})
+
+
+async def current_code(request: Request) -> Response:
+    """The code to show now, as SVG markup plus its URL (the display page polls this)."""
+    _user, event, _village = await _event_for(request, Role.STAFF)
+    settings = request.app.state.settings
+    if event.qr_mode == "static":
+        token, expires = poster_token(settings, event_id=event.id, ends_at=event.ends_at), event.ends_at
+    else:
+        token, expires = rotating_token(settings, event_id=event.id,
+                                        window=rotating_window(settings))
+    url = _checkin_url(request, token)
+    count = await Checkin.filter(event_id=event.id).count()
+    return JSONResponse({"url": url, "svg": qr.svg(url), "expires_at": expires.isoformat(),
+                         "checked_in": count, "open": service.is_open(event)},
+                        headers={"cache-control": "no-store"})
+
+
+async def event_page(request: Request) -> Response:
+    """The committee's view of one event: who checked in (live), refused scans, links."""
+    user, event, village = await _event_for(request, Role.STAFF)
+    checkins = await Checkin.filter(event_id=event.id).order_by("-id").prefetch_related(
+        "user", "staff").limit(500)
+    refusals = await CheckinRefusal.filter(event_id=event.id).order_by("-id").prefetch_related(
+        "user").limit(50)
+    return render(request, "checkins/event.html", {
+        "event": event, "village": village, "checkins": checkins, "refusals": refusals,
+        "open": service.is_open(event), "flashes": pop_flashes(request),
+        "is_admin": user.rank >= 2})
+
+
+async def new_event_page(request: Request) -> Response:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    require_village(user, village, Role.VILLAGE_ADMIN)
+    start = now().astimezone(LOCAL).replace(second=0, microsecond=0)
+    return render(request, "checkins/new_event.html", {
+        "village": village, "kinds": service.EVENT_KINDS, "error": None,
+        "defaults": {"starts_at": start.strftime("%Y-%m-%dT%H:%M"),
+                     "ends_at": (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")}})
+
+
+EVENT_FORM = [
+    Field(name="title", max_length=120), Field(name="kind", max_length=24,
+                                               choices=service.EVENT_KINDS),
+    Field(name="points", type=int, minimum=0, maximum=10_000),
+    Field(name="starts_at", type=datetime),
+    Field(name="ends_at", type=datetime),
+    Field(name="qr_mode", max_length=16, choices=["static", "rotating"]),
+    Field(name="place", max_length=120, required=False),
+]
+
+
+async def create_event(request: Request) -> Response:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    require_village(user, village, Role.VILLAGE_ADMIN)
+    form = await read_form(request)
+    try:
+        data = validate(form, EVENT_FORM)
+        event = await service.create_event(actor=user, village=village, **data)
+    except DomainError as error:
+        return render(request, "checkins/new_event.html", {
+            "village": village, "kinds": service.EVENT_KINDS, "error": error_text(error),
+            "defaults": dict(form)}, status=error.status)
+    flash(request, _("Event created."))
+    return redirect(f"/events/{event.id}")
+
+
+async def scanner(request: Request) -> Response:
+    """Staff scan a resident's member card with the camera, or type its code."""
+    _user, event, village = await _event_for(request, Role.STAFF)
+    return render(request, "checkins/scan.html", {"event": event, "village": village,
+                                                  "result": None, "flashes": []})
+
+
+async def scanner_submit(request: Request) -> Response:
+    user, event, village = await _event_for(request, Role.STAFF)
+    form = await read_form(request)
+    code = str(form.get("member_code", ""))[:300]
+    try:
+        result = await service.check_in_member(request.app.state.settings, staff=user,
+                                               event=event, member_code_text=code)
+        resident = await User.get(id=result.checkin.user_id)
+        outcome = {"ok": True, "name": resident.display_name, "points": result.checkin.points,
+                   "balance": result.balance}
+        status = 201
+    except DomainError as error:
+        outcome = {"ok": False, "message": error_text(error), "code": error.code}
+        status = error.status
+    return render(request, "checkins/scan.html", {"event": event, "village": village,
+                                                  "result": outcome, "flashes": []},
+                  status=status)
+
+
+async def my_card(request: Request) -> Response:
+    user = await require_user(request)
+    if user.role != Role.RESIDENT:
+        raise ForbiddenError("Only residents have a member card.")
+    code = member_code(request.app.state.settings, user_id=user.id, serial=user.card_serial)
+    url = f"{request.app.state.settings.BASE_URL}/card/{code}"
+    return render(request, "checkins/card.html", {"person": user, "code": code,
+                                                  "qr_svg": qr.svg(url), "printable": False})
+
+
+async def print_card(request: Request) -> Response:
+    """Staff print a card for a resident without a phone."""
+    from torreya.accounts.permissions import require_over
+
+    actor = await require_user(request, Role.STAFF)
+    person = await User.get_or_none(id=request.path_params["id"], role=Role.RESIDENT)
+    if person is None:
+        raise NotFoundError()
+    require_over(actor, person, Role.STAFF)
+    code = member_code(request.app.state.settings, user_id=person.id, serial=person.card_serial)
+    url = f"{request.app.state.settings.BASE_URL}/card/{code}"
+    return render(request, "checkins/card.html", {"person": person, "code": code,
+                                                  "qr_svg": qr.svg(url), "printable": True})
+
+
+async def reissue_card(request: Request) -> Response:
+    actor = await require_user(request)
+    target_id = request.path_params["id"]
+    person = await User.get_or_none(id=target_id, role=Role.RESIDENT)
+    if person is None:
+        raise NotFoundError()
+    await read_form(request)
+    await service.reissue_card(request.app.state.settings, actor=actor, resident=person)
+    flash(request, _("A new card was issued; the old one no longer works."))
+    return redirect("/card" if actor.id == person.id else f"/console/users/{person.id}")
+
+
+async def scanned_card(request: Request) -> Response:
+    """A member card scanned with a plain camera: staff pick the open event to credit."""
+    user = await require_user(request)
+    code = request.path_params["code"]
+    events = []
+    if user.rank >= 1:
+        from torreya.console.queries import villages_for
+
+        village_ids = [v.id for v in await villages_for(user)]
+        moment = now()
+        events = await Event.filter(village_id__in=village_ids, starts_at__lte=moment,
+                                    ends_at__gte=moment).order_by("starts_at")
+    return render(request, "checkins/scanned_card.html", {"code": code, "events": events})
+
+
+routes = [
+    Route("/c/{token}", checkin_page, methods=["GET"], name="checkin"),
+    Route("/c/{token}", checkin_submit, methods=["POST"], name="checkin_submit"),
+    Route("/card", my_card, name="my_card"),
+    Route("/card/{code}", scanned_card, name="scanned_card"),
+    Route("/users/{id:int}/card", print_card, name="print_card"),
+    Route("/users/{id:int}/card/reissue", reissue_card, methods=["POST"], name="reissue_card"),
+    Route("/villages/{id:int}/events/new", new_event_page, name="new_event"),
+    Route("/villages/{id:int}/events", create_event, methods=["POST"], name="create_event"),
+    Route("/events/{id:int}", event_page, name="event"),
+    Route("/events/{id:int}/poster", poster, name="poster"),
+    Route("/events/{id:int}/poster.png", poster_png, name="poster_png"),
+    Route("/events/{id:int}/display", display, name="display"),
+    Route("/events/{id:int}/code.json", current_code, name="code"),
+    Route("/events/{id:int}/scan", scanner, methods=["GET"], name="scan"),
+    Route("/events/{id:int}/scan", scanner_submit, methods=["POST"], name="scan_submit"),
+]

@@ -1,0 +1,189 @@
+"""The `torreya` command (SPEC §6)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from torreya.settings import ConfigurationError, Settings
+
+console = Console()
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _migration_printer(event: str, app_label: str, name: str) -> None:
+    if event == "apply_done":
+        console.print(f"  applied {app_label}.{name}")
+
+
+async def _migrate(settings: Settings) -> None:
+    from torreya.db import migrate
+
+    await migrate(settings, progress=_migration_printer)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(_migrate(settings))
+    console.print("[green]Schema is up to date.[/green]")
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    asyncio.run(_migrate(settings))
+    console.print(f"Torreya on http://{args.host}:{args.port} (database: "
+                  f"{settings.DATABASE_URL.split('@')[-1]})")
+    uvicorn.run("torreya.asgi:app", host=args.host, port=args.port, workers=args.workers,
+                proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
+                log_level="info", access_log=False)
+    return 0
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.accounts.service import create_platform_admin
+    from torreya.db import orm
+    from torreya.errors import DomainError
+    from torreya.i18n import gettext
+
+    if not args.password_stdin:
+        console.print("[red]Pass the password on standard input with --password-stdin.[/red]")
+        return 2
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        console.print("[red]The password needs at least 8 characters.[/red]")
+        return 2
+
+    async def run() -> int:
+        await _migrate(settings)
+        async with orm(settings):
+            try:
+                user = await create_platform_admin(username=args.username, password=password)
+            except DomainError as error:
+                console.print(f"[red]{gettext(error.message, **error.params)}[/red]")
+                return 1
+        console.print(f"Platform admin [bold]{user.username}[/bold] created.")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.db import orm
+    from torreya.ledger.invariants import audit_ledger
+
+    async def run():
+        async with orm(settings):
+            with _progress() as progress:
+                task = progress.add_task("Checking the ledger", total=None)
+                return await audit_ledger(
+                    lambda done, total: progress.update(task, completed=done, total=total))
+
+    report = asyncio.run(run())
+    if report.clean:
+        console.print(f"[green]Ledger is clean[/green]: {report.accounts} accounts, "
+                      f"{report.entries} entries.")
+        return 0
+    console.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts} accounts, "
+                  f"{report.entries} entries:")
+    for problem in report.problems:
+        console.print(f"  - {problem}")
+    return 1
+
+
+def cmd_import_residents(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.accounts.service import import_residents
+    from torreya.db import orm
+    from torreya.models import Role, Town, User, Village
+
+    data = Path(args.file).read_bytes()
+
+    async def run() -> int:
+        async with orm(settings):
+            town = await Town.get_or_none(code=args.town)
+            village = await Village.get_or_none(town=town, code=args.village) if town else None
+            if village is None:
+                console.print(f"[red]No village {args.village} in town {args.town}.[/red]")
+                return 1
+            actor = await User.filter(role=Role.PLATFORM_ADMIN).order_by("id").first()
+            if actor is None:
+                console.print("[red]Create a platform admin first (torreya create-admin).[/red]")
+                return 1
+            with _progress() as progress:
+                task = progress.add_task("Importing residents", total=None)
+                result = await import_residents(
+                    actor=actor, village=village, data=data,
+                    progress=lambda done, total: progress.update(task, completed=done,
+                                                                 total=total))
+        if result.problems:
+            console.print(f"[red]Nothing imported[/red]: {args.file}")
+            for problem in result.problems:
+                console.print(f"  {args.file}: {problem.message}")
+            return 1
+        console.print(f"[green]{result.created} residents imported[/green] into {village.name}.")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.demo import load_demo
+
+    asyncio.run(_migrate(settings))
+    logins = asyncio.run(load_demo(settings, residents=args.residents, console=console))
+    console.print("\n[bold]Demo logins[/bold] (password for all: [bold]"
+                  f"{logins['password']}[/bold])")
+    for role, username in logins["users"]:
+        console.print(f"  {role:<16} {username}")
+    console.print(f"\nStart the server with [bold]torreya serve[/bold] and open "
+                  f"{settings.BASE_URL}/login")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torreya", description="Torreya safety points (平安积分)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="migrate if needed, then serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("migrate", help="bring the schema up to date").set_defaults(func=cmd_migrate)
+    admin = sub.add_parser("create-admin", help="create a platform admin")
+    admin.add_argument("username")
+    admin.add_argument("--password-stdin", action="store_true")
+    admin.set_defaults(func=cmd_create_admin)
+    sub.add_parser("audit", help="verify every ledger invariant").set_defaults(func=cmd_audit)
+    demo = sub.add_parser("demo", help="load a demo town (古来镇, 香榧币)")
+    demo.add_argument("--residents", type=int, default=40)
+    demo.set_defaults(func=cmd_demo)
+    roster = sub.add_parser("import-residents", help="import a CSV roster into a village")
+    roster.add_argument("file")
+    roster.add_argument("--town", required=True, help="town code")
+    roster.add_argument("--village", required=True, help="village code")
+    roster.set_defaults(func=cmd_import_residents)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as error:
+        console.print(f"[red]{error}[/red]")
+        return 2
+    return args.func(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

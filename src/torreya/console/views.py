@@ -1,0 +1,228 @@
+"""The committee console: towns, villages, people, rosters, adjustments, audit log."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from torreya.accounts import service
+from torreya.accounts.permissions import assignable_roles, require_over, require_town, require_village
+from torreya.console import queries
+from torreya.errors import DomainError, NotFoundError
+from torreya.i18n import gettext as _
+from torreya.ledger import queries as ledger_queries
+from torreya.ledger.rules import KIND_LABELS
+from torreya.ledger.service import adjust_points
+from torreya.models import EarningRule, Event, Role, Town, User, Village
+from torreya.templating import render
+from torreya.validation import Field, validate
+from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+
+
+def error_text(error: DomainError) -> str:
+    return _(error.message, **error.params) if error.params else _(error.message)
+
+
+async def dashboard(request: Request) -> Response:
+    user = await require_user(request, Role.STAFF)
+    towns = await queries.towns_for(user)
+    villages = await queries.villages_for(user)
+    return render(request, "console/dashboard.html",
+                  {"towns": towns, "villages": villages, "flashes": pop_flashes(request)})
+
+
+async def create_town(request: Request) -> Response:
+    user = await require_user(request, Role.PLATFORM_ADMIN)
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="name", max_length=100), Field(name="code", max_length=32),
+                               Field(name="currency_name", max_length=32)])
+        town = await service.create_town(actor=user, **data)
+        flash(request, _("Town %(name)s created.", name=town.name))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect("/console/")
+
+
+async def town_page(request: Request) -> Response:
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town = await Town.get_or_none(id=request.path_params["id"])
+    if town is None:
+        raise NotFoundError()
+    require_town(user, town.id, Role.TOWN_ADMIN)
+    villages = await queries.villages_for(user, town.id)
+    admins = await User.filter(town_id=town.id, role=Role.TOWN_ADMIN).order_by("id")
+    rules = await EarningRule.filter(town_id=town.id).order_by("id")
+    return render(request, "console/town.html",
+                  {"town": town, "villages": villages, "admins": admins, "rules": rules,
+                   "kind_labels": KIND_LABELS, "flashes": pop_flashes(request)})
+
+
+async def create_village(request: Request) -> Response:
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town_id = request.path_params["id"]
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="name", max_length=100), Field(name="code", max_length=32)])
+        village = await service.create_village(actor=user, town_id=town_id, **data)
+        flash(request, _("Village %(name)s created.", name=village.name))
+    except DomainError as error:
+        if error.code == "not_found":
+            raise
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/towns/{town_id}")
+
+
+async def create_town_admin(request: Request) -> Response:
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town_id = request.path_params["id"]
+    form = await read_form(request)
+    await _create_user(request, user, form, role=Role.TOWN_ADMIN, town_id=town_id)
+    return redirect(f"/console/towns/{town_id}")
+
+
+async def update_rules(request: Request) -> Response:
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town_id = request.path_params["id"]
+    require_town(user, town_id, Role.TOWN_ADMIN)
+    form = await read_form(request)
+    from torreya.ledger.rules import update_rule
+
+    try:
+        for rule in await EarningRule.filter(town_id=town_id):
+            data = validate(form, [
+                Field(name=f"{rule.kind}_points", type=int, minimum=0, maximum=100_000),
+                Field(name=f"{rule.kind}_cap_day", type=int, required=False, minimum=0),
+                Field(name=f"{rule.kind}_cap_month", type=int, required=False, minimum=0),
+                Field(name=f"{rule.kind}_cap_year", type=int, required=False, minimum=0),
+                Field(name=f"{rule.kind}_needs_review", type=bool, required=False)])
+            await update_rule(actor=user, rule=rule, **{k.split("_", 1)[1]: v
+                                                        for k, v in data.items()})
+        flash(request, _("Earning rules saved."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/towns/{town_id}")
+
+
+async def _village(request: Request, user: User, minimum: Role) -> Village:
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    require_village(user, village, minimum)
+    return village
+
+
+async def village_page(request: Request) -> Response:
+    user = await require_user(request, Role.STAFF)
+    village = await _village(request, user, Role.STAFF)
+    search = request.query_params.get("q", "")[:40]
+    people = await queries.users_of_village(village, search=search)
+    events = await Event.filter(village_id=village.id).order_by("-starts_at").limit(30)
+    return render(request, "console/village.html", {
+        "village": village, "town": await Town.get(id=village.town_id), "people": people,
+        "events": events, "search": search, "roles": assignable_roles(user),
+        "flashes": pop_flashes(request), "import_result": None})
+
+
+async def _create_user(request: Request, actor: User, form, **placement) -> None:
+    try:
+        data = validate(form, [
+            Field(name="username", max_length=64, min_length=3),
+            Field(name="display_name", max_length=64),
+            Field(name="password", max_length=256, min_length=6, required=False, nullable=True),
+            Field(name="phone", max_length=32, required=False, nullable=True),
+            Field(name="role", max_length=16, required=False, nullable=True,
+                  choices=[r.value for r in Role])])
+        role = placement.pop("role", None) or Role(data.pop("role") or Role.RESIDENT)
+        data.pop("role", None)
+        user = await service.create_user(actor=actor, new=service.NewUser(role=role, **data,
+                                                                         **placement))
+        flash(request, _("User %(name)s created.", name=user.display_name))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+
+
+async def create_village_user(request: Request) -> Response:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    village = await _village(request, user, Role.VILLAGE_ADMIN)
+    form = await read_form(request)
+    await _create_user(request, user, form, village_id=village.id)
+    return redirect(f"/console/villages/{village.id}")
+
+
+async def import_roster(request: Request) -> Response:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    village = await _village(request, user, Role.VILLAGE_ADMIN)
+    form = await read_form(request, max_files=1)
+    upload = form.get("roster")
+    data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+    result = await service.import_residents(actor=user, village=village, data=data)
+    people = await queries.users_of_village(village)
+    events = await Event.filter(village_id=village.id).order_by("-starts_at").limit(30)
+    return render(request, "console/village.html", {
+        "village": village, "town": await Town.get(id=village.town_id), "people": people,
+        "events": events, "search": "", "roles": assignable_roles(user), "flashes": [],
+        "import_result": result}, status=200 if not result.problems else 422)
+
+
+async def user_page(request: Request) -> Response:
+    actor = await require_user(request, Role.STAFF)
+    person = await User.get_or_none(id=request.path_params["id"])
+    if person is None:
+        raise NotFoundError()
+    require_over(actor, person, Role.STAFF)
+    entries, _next = await ledger_queries.ledger_page(person.id, cursor=None, limit=30)
+    return render(request, "console/user.html", {
+        "person": person, "entries": entries, "flashes": pop_flashes(request),
+        "currency": await ledger_queries.currency_name(person.town_id),
+        "idem_key": uuid.uuid4().hex})
+
+
+async def adjust(request: Request) -> Response:
+    actor = await require_user(request, Role.VILLAGE_ADMIN)
+    person = await User.get_or_none(id=request.path_params["id"])
+    if person is None:
+        raise NotFoundError()
+    require_over(actor, person, Role.VILLAGE_ADMIN)
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="delta", type=int, minimum=-1_000_000,
+                                     maximum=1_000_000),
+                               Field(name="memo", max_length=200, min_length=1),
+                               Field(name="idem_key", max_length=64),
+                               Field(name="proxy", type=bool, required=False)])
+        if data["delta"] == 0:
+            raise DomainError("Field %(name)s must not be zero.", name="delta")
+        await adjust_points(actor=actor, target=person, delta=data["delta"], memo=data["memo"],
+                            idem_key=data["idem_key"], proxy=data["proxy"])
+        flash(request, _("Points adjusted."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/users/{person.id}")
+
+
+async def audit_log(request: Request) -> Response:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    params = validate(dict(request.query_params), [Field(name="before", type=int, required=False,
+                                                         minimum=1)])
+    events = await queries.audit_events_for(user, before=params["before"])
+    return render(request, "console/audit.html", {"events": events})
+
+
+routes = [
+    Route("/", dashboard, name="dashboard"),
+    Route("/towns", create_town, methods=["POST"], name="create_town"),
+    Route("/towns/{id:int}", town_page, name="town"),
+    Route("/towns/{id:int}/villages", create_village, methods=["POST"], name="create_village"),
+    Route("/towns/{id:int}/admins", create_town_admin, methods=["POST"], name="create_town_admin"),
+    Route("/towns/{id:int}/rules", update_rules, methods=["POST"], name="update_rules"),
+    Route("/villages/{id:int}", village_page, name="village"),
+    Route("/villages/{id:int}/users", create_village_user, methods=["POST"], name="create_user"),
+    Route("/villages/{id:int}/import", import_roster, methods=["POST"], name="import"),
+    Route("/users/{id:int}", user_page, name="user"),
+    Route("/users/{id:int}/adjust", adjust, methods=["POST"], name="adjust"),
+    Route("/audit", audit_log, name="audit"),
+]

@@ -1,0 +1,112 @@
+"""`torreya demo`: a realistic Gulai town (古来镇) with 香榧币, villages, people and history."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from rich.console import Console
+from tortoise.transactions import in_transaction
+
+from torreya.db import now, orm
+from torreya.ledger.rules import ensure_default_rules
+from torreya.ledger.service import Credit, post_entry
+from torreya.models import Checkin, Event, Role, Town, User, Village
+from torreya.models.checkins import QrMode
+from torreya.security import hash_password
+from torreya.settings import Settings
+
+PASSWORD = "torreya2026"
+VILLAGES = [("古来村", "gulaicun"), ("榧香村", "feixiang"), ("溪口村", "xikou")]
+SURNAMES = "王李张刘陈杨黄赵周吴徐孙马朱胡郭何林罗高郑梁谢宋唐许韩冯邓曹彭曾"
+GIVEN = ["建国", "秀英", "桂芳", "志强", "玉兰", "永明", "美华", "国平", "丽娟", "海峰", "春燕",
+         "金水", "小明", "慧敏", "德福", "爱萍", "立新", "红梅", "文杰", "雪芬", "根土", "月娥"]
+PAST_EVENTS = [
+    ("反诈宣传进村入户", "campaign", 10),
+    ("消防安全培训", "training", 15),
+    ("防溺水安全宣讲", "campaign", 10),
+    ("平安夜巡动员会", "meeting", 5),
+    ("独居老人走访", "home_visit", 20),
+    ("森林防火应急演练", "drill", 20),
+]
+
+
+async def load_demo(settings: Settings, *, residents: int, console: Console) -> dict:
+    """Create the demo town once; running it again only prints the logins."""
+    rng = random.Random(2026)
+    async with orm(settings):
+        users: list[tuple[str, str]] = [("platform_admin", "platform"),
+                                        ("town_admin", "gulai_admin")]
+        if await Town.exists(code="gulai"):
+            console.print("The demo town 古来镇 already exists; nothing was changed.")
+            for village_name, code in VILLAGES[:1]:
+                users += [("village_admin", f"{code}_admin"), ("staff", f"{code}_staff"),
+                          ("resident", f"{code}_r001")]
+            return {"password": PASSWORD, "users": users}
+        password_hash = hash_password(PASSWORD)
+        if not await User.exists(username="platform"):
+            await User.create(username="platform", display_name="平台管理员",
+                              password_hash=password_hash, role=Role.PLATFORM_ADMIN)
+        town = await Town.create(name="古来镇", code="gulai", currency_name="香榧币")
+        await ensure_default_rules(town)
+        await User.create(username="gulai_admin", display_name="镇平安办", role=Role.TOWN_ADMIN,
+                          town=town, password_hash=password_hash)
+        moment = now()
+        for index, (village_name, code) in enumerate(VILLAGES):
+            village = await Village.create(town=town, name=village_name, code=code)
+            admin = await User.create(username=f"{code}_admin", display_name=f"{village_name}村委",
+                                      role=Role.VILLAGE_ADMIN, town=town, village=village,
+                                      password_hash=password_hash)
+            staff = await User.create(username=f"{code}_staff", display_name=f"{village_name}网格员",
+                                      role=Role.STAFF, town=town, village=village,
+                                      password_hash=password_hash)
+            if index == 0:
+                users += [("village_admin", admin.username), ("staff", staff.username),
+                          ("resident", f"{code}_r001")]
+            people = []
+            for n in range(1, residents + 1):
+                name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+                # Every fifth resident has no phone: no password, a printed card instead.
+                people.append(User(username=f"{code}_r{n:03d}", display_name=name,
+                                   role=Role.RESIDENT, town=town, village=village,
+                                   password_hash=None if n % 5 == 0 else password_hash))
+            await User.bulk_create(people)
+            people = await User.filter(village=village, role=Role.RESIDENT).order_by("id")
+            await _history(rng, town, village, admin, staff, people, moment)
+            await Event.create(village=village, town=town, title="平安积分集市·现场签到",
+                               kind="campaign", points=10, place=f"{village_name}文化礼堂",
+                               starts_at=moment - timedelta(hours=1),
+                               ends_at=moment + timedelta(days=7), qr_mode=QrMode.STATIC,
+                               created_by=admin)
+            await Event.create(village=village, town=town, title="反诈知识讲座（大屏签到）",
+                               kind="training", points=15, place=f"{village_name}会议室",
+                               starts_at=moment - timedelta(hours=1),
+                               ends_at=moment + timedelta(days=7), qr_mode=QrMode.ROTATING,
+                               created_by=admin)
+        console.print(f"Demo town 古来镇 created: {len(VILLAGES)} villages, "
+                      f"{residents * len(VILLAGES)} residents.")
+        return {"password": PASSWORD, "users": users}
+
+
+async def _history(rng, town, village, admin, staff, people, moment) -> None:
+    """Past events over the last three months, with check-ins credited at their time."""
+    for weeks_ago, (title, kind, points) in zip(range(12, 0, -2), PAST_EVENTS, strict=False):
+        start = moment - timedelta(weeks=weeks_ago, hours=rng.randint(0, 48))
+        event = await Event.create(village=village, town=town, title=title, kind=kind,
+                                   points=points, place=f"{village.name}文化礼堂",
+                                   starts_at=start, ends_at=start + timedelta(hours=3),
+                                   qr_mode=QrMode.STATIC, created_by=admin)
+        attendees = rng.sample(people, k=max(1, int(len(people) * rng.uniform(0.3, 0.7))))
+        for person in attendees:
+            at = start + timedelta(minutes=rng.randint(0, 170))
+            card = person.password_hash is None
+            async with in_transaction() as connection:
+                await Checkin.create(event=event, user=person, points=points,
+                                     method="card" if card else "static",
+                                     staff=staff if card else None, created_at=at,
+                                     using_db=connection)
+                await post_entry(Credit(user=person, delta=points, kind="checkin", memo=title,
+                                        idem_key=f"checkin:{event.id}:{person.id}",
+                                        source_type="event", source_id=event.id,
+                                        actor=staff if card else person, proxy=card,
+                                        earned=True, at=at), connection)

@@ -1,0 +1,37 @@
+"""Period keys in Asia/Shanghai time, for caps and leaderboards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from torreya.templating import LOCAL
+
+BOARD_PERIODS = ("week", "month", "quarter", "year", "all")
+CAP_PERIODS = {"day": "cap_day", "month": "cap_month", "year": "cap_year"}
+ALL_KINDS = "*"
+
+
+def period_key(period: str, moment: datetime) -> str:
+    local = moment.astimezone(LOCAL)
+    if period == "day":
+        return local.strftime("d%Y-%m-%d")
+    if period == "week":
+        year, week, _ = local.isocalendar()
+        return f"w{year}-{week:02d}"
+    if period == "month":
+        return local.strftime("m%Y-%m")
+    if period == "quarter":
+        return f"q{local.year}-{(local.month - 1) // 3 + 1}"
+    if period == "year":
+        return f"y{local.year}"
+    if period == "all":
+        return "all"
+    raise ValueError(period)
+
+
+def total_keys(kind: str, moment: datetime) -> list[tuple[str, str]]:
+    """(kind, period) rows one earned credit adds to: its own kind for caps, all kinds for
+    the boards. Keep in sync with the audit's recomputation."""
+    own = [(kind, period_key(p, moment)) for p in CAP_PERIODS]
+    boards = [(ALL_KINDS, period_key(p, moment)) for p in BOARD_PERIODS]
+    return own + boards

@@ -1,0 +1,157 @@
+"""Commands that change points. The only writer of ledger entries, balances and totals.
+
+`post_entry` runs inside the caller's transaction. The caller claims its action first with
+a unique row of its own (a check-in, a redemption …); the entry's unique `idem_key` is the
+backstop. On PostgreSQL an IntegrityError aborts the transaction, so callers catch it
+outside `in_transaction()` and replay the original outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from torreya import audit
+from torreya.accounts.permissions import require_over
+from torreya.db import fetch, now
+from torreya.errors import ConflictError
+from torreya.i18n import lazy_gettext
+from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
+from torreya.models import EarningRule, LedgerEntry, Role, User
+
+
+class InsufficientPointsError(ConflictError):
+    code = "insufficient_points"
+    message = "Not enough points."
+
+
+class CapReachedError(ConflictError):
+    code = "cap_reached"
+    message = "The limit for this activity is reached: at most %(cap)s points per %(period)s."
+
+
+class DuplicateActionError(ConflictError):
+    code = "duplicate"
+    message = "This was already done."
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credit:
+    """What a command asks the ledger to do."""
+
+    user: User
+    delta: int
+    kind: str
+    idem_key: str
+    memo: str = ""
+    source_type: str | None = None
+    source_id: int | None = None
+    actor: User | None = None
+    proxy: bool = False
+    # Earned credits raise lifetime points and the period totals (boards, caps).
+    earned: bool = False
+    rule: EarningRule | None = None
+    # Only for loading history (demo, generators); live commands use the clock.
+    at: datetime | None = None
+
+
+async def post_entry(credit: Credit, connection: BaseDBAsyncClient) -> LedgerEntry:
+    """Apply one change of points inside the caller's transaction.
+
+    Raises InsufficientPointsError (balance would go negative) or CapReachedError; either
+    way the caller's transaction rolls back and nothing is written.
+    """
+    user = credit.user
+    earned = credit.delta if credit.earned and credit.delta > 0 else 0
+    # The row lock taken here serialises concurrent changes of one account (PostgreSQL);
+    # the WHERE clause is the guard against overdraft, not an earlier read.
+    rows = await fetch(
+        connection,
+        "UPDATE users SET balance = balance + ?, lifetime_points = lifetime_points + ?"
+        " WHERE id = ? AND balance + ? >= 0 RETURNING balance",
+        [credit.delta, earned, user.id, credit.delta],
+    )
+    if not rows:
+        raise InsufficientPointsError()
+    balance_after = int(rows[0]["balance"])
+    moment = credit.at or now()
+    if earned:
+        await _add_to_totals(connection, credit, earned, moment)
+    entry = await LedgerEntry.create(
+        user_id=user.id,
+        town_id=user.town_id,
+        delta=credit.delta,
+        balance_after=balance_after,
+        kind=credit.kind,
+        memo=credit.memo[:200],
+        source_type=credit.source_type,
+        source_id=credit.source_id,
+        idem_key=credit.idem_key,
+        actor=credit.actor,
+        proxy=credit.proxy,
+        counts_as_earned=bool(earned),
+        created_at=moment,
+        using_db=connection,
+    )
+    user.balance = balance_after
+    user.lifetime_points += earned
+    return entry
+
+
+async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> None:
+    keys = total_keys(credit.kind, moment)
+    values: list[object] = []
+    for kind, period in keys:
+        values += [credit.user.id, credit.user.town_id, credit.user.village_id, kind, period,
+                   earned]
+    rows_sql = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(keys))
+    rows = await fetch(
+        connection,
+        "INSERT INTO earning_totals (user_id, town_id, village_id, kind, period, total)"
+        f" VALUES {rows_sql} ON CONFLICT (user_id, kind, period)"
+        " DO UPDATE SET total = earning_totals.total + excluded.total"
+        " RETURNING kind, period, total",
+        values,
+    )
+    rule = credit.rule
+    if rule is None:
+        return
+    totals = {(r["kind"], r["period"]): int(r["total"]) for r in rows}
+    for period, attribute in CAP_PERIODS.items():
+        cap = getattr(rule, attribute)
+        if cap is not None and totals[(credit.kind, period_key(period, moment))] > cap:
+            raise CapReachedError(cap=cap, period=lazy_gettext(period))
+
+
+async def adjust_points(
+    *, actor: User, target: User, delta: int, memo: str, idem_key: str, proxy: bool = False
+) -> LedgerEntry:
+    """A committee's manual correction or award. Needs a memo; audited.
+
+    Raises NotFoundError/ForbiddenError (reach), InsufficientPointsError.
+    A repeated `idem_key` returns the entry made the first time.
+    """
+    require_over(actor, target, Role.VILLAGE_ADMIN)
+    if target.role != Role.RESIDENT and target.town_id is None:
+        raise ConflictError("This account holds no points.", code="invalid_state")
+    key = f"adjust:{actor.id}:{idem_key}"
+    try:
+        async with in_transaction() as connection:
+            entry = await post_entry(
+                Credit(user=target, delta=delta, kind="adjustment", memo=memo, idem_key=key,
+                       actor=actor, proxy=proxy, earned=delta > 0),
+                connection,
+            )
+    except IntegrityError:
+        existing = await LedgerEntry.get_or_none(idem_key=key)
+        if existing is None:
+            raise
+        return existing
+    await audit.record(actor, "ledger:adjustment:create", subject=f"user:{target.id}",
+                       town_id=target.town_id, village_id=target.village_id,
+                       data={"delta": delta, "memo": memo, "entry": entry.id})
+    return entry

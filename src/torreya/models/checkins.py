@@ -1,0 +1,79 @@
+"""Events and proof of presence."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class QrMode(StrEnum):
+    STATIC = "static"
+    ROTATING = "rotating"
+
+
+class Event(Model):
+    id = fields.IntField(primary_key=True)
+    village = fields.ForeignKeyField(
+        "models.Village", related_name="events", on_delete=fields.RESTRICT
+    )
+    town = fields.ForeignKeyField("models.Town", related_name="events", on_delete=fields.RESTRICT)
+    title = fields.CharField(max_length=120)
+    kind = fields.CharField(max_length=24)
+    points = fields.IntField()
+    place = fields.CharField(max_length=120, default="")
+    starts_at = fields.DatetimeField()
+    ends_at = fields.DatetimeField()
+    qr_mode = fields.CharEnumField(QrMode, max_length=16)
+    created_by = fields.ForeignKeyField(
+        "models.User", related_name="created_events", null=True, on_delete=fields.SET_NULL
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    village_id: int
+    town_id: int
+
+    class Meta:
+        table = "events"
+        indexes = (Index(fields=("village_id", "starts_at")),)
+
+
+class Checkin(Model):
+    id = fields.BigIntField(primary_key=True)
+    event = fields.ForeignKeyField("models.Event", related_name="checkins", on_delete=fields.RESTRICT)
+    user = fields.ForeignKeyField("models.User", related_name="checkins", on_delete=fields.RESTRICT)
+    method = fields.CharField(max_length=16)
+    staff = fields.ForeignKeyField(
+        "models.User", related_name="staff_checkins", null=True, on_delete=fields.RESTRICT
+    )
+    points = fields.IntField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    event_id: int
+    user_id: int
+
+    class Meta:
+        table = "checkins"
+        unique_together = (("event", "user"),)
+
+
+class CheckinRefusal(Model):
+    """A refused scan, kept for the committee: who, when, why."""
+
+    id = fields.BigIntField(primary_key=True)
+    event = fields.ForeignKeyField(
+        "models.Event", related_name="refusals", null=True, on_delete=fields.RESTRICT
+    )
+    user = fields.ForeignKeyField(
+        "models.User", related_name="refusals", null=True, on_delete=fields.RESTRICT
+    )
+    village_id = fields.IntField(null=True)
+    method = fields.CharField(max_length=16)
+    reason = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "checkin_refusals"
+        indexes = (Index(fields=("event_id", "created_at")),)

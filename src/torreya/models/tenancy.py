@@ -1,0 +1,93 @@
+"""Platform → towns → villages → users."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"
+    STAFF = "staff"
+    VILLAGE_ADMIN = "village_admin"
+    TOWN_ADMIN = "town_admin"
+    PLATFORM_ADMIN = "platform_admin"
+
+
+# Higher rank includes the powers of the lower ones, within the holder's tenant.
+ROLE_RANK = {
+    Role.RESIDENT: 0,
+    Role.STAFF: 1,
+    Role.VILLAGE_ADMIN: 2,
+    Role.TOWN_ADMIN: 3,
+    Role.PLATFORM_ADMIN: 4,
+}
+
+
+class Town(Model):
+    """A tenant: owns one points currency and its earning rules."""
+
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    code = fields.CharField(max_length=32, unique=True)
+    currency_name = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "towns"
+
+
+class Village(Model):
+    id = fields.IntField(primary_key=True)
+    town: fields.ForeignKeyRelation[Town] = fields.ForeignKeyField(
+        "models.Town", related_name="villages", on_delete=fields.RESTRICT
+    )
+    name = fields.CharField(max_length=100)
+    code = fields.CharField(max_length=32)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    town_id: int
+
+    class Meta:
+        table = "villages"
+        unique_together = (("town", "code"),)
+
+
+class User(Model):
+    """A person with a login. Residents also hold the points account (balance)."""
+
+    id = fields.IntField(primary_key=True)
+    username = fields.CharField(max_length=64, unique=True)
+    password_hash = fields.CharField(max_length=255, null=True)
+    display_name = fields.CharField(max_length=64)
+    phone = fields.CharField(max_length=32, null=True)
+    role = fields.CharEnumField(Role, max_length=16)
+    town: fields.ForeignKeyNullableRelation[Town] = fields.ForeignKeyField(
+        "models.Town", related_name="users", null=True, on_delete=fields.RESTRICT
+    )
+    village: fields.ForeignKeyNullableRelation[Village] = fields.ForeignKeyField(
+        "models.Village", related_name="users", null=True, on_delete=fields.RESTRICT
+    )
+    # A cache of the ledger: balance == sum(entries.delta); lifetime == sum of credits
+    # that count as earned. `torreya audit` proves both.
+    balance = fields.IntField(default=0, db_default=0)
+    lifetime_points = fields.IntField(default=0, db_default=0)
+    # Bumped when a member card is revoked, so old printed cards stop working.
+    card_serial = fields.IntField(default=1, db_default=1)
+    is_active = fields.BooleanField(default=True, db_default=True)
+    hide_from_boards = fields.BooleanField(default=False, db_default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    town_id: int | None
+    village_id: int | None
+
+    class Meta:
+        table = "users"
+        indexes = (Index(fields=("village_id", "role")), Index(fields=("town_id", "role")))
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[Role(self.role)]

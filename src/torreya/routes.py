@@ -1,0 +1,24 @@
+"""The one routing table."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from torreya.accounts import views as accounts
+from torreya.api.registry import api_routes
+from torreya.checkins import views as checkins
+from torreya.console import views as console
+from torreya.ledger import views as ledger
+from torreya.settings import resource_dir
+
+
+def build_routes() -> list[BaseRoute]:
+    return [
+        Mount("/api/v1", routes=api_routes(), name="api"),
+        Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))), name="static"),
+        Mount("/console", routes=console.routes, name="console"),
+        *ledger.routes,
+        *checkins.routes,
+        *accounts.routes,
+    ]

@@ -1,0 +1,123 @@
+"""The only reader of the environment.
+
+Everything configurable is read once here into a frozen `Settings`; the rest of the code
+receives it (app.state.settings) instead of looking at os.environ.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+TIME_ZONE = "Asia/Shanghai"
+DEFAULT_DATABASE_URL = "sqlite://data/torreya.sqlite3"
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev"}
+MODELS_MODULE = "torreya.models"
+MIGRATIONS_MODULE = "torreya.migrations"
+
+
+class ConfigurationError(RuntimeError):
+    """The environment asks for something Torreya refuses to run with."""
+
+
+def resource_dir(name: str) -> Path:
+    """Where a top-level folder (templates, static, rewards) lives.
+
+    In a wheel they are mapped into the package; in a source checkout (editable install,
+    tests) they sit at the repository root, two levels above the package.
+    """
+    packaged = PACKAGE_DIR / name
+    if packaged.is_dir():
+        return packaged
+    return PACKAGE_DIR.parent.parent / name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    SECRET_KEY: str = ""
+    BASE_URL: str = "http://127.0.0.1:8000"
+    DEBUG: bool = False
+    # Bodies larger than this are refused with 413 before anything reads them.
+    MAX_BODY_BYTES: int = 1_000_000
+    MAX_UPLOAD_BYTES: int = 8_000_000
+    ACCESS_TOKEN_SECONDS: int = 12 * 3600
+    SESSION_SECONDS: int = 14 * 24 * 3600
+    # Login throttling: failures counted in a sliding window, per account and per address.
+    LOGIN_WINDOW_SECONDS: int = 15 * 60
+    LOGIN_MAX_PER_ACCOUNT: int = 5
+    LOGIN_MAX_PER_IP: int = 30
+    ROTATING_CODE_SECONDS: int = 30
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        debug = env.get("TORREYA_DEBUG", "").lower() in {"1", "true", "yes"}
+        secret = env.get("TORREYA_SECRET_KEY", "")
+        if secret.strip().lower() in PLACEHOLDER_SECRETS:
+            secret = _local_secret(debug=debug, explicit=bool(secret))
+        return cls(
+            DATABASE_URL=env.get("TORREYA_DATABASE_URL", DEFAULT_DATABASE_URL),
+            SECRET_KEY=secret,
+            BASE_URL=env.get("TORREYA_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+            DEBUG=debug,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.BASE_URL.startswith("https://")
+
+    def tortoise_config(self) -> dict[str, Any]:
+        return {
+            "connections": {"default": self.DATABASE_URL},
+            "apps": {
+                "models": {
+                    "models": [MODELS_MODULE],
+                    "default_connection": "default",
+                    "migrations": MIGRATIONS_MODULE,
+                }
+            },
+            "use_tz": True,
+            "timezone": "UTC",
+        }
+
+
+def _local_secret(*, debug: bool, explicit: bool) -> str:
+    """A secret for a machine that was given none.
+
+    A placeholder value set on purpose is refused outside debug. With nothing set, the
+    embedded default keeps a random key in ./data/ so sessions and printed QR codes survive
+    restarts; a deployment with several hosts must set TORREYA_SECRET_KEY.
+    """
+    if explicit and not debug:
+        raise ConfigurationError("TORREYA_SECRET_KEY is a placeholder; set a long random value")
+    path = Path("data") / "secret_key"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key, encoding="utf-8")
+    path.chmod(0o600)
+    return key
+
+
+def _tortoise_orm() -> dict[str, Any]:
+    return Settings.from_env().tortoise_config()
+
+
+def __getattr__(name: str) -> Any:
+    # `tortoise -c torreya.settings.TORTOISE_ORM makemigrations` reads this lazily, so
+    # importing settings never touches the disk.
+    if name == "TORTOISE_ORM":
+        return _tortoise_orm()
+    raise AttributeError(name)

@@ -1,0 +1,75 @@
+"""The Jinja2 environment: i18n, filters (points, local times, masked names), globals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.requests import Request
+from starlette.templating import Jinja2Templates
+
+from torreya import i18n
+from torreya.settings import TIME_ZONE, resource_dir
+
+LOCAL = ZoneInfo(TIME_ZONE)
+
+
+def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    if value is None:
+        return ""
+    return value.astimezone(LOCAL).strftime(fmt)
+
+
+def mask_name(name: str | None) -> str:
+    """张三 → 张*, 张小明 → 张*明, 欧阳小明 → 欧**明; Latin names keep the first letter."""
+    name = (name or "").strip()
+    if len(name) <= 1:
+        return name or "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def signed_points(value: int) -> str:
+    return f"+{value}" if value > 0 else str(value)
+
+
+def csrf_token(request: Request) -> str:
+    from torreya.security import csrf_token_for
+
+    return csrf_token_for(request)
+
+
+def build_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
+        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message, **kw: i18n.gettext(message, **kw),
+        lambda s, p, n, **kw: i18n.ngettext(s, p, n, **kw),
+        newstyle=False,
+    )
+    env.globals.update(
+        _=i18n.gettext,
+        LANGUAGES=i18n.LANGUAGES,
+        current_language=i18n.current_language.get,
+        csrf_token=csrf_token,
+    )
+    env.filters.update(local_time=local_time, mask_name=mask_name, signed=signed_points)
+    return Jinja2Templates(env=env)
+
+
+templates = build_templates()
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status=200):
+    ctx = {"user": getattr(request.state, "user", None)}
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -1,0 +1,28 @@
+"""Words shown from data (roles, kinds, reasons, methods), marked for the catalog.
+
+Templates translate them with `_(value)`; listing them here puts them in messages.po.
+"""
+
+from __future__ import annotations
+
+
+def N_(message: str) -> str:  # noqa: N802  (the gettext convention for "mark only")
+    return message
+
+
+TERMS = (
+    # roles
+    N_("resident"), N_("staff"), N_("village_admin"), N_("town_admin"), N_("platform_admin"),
+    # ledger entry kinds
+    N_("checkin"), N_("patrol"), N_("pledge"), N_("report"), N_("adjustment"),
+    N_("redemption"), N_("refund"),
+    # event kinds
+    N_("campaign"), N_("training"), N_("home_visit"), N_("meeting"), N_("drill"), N_("other"),
+    # check-in methods
+    N_("static"), N_("rotating"), N_("card"), N_("token"),
+    # refusal reasons (error codes)
+    N_("invalid_token"), N_("token_expired"), N_("event_not_open"), N_("already_checked_in"),
+    N_("cap_reached"), N_("forbidden"),
+    # cap periods
+    N_("day"), N_("month"), N_("year"),
+)
