@@ -131,7 +131,7 @@ def validate(data: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]
         if value is None or (value == "" and field.type is not str and field.type is not bool):
             if field.required and not field.nullable:
                 raise _invalid(field.name, "Field %(name)s is required.")
-            out[field.name] = None
+            out[field.name] = "" if field.type is str and not field.nullable else None
             continue
         if value == "" and field.type is str and not field.required:
             out[field.name] = None if field.nullable else ""

@@ -29,7 +29,7 @@ class UsernameTakenError(ConflictError):
 
 class CodeTakenError(ConflictError):
     code = "code_taken"
-    message = "The code %(code)s is already in use."
+    message = "The code %(value)s is already in use."
 
 
 async def authenticate(settings: Settings, *, username: str, password: str, ip: str) -> User:
@@ -58,7 +58,7 @@ async def create_town(*, actor: User, name: str, code: str, currency_name: str) 
             town = await Town.create(name=name, code=code, currency_name=currency_name)
             await ensure_default_rules(town)
     except IntegrityError:
-        raise CodeTakenError(code=code, field="code") from None
+        raise CodeTakenError(value=code, field="code") from None
     await audit.record(actor, "accounts:town:create", subject=f"town:{town.id}",
                        town_id=town.id, data={"name": name, "code": code})
     return town
@@ -80,7 +80,7 @@ async def create_village(*, actor: User, town_id: int, name: str, code: str) -> 
     try:
         village = await Village.create(town=town, name=name, code=code)
     except IntegrityError:
-        raise CodeTakenError(code=code, field="code") from None
+        raise CodeTakenError(value=code, field="code") from None
     await audit.record(actor, "accounts:village:create", subject=f"village:{village.id}",
                        town_id=town.id, village_id=village.id, data={"name": name, "code": code})
     return village

@@ -1,0 +1,121 @@
+"""Test harness: a real database per test (SQLite file or PostgreSQL), the real app with its
+lifespan, httpx through ASGI.
+
+TORREYA_TEST_DB=sqlite (default) or postgres; TORREYA_TEST_PG_URL points at the server
+(default postgres://postgres@127.0.0.1:5432). Migrations run once per session into a
+template; each test gets a copy (SQLite) or truncated tables (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from torreya.app import create_app
+from torreya.settings import Settings
+
+BACKEND = os.environ.get("TORREYA_TEST_DB", "sqlite")
+PG_URL = os.environ.get("TORREYA_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432")
+PG_DB = f"torreya_test_{os.getpid()}"
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+TABLES = ["audit_events", "login_failures", "checkin_refusals", "checkins", "events",
+          "earning_totals", "ledger_entries", "earning_rules", "users", "villages", "towns"]
+
+
+def pytest_report_header(config) -> str:
+    return f"torreya database backend: {BACKEND}"
+
+
+def settings_for(url: str, **over) -> Settings:
+    values = {"DATABASE_URL": url, "SECRET_KEY": SECRET, "BASE_URL": "http://testserver"}
+    values.update(over)
+    return Settings(**values)
+
+
+async def _pg_admin(sql: str, database: str = "postgres") -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(f"{PG_URL}/{database}")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def template_db(tmp_path_factory) -> AsyncIterator[str]:
+    from torreya.db import migrate
+
+    if BACKEND == "postgres":
+        await _pg_admin(f"DROP DATABASE IF EXISTS {PG_DB}")
+        await _pg_admin(f"CREATE DATABASE {PG_DB}")
+        url = f"{PG_URL}/{PG_DB}"
+        await migrate(settings_for(url))
+        yield url
+        await _pg_admin(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+    else:
+        path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+        await migrate(settings_for(f"sqlite://{path}"))
+        yield str(path)
+
+
+@pytest.fixture
+async def db_url(template_db, tmp_path) -> str:
+    """A clean, migrated database for this test."""
+    if BACKEND == "postgres":
+        await _pg_admin(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE", PG_DB)
+        return template_db
+    path = tmp_path / "torreya.sqlite3"
+    shutil.copy(template_db, path)
+    return f"sqlite://{path}"
+
+
+@pytest.fixture
+def settings(db_url) -> Settings:
+    return settings_for(db_url)
+
+
+@pytest.fixture
+async def app(settings):
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def clean_audit(app):
+    """Fails the test if the ledger's invariants do not hold at its end."""
+    yield
+    from torreya.ledger.invariants import audit_ledger
+
+    report = await audit_ledger()
+    assert report.clean, report.problems
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    skip_pg = pytest.mark.skip(reason="needs PostgreSQL (TORREYA_TEST_DB=postgres)")
+    for item in items:
+        if "postgres_only" in item.keywords and BACKEND != "postgres":
+            item.add_marker(skip_pg)
+
+
+__all__ = ["asyncio", "Path"]
