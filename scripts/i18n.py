@@ -46,7 +46,7 @@ def extract() -> Catalog:
     catalog = Catalog(locale="zh_CN", project="torreya")
     method_map = [("**.py", "python")]
     for dirname in ("src/torreya",):
-        for filename, lineno, message, comments, context in extract_from_dir(
+        for filename, lineno, message, _comments, _context in extract_from_dir(
                 ROOT / dirname, method_map=method_map, keywords=KEYWORDS):
             if isinstance(message, str) and message:
                 catalog.add(message, locations=[(f"{dirname}/{filename}", lineno)])
@@ -54,7 +54,7 @@ def extract() -> Catalog:
             for lineno, message in class_messages(path):
                 catalog.add(message, locations=[(str(path.relative_to(ROOT)), lineno)])
     template_map = [("**.html", "jinja2.ext:babel_extract")]
-    for filename, lineno, message, comments, context in extract_from_dir(
+    for filename, lineno, message, _comments, _context in extract_from_dir(
             ROOT / "templates", method_map=template_map,
             options_map={"**.html": {"extensions": "jinja2.ext.i18n"}}, keywords=KEYWORDS):
         if isinstance(message, str) and message:
@@ -66,7 +66,10 @@ def extract() -> Catalog:
 
 def main() -> int:
     fresh = extract()
-    old = read_po(PO.open("rb"), locale="zh_CN") if PO.exists() else Catalog(locale="zh_CN")
+    old = Catalog(locale="zh_CN")
+    if PO.exists():
+        with PO.open("rb") as fh:
+            old = read_po(fh, locale="zh_CN")
     missing = []
     for message in fresh:
         if not message.id:

@@ -16,7 +16,11 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext
-from torreya.middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
+from torreya.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    SecurityHeadersMiddleware,
+)
 from torreya.settings import Settings
 from torreya.templating import render
 from torreya.web import LoginRequired, login_redirect

@@ -39,7 +39,7 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
                                         ("town_admin", "gulai_admin")]
         if await Town.exists(code="gulai"):
             console.print("The demo town 古来镇 already exists; nothing was changed.")
-            for village_name, code in VILLAGES[:1]:
+            for _name, code in VILLAGES[:1]:
                 users += [("village_admin", f"{code}_admin"), ("staff", f"{code}_staff"),
                           ("resident", f"{code}_r001")]
             return {"password": PASSWORD, "users": users}
@@ -57,9 +57,9 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
             admin = await User.create(username=f"{code}_admin", display_name=f"{village_name}村委",
                                       role=Role.VILLAGE_ADMIN, town=town, village=village,
                                       password_hash=password_hash)
-            staff = await User.create(username=f"{code}_staff", display_name=f"{village_name}网格员",
-                                      role=Role.STAFF, town=town, village=village,
-                                      password_hash=password_hash)
+            staff = await User.create(username=f"{code}_staff",
+                                      display_name=f"{village_name}网格员", role=Role.STAFF,
+                                      town=town, village=village, password_hash=password_hash)
             if index == 0:
                 users += [("village_admin", admin.username), ("staff", staff.username),
                           ("resident", f"{code}_r001")]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from torreya.models import AuditEvent, Role
 from tests.factories import PASSWORD, api_token, csrf_from, make_user, web_login
+from torreya.models import AuditEvent, Role
 
 
 async def test_login_page_is_chinese_with_english_switch(client):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from torreya.models import AuditEvent, Role, Town, User, Village
 from tests.factories import api_token, make_town, make_user, make_village, web_login
+from torreya.models import AuditEvent, Role, Town, User, Village
 
 
 async def test_platform_admin_creates_town_with_default_rules(client):

@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from tests.factories import api_token, make_event, make_user, make_village, web_login
 from torreya.checkins.codes import member_code, poster_token, rotating_token, rotating_window
 from torreya.db import now
 from torreya.models import Checkin, CheckinRefusal, EarningRule, LedgerEntry, Role, User
 from torreya.models.checkins import QrMode
-from tests.factories import api_token, make_event, make_user, make_village, web_login
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from tortoise import connections
 
+from tests.factories import api_token, make_user, make_village, web_login
 from torreya.ledger.invariants import audit_ledger
 from torreya.models import AuditEvent, EarningRule, LedgerEntry, Role, User
-from tests.factories import api_token, make_user, make_village, web_login
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 

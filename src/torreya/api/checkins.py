@@ -10,7 +10,7 @@ from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import endpoint, json
 from torreya.checkins import service
-from torreya.checkins.codes import poster_token, rotating_token, rotating_window
+from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.errors import NotFoundError
 from torreya.models import Event, Role, Village
 from torreya.validation import Field
@@ -24,7 +24,8 @@ def event_json(request: Request, event: Event) -> dict:
     settings = request.app.state.settings
     url = None
     if event.qr_mode == "static":
-        url = f"{settings.BASE_URL}/c/{poster_token(settings, event_id=event.id, ends_at=event.ends_at)}"
+        url = checkin_url(settings, poster_token(settings, event_id=event.id,
+                                                 ends_at=event.ends_at))
     return {"id": event.id, "village_id": event.village_id, "title": event.title,
             "kind": event.kind, "points": event.points, "place": event.place,
             "starts_at": event.starts_at.isoformat(), "ends_at": event.ends_at.isoformat(),
@@ -62,12 +63,9 @@ async def create_event(request: Request, body: dict) -> object:
 async def checkin_code(request: Request, body: dict) -> object:
     event = await event_for_staff(request)
     settings = request.app.state.settings
-    if event.qr_mode == "static":
-        token, expires = poster_token(settings, event_id=event.id, ends_at=event.ends_at), event.ends_at
-    else:
-        token, expires = rotating_token(settings, event_id=event.id,
-                                        window=rotating_window(settings))
-    return json({"token": token, "url": f"{settings.BASE_URL}/c/{token}",
+    token, expires = current_code(settings, event_id=event.id, qr_mode=event.qr_mode,
+                                  ends_at=event.ends_at)
+    return json({"token": token, "url": checkin_url(settings, token),
                  "expires_at": expires.isoformat()})
 
 

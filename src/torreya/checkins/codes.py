@@ -90,3 +90,15 @@ def read_member_code(settings: Settings, code: str) -> tuple[int, int] | None:
     if not hmac.compare_digest(match[3], _card_mac(settings, user_id, serial)):
         return None
     return user_id, serial
+
+
+def current_code(settings: Settings, *, event_id: int, qr_mode: str,
+                 ends_at: datetime) -> tuple[str, datetime]:
+    """The code to show for an event now and the last moment it is accepted."""
+    if qr_mode == "static":
+        return poster_token(settings, event_id=event_id, ends_at=ends_at), ends_at
+    return rotating_token(settings, event_id=event_id, window=rotating_window(settings))
+
+
+def checkin_url(settings: Settings, token: str) -> str:
+    return f"{settings.BASE_URL}/c/{token}"

@@ -14,11 +14,11 @@ from torreya.accounts.permissions import require_village
 from torreya.checkins import service
 from torreya.checkins.codes import (
     CodeError,
+    checkin_url,
+    current_code,
     member_code,
     poster_token,
     read_checkin_token,
-    rotating_token,
-    rotating_window,
 )
 from torreya.console.views import error_text
 from torreya.db import now
@@ -29,10 +29,6 @@ from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.templating import LOCAL, render
 from torreya.validation import Field, validate
 from torreya.web import flash, pop_flashes, read_form, redirect, require_user
-
-
-def _checkin_url(request: Request, token: str) -> str:
-    return f"{request.app.state.settings.BASE_URL}/c/{token}"
 
 
 async def checkin_page(request: Request) -> Response:
@@ -88,7 +84,7 @@ async def poster(request: Request) -> Response:
     if event.qr_mode != "static":
         return redirect(f"/events/{event.id}/display")
     token = poster_token(request.app.state.settings, event_id=event.id, ends_at=event.ends_at)
-    url = _checkin_url(request, token)
+    url = checkin_url(request.app.state.settings, token)
     return render(request, "checkins/poster.html",
                   {"event": event, "village": village, "qr_svg": qr.svg(url), "url": url,
                    "currency": await currency_name(event.town_id)})
@@ -97,7 +93,7 @@ async def poster(request: Request) -> Response:
 async def poster_png(request: Request) -> Response:
     _user, event, _village = await _event_for(request, Role.STAFF)
     token = poster_token(request.app.state.settings, event_id=event.id, ends_at=event.ends_at)
-    return Response(qr.png(_checkin_url(request, token)), media_type="image/png",
+    return Response(qr.png(checkin_url(request.app.state.settings, token)), media_type="image/png",
                     headers={"content-disposition": f'inline; filename="event-{event.id}.png"'})
 
 
@@ -109,16 +105,13 @@ async def display(request: Request) -> Response:
                    "seconds": request.app.state.settings.ROTATING_CODE_SECONDS})
 
 
-async def current_code(request: Request) -> Response:
+async def code_json(request: Request) -> Response:
     """The code to show now, as SVG markup plus its URL (the display page polls this)."""
     _user, event, _village = await _event_for(request, Role.STAFF)
     settings = request.app.state.settings
-    if event.qr_mode == "static":
-        token, expires = poster_token(settings, event_id=event.id, ends_at=event.ends_at), event.ends_at
-    else:
-        token, expires = rotating_token(settings, event_id=event.id,
-                                        window=rotating_window(settings))
-    url = _checkin_url(request, token)
+    token, expires = current_code(settings, event_id=event.id, qr_mode=event.qr_mode,
+                                  ends_at=event.ends_at)
+    url = checkin_url(settings, token)
     count = await Checkin.filter(event_id=event.id).count()
     return JSONResponse({"url": url, "svg": qr.svg(url), "expires_at": expires.isoformat(),
                          "checked_in": count, "open": service.is_open(event)},
@@ -271,7 +264,7 @@ routes = [
     Route("/events/{id:int}/poster", poster, name="poster"),
     Route("/events/{id:int}/poster.png", poster_png, name="poster_png"),
     Route("/events/{id:int}/display", display, name="display"),
-    Route("/events/{id:int}/code.json", current_code, name="code"),
+    Route("/events/{id:int}/code.json", code_json, name="code"),
     Route("/events/{id:int}/scan", scanner, methods=["GET"], name="scan"),
     Route("/events/{id:int}/scan", scanner_submit, methods=["POST"], name="scan_submit"),
 ]

@@ -9,7 +9,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from torreya.accounts import service
-from torreya.accounts.permissions import assignable_roles, require_over, require_town, require_village
+from torreya.accounts.permissions import (
+    assignable_roles,
+    require_over,
+    require_town,
+    require_village,
+)
 from torreya.console import queries
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
@@ -38,7 +43,8 @@ async def create_town(request: Request) -> Response:
     user = await require_user(request, Role.PLATFORM_ADMIN)
     form = await read_form(request)
     try:
-        data = validate(form, [Field(name="name", max_length=100), Field(name="code", max_length=32),
+        data = validate(form, [Field(name="name", max_length=100),
+                               Field(name="code", max_length=32),
                                Field(name="currency_name", max_length=32)])
         town = await service.create_town(actor=user, **data)
         flash(request, _("Town %(name)s created.", name=town.name))
@@ -66,7 +72,8 @@ async def create_village(request: Request) -> Response:
     town_id = request.path_params["id"]
     form = await read_form(request)
     try:
-        data = validate(form, [Field(name="name", max_length=100), Field(name="code", max_length=32)])
+        data = validate(form, [Field(name="name", max_length=100),
+                               Field(name="code", max_length=32)])
         village = await service.create_village(actor=user, town_id=town_id, **data)
         flash(request, _("Village %(name)s created.", name=village.name))
     except DomainError as error:
@@ -157,8 +164,11 @@ async def import_roster(request: Request) -> Response:
     user = await require_user(request, Role.VILLAGE_ADMIN)
     village = await _village(request, user, Role.VILLAGE_ADMIN)
     form = await read_form(request, max_files=1)
-    upload = form.get("roster")
-    data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+    try:
+        upload = form.get("roster")
+        data = await upload.read() if upload is not None and hasattr(upload, "read") else b""
+    finally:
+        await form.close()
     result = await service.import_residents(actor=user, village=village, data=data)
     people = await queries.users_of_village(village)
     events = await Event.filter(village_id=village.id).order_by("-starts_at").limit(30)

@@ -1,12 +1,13 @@
-from tortoise import migrations
-from tortoise.migrations import operations as ops
 import functools
 from json import dumps, loads
+
+from tortoise import fields, migrations
+from tortoise.fields.base import OnDelete
+from tortoise.indexes import Index
+from tortoise.migrations import operations as ops
+
 from torreya.models.checkins import QrMode
 from torreya.models.tenancy import Role
-from tortoise.fields.base import OnDelete
-from tortoise import fields
-from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):

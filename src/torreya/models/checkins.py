@@ -42,7 +42,9 @@ class Event(Model):
 
 class Checkin(Model):
     id = fields.BigIntField(primary_key=True)
-    event = fields.ForeignKeyField("models.Event", related_name="checkins", on_delete=fields.RESTRICT)
+    event = fields.ForeignKeyField(
+        "models.Event", related_name="checkins", on_delete=fields.RESTRICT
+    )
     user = fields.ForeignKeyField("models.User", related_name="checkins", on_delete=fields.RESTRICT)
     method = fields.CharField(max_length=16)
     staff = fields.ForeignKeyField(

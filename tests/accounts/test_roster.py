@@ -1,0 +1,91 @@
+"""CSV roster import: all rows or none, problems with line numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import make_user, make_village, web_login
+from torreya.models import AuditEvent, Role, User
+
+GOOD = "姓名,手机号,密码\n王秀英,13800000001,secret123\n李建国,13800000002,\n".encode()
+
+
+async def _upload(client, token, village, data: bytes, name="roster.csv"):
+    return await client.post(f"/console/villages/{village.id}/import",
+                             data={"csrf_token": token},
+                             files={"roster": (name, data, "text/csv")})
+
+
+async def test_import_creates_residents(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    token = await web_login(client, admin)
+    response = await _upload(client, token, village, GOOD)
+    assert response.status_code == 200
+    assert "已导入 2 位居民" in response.text
+    wang = await User.get(username="13800000001")
+    assert wang.display_name == "王秀英" and wang.role == Role.RESIDENT
+    assert wang.village_id == village.id and wang.password_hash.startswith("$argon2")
+    assert (await User.get(username="13800000002")).password_hash is None
+    assert await AuditEvent.filter(tag="accounts:roster:import").exists()
+
+
+async def test_import_accepts_excel_bom_and_english_headers(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    token = await web_login(client, admin)
+    data = "\ufeffname,username\nZhang San,zhangsan\n".encode()
+    response = await _upload(client, token, village, data)
+    assert response.status_code == 200
+    assert await User.exists(username="zhangsan")
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ("姓名,手机号\n王秀英,13800000001\n".encode("gbk"), "UTF-8"),
+    ("姓名,密码\n王秀英,secret123\n".encode(), "缺少列"),
+    ("姓名,手机号\n王秀英,13800000001\n李四,13800000001\n".encode(), "第 3 行"),
+    ("姓名,手机号\n王秀英,13800000001\n<b>坏人</b>,13800000003\n".encode(), "第 3 行"),
+    ("姓名,手机号,密码\n王秀英,13800000001,123\n".encode(), "密码至少 6 位"),
+    (b"", "文件是空的"),
+])
+async def test_bad_roster_imports_nothing(client, data, expected):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    token = await web_login(client, admin)
+    response = await _upload(client, token, village, data)
+    assert response.status_code == 422
+    assert "未导入任何数据" in response.text and expected in response.text
+    assert await User.filter(role=Role.RESIDENT).count() == 0
+
+
+async def test_existing_username_refuses_the_whole_file(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    await make_user(village=village, username="13800000002")
+    token = await web_login(client, admin)
+    response = await _upload(client, token, village, GOOD)
+    assert response.status_code == 422 and "第 3 行" in response.text
+    assert not await User.exists(username="13800000001")
+
+
+async def test_staff_cannot_import(client):
+    village = await make_village()
+    staff = await make_user(Role.STAFF, village)
+    token = await web_login(client, staff)
+    assert (await _upload(client, token, village, GOOD)).status_code == 403
+    assert not await User.exists(username="13800000001")
+
+
+async def test_other_village_admin_cannot_import(client):
+    village, other = await make_village(), await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, other)
+    token = await web_login(client, admin)
+    assert (await _upload(client, token, village, GOOD)).status_code == 404
+
+
+async def test_huge_upload_is_413(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    token = await web_login(client, admin)
+    response = await _upload(client, token, village, b"x" * 9_000_000)
+    assert response.status_code == 413

@@ -1,0 +1,120 @@
+"""A live Torreya (the real CLI: demo data, then `torreya serve` under uvicorn) and headless
+Chromium from Debian, driven by Playwright. Skipped, and said so, where Chromium is absent."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, PG_URL, SECRET
+
+CHROMIUM = os.environ.get("TORREYA_CHROMIUM", "/usr/bin/chromium")
+BROWSER_DB = f"torreya_browser_{os.getpid()}"
+
+
+@dataclass
+class LiveServer:
+    url: str
+    env: dict
+
+    @contextlib.contextmanager
+    def api(self, username: str, password: str = "torreya2026") -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            token = client.post("/api/v1/auth/token",
+                                json={"username": username, "password": password}).json()
+            client.headers["Authorization"] = f"Bearer {token['access_token']}"
+            yield client
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg(sql: str) -> None:
+    subprocess.run([sys.executable, "-c", (
+        "import asyncio, asyncpg\n"
+        "async def main():\n"
+        f"    c = await asyncpg.connect('{PG_URL}/postgres')\n"
+        f"    await c.execute({sql!r})\n"
+        "    await c.close()\n"
+        "asyncio.run(main())")], check=True)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    folder = tmp_path_factory.mktemp("live")
+    port = _free_port()
+    if BACKEND == "postgres":
+        _pg(f"DROP DATABASE IF EXISTS {BROWSER_DB}")
+        _pg(f"CREATE DATABASE {BROWSER_DB}")
+        db_url = f"{PG_URL}/{BROWSER_DB}"
+    else:
+        db_url = f"sqlite://{folder}/torreya.sqlite3"
+    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
+           "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
+    cli = [sys.executable, "-m", "torreya.cli"]
+    subprocess.run([*cli, "demo", "--residents", "5"], cwd=folder, env=env, check=True,
+                   capture_output=True, timeout=120)
+    log = (folder / "server.log").open("w")
+    server = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=folder, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{url}/login", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        log.close()
+        pytest.fail((folder / "server.log").read_text())
+    yield LiveServer(url, env)
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()
+    if BACKEND == "postgres":
+        _pg(f"DROP DATABASE IF EXISTS {BROWSER_DB} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def browser(live_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    """Keep a screenshot of what the user saw (tests/_artifacts/, not committed)."""
+    folder = Path(__file__).resolve().parent.parent / "_artifacts"
+    folder.mkdir(exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+

@@ -1,0 +1,73 @@
+"""The pages that matter, in real headless Chromium against a live server."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.conftest import shot
+
+pytestmark = pytest.mark.browser
+
+
+def login(page, live_server, username, password="torreya2026"):
+    page.goto(f"{live_server.url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def open_event(page, live_server, title: str) -> str:
+    """Staff log in and open an event from their village page; returns the event id."""
+    login(page, live_server, "gulaicun_staff")
+    page.wait_for_url(re.compile(r".*/console/"))
+    page.click("a:text-is('古来村')")
+    page.click(f"a:text-is('{title}')")
+    page.wait_for_url(re.compile(r".*/events/\d+$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_login_shows_the_home_page(page, live_server):
+    login(page, live_server, "gulaicun_r001")
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.locator("#balance").is_visible()
+    assert "我的积分" in page.title()
+    shot(page, "home")
+
+
+def test_switch_to_english(page, live_server):
+    page.goto(f"{live_server.url}/login")
+    page.click("a.lang")
+    assert page.locator("h1").inner_text() == "Log in"
+
+
+def test_poster_checkin_from_logged_out_to_points(page, live_server):
+    with live_server.api("gulaicun_r002") as resident:
+        before = resident.get("/api/v1/me").json()["balance"]
+    # The demo's open poster event in 古来村, found the way staff find it: the console.
+    event_id = open_event(page, live_server, "平安积分集市·现场签到")
+    with live_server.api("gulaicun_staff") as staff:
+        code = staff.get(f"/api/v1/events/{event_id}/checkin-code").json()
+    page.context.clear_cookies()
+
+    page.goto(code["url"])
+    page.wait_for_url(re.compile(r".*/login\?next=.*"))
+    page.fill("input[name=username]", "gulaicun_r002")
+    page.fill("input[name=password]", "torreya2026")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/c/.*"))
+    page.click("#checkin-button")
+    assert page.locator("#earned").inner_text().startswith("+10")
+    assert int(page.locator("#balance").inner_text()) == before + 10
+    shot(page, "checkin-success")
+    with live_server.api("gulaicun_r002") as resident:
+        assert resident.get("/api/v1/me").json()["balance"] == before + 10
+
+
+def test_rotating_display_shows_and_refreshes_the_code(page, live_server):
+    open_event(page, live_server, "反诈知识讲座（大屏签到）")
+    page.click("text=大屏显示签到码")
+    page.wait_for_selector("#qr svg")
+    assert page.locator("#qr").get_attribute("data-url").startswith(live_server.url + "/c/")
+    shot(page, "display")
