@@ -116,6 +116,8 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "postgres_only" in item.keywords and BACKEND != "postgres":
             item.add_marker(skip_pg)
+    # Browser tests last: Playwright's sync API holds an event loop while it runs.
+    items.sort(key=lambda item: "/browser/" in item.nodeid.replace("\\", "/"))
 
 
 __all__ = ["asyncio", "Path"]

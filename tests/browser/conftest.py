@@ -91,8 +91,10 @@ def live_server(tmp_path_factory):
         _pg(f"DROP DATABASE IF EXISTS {BROWSER_DB} WITH (FORCE)")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(live_server):
+    # Playwright's sync API keeps an event loop running while it is open: close it with the
+    # module, and run browser modules last (tests/conftest.py), so async tests get theirs.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
