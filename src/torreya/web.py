@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from torreya.accounts.permissions import rank
+from torreya.db import get_one
 from torreya.errors import DomainError, ForbiddenError, UnauthenticatedError
 from torreya.models import Role, User
 from torreya.security import csrf_ok, read_access_token
@@ -27,13 +28,13 @@ async def current_user(request: Request) -> User | None:
     if request.url.path.startswith("/api/"):
         if header.lower().startswith("bearer "):
             user_id = read_access_token(request.app.state.settings, header[7:].strip())
-            user = await User.get_or_none(id=user_id, is_active=True)
+            user = await get_one(User, id=user_id, is_active=True)
             if user is None:
                 raise UnauthenticatedError()
     else:
         user_id = request.session.get("uid")
         if isinstance(user_id, int):
-            user = await User.get_or_none(id=user_id, is_active=True)
+            user = await get_one(User, id=user_id, is_active=True)
             if user is None:
                 request.session.clear()
     request.state.user = user

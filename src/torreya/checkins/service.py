@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.accounts.permissions import require_village
 from torreya.checkins.codes import CodeError, member_code, read_checkin_token, read_member_code
-from torreya.db import now
+from torreya.db import get_one, now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
@@ -93,7 +93,7 @@ async def check_in_with_token(settings: Settings, *, user: User, token: str) -> 
         error = InvalidTokenError() if exc.code == "invalid_token" else TokenExpiredError()
         raise await _refuse(error, method="token", event=None, user=user,
                             village_id=user.village_id) from None
-    event = await Event.get_or_none(id=claims.event_id)
+    event = await get_one(Event, id=claims.event_id)
     if event is None or event.qr_mode != claims.mode:
         # A poster code of an event switched to rotating codes is no longer valid.
         raise await _refuse(InvalidTokenError(), method="token", event=event, user=user)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torreya.db import get_one
 from torreya.i18n import lazy_gettext as _l
 from torreya.models import EarningRule, Town
 
@@ -41,7 +42,7 @@ async def ensure_default_rules(town: Town) -> None:
 
 
 async def rule_for(town_id: int, kind: str) -> EarningRule:
-    rule = await EarningRule.get_or_none(town_id=town_id, kind=kind)
+    rule = await get_one(EarningRule, town_id=town_id, kind=kind)
     if rule is None:  # a town from before this kind existed: the default, uncapped
         default = next(d for d in ACTIVITY_KINDS if d.kind == kind)
         rule = EarningRule(town_id=town_id, kind=kind, points=default.points,

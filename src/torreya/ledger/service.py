@@ -81,22 +81,23 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient) -> LedgerEnt
     moment = credit.at or now()
     if earned:
         await _add_to_totals(connection, credit, earned, moment)
-    entry = await LedgerEntry.create(
-        user_id=user.id,
-        town_id=user.town_id,
-        delta=credit.delta,
-        balance_after=balance_after,
-        kind=credit.kind,
-        memo=credit.memo[:200],
-        source_type=credit.source_type,
-        source_id=credit.source_id,
-        idem_key=credit.idem_key,
-        actor=credit.actor,
-        proxy=credit.proxy,
-        counts_as_earned=bool(earned),
-        created_at=moment,
-        using_db=connection,
+    values = {
+        "user_id": user.id, "town_id": user.town_id, "delta": credit.delta,
+        "balance_after": balance_after, "kind": credit.kind, "memo": credit.memo[:200],
+        "source_type": credit.source_type, "source_id": credit.source_id,
+        "idem_key": credit.idem_key, "actor_id": credit.actor.id if credit.actor else None,
+        "proxy": credit.proxy, "counts_as_earned": bool(earned), "created_at": moment,
+    }
+    # Raw INSERT on the hottest path (every check-in): the ORM's query building cost more
+    # than the statement itself. The unique idem_key raises IntegrityError to the caller.
+    rows = await fetch(
+        connection,
+        f"INSERT INTO ledger_entries ({', '.join(values)})"
+        f" VALUES ({', '.join('?' * len(values))}) RETURNING id",
+        list(values.values()),
     )
+    entry = LedgerEntry(id=rows[0]["id"], **values)
+    entry._saved_in_db = True
     user.balance = balance_after
     user.lifetime_points += earned
     return entry

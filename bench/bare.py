@@ -1,0 +1,34 @@
+"""The baseline: a bare Starlette endpoint doing one INSERT on the same database, through the
+same driver and pool as Torreya. `bench/checkin.py` runs it side by side with Torreya."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from tortoise import connections
+from tortoise.contrib.starlette import RegisterTortoise
+
+from torreya.db import fetch
+from torreya.settings import Settings
+
+async def insert(request: Request) -> JSONResponse:
+    body = json.loads(await request.body())
+    conn = connections.get("default")
+    rows = await fetch(conn, "INSERT INTO bench_inserts (token) VALUES (?) RETURNING id",
+                       [body["token"][:200]])
+    return JSONResponse({"id": rows[0]["id"]}, status_code=201)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    # The same connection settings as Torreya (driver, pool); only the endpoint differs.
+    async with RegisterTortoise(app, config=Settings.from_env().tortoise_config()):
+        yield
+
+
+app = Starlette(routes=[Route("/insert", insert, methods=["POST"])], lifespan=lifespan)
