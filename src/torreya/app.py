@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -69,6 +70,19 @@ async def server_error(request: Request, exc: Exception) -> Response:
                                                "again.", code="server_error", status=500))
 
 
+async def housekeeping(settings: Settings) -> None:
+    """Periodic chores of every worker; each is safe to run concurrently with itself."""
+    from torreya.rewards.service import expire_vouchers
+
+    await asyncio.sleep(settings.HOUSEKEEPING_FIRST_SECONDS)
+    while True:
+        try:
+            await expire_vouchers()
+        except Exception:  # keep the loop alive; the error is logged with its traceback
+            log.exception("housekeeping failed")
+        await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     from torreya.routes import build_routes
 
@@ -77,7 +91,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with RegisterTortoise(app, config=settings.tortoise_config()):
-            yield
+            task = asyncio.create_task(housekeeping(settings))
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     middleware = [
         Middleware(RequestContextMiddleware),

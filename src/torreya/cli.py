@@ -149,6 +149,79 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheme(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.db import orm
+    from torreya.errors import DomainError
+    from torreya.i18n import gettext
+    from torreya.models import Role, Town, User
+    from torreya.rewards.scheme import export_pack, import_pack, load_pack_file
+
+    if args.action == "export":
+        async def export() -> str | None:
+            async with orm(settings):
+                town = await Town.get_or_none(code=args.town or "")
+                return await export_pack(town) if town else None
+
+        text = asyncio.run(export())
+        if text is None:
+            console.print(f"[red]No town with code {args.town!r} (use --town).[/red]")
+            return 1
+        if args.file in (None, "-"):
+            sys.stdout.write(text)
+        else:
+            Path(args.file).write_text(text, encoding="utf-8")
+            console.print(f"Wrote {args.file}")
+        return 0
+    if not args.file:
+        console.print("[red]Name the pack file.[/red]")
+        return 2
+    pack, problems = load_pack_file(Path(args.file))
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{problem}[/red]", highlight=False)
+        return 1
+    if args.action == "check":
+        console.print(f"[green]{args.file} is valid[/green]: {len(pack.rules)} rules, "
+                      f"{len(pack.rewards)} items.")
+        return 0
+
+    async def run_import() -> int:
+        await _migrate(settings)
+        async with orm(settings):
+            code = args.town or pack.town_code
+            town = await Town.get_or_none(code=code) if code else None
+            if town is None and args.town:
+                pack.town_code = args.town
+            actor = await User.filter(role=Role.PLATFORM_ADMIN).order_by("id").first()
+            try:
+                result = await import_pack(pack, town=town, actor=actor)
+            except DomainError as error:
+                console.print(f"[red]{args.file}: {gettext(error.message, **error.params)}"
+                              "[/red]")
+                return 1
+        console.print(f"[green]Imported[/green] into {result.town.name} ({result.town.code}): "
+                      f"{result.rules} rules, {result.created} new items, "
+                      f"{result.updated} updated.")
+        return 0
+
+    return asyncio.run(run_import())
+
+
+def cmd_expire_vouchers(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.db import orm
+    from torreya.rewards.service import expire_vouchers
+
+    async def run() -> int:
+        async with orm(settings):
+            total = 0
+            while count := await expire_vouchers():
+                total += count
+        return total
+
+    console.print(f"{asyncio.run(run())} voucher(s) expired and refunded.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torreya", description="Torreya safety points (平安积分)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     roster.add_argument("--town", required=True, help="town code")
     roster.add_argument("--village", required=True, help="village code")
     roster.set_defaults(func=cmd_import_residents)
+    scheme = sub.add_parser("scheme", help="scheme packs: check, import, export")
+    scheme.add_argument("action", choices=["check", "import", "export"])
+    scheme.add_argument("file", nargs="?", help="the pack (export: where to write, - for stdout)")
+    scheme.add_argument("--town", help="town code (import: overrides the pack's town_code)")
+    scheme.set_defaults(func=cmd_scheme)
+    sub.add_parser("expire-vouchers", help="refund vouchers past their expiry"
+                   ).set_defaults(func=cmd_expire_vouchers)
     return parser
 
 

@@ -13,8 +13,9 @@ from torreya.ledger.rules import ensure_default_rules
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Checkin, Event, Role, Town, User, Village
 from torreya.models.checkins import QrMode
+from torreya.rewards.scheme import import_pack, load_pack_file
 from torreya.security import hash_password
-from torreya.settings import Settings
+from torreya.settings import Settings, resource_dir
 
 PASSWORD = "torreya2026"
 VILLAGES = [("古来村", "gulaicun"), ("榧香村", "feixiang"), ("溪口村", "xikou")]
@@ -83,6 +84,10 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
                                starts_at=moment - timedelta(hours=1),
                                ends_at=moment + timedelta(days=7), qr_mode=QrMode.ROTATING,
                                created_by=admin)
+        pack, problems = load_pack_file(resource_dir("rewards") / "gulai-torreya-coin.toml")
+        if pack is None:
+            raise RuntimeError("; ".join(str(p) for p in problems))
+        await import_pack(pack, town=town, actor=None)
         console.print(f"Demo town 古来镇 created: {len(VILLAGES)} villages, "
                       f"{residents * len(VILLAGES)} residents.")
         return {"password": PASSWORD, "users": users}

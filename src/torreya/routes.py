@@ -10,6 +10,7 @@ from torreya.api.registry import api_routes
 from torreya.checkins import views as checkins
 from torreya.console import views as console
 from torreya.ledger import views as ledger
+from torreya.rewards import views as rewards
 from torreya.settings import resource_dir
 
 
@@ -17,6 +18,7 @@ def build_routes() -> list[BaseRoute]:
     return [
         Mount("/api/v1", routes=api_routes(), name="api"),
         Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))), name="static"),
+        *rewards.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

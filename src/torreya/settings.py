@@ -25,13 +25,18 @@ class ConfigurationError(RuntimeError):
     """The environment asks for something Torreya refuses to run with."""
 
 
+# Top-level folders and where the wheel puts them inside the package (pyproject.toml,
+# force-include). Scheme packs get their own name: `torreya.rewards` is the code.
+PACKAGED_AS = {"templates": "templates", "static": "static", "rewards": "scheme_packs"}
+
+
 def resource_dir(name: str) -> Path:
     """Where a top-level folder (templates, static, rewards) lives.
 
     In a wheel they are mapped into the package; in a source checkout (editable install,
     tests) they sit at the repository root, two levels above the package.
     """
-    packaged = PACKAGE_DIR / name
+    packaged = PACKAGE_DIR / PACKAGED_AS[name]
     if packaged.is_dir():
         return packaged
     return PACKAGE_DIR.parent.parent / name
@@ -53,6 +58,9 @@ class Settings:
     LOGIN_MAX_PER_ACCOUNT: int = 5
     LOGIN_MAX_PER_IP: int = 30
     ROTATING_CODE_SECONDS: int = 30
+    # Expiring vouchers and other chores, in every worker (they are safe to overlap).
+    HOUSEKEEPING_FIRST_SECONDS: int = 30
+    HOUSEKEEPING_SECONDS: int = 600
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod

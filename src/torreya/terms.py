@@ -23,6 +23,11 @@ TERMS = (
     # refusal reasons (error codes)
     N_("invalid_token"), N_("token_expired"), N_("event_not_open"), N_("already_checked_in"),
     N_("cap_reached"), N_("forbidden"),
-    # cap periods
-    N_("day"), N_("month"), N_("year"),
+    # cap and limit periods
+    N_("day"), N_("week"), N_("month"), N_("year"),
+    # vouchers, items, stock movements
+    N_("pending"), N_("fulfilled"), N_("cancelled"), N_("expired"),
+    N_("goods"), N_("service"), N_("honour"),
+    N_("redeem"), N_("restock"), N_("initial"),
+    N_("out_of_stock"), N_("limit_reached"), N_("insufficient_points"), N_("invalid_state"),
 )

@@ -58,6 +58,6 @@ def json(data: object, status: int = 200) -> JSONResponse:
 
 
 def api_routes() -> list[Route]:
-    from torreya.api import accounts, checkins, openapi  # noqa: F401  (they register)
+    from torreya.api import accounts, checkins, openapi, rewards  # noqa: F401  (they register)
 
     return [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]

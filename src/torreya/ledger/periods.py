@@ -35,3 +35,19 @@ def total_keys(kind: str, moment: datetime) -> list[tuple[str, str]]:
     own = [(kind, period_key(p, moment)) for p in CAP_PERIODS]
     boards = [(ALL_KINDS, period_key(p, moment)) for p in BOARD_PERIODS]
     return own + boards
+
+
+def period_start(period: str, moment: datetime) -> datetime:
+    """The first moment (Asia/Shanghai) of the day/week/month/year containing `moment`."""
+    local = moment.astimezone(LOCAL).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return local
+    if period == "week":
+        from datetime import timedelta
+
+        return local - timedelta(days=local.weekday())
+    if period == "month":
+        return local.replace(day=1)
+    if period == "year":
+        return local.replace(month=1, day=1)
+    raise ValueError(period)

@@ -3,6 +3,14 @@
 from torreya.models.audit import AuditEvent, LoginFailure
 from torreya.models.checkins import Checkin, CheckinRefusal, Event
 from torreya.models.ledger import EarningRule, EarningTotal, LedgerEntry
+from torreya.models.rewards import (
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    RewardCategory,
+    RewardImage,
+    StockMovement,
+)
 from torreya.models.tenancy import Role, Town, User, Village
 
 __models__ = [
@@ -17,6 +25,10 @@ __models__ = [
     Event,
     Checkin,
     CheckinRefusal,
+    Reward,
+    RewardImage,
+    Redemption,
+    StockMovement,
 ]
 
 __all__ = [
@@ -28,7 +40,13 @@ __all__ = [
     "Event",
     "LedgerEntry",
     "LoginFailure",
+    "Redemption",
+    "RedemptionStatus",
+    "Reward",
+    "RewardCategory",
+    "RewardImage",
     "Role",
+    "StockMovement",
     "Town",
     "User",
     "Village",

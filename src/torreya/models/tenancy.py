@@ -34,6 +34,8 @@ class Town(Model):
     name = fields.CharField(max_length=100)
     code = fields.CharField(max_length=32, unique=True)
     currency_name = fields.CharField(max_length=32)
+    # Unfulfilled vouchers are refunded after this many days (scheme pack: voucher_days).
+    voucher_days = fields.IntField(default=30, db_default=30)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -1,0 +1,309 @@
+"""The shop, vouchers, staff pickups, the public stock list and the catalog console."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from torreya import qr
+from torreya.accounts.permissions import require_town, require_village
+from torreya.console.views import error_text
+from torreya.errors import DomainError, NotFoundError
+from torreya.i18n import gettext as _
+from torreya.ledger.queries import currency_name
+from torreya.models import Redemption, Reward, RewardImage, Role, Town, Village
+from torreya.rewards import queries, service
+from torreya.rewards.codes import display_voucher_code, normalize_voucher_code
+from torreya.rewards.scheme import check_pack, export_pack, import_pack
+from torreya.templating import render
+from torreya.validation import Field, validate
+from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+
+REWARD_FORM = [
+    Field(name="name", max_length=80), Field(name="cost", type=int, minimum=1, maximum=1_000_000),
+    Field(name="stock", type=int, required=False, nullable=True, minimum=0, maximum=1_000_000),
+    Field(name="per_user_limit", type=int, required=False, nullable=True, minimum=1,
+          maximum=1000),
+    Field(name="limit_period", required=False, nullable=True, max_length=8,
+          choices=service.LIMIT_PERIODS),
+    Field(name="description", required=False, max_length=500),
+    Field(name="category", max_length=16, choices=["goods", "service", "honour"]),
+    Field(name="available_from", type=datetime, required=False, nullable=True),
+    Field(name="available_until", type=datetime, required=False, nullable=True),
+]
+
+
+async def shop(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+    user = await require_user(request)
+    if user.village_id is None:
+        raise NotFoundError()
+    village = await Village.get(id=user.village_id)
+    rewards = [r for r in await queries.catalog(village, include_inactive=False)
+               if service.is_available(r)]
+    return render(request, "rewards/shop.html", {
+        "rewards": rewards, "balance": user.balance, "error": error, "village": village,
+        "currency": await currency_name(user.town_id), "idem_key": uuid.uuid4().hex,
+        "flashes": pop_flashes(request)}, status=status)
+
+
+async def shop_page(request: Request) -> Response:
+    return await shop(request)
+
+
+async def redeem(request: Request) -> Response:
+    user = await require_user(request)
+    form = await read_form(request)
+    key = str(form.get("idem_key", ""))[:64] or uuid.uuid4().hex
+    try:
+        result = await service.redeem_reward(user=user, reward_id=request.path_params["id"],
+                                             idem_key=key)
+    except DomainError as error:
+        return await shop(request, error=error_text(error), status=error.status)
+    return redirect(f"/vouchers/{result.redemption.id}")
+
+
+async def my_vouchers(request: Request) -> Response:
+    user = await require_user(request)
+    return render(request, "rewards/vouchers.html", {
+        "vouchers": await queries.vouchers_of(user.id), "display": display_voucher_code})
+
+
+async def _voucher_for(request: Request) -> tuple:
+    user = await require_user(request)
+    redemption = await Redemption.get_or_none(id=request.path_params["id"]).prefetch_related(
+        "reward", "user")
+    if redemption is None:
+        raise NotFoundError()
+    if redemption.user_id != user.id:
+        require_village(user, await Village.get(id=redemption.village_id), Role.STAFF)
+    return user, redemption
+
+
+async def voucher_page(request: Request) -> Response:
+    user, redemption = await _voucher_for(request)
+    url = f"{request.app.state.settings.BASE_URL}/v/{redemption.voucher_code}"
+    return render(request, "rewards/voucher.html", {
+        "r": redemption, "code": display_voucher_code(redemption.voucher_code),
+        "qr_svg": qr.svg(url), "flashes": pop_flashes(request),
+        "currency": await currency_name(redemption.town_id)})
+
+
+async def cancel_voucher(request: Request) -> Response:
+    user, redemption = await _voucher_for(request)
+    await read_form(request)
+    try:
+        await service.cancel_redemption(actor=user, redemption_id=redemption.id)
+        flash(request, _("Voucher cancelled; the points are back."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/vouchers/{redemption.id}")
+
+
+async def scanned_voucher(request: Request) -> Response:
+    """A voucher QR scanned with any camera: staff see it and hand over the item."""
+    user = await require_user(request)
+    code = normalize_voucher_code(request.path_params["code"])
+    redemption = await Redemption.get_or_none(voucher_code=code).prefetch_related(
+        "reward", "user") if code else None
+    if redemption is None:
+        raise NotFoundError("No voucher with this code.")
+    if redemption.user_id == user.id:
+        return redirect(f"/vouchers/{redemption.id}")
+    require_village(user, await Village.get(id=redemption.village_id), Role.STAFF)
+    return render(request, "rewards/handover.html", {
+        "r": redemption, "code": display_voucher_code(redemption.voucher_code),
+        "flashes": pop_flashes(request)})
+
+
+async def fulfil(request: Request) -> Response:
+    user = await require_user(request, Role.STAFF)
+    form = await read_form(request)
+    code = str(form.get("code", "")) or request.path_params.get("code", "")
+    back = str(form.get("back", "")) or f"/v/{code}"
+    try:
+        redemption = await service.fulfil_voucher(staff=user, code=code)
+        flash(request, _("Handed over: %(name)s.", name=(await redemption.reward).name))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    from torreya.web import safe_next
+
+    return redirect(safe_next(back))
+
+
+async def reward_image(request: Request) -> Response:
+    image = await RewardImage.get_or_none(reward_id=request.path_params["id"])
+    if image is None:
+        raise NotFoundError()
+    return Response(image.content, media_type=image.content_type,
+                    headers={"cache-control": "public, max-age=300"})
+
+
+async def public_stock(request: Request) -> Response:
+    """Public: what came in and went out of the village's points shop (names masked)."""
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    return render(request, "rewards/stock.html", {
+        "village": village, "movements": await queries.stock_movements(village),
+        "rewards": await queries.catalog(village, include_inactive=False)})
+
+
+# -- console ----------------------------------------------------------------------------------
+
+
+async def _village_admin(request: Request, minimum: Role = Role.VILLAGE_ADMIN):
+    user = await require_user(request, Role.STAFF)
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    require_village(user, village, minimum)
+    return user, village
+
+
+async def catalog_console(request: Request) -> Response:
+    user, village = await _village_admin(request, Role.STAFF)
+    return render(request, "rewards/console.html", {
+        "village": village, "rewards": await queries.catalog(village, include_inactive=True),
+        "pickups": await queries.pending_pickups(village), "flashes": pop_flashes(request),
+        "display": display_voucher_code, "periods": service.LIMIT_PERIODS, "error": None})
+
+
+async def create_reward(request: Request) -> Response:
+    user, village = await _village_admin(request)
+    form = await read_form(request, max_files=1)
+    try:
+        data = validate(form, REWARD_FORM)
+        image = form.get("image")
+        content = await image.read() if hasattr(image, "read") and image.filename else b""
+        if content:
+            from torreya.rewards.images import reencode_image
+
+            reencode_image(content)  # refuse a bad picture before the item exists
+        reward = await service.create_reward(actor=user, village=village,
+                                             fields=service.RewardFields(**data))
+        if content:
+            await service.set_reward_image(actor=user, reward=reward, data=content)
+        flash(request, _("Item %(name)s added.", name=reward.name))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    finally:
+        await form.close()
+    return redirect(f"/console/villages/{village.id}/rewards")
+
+
+async def _reward_admin(request: Request) -> tuple:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    reward = await Reward.get_or_none(id=request.path_params["id"])
+    if reward is None or reward.village_id is None:
+        raise NotFoundError()
+    require_village(user, await Village.get(id=reward.village_id), Role.VILLAGE_ADMIN)
+    return user, reward
+
+
+async def restock(request: Request) -> Response:
+    user, reward = await _reward_admin(request)
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="delta", type=int, minimum=-100_000,
+                                     maximum=100_000)])
+        await service.restock(actor=user, reward=reward, delta=data["delta"])
+        flash(request, _("Stock updated."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/villages/{reward.village_id}/rewards")
+
+
+async def toggle(request: Request) -> Response:
+    user, reward = await _reward_admin(request)
+    await read_form(request)
+    await service.set_reward_active(actor=user, reward=reward, active=not reward.is_active)
+    return redirect(f"/console/villages/{reward.village_id}/rewards")
+
+
+async def upload_image(request: Request) -> Response:
+    user, reward = await _reward_admin(request)
+    form = await read_form(request, max_files=1)
+    try:
+        image = form.get("image")
+        content = await image.read() if hasattr(image, "read") else b""
+        await service.set_reward_image(actor=user, reward=reward, data=content)
+        flash(request, _("Picture saved."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    finally:
+        await form.close()
+    return redirect(f"/console/villages/{reward.village_id}/rewards")
+
+
+async def _town_admin(request: Request):
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town = await Town.get_or_none(id=request.path_params["id"])
+    if town is None:
+        raise NotFoundError()
+    require_town(user, town.id, Role.TOWN_ADMIN)
+    return user, town
+
+
+async def scheme_export(request: Request) -> Response:
+    _user, town = await _town_admin(request)
+    return Response(await export_pack(town), media_type="application/toml; charset=utf-8",
+                    headers={"content-disposition":
+                             f'attachment; filename="{town.code}-scheme.toml"'})
+
+
+async def scheme_import(request: Request) -> Response:
+    user, town = await _town_admin(request)
+    form = await read_form(request, max_files=1)
+    try:
+        upload = form.get("pack")
+        data = await upload.read() if hasattr(upload, "read") else b""
+        name = getattr(upload, "filename", None) or "pack.toml"
+    finally:
+        await form.close()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    problems = [f"{name}: not UTF-8 text"] if text is None else []
+    pack = None
+    if text is not None:
+        pack, found = check_pack(text, name)
+        problems = [str(p) for p in found]
+    if pack is None:
+        return render(request, "rewards/scheme_result.html",
+                      {"town": town, "problems": problems, "result": None}, status=422)
+    try:
+        result = await import_pack(pack, town=town, actor=user)
+    except DomainError as error:
+        return render(request, "rewards/scheme_result.html",
+                      {"town": town, "problems": [error_text(error)], "result": None},
+                      status=error.status)
+    return render(request, "rewards/scheme_result.html",
+                  {"town": town, "problems": [], "result": result})
+
+
+routes = [
+    Route("/shop", shop_page, name="shop"),
+    Route("/shop/{id:int}/redeem", redeem, methods=["POST"], name="redeem"),
+    Route("/vouchers", my_vouchers, name="vouchers"),
+    Route("/vouchers/{id:int}", voucher_page, name="voucher"),
+    Route("/vouchers/{id:int}/cancel", cancel_voucher, methods=["POST"], name="cancel"),
+    Route("/v/{code}", scanned_voucher, name="scanned_voucher"),
+    Route("/v/{code}/fulfil", fulfil, methods=["POST"], name="fulfil"),
+    Route("/fulfil", fulfil, methods=["POST"], name="fulfil_typed"),
+    Route("/rewards/{id:int}/image", reward_image, name="image"),
+    Route("/villages/{id:int}/stock", public_stock, name="stock"),
+    Route("/console/villages/{id:int}/rewards", catalog_console, name="catalog"),
+    Route("/console/villages/{id:int}/rewards/new", create_reward, methods=["POST"],
+          name="create_reward"),
+    Route("/console/rewards/{id:int}/restock", restock, methods=["POST"], name="restock"),
+    Route("/console/rewards/{id:int}/toggle", toggle, methods=["POST"], name="toggle"),
+    Route("/console/rewards/{id:int}/image", upload_image, methods=["POST"], name="upload_image"),
+    Route("/console/towns/{id:int}/scheme.toml", scheme_export, name="scheme_export"),
+    Route("/console/towns/{id:int}/scheme", scheme_import, methods=["POST"],
+          name="scheme_import"),
+]
