@@ -96,7 +96,7 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     console.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts} accounts, "
                   f"{report.entries} entries:")
     for problem in report.problems:
-        console.print(f"  - {problem}")
+        print(f"  - {problem}")
     return 1
 
 
@@ -127,7 +127,7 @@ def cmd_import_residents(settings: Settings, args: argparse.Namespace) -> int:
         if result.problems:
             console.print(f"[red]Nothing imported[/red]: {args.file}")
             for problem in result.problems:
-                console.print(f"  {args.file}: {problem.message}")
+                print(f"  {args.file}: {problem.message}")
             return 1
         console.print(f"[green]{result.created} residents imported[/green] into {village.name}.")
         return 0
@@ -177,8 +177,8 @@ def cmd_scheme(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     pack, problems = load_pack_file(Path(args.file))
     if problems:
-        for problem in problems:
-            console.print(f"[red]{problem}[/red]", highlight=False)
+        for problem in problems:  # plain lines: editors and CI jump to file:line
+            print(problem)
         return 1
     if args.action == "check":
         console.print(f"[green]{args.file} is valid[/green]: {len(pack.rules)} rules, "

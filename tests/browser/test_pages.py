@@ -71,3 +71,32 @@ def test_rotating_display_shows_and_refreshes_the_code(page, live_server):
     page.wait_for_selector("#qr svg")
     assert page.locator("#qr").get_attribute("data-url").startswith(live_server.url + "/c/")
     shot(page, "display")
+
+
+def test_resident_redeems_in_the_shop_and_staff_hand_over(page, live_server):
+    with live_server.api("gulaicun_r003") as resident:
+        me = resident.get("/api/v1/me").json()
+    with live_server.api("gulaicun_admin") as admin:
+        grant = admin.post(f"/api/v1/users/{me['id']}/adjustments",
+                           json={"delta": 100, "memo": "浏览器测试"})
+        assert grant.status_code == 201
+    login(page, live_server, "gulaicun_r003")
+    page.wait_for_url(f"{live_server.url}/")
+    page.click("a:text-is('积分超市')")
+    item = page.locator("li.shop-item", has_text="毛巾")
+    item.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r".*/vouchers/\d+$"))
+    assert page.locator(".card-qr svg").is_visible()
+    code = page.locator("#voucher-code").inner_text()
+    assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code)
+    shot(page, "voucher")
+
+    page.context.clear_cookies()
+    login(page, live_server, "gulaicun_staff")
+    page.wait_for_url(re.compile(r".*/console/"))
+    page.goto(f"{live_server.url}/v/{code.replace('-', '')}")
+    page.click("#handover-button")
+    page.goto(f"{live_server.url}/v/{code.replace('-', '')}")
+    assert page.locator("#voucher-status").inner_text() == "已领取"
+    with live_server.api("gulaicun_r003") as resident:
+        assert resident.get("/api/v1/me").json()["balance"] == me["balance"] + 100 - 15
