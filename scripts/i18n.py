@@ -21,7 +21,10 @@ PO = ROOT / "src/torreya/locale/zh_CN/LC_MESSAGES/messages.po"
 KEYWORDS = dict(DEFAULT_KEYWORDS)
 for name in ("N_", "_l", "lazy_gettext", "_invalid", "DomainError", "InvalidRequestError",
              "ForbiddenError", "NotFoundError", "ConflictError", "UnauthenticatedError",
-             "InvalidTokenError", "CsrfError", "RosterProblem"):
+             "InvalidTokenError", "CsrfError", "RosterProblem", "TooManyAttemptsError",
+             "ReportStateError", "OutOfStockError", "LimitReachedError", "InvalidStateError",
+             "NotAvailableError", "AlreadySignedError", "PledgeClosedError",
+             "InsufficientPointsError", "CapReachedError", "PayloadTooLargeError"):
     KEYWORDS[name] = None
 KEYWORDS["_invalid"] = (2,)
 KEYWORDS["RosterProblem"] = (2,)

@@ -10,6 +10,8 @@ from torreya.api.registry import api_routes
 from torreya.checkins import views as checkins
 from torreya.console import views as console
 from torreya.ledger import views as ledger
+from torreya.pledges import views as pledges
+from torreya.reports import views as reports
 from torreya.rewards import views as rewards
 from torreya.settings import resource_dir
 
@@ -19,6 +21,8 @@ def build_routes() -> list[BaseRoute]:
         Mount("/api/v1", routes=api_routes(), name="api"),
         Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))), name="static"),
         *rewards.routes,
+        *pledges.routes,
+        *reports.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

@@ -29,5 +29,8 @@ TERMS = (
     N_("pending"), N_("fulfilled"), N_("cancelled"), N_("expired"),
     N_("goods"), N_("service"), N_("honour"),
     N_("redeem"), N_("restock"), N_("initial"),
+    # reports
+    N_("submitted"), N_("accepted"), N_("in_progress"), N_("resolved"), N_("rejected"),
+    N_("hazard"), N_("fraud"), N_("dispute"),
     N_("out_of_stock"), N_("limit_reached"), N_("insufficient_points"), N_("invalid_state"),
 )

@@ -58,6 +58,12 @@ def json(data: object, status: int = 200) -> JSONResponse:
 
 
 def api_routes() -> list[Route]:
-    from torreya.api import accounts, checkins, openapi, rewards  # noqa: F401  (they register)
+    from torreya.api import (  # noqa: F401  (importing them registers their endpoints)
+        accounts,
+        checkins,
+        community,
+        openapi,
+        rewards,
+    )
 
     return [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]

@@ -2,6 +2,15 @@
 
 from torreya.models.audit import AuditEvent, LoginFailure
 from torreya.models.checkins import Checkin, CheckinRefusal, Event
+from torreya.models.community import (
+    Pledge,
+    PledgeSignature,
+    Report,
+    ReportCategory,
+    ReportPhoto,
+    ReportStatus,
+    ReportUpdate,
+)
 from torreya.models.ledger import EarningRule, EarningTotal, LedgerEntry
 from torreya.models.rewards import (
     Redemption,
@@ -29,6 +38,11 @@ __models__ = [
     RewardImage,
     Redemption,
     StockMovement,
+    Pledge,
+    PledgeSignature,
+    Report,
+    ReportPhoto,
+    ReportUpdate,
 ]
 
 __all__ = [
@@ -40,6 +54,13 @@ __all__ = [
     "Event",
     "LedgerEntry",
     "LoginFailure",
+    "Pledge",
+    "PledgeSignature",
+    "Report",
+    "ReportCategory",
+    "ReportPhoto",
+    "ReportStatus",
+    "ReportUpdate",
     "Redemption",
     "RedemptionStatus",
     "Reward",

@@ -21,6 +21,7 @@ from torreya import audit
 from torreya.accounts.permissions import in_village, require_village
 from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from torreya.images import reencode_image
 from torreya.ledger.periods import period_start
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import (
@@ -35,7 +36,6 @@ from torreya.models import (
     Village,
 )
 from torreya.rewards.codes import new_voucher_code, normalize_voucher_code
-from torreya.rewards.images import reencode_image
 
 LIMIT_PERIODS = ("day", "week", "month", "year")
 OPEN = (RedemptionStatus.PENDING, RedemptionStatus.FULFILLED)

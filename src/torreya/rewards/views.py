@@ -180,7 +180,7 @@ async def create_reward(request: Request) -> Response:
         image = form.get("image")
         content = await image.read() if hasattr(image, "read") and image.filename else b""
         if content:
-            from torreya.rewards.images import reencode_image
+            from torreya.images import reencode_image
 
             reencode_image(content)  # refuse a bad picture before the item exists
         reward = await service.create_reward(actor=user, village=village,

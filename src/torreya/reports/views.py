@@ -1,0 +1,172 @@
+"""Report pages: the resident's form and timeline, the staff queue and review."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from torreya.accounts.permissions import require_village
+from torreya.console.views import error_text
+from torreya.errors import DomainError, NotFoundError
+from torreya.i18n import gettext as _
+from torreya.ledger.rules import rule_for
+from torreya.models import (
+    Report,
+    ReportCategory,
+    ReportPhoto,
+    ReportStatus,
+    ReportUpdate,
+    Role,
+    Village,
+)
+from torreya.reports import service
+from torreya.templating import render
+from torreya.validation import Field, validate
+from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+
+CATEGORIES = [c.value for c in ReportCategory]
+REPORT_FORM = [
+    Field(name="category", max_length=16, choices=CATEGORIES),
+    Field(name="description", max_length=1000, allow_markup=True),
+    Field(name="location", max_length=200, required=False, allow_markup=True),
+]
+
+
+async def new_report(request: Request, *, error: str | None = None, values=None,
+                     status: int = 200) -> Response:
+    await require_user(request)
+    return render(request, "reports/new.html", {"categories": CATEGORIES, "error": error,
+                                                "values": values or {}}, status=status)
+
+
+async def new_report_page(request: Request) -> Response:
+    return await new_report(request)
+
+
+async def submit_report(request: Request) -> Response:
+    user = await require_user(request)
+    form = await read_form(request, max_files=1)
+    try:
+        data = validate(form, REPORT_FORM)
+        coords = validate(form, [Field(name="latitude", max_length=20, required=False),
+                                 Field(name="longitude", max_length=20, required=False)])
+        photo = form.get("photo")
+        content = await photo.read() if hasattr(photo, "read") and photo.filename else None
+        report = await service.file_report(user=user, photo=content,
+                                           latitude=_coordinate(coords["latitude"], 90),
+                                           longitude=_coordinate(coords["longitude"], 180),
+                                           **data)
+    except DomainError as error:
+        return await new_report(request, error=error_text(error), values=dict(form),
+                                status=error.status)
+    finally:
+        await form.close()
+    flash(request, _("Thank you. Your report was sent to the village staff."))
+    return redirect(f"/reports/{report.id}")
+
+
+def _coordinate(text: str | None, bound: float) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and -bound <= value <= bound else None
+
+
+async def my_reports(request: Request) -> Response:
+    user = await require_user(request)
+    reports = await Report.filter(user_id=user.id).order_by("-id").limit(100)
+    return render(request, "reports/mine.html", {"reports": reports})
+
+
+async def report_page(request: Request) -> Response:
+    user = await require_user(request)
+    report = await service.report_for(user, request.path_params["id"])
+    updates = await ReportUpdate.filter(report_id=report.id).order_by("id").prefetch_related(
+        "actor")
+    staff_view = report.user_id != user.id
+    rule = await rule_for(report.town_id, "report")
+    return render(request, "reports/report.html", {
+        "report": report, "updates": updates, "staff_view": staff_view,
+        "reporter": await report.user if staff_view else None, "max_points": rule.points,
+        "flashes": pop_flashes(request)})
+
+
+async def report_photo(request: Request) -> Response:
+    user = await require_user(request)
+    report = await service.report_for(user, request.path_params["id"])
+    photo = await ReportPhoto.get_or_none(report_id=report.id)
+    if photo is None:
+        raise NotFoundError()
+    return Response(photo.content, media_type=photo.content_type,
+                    headers={"cache-control": "private, max-age=300"})
+
+
+async def review(request: Request) -> Response:
+    user = await require_user(request, Role.STAFF)
+    form = await read_form(request)
+    report_id = request.path_params["id"]
+    try:
+        data = validate(form, [
+            Field(name="decision", max_length=8, choices=["accept", "reject"]),
+            Field(name="points", type=int, required=False, nullable=True, minimum=0),
+            Field(name="note", max_length=500, required=False, allow_markup=True)])
+        await service.review_report(staff=user, report_id=report_id, **data)
+        flash(request, _("Review saved."))
+    except DomainError as error:
+        if error.code == "not_found":
+            raise
+        flash(request, error_text(error), "error")
+    return redirect(f"/reports/{report_id}")
+
+
+async def advance(request: Request) -> Response:
+    user = await require_user(request, Role.STAFF)
+    form = await read_form(request)
+    report_id = request.path_params["id"]
+    try:
+        data = validate(form, [
+            Field(name="status", max_length=16, choices=["in_progress", "resolved"]),
+            Field(name="note", max_length=500, required=False, allow_markup=True)])
+        await service.advance_report(staff=user, report_id=report_id, **data)
+        flash(request, _("Review saved."))
+    except DomainError as error:
+        if error.code == "not_found":
+            raise
+        flash(request, error_text(error), "error")
+    return redirect(f"/reports/{report_id}")
+
+
+async def queue(request: Request) -> Response:
+    """Staff's queue, filtered by status and category; reporters' names visible to staff."""
+    user = await require_user(request, Role.STAFF)
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    require_village(user, village, Role.STAFF)
+    params = validate(dict(request.query_params), [
+        Field(name="status", max_length=16, required=False,
+              choices=[s.value for s in ReportStatus]),
+        Field(name="category", max_length=16, required=False, choices=CATEGORIES)])
+    query = Report.filter(village_id=village.id)
+    if params["status"]:
+        query = query.filter(status=params["status"])
+    if params["category"]:
+        query = query.filter(category=params["category"])
+    reports = await query.order_by("-id").limit(200).prefetch_related("user")
+    return render(request, "reports/queue.html", {
+        "village": village, "reports": reports, "filters": params,
+        "statuses": [s.value for s in ReportStatus], "categories": CATEGORIES})
+
+
+routes = [
+    Route("/reports", my_reports, name="reports"),
+    Route("/reports/new", new_report_page, methods=["GET"], name="new_report"),
+    Route("/reports/new", submit_report, methods=["POST"], name="submit_report"),
+    Route("/reports/{id:int}", report_page, name="report"),
+    Route("/reports/{id:int}/photo", report_photo, name="report_photo"),
+    Route("/reports/{id:int}/review", review, methods=["POST"], name="review"),
+    Route("/reports/{id:int}/advance", advance, methods=["POST"], name="advance"),
+    Route("/console/villages/{id:int}/reports", queue, name="queue"),
+]
