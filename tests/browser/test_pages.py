@@ -100,3 +100,51 @@ def test_resident_redeems_in_the_shop_and_staff_hand_over(page, live_server):
     assert page.locator("#voucher-status").inner_text() == "已领取"
     with live_server.api("gulaicun_r003") as resident:
         assert resident.get("/api/v1/me").json()["balance"] == me["balance"] + 100 - 15
+
+
+def test_resident_pledges_and_reports_with_photo_staff_accepts(page, live_server, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "hazard.jpg"
+    Image.new("RGB", (640, 480), (120, 80, 40)).save(photo, format="JPEG")
+    with live_server.api("gulaicun_admin") as admin:
+        villages = admin.get("/api/v1/me").json()
+        pledge = admin.post(f"/api/v1/villages/{villages['village_id']}/pledges", json={
+            "title": "2026 反诈承诺书", "text": "我承诺不轻信、不透露、不转账。", "points": 20,
+            "confirmations": ["我已安装国家反诈中心App"]}).json()
+    with live_server.api("gulaicun_r004") as resident:
+        before = resident.get("/api/v1/me").json()["balance"]
+
+    login(page, live_server, "gulaicun_r004")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/pledges/{pledge['id']}")
+    page.check("input[name=confirmations]")
+    page.click("#sign-button")
+    page.wait_for_url(re.compile(r".*/certificate$"))
+    assert page.locator("#cert-name").is_visible()
+
+    page.goto(f"{live_server.url}/reports/new")
+    page.check("input[value=hazard]")
+    page.fill("textarea[name=description]", "桥头护栏松动，晚上很危险")
+    page.fill("input[name=location]", "古来桥")
+    page.set_input_files("input[name=photo]", str(photo))
+    page.click("#report-button")
+    page.wait_for_url(re.compile(r".*/reports/\d+$"))
+    report_url = page.url
+    shot(page, "report-filed")
+
+    page.context.clear_cookies()
+    login(page, live_server, "gulaicun_staff")
+    page.wait_for_url(re.compile(r".*/console/"))
+    page.goto(report_url)
+    page.click("#accept-button")
+    assert page.locator("#report-status").inner_text() == "已受理"
+
+    page.context.clear_cookies()
+    login(page, live_server, "gulaicun_r004")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(report_url)
+    assert page.locator("#report-status").inner_text() == "已受理"
+    assert page.locator("#report-points").inner_text() == "+30"
+    with live_server.api("gulaicun_r004") as resident:
+        assert resident.get("/api/v1/me").json()["balance"] == before + 20 + 30
