@@ -72,12 +72,14 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 async def housekeeping(settings: Settings) -> None:
     """Periodic chores of every worker; each is safe to run concurrently with itself."""
+    from torreya.patrols.service import auto_submit_stale
     from torreya.rewards.service import expire_vouchers
 
     await asyncio.sleep(settings.HOUSEKEEPING_FIRST_SECONDS)
     while True:
         try:
             await expire_vouchers()
+            await auto_submit_stale()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)

@@ -10,6 +10,7 @@ from torreya.api.registry import api_routes
 from torreya.checkins import views as checkins
 from torreya.console import views as console
 from torreya.ledger import views as ledger
+from torreya.patrols import views as patrols
 from torreya.pledges import views as pledges
 from torreya.reports import views as reports
 from torreya.rewards import views as rewards
@@ -23,6 +24,7 @@ def build_routes() -> list[BaseRoute]:
         *rewards.routes,
         *pledges.routes,
         *reports.routes,
+        *patrols.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

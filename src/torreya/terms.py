@@ -29,6 +29,9 @@ TERMS = (
     N_("pending"), N_("fulfilled"), N_("cancelled"), N_("expired"),
     N_("goods"), N_("service"), N_("honour"),
     N_("redeem"), N_("restock"), N_("initial"),
+    # patrols
+    N_("active"), N_("approved"), N_("leader"), N_("member"), N_("auto_submitted"),
+    N_("out_of_order"),
     # reports
     N_("submitted"), N_("accepted"), N_("in_progress"), N_("resolved"), N_("rejected"),
     N_("hazard"), N_("fraud"), N_("dispute"),

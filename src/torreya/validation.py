@@ -156,3 +156,12 @@ async def read_json(request: Request, fields: Sequence[Field]) -> dict[str, Any]
     if not isinstance(data, dict):
         raise InvalidRequestError("The body must be a JSON object.", field="body")
     return validate(data, fields)
+
+
+def coordinate(text: str | None, bound: float) -> float | None:
+    """A latitude (bound 90) or longitude (bound 180) from a form, or None when absent/bad."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and -bound <= value <= bound else None

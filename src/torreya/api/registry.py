@@ -63,6 +63,7 @@ def api_routes() -> list[Route]:
         checkins,
         community,
         openapi,
+        patrols,
         rewards,
     )
 

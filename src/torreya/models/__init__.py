@@ -12,6 +12,16 @@ from torreya.models.community import (
     ReportUpdate,
 )
 from torreya.models.ledger import EarningRule, EarningTotal, LedgerEntry
+from torreya.models.patrols import (
+    Checkpoint,
+    Group,
+    GroupMember,
+    Patrol,
+    PatrolParticipant,
+    PatrolScan,
+    PatrolStatus,
+    Route,
+)
 from torreya.models.rewards import (
     Redemption,
     RedemptionStatus,
@@ -43,9 +53,24 @@ __models__ = [
     Report,
     ReportPhoto,
     ReportUpdate,
+    Group,
+    GroupMember,
+    Route,
+    Checkpoint,
+    Patrol,
+    PatrolParticipant,
+    PatrolScan,
 ]
 
 __all__ = [
+    "Checkpoint",
+    "Group",
+    "GroupMember",
+    "Patrol",
+    "PatrolParticipant",
+    "PatrolScan",
+    "PatrolStatus",
+    "Route",
     "AuditEvent",
     "Checkin",
     "CheckinRefusal",

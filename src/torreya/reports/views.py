@@ -22,7 +22,7 @@ from torreya.models import (
 )
 from torreya.reports import service
 from torreya.templating import render
-from torreya.validation import Field, validate
+from torreya.validation import Field, coordinate, validate
 from torreya.web import flash, pop_flashes, read_form, redirect, require_user
 
 CATEGORIES = [c.value for c in ReportCategory]
@@ -54,8 +54,8 @@ async def submit_report(request: Request) -> Response:
         photo = form.get("photo")
         content = await photo.read() if hasattr(photo, "read") and photo.filename else None
         report = await service.file_report(user=user, photo=content,
-                                           latitude=_coordinate(coords["latitude"], 90),
-                                           longitude=_coordinate(coords["longitude"], 180),
+                                           latitude=coordinate(coords["latitude"], 90),
+                                           longitude=coordinate(coords["longitude"], 180),
                                            **data)
     except DomainError as error:
         return await new_report(request, error=error_text(error), values=dict(form),
@@ -64,14 +64,6 @@ async def submit_report(request: Request) -> Response:
         await form.close()
     flash(request, _("Thank you. Your report was sent to the village staff."))
     return redirect(f"/reports/{report.id}")
-
-
-def _coordinate(text: str | None, bound: float) -> float | None:
-    try:
-        value = float(text) if text else None
-    except ValueError:
-        return None
-    return value if value is not None and -bound <= value <= bound else None
 
 
 async def my_reports(request: Request) -> Response:
