@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import secrets
 from datetime import timedelta
 
 from rich.console import Console
@@ -11,8 +12,24 @@ from tortoise.transactions import in_transaction
 from torreya.db import now, orm
 from torreya.ledger.rules import ensure_default_rules
 from torreya.ledger.service import Credit, post_entry
-from torreya.models import Checkin, Event, Role, Town, User, Village
+from torreya.models import (
+    Checkin,
+    Checkpoint,
+    Event,
+    Group,
+    GroupMember,
+    Patrol,
+    PatrolParticipant,
+    PatrolScan,
+    PatrolStatus,
+    Role,
+    Route,
+    Town,
+    User,
+    Village,
+)
 from torreya.models.checkins import QrMode
+from torreya.patrols.codes import new_join_code
 from torreya.rewards.scheme import import_pack, load_pack_file
 from torreya.security import hash_password
 from torreya.settings import Settings, resource_dir
@@ -42,7 +59,7 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
             console.print("The demo town 古来镇 already exists; nothing was changed.")
             for _name, code in VILLAGES[:1]:
                 users += [("village_admin", f"{code}_admin"), ("staff", f"{code}_staff"),
-                          ("resident", f"{code}_r001")]
+                          ("resident", f"{code}_r001"), ("group leader", f"{code}_r006")]
             return {"password": PASSWORD, "users": users}
         password_hash = hash_password(PASSWORD)
         if not await User.exists(username="platform"):
@@ -84,6 +101,8 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
                                starts_at=moment - timedelta(hours=1),
                                ends_at=moment + timedelta(days=7), qr_mode=QrMode.ROTATING,
                                created_by=admin)
+        await _red_maple(rng, town, moment)
+        users.append(("group leader", f"{VILLAGES[0][1]}_r006"))
         pack, problems = load_pack_file(resource_dir("rewards") / "gulai-torreya-coin.toml")
         if pack is None:
             raise RuntimeError("; ".join(str(p) for p in problems))
@@ -115,3 +134,48 @@ async def _history(rng, town, village, admin, staff, people, moment) -> None:
                                         source_type="event", source_id=event.id,
                                         actor=staff if card else person, proxy=card,
                                         earned=True, at=at), connection)
+
+
+CHECKPOINTS = ["村委会", "古来桥", "香榧林入口", "小学门口", "老年活动中心"]
+
+
+async def _red_maple(rng, town, moment) -> None:
+    """红枫义警: a town-wide volunteer group with a night route and approved history."""
+    village = await Village.get(town=town, code=VILLAGES[0][1])
+    people = await User.filter(village=village, role=Role.RESIDENT).order_by("id").limit(10)
+    if len(people) < 7:
+        return
+    villages = await Village.filter(town=town).values_list("id", flat=True)
+    group = await Group.create(town=town, name="红枫义警", village_ids=list(villages),
+                               invite_code=secrets.token_urlsafe(9))
+    # people[5] is r006: every fifth resident (r005) has no phone, so cannot lead
+    leader, members = people[5], [p for i, p in enumerate(people) if i != 5]
+    await GroupMember.create(group=group, user=leader, role="leader")
+    for person in members[:6]:
+        await GroupMember.create(group=group, user=person, role="member")
+    route = await Route.create(group=group, village=village, name="古来村夜巡线",
+                               min_checkpoints=3)
+    checkpoints = [await Checkpoint.create(route=route, name=name, position=i)
+                   for i, name in enumerate(CHECKPOINTS, start=1)]
+    admin = await User.get(username=f"{VILLAGES[0][1]}_admin")
+    rate = 20
+    for days_ago in (21, 14, 7):
+        start = moment - timedelta(days=days_ago, hours=-20 + rng.randint(0, 2))
+        minutes = rng.choice([90, 120, 150])
+        crew = [leader] + rng.sample(members[:6], k=3)
+        patrol = await Patrol.create(group=group, route=route, leader=leader,
+                                     village_id=village.id, town_id=town.id,
+                                     status=PatrolStatus.APPROVED, join_code=new_join_code(),
+                                     started_at=start, finished_at=start + timedelta(
+                                         minutes=minutes), duration_minutes=minutes,
+                                     reviewed_by=admin, reviewed_at=start + timedelta(days=1))
+        for person in crew:
+            await PatrolParticipant.create(patrol=patrol, user=person)
+            for offset, checkpoint in enumerate(checkpoints[:4]):
+                await PatrolScan.create(patrol=patrol, checkpoint=checkpoint, user=person,
+                                        created_at=start + timedelta(minutes=20 * offset + 5))
+            async with in_transaction() as connection:
+                await post_entry(Credit(user=person, delta=minutes * rate // 60, kind="patrol",
+                                        memo=route.name, idem_key=f"patrol:{patrol.id}:{person.id}",
+                                        source_type="patrol", source_id=patrol.id, actor=admin,
+                                        earned=True, at=start + timedelta(days=1)), connection)

@@ -27,6 +27,24 @@ class LiveServer:
     url: str
     env: dict
 
+    def sql(self, statement: str) -> None:
+        """Stand-in for time passing (a patrol that lasted an hour), straight on the database."""
+        url = self.env["TORREYA_DATABASE_URL"]
+        if url.startswith("sqlite"):
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(url.split("://", 1)[1])) as conn:
+                conn.execute(statement)
+                conn.commit()
+        else:
+            subprocess.run([sys.executable, "-c", (
+                "import asyncio, asyncpg\n"
+                "async def main():\n"
+                f"    c = await asyncpg.connect({url!r})\n"
+                f"    await c.execute({statement!r})\n"
+                "    await c.close()\n"
+                "asyncio.run(main())")], check=True)
+
     @contextlib.contextmanager
     def api(self, username: str, password: str = "torreya2026") -> Iterator[httpx.Client]:
         with httpx.Client(base_url=self.url, timeout=10) as client:
@@ -67,7 +85,7 @@ def live_server(tmp_path_factory):
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
     cli = [sys.executable, "-m", "torreya.cli"]
-    subprocess.run([*cli, "demo", "--residents", "5"], cwd=folder, env=env, check=True,
+    subprocess.run([*cli, "demo", "--residents", "8"], cwd=folder, env=env, check=True,
                    capture_output=True, timeout=120)
     log = (folder / "server.log").open("w")
     server = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=folder, env=env,

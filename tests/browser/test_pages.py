@@ -148,3 +148,57 @@ def test_resident_pledges_and_reports_with_photo_staff_accepts(page, live_server
     assert page.locator("#report-points").inner_text() == "+30"
     with live_server.api("gulaicun_r004") as resident:
         assert resident.get("/api/v1/me").json()["balance"] == before + 20 + 30
+
+
+def test_patrol_from_start_to_points(page, live_server):
+    with live_server.api("gulaicun_r007") as member:
+        before = member.get("/api/v1/me").json()["balance"]
+    login(page, live_server, "gulaicun_r006")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/groups")
+    page.click("a:text-is('红枫义警')")
+    page.click("button:has-text('古来村夜巡线')")
+    page.wait_for_url(re.compile(r".*/patrols/\d+$"))
+    patrol_url = page.url
+    patrol_id = patrol_url.rsplit("/", 1)[1]
+    join_code = page.locator("#join-code").inner_text()
+    assert page.locator(".card-qr svg").is_visible()
+    shot(page, "patrol-leader")
+    page.goto(f"{live_server.url}/groups")
+    page.click("a:text-is('红枫义警')")
+    page.click("a:text-is('打印巡更牌')")
+    plates = page.locator(".plate-code").all_inner_texts()
+    assert len(plates) == 5
+
+    page.context.clear_cookies()
+    login(page, live_server, "gulaicun_r007")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/patrols/{patrol_id}/join?code={join_code}")
+    page.click("#join-button")
+    page.wait_for_url(patrol_url)
+    for code in plates[:3]:
+        page.goto(f"{live_server.url}/cp/{code}")
+        page.click("#record-button")
+        page.wait_for_url(patrol_url)
+    assert page.locator(".checkpoints li.done").count() == 3
+    live_server.sql(f"UPDATE patrols SET started_at = started_at - INTERVAL '90 minutes' "
+                    f"WHERE id = {patrol_id}" if "postgres" in live_server.env[
+                        "TORREYA_DATABASE_URL"] else
+                    f"UPDATE patrols SET started_at = datetime(started_at, '-90 minutes') "
+                    f"|| '+00:00' WHERE id = {patrol_id}")
+
+    page.context.clear_cookies()
+    login(page, live_server, "gulaicun_r006")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(patrol_url)
+    page.click("#finish-button")
+    assert page.locator("#patrol-status").inner_text() == "已提交"
+
+    page.context.clear_cookies()
+    login(page, live_server, "gulaicun_admin")
+    page.wait_for_url(re.compile(r".*/console/"))
+    page.goto(patrol_url)
+    page.click("#approve-button")
+    assert page.locator("#patrol-status").inner_text() == "已通过"
+    with live_server.api("gulaicun_r007") as member:
+        assert member.get("/api/v1/me").json()["balance"] == before + 30

@@ -300,16 +300,18 @@ async def covered_checkpoints(patrol: Patrol) -> int:
 
 
 async def _reviewable(actor: User, patrol_id: int) -> Patrol:
+    """A patrol this actor may approve or reject: an admin over its village, not its leader.
+
+    Other tenants' patrols are not found; people of the village without the role are
+    forbidden.
+    """
     patrol = await Patrol.get_or_none(id=patrol_id)
-    if patrol is None:
-        raise NotFoundError()
-    village = await Village.get(id=patrol.village_id)
-    if not in_village(actor, village) or actor.rank < 2:
-        if actor.town_id == patrol.town_id and actor.rank >= 1:
-            raise ForbiddenError("Only village or town admins approve patrols.")
+    if patrol is None or not in_village(actor, await Village.get(id=patrol.village_id)):
         raise NotFoundError()
     if patrol.leader_id == actor.id:
         raise ForbiddenError("A leader cannot review their own patrol.")
+    if actor.rank < 2:
+        raise ForbiddenError("Only village or town admins approve patrols.")
     return patrol
 
 

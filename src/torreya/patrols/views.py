@@ -293,8 +293,10 @@ async def plate_sheet(request: Request) -> Response:
     group = await service.group_for(user, route.group_id)
     await service.require_leader_or_admin(user, group)
     settings = request.app.state.settings
-    plates = [(c, qr.svg(f"{settings.BASE_URL}/cp/{plate_code(settings, c.id)}"))
-              for c in await Checkpoint.filter(route_id=route.id).order_by("position")]
+    plates = []
+    for checkpoint in await Checkpoint.filter(route_id=route.id).order_by("position"):
+        code = plate_code(settings, checkpoint.id)
+        plates.append((checkpoint, qr.svg(f"{settings.BASE_URL}/cp/{code}"), code))
     return render(request, "patrols/sheet.html", {"route": route, "group": group,
                                                   "plates": plates})
 
