@@ -75,3 +75,16 @@ async def test_openapi_lists_every_api_route(client):
 async def test_static_files_are_served(client):
     css = await client.get("/static/css/torreya.css")
     assert css.status_code == 200 and "font-size: 18px" in css.text
+
+
+def test_every_term_has_an_english_label():
+    from torreya import i18n
+    from torreya.terms import TERMS
+
+    token = i18n.current_language.set("en")
+    try:
+        for term in TERMS:
+            label = i18n.gettext(term)
+            assert label != term or "_" not in term, term
+    finally:
+        i18n.current_language.reset(token)

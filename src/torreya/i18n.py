@@ -18,7 +18,8 @@ from torreya.settings import PACKAGE_DIR
 
 LANGUAGES = {"zh-CN": "中文", "en": "English"}
 DEFAULT_LANGUAGE = "zh-CN"
-_CATALOG_DIRS = {"zh-CN": "zh_CN"}
+# English needs a catalog only for the symbolic terms shown from data (torreya/terms.py).
+_CATALOG_DIRS = {"zh-CN": "zh_CN", "en": "en"}
 
 current_language: contextvars.ContextVar[str] = contextvars.ContextVar(
     "torreya_language", default=DEFAULT_LANGUAGE

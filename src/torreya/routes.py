@@ -7,6 +7,7 @@ from starlette.staticfiles import StaticFiles
 
 from torreya.accounts import views as accounts
 from torreya.api.registry import api_routes
+from torreya.boards import views as boards
 from torreya.checkins import views as checkins
 from torreya.console import views as console
 from torreya.ledger import views as ledger
@@ -25,6 +26,7 @@ def build_routes() -> list[BaseRoute]:
         *pledges.routes,
         *reports.routes,
         *patrols.routes,
+        *boards.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

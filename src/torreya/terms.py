@@ -32,6 +32,11 @@ TERMS = (
     # patrols
     N_("active"), N_("approved"), N_("leader"), N_("member"), N_("auto_submitted"),
     N_("out_of_order"),
+    # boards and the monthly report
+    N_("period_week"), N_("period_month"), N_("period_quarter"), N_("period_year"),
+    N_("period_all"), N_("active_residents"), N_("checkins"), N_("patrol_hours"),
+    N_("reports_filed"), N_("reports_accepted"), N_("pledges_signed"), N_("points_issued"),
+    N_("points_redeemed"), N_("outstanding_points"),
     # reports
     N_("submitted"), N_("accepted"), N_("in_progress"), N_("resolved"), N_("rejected"),
     N_("hazard"), N_("fraud"), N_("dispute"),

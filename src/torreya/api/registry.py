@@ -60,6 +60,7 @@ def json(data: object, status: int = 200) -> JSONResponse:
 def api_routes() -> list[Route]:
     from torreya.api import (  # noqa: F401  (importing them registers their endpoints)
         accounts,
+        boards,
         checkins,
         community,
         openapi,

@@ -4,29 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torreya.boards.levels import Level, level_for
 from torreya.models import LedgerEntry, Town, User
-
-# Levels by lifetime points (issue 7 moves them into the scheme pack).
-LEVELS = ((0, "平安新人"), (100, "平安志愿者"), (300, "平安卫士"), (800, "平安先锋"),
-          (2000, "平安标兵"))
-
-
-@dataclass(frozen=True)
-class Level:
-    name: str
-    next_name: str | None
-    to_next: int
-    progress_percent: int
-
-
-def level_for(lifetime: int) -> Level:
-    index = max(i for i, (floor, _) in enumerate(LEVELS) if lifetime >= floor)
-    floor, name = LEVELS[index]
-    if index + 1 >= len(LEVELS):
-        return Level(name, None, 0, 100)
-    ceiling, next_name = LEVELS[index + 1]
-    percent = int(100 * (lifetime - floor) / (ceiling - floor))
-    return Level(name, next_name, ceiling - lifetime, percent)
 
 
 @dataclass(frozen=True)
@@ -36,6 +15,7 @@ class AccountSummary:
     currency_name: str
     level: Level
     recent: list[LedgerEntry]
+    badges: list[str]
 
 
 async def currency_name(town_id: int | None) -> str:
@@ -46,9 +26,15 @@ async def currency_name(town_id: int | None) -> str:
 
 
 async def account_summary(user: User) -> AccountSummary:
+    from torreya.boards.levels import badges_for
+    from torreya.boards.queries import badge_facts
+
     recent = await LedgerEntry.filter(user_id=user.id).order_by("-id").limit(5)
-    return AccountSummary(user.balance, user.lifetime_points, await currency_name(user.town_id),
-                          level_for(user.lifetime_points), recent)
+    town = await Town.get_or_none(id=user.town_id) if user.town_id else None
+    return AccountSummary(
+        user.balance, user.lifetime_points, town.currency_name if town else "积分",
+        level_for(user.lifetime_points, town.levels if town else None), recent,
+        badges_for(await badge_facts(user), town.badges if town else None))
 
 
 async def ledger_page(user_id: int, *, cursor: int | None, limit: int = 20

@@ -36,6 +36,9 @@ class Town(Model):
     currency_name = fields.CharField(max_length=32)
     # Unfulfilled vouchers are refunded after this many days (scheme pack: voucher_days).
     voucher_days = fields.IntField(default=30, db_default=30)
+    # Levels and badges of the scheme pack; None means the defaults in boards/levels.py.
+    levels = fields.JSONField(null=True)
+    badges = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

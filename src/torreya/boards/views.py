@@ -1,0 +1,187 @@
+"""Leaderboards (public, masked names), the meeting-room display, resident settings, and the
+committee dashboard with its monthly CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from torreya.accounts.permissions import require_town, require_village
+from torreya.boards import dashboard, queries
+from torreya.errors import NotFoundError
+from torreya.i18n import gettext as _
+from torreya.models import CheckinRefusal, Group, LedgerEntry, Role, Town, User, Village
+from torreya.templating import mask_name, render
+from torreya.validation import Field, validate
+from torreya.web import current_user, flash, pop_flashes, read_form, redirect, require_user
+
+SCOPES = {"villages": ("village", Village), "towns": ("town", Town), "groups": ("group", Group)}
+
+
+def board_params(request: Request) -> dict:
+    return validate(dict(request.query_params), [
+        Field(name="period", max_length=8, required=False, choices=queries.PERIODS),
+        Field(name="limit", type=int, required=False, minimum=1, maximum=100)])
+
+
+async def _subject(request: Request):
+    scope, model = SCOPES[request.path_params["scope"]]
+    subject = await model.get_or_none(id=request.path_params["id"])
+    if subject is None:
+        raise NotFoundError()
+    return scope, subject
+
+
+async def board_page(request: Request) -> Response:
+    scope, subject = await _subject(request)
+    params = board_params(request)
+    period = params["period"] or "month"
+    viewer = await current_user(request)
+    rows, mine = await queries.rank_residents(scope=scope, scope_id=subject.id, period=period,
+                                              limit=params["limit"] or 50, viewer=viewer)
+    return render(request, "boards/board.html", {
+        "subject": subject, "scope": request.path_params["scope"], "rows": rows, "mine": mine,
+        "period": period, "periods": queries.PERIODS})
+
+
+async def display(request: Request) -> Response:
+    """Big screen for the meeting room: refreshes itself (static/js/display.js)."""
+    _scope, subject = await _subject(request)
+    seconds = validate(dict(request.query_params), [
+        Field(name="refresh", type=int, required=False, minimum=1, maximum=3600)])["refresh"]
+    return render(request, "boards/display.html", {
+        "subject": subject, "scope": request.path_params["scope"], "refresh": seconds or 30})
+
+
+async def display_json(request: Request) -> Response:
+    scope, subject = await _subject(request)
+    rows, _mine = await queries.rank_residents(scope=scope, scope_id=subject.id,
+                                               period="month", limit=10)
+    recent = LedgerEntry.filter(counts_as_earned=True).order_by("-id").limit(8)
+    if scope == "village":
+        recent = recent.filter(user__village_id=subject.id)
+    elif scope == "town":
+        recent = recent.filter(town_id=subject.id)
+    else:
+        from torreya.models import GroupMember
+
+        members = await GroupMember.filter(group_id=subject.id).values_list("user_id", flat=True)
+        recent = recent.filter(user_id__in=members)
+    activity = [{"name": queries.public_name(e.user), "points": e.delta,
+                 "what": e.memo or _(e.kind)} for e in await recent.prefetch_related("user")]
+    groups = []
+    if scope != "group":
+        town_id = subject.id if scope == "town" else subject.town_id
+        for group in await Group.filter(town_id=town_id).order_by("id").limit(5):
+            top, _mine = await queries.rank_residents(scope="group", scope_id=group.id,
+                                                      period="month", limit=1000)
+            groups.append({"name": group.name, "points": sum(r.points for r in top)})
+        groups.sort(key=lambda g: -g["points"])
+    return JSONResponse({
+        "title": subject.name,
+        "items": [{"rank": r.rank, "name": r.display_name, "points": r.points} for r in rows],
+        "recent": activity, "groups": groups}, headers={"cache-control": "no-store"})
+
+
+async def settings_page(request: Request) -> Response:
+    user = await require_user(request)
+    if request.method == "POST":
+        form = await read_form(request)
+        hide = form.get("hide_from_boards") == "on"
+        await User.filter(id=user.id).update(hide_from_boards=hide)
+        flash(request, _("Settings saved."))
+        return redirect("/me/settings")
+    return render(request, "boards/settings.html", {"flashes": pop_flashes(request),
+                                                    "public_name": mask_name(user.display_name)})
+
+
+# -- committee dashboard ----------------------------------------------------------------------
+
+
+async def _dashboard_scope(request: Request):
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    if request.path_params["scope"] == "villages":
+        village = await Village.get_or_none(id=request.path_params["id"])
+        if village is None:
+            raise NotFoundError()
+        require_village(user, village, Role.VILLAGE_ADMIN)
+        return village, [village], village.town_id
+    town = await Town.get_or_none(id=request.path_params["id"])
+    if town is None:
+        raise NotFoundError()
+    require_town(user, town.id, Role.TOWN_ADMIN)
+    return town, await Village.filter(town_id=town.id).order_by("id"), town.id
+
+
+async def dashboard_page(request: Request) -> Response:
+    subject, villages, town_id = await _dashboard_scope(request)
+    ids = [v.id for v in villages]
+    months = dashboard.last_months(6)
+    series = [(month, await dashboard.figures(ids, month)) for month in months]
+    return render(request, "boards/dashboard.html", {
+        "subject": subject, "scope": request.path_params["scope"], "series": series,
+        "current": series[-1][1], "outstanding": await dashboard.outstanding_points(ids),
+        "activities": await dashboard.top_activities(ids, months[-1]),
+        "low_stock": await dashboard.low_stock(ids, town_id),
+        "refused": await CheckinRefusal.filter(village_id__in=ids).count(),
+        "month": months[-1], "months": months})
+
+
+async def monthly_csv(request: Request) -> Response:
+    """平安月报: one row per village (and a total row for a town) for the chosen month."""
+    subject, villages, _town_id = await _dashboard_scope(request)
+    month = validate(dict(request.query_params), [
+        Field(name="month", max_length=7, required=False)])["month"]
+    try:
+        dashboard.month_bounds(month)
+    except ValueError:
+        from torreya.errors import InvalidRequestError
+
+        raise InvalidRequestError("Field %(name)s must be a date and time.", field="month",
+                                  name="month") from None
+    out = io.StringIO()
+    writer = csv.writer(out)
+    headers = [_("Village")] + [_(c) for c in dashboard.COLUMNS] + [_("outstanding_points")]
+    writer.writerow(headers)
+    total = dashboard.MonthFigures()
+    for village in villages:
+        figures = await dashboard.figures([village.id], month)
+        total.add(figures)
+        writer.writerow([village.name] + [getattr(figures, c) for c in dashboard.COLUMNS]
+                        + [await dashboard.outstanding_points([village.id])])
+    if len(villages) > 1:
+        writer.writerow([_("Total")] + [getattr(total, c) for c in dashboard.COLUMNS]
+                        + [await dashboard.outstanding_points([v.id for v in villages])])
+    label = month or dashboard.last_months(1)[0]
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"content-disposition":
+                             f'attachment; filename="report-{label}.csv"'})
+
+
+def _scoped(endpoint, scope: str):
+    """The endpoint with the scope ("villages", "towns", "groups") bound from its path."""
+
+    async def handler(request: Request) -> Response:
+        request.path_params["scope"] = scope
+        return await endpoint(request)
+
+    handler.__name__ = f"{endpoint.__name__}_{scope}"
+    return handler
+
+
+routes = [Route("/me/settings", settings_page, methods=["GET", "POST"], name="settings")]
+for _scope in SCOPES:
+    routes += [
+        Route(f"/{_scope}/{{id:int}}/leaderboard", _scoped(board_page, _scope)),
+        Route(f"/{_scope}/{{id:int}}/display", _scoped(display, _scope)),
+        Route(f"/{_scope}/{{id:int}}/display.json", _scoped(display_json, _scope)),
+    ]
+for _scope in ("villages", "towns"):
+    routes += [
+        Route(f"/console/{_scope}/{{id:int}}/dashboard", _scoped(dashboard_page, _scope)),
+        Route(f"/console/{_scope}/{{id:int}}/report.csv", _scoped(monthly_csv, _scope)),
+    ]
