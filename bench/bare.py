@@ -16,6 +16,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from torreya.db import fetch
 from torreya.settings import Settings
 
+
 async def insert(request: Request) -> JSONResponse:
     body = json.loads(await request.body())
     conn = connections.get("default")
@@ -31,4 +32,11 @@ async def lifespan(app):
         yield
 
 
-app = Starlette(routes=[Route("/insert", insert, methods=["POST"])], lifespan=lifespan)
+async def plain_json(request: Request) -> JSONResponse:
+    """The baseline for reads: a fixed JSON body, no database."""
+    return JSONResponse({"period": "month", "items": [
+        {"rank": n, "display_name": "张*明", "points": 1000 - n} for n in range(1, 21)]})
+
+
+app = Starlette(routes=[Route("/insert", insert, methods=["POST"]),
+                        Route("/json", plain_json)], lifespan=lifespan)
