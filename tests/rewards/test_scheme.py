@@ -30,7 +30,26 @@ def test_every_shipped_pack_is_valid(path):
     assert problems == [] and pack is not None
     assert pack.rules and pack.rewards
     everyday = [r.cost for r in pack.rewards if r.category == "goods"]
+    assert pack.levels and pack.badges
     assert all(10 <= cost <= 150 for cost in everyday)
+
+
+def test_bad_levels_and_badges_are_named():
+    text = """[scheme]
+name = "x"
+currency_name = "币"
+
+[[levels]]
+name = "新人"
+min_points = 10
+
+[[badges]]
+rule = "fly"
+name = "飞"
+"""
+    _pack, problems = check_pack(text, "lv.toml")
+    assert {(p.line, p.field) for p in problems} >= {(7, "levels[0].min_points"),
+                                                     (10, "badges[0].rule")}
 
 
 BAD = """[scheme]
@@ -81,6 +100,8 @@ async def test_import_creates_then_updates_without_touching_stock(app):
     assert town.currency_name == "香榧币" and town.voucher_days == 30
     patrol = await EarningRule.get(town_id=town.id, kind="patrol")
     assert patrol.points == 20 and patrol.cap_day == 60 and patrol.needs_review
+    assert town.levels[-1] == {"name": "香榧平安标兵", "min_points": 2000}
+    assert {"rule": "first_patrol", "name": "红枫初巡"} in town.badges
     rice = await Reward.get(town_id=town.id, key="rice-5jin")
     assert rice.stock == 40 and rice.village_id is None
     assert await StockMovement.filter(reward_id=rice.id, reason="initial").count() == 1
@@ -110,6 +131,7 @@ async def test_export_round_trips(app):
     again, problems = check_pack(text, "export.toml")
     assert problems == []
     assert [r.key for r in again.rewards] == [r.key for r in pack.rewards]
+    assert again.levels == pack.levels and again.badges == pack.badges
     assert {(r.kind, r.points, r.cap_day) for r in again.rules} >= {
         (r.kind, r.points, r.cap_day) for r in pack.rules}
     result = await import_pack(again, town=await Town.get(id=town.id), actor=None)

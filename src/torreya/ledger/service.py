@@ -154,5 +154,5 @@ async def adjust_points(
         return existing
     await audit.record(actor, "ledger:adjustment:create", subject=f"user:{target.id}",
                        town_id=target.town_id, village_id=target.village_id,
-                       data={"delta": delta, "memo": memo, "entry": entry.id})
+                       data={"delta": delta, "memo": memo, "entry": entry.id, "proxy": proxy})
     return entry

@@ -72,6 +72,8 @@ class Pack:
     voucher_days: int = 30
     rules: list[RulePack] = field(default_factory=list)
     rewards: list[RewardPack] = field(default_factory=list)
+    levels: list[dict] | None = None
+    badges: list[dict] | None = None
 
 
 class _Lines:
@@ -170,7 +172,7 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
     if not isinstance(scheme, dict):
         c.problem("scheme", None, None, "missing [scheme] table")
         return None, c.problems
-    for unknown in set(data) - {"scheme", "rules", "rewards"}:
+    for unknown in set(data) - {"scheme", "rules", "rewards", "levels", "badges"}:
         c.problems.append(PackProblem(filename, 1, unknown, "unknown table"))
     pack = Pack(name=c.text(scheme, "scheme", None, "name") or "",
                 currency_name=c.text(scheme, "scheme", None, "currency_name",
@@ -234,7 +236,34 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
                 and reward.available_until <= reward.available_from):
             c.problem("rewards", index, "available_until", "must be after available_from")
         pack.rewards.append(reward)
+    _levels_and_badges(c, data, pack)
     return (None if c.problems else pack), c.problems
+
+
+def _levels_and_badges(c: _Checker, data: dict, pack: Pack) -> None:
+    from torreya.boards.levels import BADGE_RULES
+
+    if "levels" in data:
+        pack.levels = []
+        for index, level in enumerate(_tables(c, data, "levels")):
+            name = c.text(level, "levels", index, "name", max_length=32)
+            floor = c.integer(level, "levels", index, "min_points", required=True,
+                              maximum=10**8)
+            if name is not None and floor is not None:
+                pack.levels.append({"name": name, "min_points": floor})
+        if pack.levels and min(lv["min_points"] for lv in pack.levels) != 0:
+            c.problem("levels", 0, "min_points", "the first level must start at 0")
+    if "badges" in data:
+        pack.badges = []
+        for index, badge in enumerate(_tables(c, data, "badges")):
+            rule = badge.get("rule")
+            if rule not in BADGE_RULES:
+                c.problem("badges", index, "rule" if "rule" in badge else None,
+                          f"rule must be one of {', '.join(BADGE_RULES)}")
+                continue
+            name = c.text(badge, "badges", index, "name", max_length=32)
+            if name is not None:
+                pack.badges.append({"rule": rule, "name": name})
 
 
 def _tables(c: _Checker, data: dict, name: str) -> list[dict]:
@@ -281,6 +310,10 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
         else:
             await Town.filter(id=town.id).using_db(connection).update(
                 currency_name=pack.currency_name, voucher_days=pack.voucher_days)
+        if pack.levels is not None or pack.badges is not None:
+            changes = {k: v for k, v in (("levels", pack.levels), ("badges", pack.badges))
+                       if v is not None}
+            await Town.filter(id=town.id).using_db(connection).update(**changes)
         villages = {v.code: v for v in await Village.filter(town_id=town.id)
                     .using_db(connection)}
         for rule in pack.rules:
@@ -353,6 +386,12 @@ async def export_pack(town: Town) -> str:
                                        "cap_day": rule.cap_day, "cap_month": rule.cap_month,
                                        "cap_year": rule.cap_year,
                                        "needs_review": rule.needs_review})
+    from torreya.boards.levels import DEFAULT_BADGES, DEFAULT_LEVELS
+
+    for level in town.levels or DEFAULT_LEVELS:
+        lines += _toml_table("levels", level)
+    for badge in town.badges or DEFAULT_BADGES:
+        lines += _toml_table("badges", badge)
     for reward in await Reward.filter(town_id=town.id).order_by("id"):
         lines += _toml_table("rewards", {
             "key": reward.key or f"item-{reward.id}", "name": reward.name,
