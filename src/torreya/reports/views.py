@@ -95,39 +95,34 @@ async def report_photo(request: Request) -> Response:
                     headers={"cache-control": "private, max-age=300"})
 
 
-async def review(request: Request) -> Response:
+REVIEW_FORM = [Field(name="decision", max_length=8, choices=["accept", "reject"]),
+               Field(name="points", type=int, required=False, nullable=True, minimum=0),
+               Field(name="note", max_length=500, required=False, allow_markup=True)]
+ADVANCE_FORM = [Field(name="status", max_length=16, choices=["in_progress", "resolved"]),
+                Field(name="note", max_length=500, required=False, allow_markup=True)]
+
+
+async def _staff_step(request: Request, fields: list[Field], command) -> Response:
+    """A staff form on a report: validate, run the command, flash the outcome, go back."""
     user = await require_user(request, Role.STAFF)
     form = await read_form(request)
     report_id = request.path_params["id"]
     try:
-        data = validate(form, [
-            Field(name="decision", max_length=8, choices=["accept", "reject"]),
-            Field(name="points", type=int, required=False, nullable=True, minimum=0),
-            Field(name="note", max_length=500, required=False, allow_markup=True)])
-        await service.review_report(staff=user, report_id=report_id, **data)
+        await command(staff=user, report_id=report_id, **validate(form, fields))
         flash(request, _("Review saved."))
     except DomainError as error:
         if error.code == "not_found":
             raise
         flash(request, error_text(error), "error")
     return redirect(f"/reports/{report_id}")
+
+
+async def review(request: Request) -> Response:
+    return await _staff_step(request, REVIEW_FORM, service.review_report)
 
 
 async def advance(request: Request) -> Response:
-    user = await require_user(request, Role.STAFF)
-    form = await read_form(request)
-    report_id = request.path_params["id"]
-    try:
-        data = validate(form, [
-            Field(name="status", max_length=16, choices=["in_progress", "resolved"]),
-            Field(name="note", max_length=500, required=False, allow_markup=True)])
-        await service.advance_report(staff=user, report_id=report_id, **data)
-        flash(request, _("Review saved."))
-    except DomainError as error:
-        if error.code == "not_found":
-            raise
-        flash(request, error_text(error), "error")
-    return redirect(f"/reports/{report_id}")
+    return await _staff_step(request, ADVANCE_FORM, service.advance_report)
 
 
 async def queue(request: Request) -> Response:
