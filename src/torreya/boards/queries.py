@@ -43,7 +43,7 @@ async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int =
         members = GroupMember.filter(group_id=scope_id, approved=True).values_list("user_id",
                                                                                   flat=True)
         query = query.filter(user_id__in=await members)
-    top = await query.order_by("-total", "user_id").limit(limit).values("user_id", "total")
+    top = await query.order_by("-total", "-user_id").limit(limit).values("user_id", "total")
     users = {u.id: u for u in await User.filter(id__in=[t["user_id"] for t in top])}
     rows: list[BoardRow] = []
     for position, entry in enumerate(top, start=1):
