@@ -33,6 +33,7 @@ from torreya.patrols.codes import new_join_code
 from torreya.rewards.scheme import import_pack, load_pack_file
 from torreya.security import hash_password
 from torreya.settings import Settings, resource_dir
+from torreya.templating import LOCAL
 
 PASSWORD = "torreya2026"
 VILLAGES = [("古来村", "gulaicun"), ("榧香村", "feixiang"), ("溪口村", "xikou")]
@@ -115,7 +116,8 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
 async def _history(rng, town, village, admin, staff, people, moment) -> None:
     """Past events over the last three months, with check-ins credited at their time."""
     for weeks_ago, (title, kind, points) in zip(range(12, 0, -2), PAST_EVENTS, strict=False):
-        start = moment - timedelta(weeks=weeks_ago, hours=rng.randint(0, 48))
+        day = (moment - timedelta(weeks=weeks_ago, days=rng.randint(0, 2))).astimezone(LOCAL)
+        start = day.replace(hour=rng.choice([9, 14, 19]), minute=0, second=0, microsecond=0)
         event = await Event.create(village=village, town=town, title=title, kind=kind,
                                    points=points, place=f"{village.name}文化礼堂",
                                    starts_at=start, ends_at=start + timedelta(hours=3),
@@ -160,7 +162,8 @@ async def _red_maple(rng, town, moment) -> None:
     admin = await User.get(username=f"{VILLAGES[0][1]}_admin")
     rate = 20
     for days_ago in (21, 14, 7):
-        start = moment - timedelta(days=days_ago, hours=-20 + rng.randint(0, 2))
+        day = (moment - timedelta(days=days_ago)).astimezone(LOCAL)
+        start = day.replace(hour=20, minute=rng.choice([0, 15, 30]), second=0, microsecond=0)
         minutes = rng.choice([90, 120, 150])
         crew = [leader] + rng.sample(members[:6], k=3)
         patrol = await Patrol.create(group=group, route=route, leader=leader,

@@ -309,8 +309,10 @@ async def test_shop_redeem_and_voucher_pages(client):
     token = await web_login(client, resident)
     shop = await client.get("/shop")
     assert "洗衣液" in shop.text and "还差 100 分" in shop.text
-    key = shop.text.split('name="idem_key" value="')[1].split('"')[0]
     reward = await Reward.get(name="洗衣液")
+    confirm = await client.get(f"/shop/{reward.id}")
+    assert "兑换后余额：20" in confirm.text
+    key = confirm.text.split('name="idem_key" value="')[1].split('"')[0]
     form = {"csrf_token": token, "idem_key": key}
     response = await client.post(f"/shop/{reward.id}/redeem", data=form)
     assert response.status_code == 303

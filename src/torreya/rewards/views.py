@@ -54,6 +54,17 @@ async def shop_page(request: Request) -> Response:
     return await shop(request)
 
 
+async def confirm_page(request: Request) -> Response:
+    """One more tap before points are spent: what it costs and what is left."""
+    user = await require_user(request)
+    reward = await Reward.get_or_none(id=request.path_params["id"])
+    if reward is None or not service.visible_to(reward, user):
+        raise NotFoundError("This item is not in your village's catalog.")
+    return render(request, "rewards/confirm.html", {
+        "reward": reward, "balance": user.balance, "idem_key": uuid.uuid4().hex,
+        "currency": await currency_name(user.town_id)})
+
+
 async def redeem(request: Request) -> Response:
     user = await require_user(request)
     form = await read_form(request)
@@ -288,6 +299,7 @@ async def scheme_import(request: Request) -> Response:
 
 routes = [
     Route("/shop", shop_page, name="shop"),
+    Route("/shop/{id:int}", confirm_page, name="confirm"),
     Route("/shop/{id:int}/redeem", redeem, methods=["POST"], name="redeem"),
     Route("/vouchers", my_vouchers, name="vouchers"),
     Route("/vouchers/{id:int}", voucher_page, name="voucher"),
