@@ -115,6 +115,7 @@ async def test_own_row_is_highlighted_even_below_the_top(client):
     await web_login(client, people[0])
     page = await client.get(f"/villages/{village.id}/leaderboard?period=month&limit=2")
     assert "您的排名：第 4 名" in page.text
+    assert "平安新人" in page.text  # each row shows the resident's level
 
 
 async def test_opt_out_in_settings(client):

@@ -294,6 +294,8 @@ async def test_poster_page_and_png(client, settings):
     assert page.status_code == 200 and "消防安全培训" in page.text and "<svg" in page.text
     png = await client.get(f"/events/{event.id}/poster.png")
     assert png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
+    svg = await client.get(f"/events/{event.id}/poster.svg")
+    assert svg.headers["content-type"].startswith("image/svg+xml") and "<svg" in svg.text
 
 
 async def test_checkin_page_flow_for_logged_out_resident(client, settings):

@@ -22,6 +22,7 @@ class BoardRow:
     display_name: str
     points: int
     is_viewer: bool = False
+    lifetime_points: int = 0
 
 
 def public_name(user: User) -> str:
@@ -50,7 +51,8 @@ async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int =
         rank = rows[-1].rank if rows and rows[-1].points == entry["total"] else position
         user = users[entry["user_id"]]
         rows.append(BoardRow(rank, user.id, public_name(user), entry["total"],
-                             viewer is not None and viewer.id == user.id))
+                             viewer is not None and viewer.id == user.id,
+                             user.lifetime_points))
     mine = next((r for r in rows if r.is_viewer), None)
     if viewer is not None and mine is None:
         own = await query.filter(user_id=viewer.id).first()

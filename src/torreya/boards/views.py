@@ -43,9 +43,14 @@ async def board_page(request: Request) -> Response:
     viewer = await current_user(request)
     rows, mine = await queries.rank_residents(scope=scope, scope_id=subject.id, period=period,
                                               limit=params["limit"] or 50, viewer=viewer)
+    from torreya.boards.levels import level_for
+
+    town = subject if scope == "town" else await Town.get_or_none(id=subject.town_id)
+    levels = town.levels if town else None
     return render(request, "boards/board.html", {
         "subject": subject, "scope": request.path_params["scope"], "rows": rows, "mine": mine,
-        "period": period, "periods": queries.PERIODS})
+        "period": period, "periods": queries.PERIODS,
+        "level_of": lambda points: level_for(points, levels).name})
 
 
 async def display(request: Request) -> Response:

@@ -97,6 +97,15 @@ async def poster_png(request: Request) -> Response:
                     headers={"content-disposition": f'inline; filename="event-{event.id}.png"'})
 
 
+async def poster_svg(request: Request) -> Response:
+    """The poster's QR alone, as SVG, for a print shop or a banner designer."""
+    _user, event, _village = await _event_for(request, Role.STAFF)
+    token = poster_token(request.app.state.settings, event_id=event.id, ends_at=event.ends_at)
+    return Response(qr.svg(checkin_url(request.app.state.settings, token)),
+                    media_type="image/svg+xml",
+                    headers={"content-disposition": f'inline; filename="event-{event.id}.svg"'})
+
+
 async def display(request: Request) -> Response:
     """Full screen for a projector or tablet; static/js/rotating.js swaps the code."""
     _user, event, village = await _event_for(request, Role.STAFF)
@@ -263,6 +272,7 @@ routes = [
     Route("/events/{id:int}", event_page, name="event"),
     Route("/events/{id:int}/poster", poster, name="poster"),
     Route("/events/{id:int}/poster.png", poster_png, name="poster_png"),
+    Route("/events/{id:int}/poster.svg", poster_svg, name="poster_svg"),
     Route("/events/{id:int}/display", display, name="display"),
     Route("/events/{id:int}/code.json", code_json, name="code"),
     Route("/events/{id:int}/scan", scanner, methods=["GET"], name="scan"),

@@ -67,12 +67,13 @@ async def group_page(request: Request) -> Response:
         can_manage = True
     except ForbiddenError:
         can_manage = False
+    invite_url = f"{request.app.state.settings.BASE_URL}/groups/join/{group.invite_code}"
     return render(request, "patrols/group.html", {
         "group": group, "members": members, "patrols": patrols, "board": board,
         "hours": {k: round(v / 60, 1) for k, v in minutes.items()},
         "routes": await Route.filter(group_id=group.id).order_by("id"),
         "can_lead": can_lead, "can_manage": can_manage, "flashes": pop_flashes(request),
-        "invite_url": f"{request.app.state.settings.BASE_URL}/groups/join/{group.invite_code}"})
+        "invite_url": invite_url, "invite_qr": qr.svg(invite_url) if can_manage else ""})
 
 
 def _month_start():
