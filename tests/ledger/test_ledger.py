@@ -173,3 +173,15 @@ async def test_rule_caps_are_edited_in_the_console(client):
     assert rule.cap_day == 20 and rule.cap_month is None and not rule.needs_review
     assert (await EarningRule.get(town_id=village.town_id, kind="report")).needs_review
     assert await AuditEvent.filter(tag="ledger:rule:update").count() == 4
+
+
+async def test_admins_cannot_adjust_themselves_or_staff(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    staff = await make_user(Role.STAFF, village)
+    headers = await api_token(client, admin)
+    own = await _adjust(client, headers, admin.id, 1000)
+    assert own.status_code == 403
+    other = await _adjust(client, headers, staff.id, 1000)
+    assert other.status_code == 409 and other.json()["error"]["code"] == "invalid_state"
+    assert await LedgerEntry.all().count() == 0

@@ -18,7 +18,7 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.accounts.permissions import require_over
 from torreya.db import fetch, now
-from torreya.errors import ConflictError
+from torreya.errors import ConflictError, ForbiddenError
 from torreya.i18n import lazy_gettext
 from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
 from torreya.models import EarningRule, LedgerEntry, Role, User
@@ -137,7 +137,9 @@ async def adjust_points(
     A repeated `idem_key` returns the entry made the first time.
     """
     require_over(actor, target, Role.VILLAGE_ADMIN)
-    if target.role != Role.RESIDENT and target.town_id is None:
+    if actor.id == target.id:
+        raise ForbiddenError("You cannot adjust your own points.")
+    if target.role != Role.RESIDENT:
         raise ConflictError("This account holds no points.", code="invalid_state")
     key = f"adjust:{actor.id}:{idem_key}"
     try:
