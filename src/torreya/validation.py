@@ -67,7 +67,8 @@ def _invalid(field: str, message: str, **params: Any) -> InvalidRequestError:
 def clean_text(field: Field, value: Any) -> str:
     if not isinstance(value, str):
         raise _invalid(field.name, "Field %(name)s must be text.")
-    value = unicodedata.normalize("NFC", value).strip()
+    # Browsers send textarea line breaks as CRLF; keep them as plain newlines.
+    value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n").strip()
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise _invalid(field.name, "Field %(name)s contains control characters.")
     if len(value) < max(field.min_length, 1 if field.required else 0):

@@ -167,3 +167,14 @@ async def test_bad_uploads_are_refused(client, name, data):
     assert response.status_code == 422
     assert "JPEG" in response.text or "5 MB" in response.text
     assert await Report.all().count() == 0
+
+
+async def test_multiline_text_from_a_browser_is_accepted(client):
+    resident = await make_user()
+    token = await web_login(client, resident)
+    response = await client.post("/reports/new", data={
+        "csrf_token": token, "category": "dispute",
+        "description": "邻里因宅基地起争执\r\n已经吵了三天"})
+    assert response.status_code == 303
+    report = await Report.get(user_id=resident.id)
+    assert report.description == "邻里因宅基地起争执\n已经吵了三天"
