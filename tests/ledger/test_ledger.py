@@ -185,3 +185,17 @@ async def test_admins_cannot_adjust_themselves_or_staff(client):
     other = await _adjust(client, headers, staff.id, 1000)
     assert other.status_code == 409 and other.json()["error"]["code"] == "invalid_state"
     assert await LedgerEntry.all().count() == 0
+
+
+async def test_a_bad_cap_leaves_every_rule_unchanged(client):
+    village = await make_village()
+    town_admin = await make_user(Role.TOWN_ADMIN, town=await village.town)
+    token = await web_login(client, town_admin)
+    form = {"csrf_token": token}
+    for kind in ("checkin", "patrol", "pledge", "report"):
+        form.update({f"{kind}_points": "99", f"{kind}_cap_day": "", f"{kind}_cap_month": "",
+                     f"{kind}_cap_year": ""})
+    form["report_cap_day"] = "-1"
+    await client.post(f"/console/towns/{village.town_id}/rules", data=form)
+    points = await EarningRule.filter(town_id=village.town_id).values_list("points", flat=True)
+    assert 99 not in points

@@ -7,6 +7,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tortoise.transactions import in_transaction
 
 from torreya.accounts import service
 from torreya.accounts.permissions import (
@@ -99,15 +100,19 @@ async def update_rules(request: Request) -> Response:
     from torreya.ledger.rules import update_rule
 
     try:
-        for rule in await EarningRule.filter(town_id=town_id):
+        # Validate every row before changing any: a bad cap leaves all rules as they were.
+        changes = []
+        for rule in await EarningRule.filter(town_id=town_id).order_by("id"):
             data = validate(form, [
                 Field(name=f"{rule.kind}_points", type=int, minimum=0, maximum=100_000),
                 Field(name=f"{rule.kind}_cap_day", type=int, required=False, minimum=0),
                 Field(name=f"{rule.kind}_cap_month", type=int, required=False, minimum=0),
                 Field(name=f"{rule.kind}_cap_year", type=int, required=False, minimum=0),
                 Field(name=f"{rule.kind}_needs_review", type=bool, required=False)])
-            await update_rule(actor=user, rule=rule, **{k.split("_", 1)[1]: v
-                                                        for k, v in data.items()})
+            changes.append((rule, {k.split("_", 1)[1]: v for k, v in data.items()}))
+        async with in_transaction():
+            for rule, values in changes:
+                await update_rule(actor=user, rule=rule, **values)
         flash(request, _("Earning rules saved."))
     except DomainError as error:
         flash(request, error_text(error), "error")
