@@ -9,8 +9,9 @@ from datetime import datetime
 import pytest
 from tortoise.transactions import in_transaction
 
-from tests.factories import api_token, make_user, make_village, web_login
+from tests.factories import api_token, make_event, make_user, make_village, web_login
 from torreya.boards.queries import rank_residents
+from torreya.checkins.codes import poster_token
 from torreya.ledger.periods import period_key
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import LedgerEntry, Role, Town, User
@@ -145,7 +146,7 @@ async def test_display_page_and_json(client):
     assert data["recent"][0]["points"] == 25
 
 
-async def test_dashboard_and_monthly_csv(client):
+async def test_dashboard_and_monthly_csv(client, settings):
     village = await make_village()
     town = await Town.get(id=village.town_id)
     second = await make_village(town)
@@ -154,14 +155,23 @@ async def test_dashboard_and_monthly_csv(client):
     b = await make_user(village=second)
     await credit(a, 30, datetime.now(LOCAL))
     await credit(b, 12, datetime.now(LOCAL), kind="patrol")
+    event = await make_event(village, points=5)
+    token = poster_token(settings, event_id=event.id, ends_at=event.ends_at)
+    headers = await api_token(client, a)
+    assert (await client.post("/api/v1/checkins", headers=headers,
+                              json={"token": token})).status_code == 201
+    assert (await client.post("/api/v1/reports", headers=headers, json={
+        "category": "hazard", "description": "路灯坏了"})).status_code == 201
     await web_login(client, admin)
     page = await client.get(f"/console/villages/{village.id}/dashboard")
     assert page.status_code == 200 and "<svg" in page.text
-    assert 'id="stat-outstanding">30<' in page.text
+    assert 'id="stat-outstanding">35<' in page.text
     month = datetime.now(LOCAL).strftime("%Y-%m")
     csv = await client.get(f"/console/villages/{village.id}/report.csv?month={month}")
     lines = csv.text.lstrip("\ufeff").splitlines()
-    assert lines[0].startswith("村/社区,活跃居民") and lines[1].startswith(village.name + ",1,")
+    assert lines[0].startswith("村/社区,活跃居民")
+    # active, check-ins, patrol hours, reports filed, accepted, pledges, issued, redeemed, owed
+    assert lines[1] == f"{village.name},1,1,0.0,1,0,0,35,0,35"
     assert (await client.get(f"/console/towns/{town.id}/dashboard")).status_code == 403
     assert (await client.get(f"/console/villages/{second.id}/dashboard")).status_code == 404
     client.cookies.clear()
@@ -169,7 +179,6 @@ async def test_dashboard_and_monthly_csv(client):
     await web_login(client, town_admin)
     town_csv = await client.get(f"/console/towns/{town.id}/report.csv?month={month}")
     rows = town_csv.text.lstrip("\ufeff").splitlines()
-    assert rows[-1].startswith("合计,2,")
-    assert rows[-1].split(",")[7] == "42"
+    assert rows[-1] == "合计,2,1,0.0,1,0,0,47,0,47"
     bad = await client.get(f"/console/towns/{town.id}/report.csv?month=2026-13")
     assert bad.status_code == 422

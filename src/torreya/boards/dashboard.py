@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from tortoise.functions import Sum
+from tortoise.functions import Count, Sum
 
 from torreya.db import now
 from torreya.ledger.periods import ALL_KINDS, period_key, period_start
@@ -63,41 +63,68 @@ def last_months(count: int) -> list[str]:
     return list(reversed(months))
 
 
-async def figures(village_ids: list[int], month: str | None) -> MonthFigures:
+async def _grouped(query, column: str, value) -> dict[int, int]:
+    """{village_id: aggregate} of a query grouped by its village column."""
+    rows = await query.annotate(value=value).group_by(column).values_list(column, "value")
+    return {village_id: int(total or 0) for village_id, total in rows}
+
+
+async def figures_by_village(village_ids: list[int], month: str | None
+                             ) -> dict[int, MonthFigures]:
+    """The month's figures of each village, in one grouped query per figure."""
     key, start, end = month_bounds(month)
     in_month = {"created_at__gte": start, "created_at__lt": end}
-    result = MonthFigures()
-    result.active_residents = await EarningTotal.filter(
-        village_id__in=village_ids, kind=ALL_KINDS, period=key, total__gt=0).count()
-    issued = await EarningTotal.filter(village_id__in=village_ids, kind=ALL_KINDS, period=key
-                                       ).annotate(s=Sum("total")).values_list("s", flat=True)
-    result.points_issued = int(issued[0] or 0) if issued else 0
-    result.checkins = await Checkin.filter(event__village_id__in=village_ids, **in_month).count()
-    minutes = 0
+    totals = EarningTotal.filter(village_id__in=village_ids, kind=ALL_KINDS, period=key)
+    accepted = [ReportStatus.ACCEPTED, ReportStatus.IN_PROGRESS, ReportStatus.RESOLVED]
+    columns = {
+        "active_residents": await _grouped(totals.filter(total__gt=0), "village_id",
+                                           Count("id")),
+        "points_issued": await _grouped(totals, "village_id", Sum("total")),
+        "checkins": await _grouped(Checkin.filter(event__village_id__in=village_ids,
+                                                  **in_month), "event__village_id",
+                                   Count("id")),
+        "reports_filed": await _grouped(Report.filter(village_id__in=village_ids, **in_month),
+                                        "village_id", Count("id")),
+        "reports_accepted": await _grouped(Report.filter(
+            village_id__in=village_ids, status__in=accepted, **in_month), "village_id",
+            Count("id")),
+        "pledges_signed": await _grouped(PledgeSignature.filter(
+            village_id__in=village_ids, **in_month), "village_id", Count("id")),
+        "points_redeemed": await _grouped(Redemption.filter(
+            village_id__in=village_ids, status__in=[RedemptionStatus.PENDING,
+                                                    RedemptionStatus.FULFILLED], **in_month),
+            "village_id", Sum("cost")),
+    }
+    minutes: dict[int, int] = {}
     for patrol in await Patrol.filter(village_id__in=village_ids, status=PatrolStatus.APPROVED,
                                       started_at__gte=start, started_at__lt=end
                                       ).prefetch_related("participants"):
-        minutes += (patrol.duration_minutes or 0) * len(patrol.participants)
-    result.patrol_hours = round(minutes / 60, 1)
-    result.reports_filed = await Report.filter(village_id__in=village_ids, **in_month).count()
-    result.reports_accepted = await Report.filter(
-        village_id__in=village_ids, status__in=[ReportStatus.ACCEPTED, ReportStatus.IN_PROGRESS,
-                                                ReportStatus.RESOLVED], **in_month).count()
-    result.pledges_signed = await PledgeSignature.filter(village_id__in=village_ids,
-                                                         **in_month).count()
-    redeemed = await Redemption.filter(
-        village_id__in=village_ids, status__in=[RedemptionStatus.PENDING,
-                                                RedemptionStatus.FULFILLED], **in_month
-    ).annotate(s=Sum("cost")).values_list("s", flat=True)
-    result.points_redeemed = int(redeemed[0] or 0) if redeemed else 0
+        minutes[patrol.village_id] = minutes.get(patrol.village_id, 0) + (
+            (patrol.duration_minutes or 0) * len(patrol.participants))
+    result = {}
+    for village_id in village_ids:
+        result[village_id] = MonthFigures(
+            patrol_hours=round(minutes.get(village_id, 0) / 60, 1),
+            **{name: values.get(village_id, 0) for name, values in columns.items()})
     return result
 
 
+async def figures(village_ids: list[int], month: str | None) -> MonthFigures:
+    """The month's figures of these villages together."""
+    total = MonthFigures()
+    for one in (await figures_by_village(village_ids, month)).values():
+        total.add(one)
+    total.patrol_hours = round(total.patrol_hours, 1)
+    return total
+
+
+async def outstanding_by_village(village_ids: list[int]) -> dict[int, int]:
+    """What the scheme owes each village's residents: their balances now."""
+    return await _grouped(User.filter(village_id__in=village_ids), "village_id", Sum("balance"))
+
+
 async def outstanding_points(village_ids: list[int]) -> int:
-    """What the scheme owes: the residents' balances now."""
-    total = await User.filter(village_id__in=village_ids).annotate(s=Sum("balance")
-                                                                   ).values_list("s", flat=True)
-    return int(total[0] or 0) if total else 0
+    return sum((await outstanding_by_village(village_ids)).values())
 
 
 async def top_activities(village_ids: list[int], month: str | None) -> list[tuple[str, int]]:

@@ -152,15 +152,19 @@ async def monthly_csv(request: Request) -> Response:
     writer = csv.writer(out)
     headers = [_("Village")] + [_(c) for c in dashboard.COLUMNS] + [_("outstanding_points")]
     writer.writerow(headers)
+    ids = [v.id for v in villages]
+    per_village = await dashboard.figures_by_village(ids, month)
+    owed = await dashboard.outstanding_by_village(ids)
     total = dashboard.MonthFigures()
     for village in villages:
-        figures = await dashboard.figures([village.id], month)
+        figures = per_village[village.id]
         total.add(figures)
         writer.writerow([village.name] + [getattr(figures, c) for c in dashboard.COLUMNS]
-                        + [await dashboard.outstanding_points([village.id])])
+                        + [owed.get(village.id, 0)])
     if len(villages) > 1:
+        total.patrol_hours = round(total.patrol_hours, 1)
         writer.writerow([_("Total")] + [getattr(total, c) for c in dashboard.COLUMNS]
-                        + [await dashboard.outstanding_points([v.id for v in villages])])
+                        + [sum(owed.values())])
     label = month or dashboard.last_months(1)[0]
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition":
