@@ -17,6 +17,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from torreya import audit
+from torreya.i18n import gettext as _
 from torreya.ledger.rules import ACTIVITY_KINDS, ensure_default_rules
 from torreya.models import EarningRule, Reward, RewardCategory, StockMovement, Town, User, Village
 from torreya.rewards.service import LIMIT_PERIODS
@@ -119,16 +120,16 @@ class _Checker:
         value = data.get(key)
         if value is None:
             if required:
-                self.problem(table, index, None, f"missing field '{key}'")
+                self.problem(table, index, None, _("missing field %(field)s", field=key))
             return None
         if not isinstance(value, str) or not value.strip():
-            self.problem(table, index, key, "must be non-empty text")
+            self.problem(table, index, key, _("must be non-empty text"))
             return None
         if len(value) > max_length:
-            self.problem(table, index, key, f"longer than {max_length} characters")
+            self.problem(table, index, key, _("longer than %(max)s characters", max=max_length))
             return None
         if re.search(r"[<>]", value):
-            self.problem(table, index, key, "may not contain < or >")
+            self.problem(table, index, key, _("may not contain < or >"))
             return None
         return value.strip()
 
@@ -136,13 +137,14 @@ class _Checker:
         value = data.get(key)
         if value is None:
             if required:
-                self.problem(table, index, None, f"missing field '{key}'")
+                self.problem(table, index, None, _("missing field %(field)s", field=key))
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(table, index, key, "must be a whole number")
+            self.problem(table, index, key, _("must be a whole number"))
             return None
         if not minimum <= value <= maximum:
-            self.problem(table, index, key, f"must be between {minimum} and {maximum}")
+            self.problem(table, index, key, _("must be between %(min)s and %(max)s",
+                                              min=minimum, max=maximum))
             return None
         return value
 
@@ -155,7 +157,7 @@ class _Checker:
         if isinstance(value, date):
             end = time.max if key.endswith("until") else time.min
             return datetime.combine(value, end, tzinfo=LOCAL)
-        self.problem(table, index, key, "must be a date (2026-01-31) or date-time")
+        self.problem(table, index, key, _("must be a date (2026-01-31) or date-time"))
         return None
 
 
@@ -170,10 +172,10 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
     c = _Checker(filename, text)
     scheme = data.get("scheme")
     if not isinstance(scheme, dict):
-        c.problem("scheme", None, None, "missing [scheme] table")
+        c.problem("scheme", None, None, _("missing [scheme] table"))
         return None, c.problems
     for unknown in set(data) - {"scheme", "rules", "rewards", "levels", "badges"}:
-        c.problems.append(PackProblem(filename, 1, unknown, "unknown table"))
+        c.problems.append(PackProblem(filename, 1, unknown, _("unknown table")))
     pack = Pack(name=c.text(scheme, "scheme", None, "name") or "",
                 currency_name=c.text(scheme, "scheme", None, "currency_name",
                                      max_length=32) or "",
@@ -188,14 +190,14 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
         kind = rule.get("kind")
         if kind not in KINDS:
             c.problem("rules", index, "kind" if "kind" in rule else None,
-                      f"kind must be one of {', '.join(KINDS)}")
+                      _("kind must be one of %(choices)s", choices=", ".join(KINDS)))
             continue
         if kind in seen_kinds:
-            c.problem("rules", index, "kind", f"rule for '{kind}' given twice")
+            c.problem("rules", index, "kind", _("rule for %(kind)s given twice", kind=kind))
         seen_kinds.add(kind)
         review = rule.get("needs_review", False)
         if not isinstance(review, bool):
-            c.problem("rules", index, "needs_review", "must be true or false")
+            c.problem("rules", index, "needs_review", _("must be true or false"))
         pack.rules.append(RulePack(
             kind=kind, points=c.integer(rule, "rules", index, "points", required=True) or 0,
             cap_day=c.integer(rule, "rules", index, "cap_day"),
@@ -207,19 +209,20 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
         key = item.get("key")
         if not isinstance(key, str) or not _KEY.match(key):
             c.problem("rewards", index, "key" if "key" in item else None,
-                      "key must be lower-case letters, digits, - _ . (e.g. rice-5kg)")
+                      _("key must be lower-case letters, digits, - _ . (e.g. rice-5kg)"))
             continue
         if key in seen_keys:
-            c.problem("rewards", index, "key", f"key '{key}' given twice")
+            c.problem("rewards", index, "key", _("key %(key)s given twice", key=key))
         seen_keys.add(key)
         category = item.get("category", "goods")
         if category not in CATEGORIES:
             c.problem("rewards", index, "category",
-                      f"category must be one of {', '.join(CATEGORIES)}")
+                      _("category must be one of %(choices)s", choices=", ".join(CATEGORIES)))
         period = item.get("limit_period")
         if period is not None and period not in LIMIT_PERIODS:
             c.problem("rewards", index, "limit_period",
-                      f"limit_period must be one of {', '.join(LIMIT_PERIODS)}")
+                      _("limit_period must be one of %(choices)s",
+                        choices=", ".join(LIMIT_PERIODS)))
         reward = RewardPack(
             key=key, name=c.text(item, "rewards", index, "name") or "",
             cost=c.integer(item, "rewards", index, "cost", required=True, minimum=1) or 1,
@@ -234,7 +237,7 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
             available_until=c.moment(item, "rewards", index, "available_until"))
         if (reward.available_from and reward.available_until
                 and reward.available_until <= reward.available_from):
-            c.problem("rewards", index, "available_until", "must be after available_from")
+            c.problem("rewards", index, "available_until", _("must be after available_from"))
         pack.rewards.append(reward)
     _levels_and_badges(c, data, pack)
     return (None if c.problems else pack), c.problems
@@ -252,14 +255,14 @@ def _levels_and_badges(c: _Checker, data: dict, pack: Pack) -> None:
             if name is not None and floor is not None:
                 pack.levels.append({"name": name, "min_points": floor})
         if pack.levels and min(lv["min_points"] for lv in pack.levels) != 0:
-            c.problem("levels", 0, "min_points", "the first level must start at 0")
+            c.problem("levels", 0, "min_points", _("the first level must start at 0"))
     if "badges" in data:
         pack.badges = []
         for index, badge in enumerate(_tables(c, data, "badges")):
             rule = badge.get("rule")
             if rule not in BADGE_RULES:
                 c.problem("badges", index, "rule" if "rule" in badge else None,
-                          f"rule must be one of {', '.join(BADGE_RULES)}")
+                          _("rule must be one of %(choices)s", choices=", ".join(BADGE_RULES)))
                 continue
             name = c.text(badge, "badges", index, "name", max_length=32)
             if name is not None:
@@ -269,7 +272,7 @@ def _levels_and_badges(c: _Checker, data: dict, pack: Pack) -> None:
 def _tables(c: _Checker, data: dict, name: str) -> list[dict]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        c.problem(name, None, None, f"write each entry as [[{name}]]")
+        c.problem(name, None, None, _("write each entry as [[%(name)s]]", name=name))
         return []
     return value
 
@@ -278,7 +281,7 @@ def load_pack_file(path: Path) -> tuple[Pack | None, list[PackProblem]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        return None, [PackProblem(str(path), 1, "file", "not UTF-8 text")]
+        return None, [PackProblem(str(path), 1, "file", _("not UTF-8 text"))]
     return check_pack(text, str(path))
 
 
