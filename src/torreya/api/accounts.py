@@ -22,7 +22,8 @@ from torreya.web import client_ip, require_user
 ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
 
 
-@endpoint("POST", "/auth/token", summary="Exchange a username and password for a bearer token",
+@endpoint("POST", "/auth/token", returns="access_token token_type expires_in:int",
+          summary="Exchange a username and password for a bearer token",
           auth=False, tag="accounts",
           body=[Field(name="username", max_length=64), Field(name="password", max_length=256)],
           errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
@@ -34,14 +35,17 @@ async def token(request: Request, body: dict) -> object:
                  "expires_in": settings.ACCESS_TOKEN_SECONDS})
 
 
-@endpoint("GET", "/me", summary="The logged-in user with balance and lifetime points",
+@endpoint("GET", "/me", returns=("id:int username display_name role village_id:int? town_id:int? "
+                   "balance:int lifetime_points:int"),
+          summary="The logged-in user with balance and lifetime points",
           tag="accounts")
 async def me(request: Request, body: dict) -> object:
     user = await require_user(request)
     return json(user_json(user, full=True))
 
 
-@endpoint("GET", "/me/ledger", summary="My ledger entries, newest first (cursor pagination)",
+@endpoint("GET", "/me/ledger", returns="items:list next_cursor:str?",
+          summary="My ledger entries, newest first (cursor pagination)",
           tag="ledger", query=[Field(name="cursor", type=int, required=False),
                                Field(name="limit", type=int, required=False, minimum=1,
                                      maximum=100)])
@@ -58,7 +62,8 @@ async def my_ledger(request: Request, body: dict) -> object:
                  "next_cursor": str(next_cursor) if next_cursor else None})
 
 
-@endpoint("GET", "/me/member-card", summary="The code on my member card, for staff to scan",
+@endpoint("GET", "/me/member-card", returns="code url",
+          summary="The code on my member card, for staff to scan",
           tag="checkins")
 async def my_member_card(request: Request, body: dict) -> object:
     user = await require_user(request)
@@ -69,7 +74,8 @@ async def my_member_card(request: Request, body: dict) -> object:
     return json({"code": code, "url": f"{settings.BASE_URL}/card/{code}"})
 
 
-@endpoint("POST", "/towns", summary="Create a town (platform admin)", status=201, tag="accounts",
+@endpoint("POST", "/towns", returns="id:int name code currency_name",
+          summary="Create a town (platform admin)", status=201, tag="accounts",
           body=[Field(name="name", max_length=100), Field(name="code", max_length=32),
                 Field(name="currency_name", max_length=32)],
           errors=["forbidden", "code_taken", "invalid_request"])
@@ -80,7 +86,8 @@ async def create_town(request: Request, body: dict) -> object:
                  "currency_name": town.currency_name}, 201)
 
 
-@endpoint("POST", "/towns/{id:int}/villages", summary="Create a village (town admin)",
+@endpoint("POST", "/towns/{id:int}/villages", returns="id:int town_id:int name code",
+          summary="Create a village (town admin)",
           status=201, tag="accounts",
           body=[Field(name="name", max_length=100), Field(name="code", max_length=32)],
           errors=["forbidden", "not_found", "code_taken", "invalid_request"])
@@ -91,7 +98,8 @@ async def create_village(request: Request, body: dict) -> object:
                  "code": village.code}, 201)
 
 
-@endpoint("POST", "/users", summary="Create a user in a village the admin manages", status=201,
+@endpoint("POST", "/users", returns="id:int username display_name village_id:int? role",
+          summary="Create a user in a village the admin manages", status=201,
           tag="accounts",
           body=[Field(name="username", max_length=64, min_length=3),
                 Field(name="password", max_length=256, min_length=6, required=False,
@@ -111,7 +119,9 @@ async def create_user(request: Request, body: dict) -> object:
     return json(user_json(user), 201)
 
 
-@endpoint("POST", "/users/{id:int}/adjustments", summary="Add or take points with a reason",
+@endpoint("POST", "/users/{id:int}/adjustments",
+          returns="id:int delta:int balance_after:int kind memo created_at:time",
+          summary="Add or take points with a reason",
           status=201, tag="ledger",
           body=[Field(name="delta", type=int, minimum=-1_000_000, maximum=1_000_000),
                 Field(name="memo", max_length=200, min_length=1)],

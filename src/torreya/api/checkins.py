@@ -42,7 +42,10 @@ async def event_for_staff(request: Request) -> Event:
     return event
 
 
-@endpoint("POST", "/villages/{id:int}/events", summary="Create an event with QR check-in",
+@endpoint("POST", "/villages/{id:int}/events",
+          returns=("id:int village_id:int title kind points:int place starts_at:time "
+                   "ends_at:time qr_mode checkin_url:str?"),
+          summary="Create an event with QR check-in",
           status=201, tag="checkins",
           body=[Field(name="title", max_length=120), Field(name="kind", max_length=24,
                                                            choices=service.EVENT_KINDS),
@@ -58,7 +61,8 @@ async def create_event(request: Request, body: dict) -> object:
     return json(event_json(request, event), 201)
 
 
-@endpoint("GET", "/events/{id:int}/checkin-code", summary="The code to show now", tag="checkins",
+@endpoint("GET", "/events/{id:int}/checkin-code", returns="token url expires_at:time",
+          summary="The code to show now", tag="checkins",
           errors=["forbidden", "not_found"])
 async def checkin_code(request: Request, body: dict) -> object:
     event = await event_for_staff(request)
@@ -69,7 +73,8 @@ async def checkin_code(request: Request, body: dict) -> object:
                  "expires_at": expires.isoformat()})
 
 
-@endpoint("POST", "/checkins", summary="Check in with a scanned code", status=201, tag="checkins",
+@endpoint("POST", "/checkins", returns="id:int event_id:int points:int balance:int",
+          summary="Check in with a scanned code", status=201, tag="checkins",
           body=[Field(name="token", max_length=2048)], errors=CHECKIN_ERRORS)
 async def check_in(request: Request, body: dict) -> object:
     user = await require_user(request)
@@ -79,7 +84,9 @@ async def check_in(request: Request, body: dict) -> object:
                  "points": result.checkin.points, "balance": result.balance}, 201)
 
 
-@endpoint("POST", "/events/{id:int}/checkins", summary="Staff check a resident in by member card",
+@endpoint("POST", "/events/{id:int}/checkins",
+          returns="id:int event_id:int user_id:int points:int balance:int",
+          summary="Staff check a resident in by member card",
           status=201, tag="checkins", body=[Field(name="member_code", max_length=200)],
           errors=CHECKIN_ERRORS + ["not_found"])
 async def staff_check_in(request: Request, body: dict) -> object:

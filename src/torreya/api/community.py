@@ -16,7 +16,9 @@ from torreya.validation import Field
 from torreya.web import require_user
 
 
-@endpoint("POST", "/villages/{id:int}/pledges", summary="Start a pledge campaign", status=201,
+@endpoint("POST", "/villages/{id:int}/pledges",
+          returns="id:int title points:int confirmations:list",
+          summary="Start a pledge campaign", status=201,
           tag="pledges",
           body=[Field(name="title", max_length=120), Field(name="text", max_length=5000,
                                                            allow_markup=True),
@@ -38,7 +40,9 @@ async def create_pledge(request: Request, body: dict) -> object:
                  "confirmations": pledge.confirmations}, 201)
 
 
-@endpoint("POST", "/pledges/{id:int}/signatures", summary="Sign a pledge (points once)",
+@endpoint("POST", "/pledges/{id:int}/signatures",
+          returns="id:int points:int balance:int certificate_url",
+          summary="Sign a pledge (points once)",
           status=201, tag="pledges", body=[Field(name="signed_name", max_length=64)],
           errors=["not_found", "forbidden", "already_signed", "event_not_open", "cap_reached"])
 async def sign(request: Request, body: dict) -> object:
@@ -56,7 +60,8 @@ async def sign(request: Request, body: dict) -> object:
                  "certificate_url": f"{settings.BASE_URL}/certificates/{code}"}, 201)
 
 
-@endpoint("POST", "/reports", summary="Report a hazard, fraud clue or dispute", status=201,
+@endpoint("POST", "/reports", returns="id:int status",
+          summary="Report a hazard, fraud clue or dispute", status=201,
           tag="reports",
           body=[Field(name="category", max_length=16, choices=[c.value for c in ReportCategory]),
                 Field(name="description", max_length=1000, allow_markup=True),
@@ -68,7 +73,8 @@ async def file_report(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status)}, 201)
 
 
-@endpoint("POST", "/reports/{id:int}/review", summary="Accept with points, or reject",
+@endpoint("POST", "/reports/{id:int}/review", returns="id:int status points:int?",
+          summary="Accept with points, or reject",
           tag="reports",
           body=[Field(name="decision", max_length=8, choices=["accept", "reject"]),
                 Field(name="points", type=int, required=False, nullable=True, minimum=0,

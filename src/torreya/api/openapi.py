@@ -14,6 +14,24 @@ STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials":
           "too_many_attempts": 429}
 
 
+TYPES = {"int": {"type": "integer"}, "str": {"type": "string"}, "bool": {"type": "boolean"},
+         "num": {"type": "number"}, "time": {"type": "string", "format": "date-time"},
+         "list": {"type": "array", "items": {"type": "object"}}, "obj": {"type": "object"}}
+
+
+def response_schema(spec: str) -> dict:
+    """The object schema of a `returns` spec ("id:int name village_id:int? items:list")."""
+    properties = {}
+    for token in spec.split():
+        name, _sep, kind = token.partition(":")
+        nullable = kind.endswith("?")
+        schema = dict(TYPES[(kind.rstrip("?") or "str")])
+        if nullable:
+            schema["nullable"] = True
+        properties[name] = schema
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
 def _path(path: str) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
 
@@ -24,6 +42,9 @@ def document(base_url: str) -> dict:
         op: dict = {"summary": e.summary, "tags": [e.tag] if e.tag else [],
                     "operationId": e.handler.__name__,
                     "responses": {str(e.status): {"description": "OK"}}}
+        if e.returns:
+            op["responses"][str(e.status)]["content"] = {"application/json": {
+                "schema": response_schema(e.returns)}}
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"\{(\w+)", e.path)]
         params += [{"name": f.name, "in": "query", "required": False, "schema": f.openapi()}

@@ -18,7 +18,8 @@ async def _group(request: Request):
     return user, await service.group_for(user, request.path_params["id"])
 
 
-@endpoint("POST", "/towns/{id:int}/groups", summary="Create a volunteer group", status=201,
+@endpoint("POST", "/towns/{id:int}/groups", returns="id:int name village_ids:list",
+          summary="Create a volunteer group", status=201,
           tag="patrols", body=[Field(name="name", max_length=80)],
           errors=["forbidden", "not_found", "invalid_request"])
 async def create_group(request: Request, body: dict) -> object:
@@ -45,7 +46,9 @@ async def add_member(request: Request, body: dict) -> object:
     return json({"group_id": group.id, "user_id": member.user_id, "role": member.role}, 201)
 
 
-@endpoint("POST", "/groups/{id:int}/routes", summary="A route of checkpoint plates", status=201,
+@endpoint("POST", "/groups/{id:int}/routes",
+          returns="id:int name min_checkpoints:int checkpoints:list",
+          summary="A route of checkpoint plates", status=201,
           tag="patrols",
           body=[Field(name="name", max_length=80), Field(name="min_checkpoints", type=int,
                                                          minimum=1, maximum=50),
@@ -66,7 +69,8 @@ async def create_route(request: Request, body: dict) -> object:
                 201)
 
 
-@endpoint("POST", "/groups/{id:int}/patrols", summary="The leader starts a patrol", status=201,
+@endpoint("POST", "/groups/{id:int}/patrols", returns="id:int status join_code",
+          summary="The leader starts a patrol", status=201,
           tag="patrols", body=[Field(name="route_id", type=int, minimum=1)],
           errors=["forbidden", "not_found"])
 async def start(request: Request, body: dict) -> object:
@@ -104,7 +108,8 @@ async def scan(request: Request, body: dict) -> object:
                  "repeated": result.repeated}, 201)
 
 
-@endpoint("POST", "/patrols/{id:int}/finish", summary="The leader finishes the patrol",
+@endpoint("POST", "/patrols/{id:int}/finish", returns="id:int status duration_minutes:int",
+          summary="The leader finishes the patrol",
           tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
 async def finish(request: Request, body: dict) -> object:
     user = await require_user(request)
@@ -113,7 +118,8 @@ async def finish(request: Request, body: dict) -> object:
                  "duration_minutes": patrol.duration_minutes})
 
 
-@endpoint("POST", "/patrols/{id:int}/approve", summary="Approve and pay the participants",
+@endpoint("POST", "/patrols/{id:int}/approve", returns="id:int status awards:list",
+          summary="Approve and pay the participants",
           tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
 async def approve(request: Request, body: dict) -> object:
     user = await require_user(request)
@@ -122,7 +128,8 @@ async def approve(request: Request, body: dict) -> object:
                  "awards": [{"user_id": a.user_id, "points": a.points} for a in awards]})
 
 
-@endpoint("POST", "/patrols/{id:int}/reject", summary="Reject with a reason", tag="patrols",
+@endpoint("POST", "/patrols/{id:int}/reject", returns="id:int status awards:list",
+          summary="Reject with a reason", tag="patrols",
           body=[Field(name="reason", max_length=500, allow_markup=True)],
           errors=["forbidden", "not_found", "invalid_state", "invalid_request"])
 async def reject(request: Request, body: dict) -> object:

@@ -30,6 +30,9 @@ class Endpoint:
     errors: Sequence[str] = ()
     tag: str = ""
     query: Sequence[Field] = field(default_factory=tuple)
+    # The response's fields for the OpenAPI document: "id:int name village_id:int? items:list"
+    # (type string unless named; "?" allows null).
+    returns: str = ""
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -37,7 +40,7 @@ ENDPOINTS: list[Endpoint] = []
 
 def endpoint(method: str, path: str, *, summary: str, body: Sequence[Field] = (),
              auth: bool = True, status: int = 200, errors: Sequence[str] = (), tag: str = "",
-             query: Sequence[Field] = ()) -> Callable[[Handler], Handler]:
+             query: Sequence[Field] = (), returns: str = "") -> Callable[[Handler], Handler]:
     """Register an API handler `async def h(request, body) -> Response` under /api/v1."""
 
     def register(handler: Handler) -> Handler:
@@ -47,7 +50,7 @@ def endpoint(method: str, path: str, *, summary: str, body: Sequence[Field] = ()
 
         run.__name__ = handler.__name__
         ENDPOINTS.append(Endpoint(method, path, run, summary, tuple(body), auth, status,
-                                  tuple(errors), tag, tuple(query)))
+                                  tuple(errors), tag, tuple(query), returns))
         return handler
 
     return register

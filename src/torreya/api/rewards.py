@@ -56,7 +56,9 @@ async def list_rewards(request: Request, body: dict) -> object:
     return json({"items": [reward_json(r) for r in rewards]})
 
 
-@endpoint("POST", "/redemptions", summary="Redeem points for an item; honours Idempotency-Key",
+@endpoint("POST", "/redemptions",
+          returns="id:int reward_id:int status voucher_code balance:int expires_at:time",
+          summary="Redeem points for an item; honours Idempotency-Key",
           status=201, tag="rewards", body=[Field(name="reward_id", type=int, minimum=1)],
           errors=["not_found", "forbidden", "not_available", "out_of_stock", "limit_reached",
                   "insufficient_points"])
@@ -70,7 +72,8 @@ async def redeem(request: Request, body: dict) -> object:
                  "expires_at": r.expires_at.isoformat()}, 201)
 
 
-@endpoint("POST", "/vouchers/{code}/fulfil", summary="Staff hand over the item of a voucher",
+@endpoint("POST", "/vouchers/{code}/fulfil", returns="id:int status",
+          summary="Staff hand over the item of a voucher",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def fulfil(request: Request, body: dict) -> object:
     staff = await require_user(request)
@@ -78,7 +81,8 @@ async def fulfil(request: Request, body: dict) -> object:
     return json({"id": redemption.id, "status": str(redemption.status)})
 
 
-@endpoint("POST", "/redemptions/{id:int}/cancel", summary="Cancel a pending voucher (refund)",
+@endpoint("POST", "/redemptions/{id:int}/cancel", returns="id:int status balance:int",
+          summary="Cancel a pending voucher (refund)",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def cancel(request: Request, body: dict) -> object:
     actor = await require_user(request)
