@@ -248,3 +248,26 @@ async def test_restock_and_write_off_are_public_movements(client):
     assert deltas == [10]
 
 
+
+
+async def test_admin_edits_an_item_and_the_change_is_audited(client):
+    from torreya.models import AuditEvent
+
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    reward = await Reward.create(town_id=village.town_id, village=village, name="毛巾", cost=15,
+                                 stock=4)
+    token = await web_login(client, admin)
+    response = await client.post(f"/console/rewards/{reward.id}/edit", data={
+        "csrf_token": token, "name": "纯棉毛巾", "cost": "20", "category": "goods",
+        "per_user_limit": "2", "limit_period": "month", "stock": "999"})
+    assert response.status_code == 303
+    await reward.refresh_from_db()
+    assert (reward.name, reward.cost, reward.per_user_limit, reward.stock) == (
+        "纯棉毛巾", 20, 2, 4)
+    assert await AuditEvent.filter(tag="rewards:reward:update").exists()
+    bad = await client.post(f"/console/rewards/{reward.id}/edit", data={
+        "csrf_token": token, "name": "纯棉毛巾", "cost": "0", "category": "goods"})
+    assert bad.status_code == 303
+    await reward.refresh_from_db()
+    assert reward.cost == 20

@@ -302,6 +302,24 @@ async def restock(*, actor: User, reward: Reward, delta: int) -> Reward:
     return reward
 
 
+async def update_reward(*, actor: User, reward: Reward, fields: RewardFields) -> Reward:
+    """Change an item's name, cost, limits or window. Stock changes go through `restock`
+    (they are public movements), so `fields.stock` is ignored here."""
+    village = await Village.get(id=reward.village_id) if reward.village_id else None
+    if village is None:
+        raise ForbiddenError("Town-wide items are managed through the scheme pack.")
+    require_village(actor, village, Role.VILLAGE_ADMIN)
+    _check(fields)
+    values = {k: v for k, v in fields.__dict__.items() if k != "stock"}
+    before = {k: getattr(reward, k) for k in ("name", "cost", "per_user_limit")}
+    await Reward.filter(id=reward.id).update(**values)
+    await reward.refresh_from_db()
+    await audit.record(actor, "rewards:reward:update", subject=f"reward:{reward.id}",
+                       town_id=reward.town_id, village_id=reward.village_id,
+                       data={"before": before, "after": {k: getattr(reward, k) for k in before}})
+    return reward
+
+
 async def set_reward_active(*, actor: User, reward: Reward, active: bool) -> None:
     village = await Village.get(id=reward.village_id) if reward.village_id else None
     if village is None:

@@ -228,6 +228,19 @@ async def restock(request: Request) -> Response:
     return redirect(f"/console/villages/{reward.village_id}/rewards")
 
 
+async def edit_reward(request: Request) -> Response:
+    user, reward = await _reward_admin(request)
+    form = await read_form(request)
+    try:
+        data = validate(form, REWARD_FORM)
+        await service.update_reward(actor=user, reward=reward,
+                                    fields=service.RewardFields(**data))
+        flash(request, _("Item %(name)s saved.", name=reward.name))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/villages/{reward.village_id}/rewards")
+
+
 async def toggle(request: Request) -> Response:
     user, reward = await _reward_admin(request)
     await read_form(request)
@@ -314,6 +327,7 @@ routes = [
           name="create_reward"),
     Route("/console/rewards/{id:int}/restock", restock, methods=["POST"], name="restock"),
     Route("/console/rewards/{id:int}/toggle", toggle, methods=["POST"], name="toggle"),
+    Route("/console/rewards/{id:int}/edit", edit_reward, methods=["POST"], name="edit_reward"),
     Route("/console/rewards/{id:int}/image", upload_image, methods=["POST"], name="upload_image"),
     Route("/console/towns/{id:int}/scheme.toml", scheme_export, name="scheme_export"),
     Route("/console/towns/{id:int}/scheme", scheme_import, methods=["POST"],
