@@ -349,3 +349,30 @@ async def test_public_stock_list_masks_names(client):
     page = await client.get(f"/villages/{village.id}/stock")
     assert page.status_code == 200
     assert "王*英" in page.text and "王秀英" not in page.text
+
+
+async def test_staff_redeem_at_the_counter_for_a_resident_without_a_phone(client):
+    resident = await resident_with(50, password_hash=None)
+    village = await resident.village
+    reward = await make_reward(village, name="洗洁精", cost=30, stock=3)
+    staff = await make_user(Role.STAFF, village)
+    token = await web_login(client, staff)
+    page = await client.get(f"/console/users/{resident.id}")
+    assert "洗洁精 · 30" in page.text
+    key = page.text.split('name="idem_key" value="')[1].split('"')[0]
+    form = {"csrf_token": token, "reward_id": str(reward.id), "idem_key": key}
+    assert (await client.post(f"/console/users/{resident.id}/redeem", data=form)
+            ).status_code == 303
+    await client.post(f"/console/users/{resident.id}/redeem", data=form)  # double tap
+    redemption = await Redemption.get(user_id=resident.id)
+    assert redemption.status == RedemptionStatus.FULFILLED
+    entry = await LedgerEntry.get(user_id=resident.id, kind="redemption")
+    assert entry.proxy and entry.actor_id == staff.id
+    await resident.refresh_from_db()
+    assert resident.balance == 20
+    outsider = await make_user(Role.STAFF, await make_village())
+    client.cookies.clear()
+    token = await web_login(client, outsider)
+    refused = await client.post(f"/console/users/{resident.id}/redeem", data={
+        "csrf_token": token, "reward_id": str(reward.id), "idem_key": "other"})
+    assert refused.status_code == 404

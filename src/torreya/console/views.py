@@ -190,8 +190,18 @@ async def user_page(request: Request) -> Response:
         raise NotFoundError()
     require_over(actor, person, Role.STAFF)
     entries, _next = await ledger_queries.ledger_page(person.id, cursor=None, limit=30)
+    catalog = []
+    if person.role == Role.RESIDENT and person.village_id:
+        from torreya.rewards.queries import catalog as village_catalog
+        from torreya.rewards.service import is_available
+
+        village = await Village.get(id=person.village_id)
+        catalog = [r for r in await village_catalog(village, include_inactive=False)
+                   if is_available(r) and r.cost <= person.balance
+                   and (r.stock is None or r.stock > 0)]
     return render(request, "console/user.html", {
         "person": person, "entries": entries, "flashes": pop_flashes(request),
+        "catalog": catalog,
         "currency": await ledger_queries.currency_name(person.town_id),
         "idem_key": uuid.uuid4().hex})
 

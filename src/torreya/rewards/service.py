@@ -80,13 +80,20 @@ def visible_to(reward: Reward, user: User) -> bool:
     return reward.town_id == user.town_id and reward.village_id in (None, user.village_id)
 
 
-async def redeem_reward(*, user: User, reward_id: int, idem_key: str) -> RedeemResult:
+async def redeem_reward(*, user: User, reward_id: int, idem_key: str,
+                        staff: User | None = None) -> RedeemResult:
     """Spend points on an item and get a pending voucher.
 
+    With `staff`, village staff redeem at the counter for a resident without a phone: the
+    entry is marked as a proxy action with the staff member as actor.
     Raises not_found (not in the user's catalog), forbidden (not a resident), not_available,
     out_of_stock, limit_reached, insufficient_points. The same `idem_key` returns the first
     redemption again, charged once.
     """
+    if staff is not None:
+        from torreya.accounts.permissions import require_over
+
+        require_over(staff, user, Role.STAFF)
     key = f"redeem:{user.id}:{idem_key}"
     existing = await Redemption.get_or_none(idem_key=key)
     if existing is not None:
@@ -102,7 +109,7 @@ async def redeem_reward(*, user: User, reward_id: int, idem_key: str) -> RedeemR
     for _attempt in range(3):
         try:
             async with in_transaction() as connection:
-                redemption = await _redeem(connection, user, reward, town, key)
+                redemption = await _redeem(connection, user, reward, town, key, staff)
             break
         except IntegrityError:
             existing = await Redemption.get_or_none(idem_key=key)
@@ -111,14 +118,16 @@ async def redeem_reward(*, user: User, reward_id: int, idem_key: str) -> RedeemR
             # otherwise the random voucher code collided: draw another
     else:
         raise ConflictError("Please try again.")
-    await audit.record(user, "rewards:redemption:create", subject=f"redemption:{redemption.id}",
-                       town_id=user.town_id, village_id=user.village_id,
-                       data={"reward": reward.id, "cost": reward.cost})
+    await audit.record(staff or user,
+                       "rewards:redemption:" + ("proxy" if staff else "create"),
+                       subject=f"redemption:{redemption.id}", town_id=user.town_id,
+                       village_id=user.village_id,
+                       data={"reward": reward.id, "cost": reward.cost, "for": user.id})
     return RedeemResult(redemption, user.balance, False)
 
 
 async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, town: Town,
-                  key: str) -> Redemption:
+                  key: str, staff: User | None) -> Redemption:
     moment = now()
     redemption = await Redemption.create(
         reward=reward, user=user, town_id=reward.town_id, village_id=user.village_id,
@@ -132,10 +141,12 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
             raise OutOfStockError()
         await StockMovement.create(reward=reward, village_id=reward.village_id,
                                    town_id=reward.town_id, delta=-1, reason="redeem",
-                                   redemption=redemption, actor=user, using_db=connection)
+                                   redemption=redemption, actor=staff or user,
+                                   using_db=connection)
     await post_entry(Credit(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
                             idem_key=f"redemption:{redemption.id}", source_type="redemption",
-                            source_id=redemption.id, actor=user), connection)
+                            source_id=redemption.id, actor=staff or user,
+                            proxy=staff is not None), connection)
     if reward.per_user_limit is not None:
         # Counted after post_entry locked the account row: concurrent redemptions by the
         # same resident are serialised there and see each other here.

@@ -241,6 +241,32 @@ async def edit_reward(request: Request) -> Response:
     return redirect(f"/console/villages/{reward.village_id}/rewards")
 
 
+async def counter_redeem(request: Request) -> Response:
+    """At the 积分超市 counter: staff redeem for a resident without a phone and hand the item
+    over at once (the resident shows their member card)."""
+    from torreya.models import User
+
+    staff = await require_user(request, Role.STAFF)
+    resident = await User.get_or_none(id=request.path_params["id"], role=Role.RESIDENT)
+    if resident is None:
+        raise NotFoundError()
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="reward_id", type=int, minimum=1),
+                               Field(name="idem_key", max_length=64)])
+        result = await service.redeem_reward(user=resident, reward_id=data["reward_id"],
+                                             idem_key=data["idem_key"], staff=staff)
+        if result.redemption.status == "pending":
+            await service.fulfil_voucher(staff=staff, code=result.redemption.voucher_code)
+        reward = await Reward.get(id=data["reward_id"])
+        flash(request, _("Handed over: %(name)s.", name=reward.name))
+    except DomainError as error:
+        if error.code == "not_found" and error.field is None:
+            raise
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/users/{resident.id}")
+
+
 async def toggle(request: Request) -> Response:
     user, reward = await _reward_admin(request)
     await read_form(request)
@@ -327,6 +353,7 @@ routes = [
           name="create_reward"),
     Route("/console/rewards/{id:int}/restock", restock, methods=["POST"], name="restock"),
     Route("/console/rewards/{id:int}/toggle", toggle, methods=["POST"], name="toggle"),
+    Route("/console/users/{id:int}/redeem", counter_redeem, methods=["POST"], name="counter"),
     Route("/console/rewards/{id:int}/edit", edit_reward, methods=["POST"], name="edit_reward"),
     Route("/console/rewards/{id:int}/image", upload_image, methods=["POST"], name="upload_image"),
     Route("/console/towns/{id:int}/scheme.toml", scheme_export, name="scheme_export"),
