@@ -8,10 +8,10 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from torreya.accounts.permissions import rank
+from torreya.accounts.permissions import rank, require_village
 from torreya.db import get_one
-from torreya.errors import DomainError, ForbiddenError, UnauthenticatedError
-from torreya.models import Role, User
+from torreya.errors import DomainError, ForbiddenError, NotFoundError, UnauthenticatedError
+from torreya.models import Role, User, Village
 from torreya.security import csrf_ok, read_access_token
 
 
@@ -50,6 +50,19 @@ async def require_user(request: Request, minimum: Role = Role.RESIDENT) -> User:
     if user.rank < rank(minimum):
         raise ForbiddenError()
     return user
+
+
+async def village_from_path(request: Request, minimum: Role, *,
+                            sign_in: Role | None = None) -> tuple[User, Village]:
+    """The user and the `{id}` village of a console page: the user must hold `sign_in` (by
+    default `minimum`) to get here, and `minimum` within the village's reach; a village
+    outside the reach is not found."""
+    user = await require_user(request, sign_in or minimum)
+    village = await Village.get_or_none(id=request.path_params["id"])
+    if village is None:
+        raise NotFoundError()
+    require_village(user, village, minimum)
+    return user, village
 
 
 class CsrfError(DomainError):

@@ -28,7 +28,14 @@ from torreya.ledger.queries import currency_name
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.templating import LOCAL, render
 from torreya.validation import Field, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+    village_from_path,
+)
 
 
 async def checkin_page(request: Request) -> Response:
@@ -141,11 +148,7 @@ async def event_page(request: Request) -> Response:
 
 
 async def new_event_page(request: Request) -> Response:
-    user = await require_user(request, Role.VILLAGE_ADMIN)
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, Role.VILLAGE_ADMIN)
+    _user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     start = now().astimezone(LOCAL).replace(second=0, microsecond=0)
     return render(request, "checkins/new_event.html", {
         "village": village, "kinds": service.EVENT_KINDS, "error": None,
@@ -165,11 +168,7 @@ EVENT_FORM = [
 
 
 async def create_event(request: Request) -> Response:
-    user = await require_user(request, Role.VILLAGE_ADMIN)
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, Role.VILLAGE_ADMIN)
+    user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     form = await read_form(request)
     try:
         data = validate(form, EVENT_FORM)

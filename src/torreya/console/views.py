@@ -14,7 +14,6 @@ from torreya.accounts.permissions import (
     assignable_roles,
     require_over,
     require_town,
-    require_village,
 )
 from torreya.console import queries
 from torreya.errors import DomainError, NotFoundError
@@ -25,7 +24,14 @@ from torreya.ledger.service import adjust_points
 from torreya.models import EarningRule, Event, Role, Town, User, Village
 from torreya.templating import render
 from torreya.validation import Field, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+    village_from_path,
+)
 
 
 def error_text(error: DomainError) -> str:
@@ -119,17 +125,8 @@ async def update_rules(request: Request) -> Response:
     return redirect(f"/console/towns/{town_id}")
 
 
-async def _village(request: Request, user: User, minimum: Role) -> Village:
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, minimum)
-    return village
-
-
 async def village_page(request: Request) -> Response:
-    user = await require_user(request, Role.STAFF)
-    village = await _village(request, user, Role.STAFF)
+    user, village = await village_from_path(request, Role.STAFF)
     search = request.query_params.get("q", "")[:40]
     people = await queries.users_of_village(village, search=search)
     events = await Event.filter(village_id=village.id).order_by("-starts_at").limit(30)
@@ -158,16 +155,14 @@ async def _create_user(request: Request, actor: User, form, **placement) -> None
 
 
 async def create_village_user(request: Request) -> Response:
-    user = await require_user(request, Role.VILLAGE_ADMIN)
-    village = await _village(request, user, Role.VILLAGE_ADMIN)
+    user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     form = await read_form(request)
     await _create_user(request, user, form, village_id=village.id)
     return redirect(f"/console/villages/{village.id}")
 
 
 async def import_roster(request: Request) -> Response:
-    user = await require_user(request, Role.VILLAGE_ADMIN)
-    village = await _village(request, user, Role.VILLAGE_ADMIN)
+    user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     form = await read_form(request, max_files=1)
     try:
         upload = form.get("roster")

@@ -32,7 +32,14 @@ from torreya.patrols import service
 from torreya.patrols.codes import plate_code, read_plate_code
 from torreya.templating import render
 from torreya.validation import Field, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+    village_from_path,
+)
 
 
 async def my_groups(request: Request) -> Response:
@@ -323,11 +330,7 @@ async def town_groups(request: Request) -> Response:
 
 
 async def review_queue(request: Request) -> Response:
-    user = await require_user(request, Role.VILLAGE_ADMIN)
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, Role.VILLAGE_ADMIN)
+    _user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     patrols = await Patrol.filter(village_id=village.id).order_by("-id").limit(100
                                                                              ).prefetch_related(
         "route", "leader", "group")

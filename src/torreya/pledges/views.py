@@ -21,7 +21,14 @@ from torreya.models import Pledge, PledgeSignature, Role, Village
 from torreya.pledges import service
 from torreya.templating import local_time, render
 from torreya.validation import Field, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+    village_from_path,
+)
 
 
 async def pledge_list(request: Request) -> Response:
@@ -92,17 +99,8 @@ async def verify_certificate(request: Request) -> Response:
 # -- console ---------------------------------------------------------------------------------
 
 
-async def _village(request: Request, minimum: Role):
-    user = await require_user(request, Role.STAFF)
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, minimum)
-    return user, village
-
-
 async def console_list(request: Request) -> Response:
-    user, village = await _village(request, Role.STAFF)
+    user, village = await village_from_path(request, Role.STAFF)
     pledges = await Pledge.filter(village_id=village.id).order_by("-id").annotate(
         signed=Count("signatures"))
     return render(request, "pledges/console.html", {
@@ -110,7 +108,7 @@ async def console_list(request: Request) -> Response:
 
 
 async def console_create(request: Request) -> Response:
-    user, village = await _village(request, Role.VILLAGE_ADMIN)
+    user, village = await village_from_path(request, Role.VILLAGE_ADMIN, sign_in=Role.STAFF)
     form = await read_form(request)
     try:
         data = validate(form, [

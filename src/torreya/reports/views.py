@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from torreya.accounts.permissions import require_village
 from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
@@ -18,12 +17,18 @@ from torreya.models import (
     ReportStatus,
     ReportUpdate,
     Role,
-    Village,
 )
 from torreya.reports import service
 from torreya.templating import render
 from torreya.validation import Field, coordinate, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+    village_from_path,
+)
 
 CATEGORIES = [c.value for c in ReportCategory]
 REPORT_FORM = [
@@ -127,11 +132,7 @@ async def advance(request: Request) -> Response:
 
 async def queue(request: Request) -> Response:
     """Staff's queue, filtered by status and category; reporters' names visible to staff."""
-    user = await require_user(request, Role.STAFF)
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, Role.STAFF)
+    _user, village = await village_from_path(request, Role.STAFF)
     params = validate(dict(request.query_params), [
         Field(name="status", max_length=16, required=False,
               choices=[s.value for s in ReportStatus]),

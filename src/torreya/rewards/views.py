@@ -21,7 +21,14 @@ from torreya.rewards.codes import display_voucher_code, normalize_voucher_code
 from torreya.rewards.scheme import check_pack, export_pack, import_pack
 from torreya.templating import render
 from torreya.validation import Field, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+    village_from_path,
+)
 
 REWARD_FORM = [
     Field(name="name", max_length=80), Field(name="cost", type=int, minimum=1, maximum=1_000_000),
@@ -166,17 +173,8 @@ async def public_stock(request: Request) -> Response:
 # -- console ----------------------------------------------------------------------------------
 
 
-async def _village_admin(request: Request, minimum: Role = Role.VILLAGE_ADMIN):
-    user = await require_user(request, Role.STAFF)
-    village = await Village.get_or_none(id=request.path_params["id"])
-    if village is None:
-        raise NotFoundError()
-    require_village(user, village, minimum)
-    return user, village
-
-
 async def catalog_console(request: Request) -> Response:
-    user, village = await _village_admin(request, Role.STAFF)
+    user, village = await village_from_path(request, Role.STAFF)
     return render(request, "rewards/console.html", {
         "village": village, "rewards": await queries.catalog(village, include_inactive=True),
         "pickups": await queries.pending_pickups(village), "flashes": pop_flashes(request),
@@ -184,7 +182,7 @@ async def catalog_console(request: Request) -> Response:
 
 
 async def create_reward(request: Request) -> Response:
-    user, village = await _village_admin(request)
+    user, village = await village_from_path(request, Role.VILLAGE_ADMIN, sign_in=Role.STAFF)
     form = await read_form(request, max_files=1)
     try:
         data = validate(form, REWARD_FORM)
