@@ -1,13 +1,17 @@
 """record(actor, tag, subject, data): the audit trail, written by services.
 
 Tags read "capability:subject:action" (accounts:user:create, ledger:adjustment:create,
-checkins:scan:refuse …).
+checkins:scan:refuse …). A record of a change is written with the change's own `connection`,
+so the two commit together; `connection=None` is for records that stand alone (a refused
+login, a denial) and commit by themselves.
 """
 
 from __future__ import annotations
 
 import contextvars
 from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
 
 from torreya.models import AuditEvent, User
 
@@ -18,10 +22,12 @@ async def record(
     actor: User | None,
     tag: str,
     *,
+    connection: BaseDBAsyncClient | None,
     subject: str = "",
     town_id: int | None = None,
     village_id: int | None = None,
     data: dict[str, Any] | None = None,
+    entry_id: int | None = None,
 ) -> AuditEvent:
     return await AuditEvent.create(
         actor=actor,
@@ -31,4 +37,6 @@ async def record(
         village_id=village_id,
         data=data or {},
         ip=request_ip.get(),
+        entry_id=entry_id,
+        using_db=connection,
     )

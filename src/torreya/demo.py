@@ -9,6 +9,7 @@ from datetime import timedelta
 from rich.console import Console
 from tortoise.transactions import in_transaction
 
+from torreya import audit
 from torreya.db import now, orm
 from torreya.ledger.rules import ensure_default_rules
 from torreya.ledger.service import Credit, post_entry
@@ -131,11 +132,16 @@ async def _history(rng, town, village, admin, staff, people, moment) -> None:
                                      method="card" if card else "static",
                                      staff=staff if card else None, created_at=at,
                                      using_db=connection)
-                await post_entry(Credit(user=person, delta=points, kind="checkin", memo=title,
-                                        idem_key=f"checkin:{event.id}:{person.id}",
-                                        source_type="event", source_id=event.id,
-                                        actor=staff if card else person, proxy=card,
-                                        earned=True, at=at), connection)
+                entry = await post_entry(
+                    Credit(user=person, delta=points, kind="checkin", memo=title,
+                           idem_key=f"checkin:{event.id}:{person.id}", source_type="event",
+                           source_id=event.id, actor=staff if card else person, proxy=card,
+                           earned=True, at=at), connection)
+                if card:
+                    await audit.record(staff, "checkins:checkin:proxy", connection=connection,
+                                       subject=f"user:{person.id}", town_id=town.id,
+                                       village_id=village.id, entry_id=entry.id,
+                                       data={"event": event.id, "points": points})
 
 
 CHECKPOINTS = ["村委会", "古来桥", "香榧林入口", "小学门口", "老年活动中心"]
@@ -178,7 +184,13 @@ async def _red_maple(rng, town, moment) -> None:
                 await PatrolScan.create(patrol=patrol, checkpoint=checkpoint, user=person,
                                         created_at=start + timedelta(minutes=20 * offset + 5))
             async with in_transaction() as connection:
-                await post_entry(Credit(user=person, delta=minutes * rate // 60, kind="patrol",
-                                        memo=route.name, idem_key=f"patrol:{patrol.id}:{person.id}",
-                                        source_type="patrol", source_id=patrol.id, actor=admin,
-                                        earned=True, at=start + timedelta(days=1)), connection)
+                points = minutes * rate // 60
+                entry = await post_entry(
+                    Credit(user=person, delta=points, kind="patrol", memo=route.name,
+                           idem_key=f"patrol:{patrol.id}:{person.id}", source_type="patrol",
+                           source_id=patrol.id, actor=admin, earned=True,
+                           at=start + timedelta(days=1)), connection)
+                await audit.record(admin, "patrols:award:create", connection=connection,
+                                   subject=f"user:{person.id}", town_id=town.id,
+                                   village_id=village.id, entry_id=entry.id,
+                                   data={"patrol": patrol.id, "points": points})

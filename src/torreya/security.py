@@ -14,7 +14,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from starlette.requests import Request
 
-from torreya.db import now
+from torreya.db import conn, fetch, now
 from torreya.errors import UnauthenticatedError
 from torreya.models import LoginFailure
 from torreya.settings import Settings
@@ -90,23 +90,35 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
 # -- login throttle: counted in the database so every worker and host sees the same ----------
 
 
-async def check_login_allowed(settings: Settings, *, username: str, ip: str) -> None:
+async def reserve_login_attempt(settings: Settings, *, username: str, ip: str) -> list[int]:
+    """Reserve an attempt *before* the password is checked, so a burst of N guesses checks
+    at most the limit: each request inserts its attempt first (one statement), then counts
+    the window with its own row in it. Of any k requests, the last to insert sees all k.
+
+    Returns the reserved rows' ids; they stay as failures unless `release_login_attempt`
+    is called after a success. Raises TooManyAttemptsError (and releases them) when over.
+    """
     from torreya.errors import TooManyAttemptsError
 
-    since = now() - timedelta(seconds=settings.LOGIN_WINDOW_SECONDS)
-    account = await LoginFailure.filter(key=f"u:{username.lower()}", created_at__gte=since).count()
-    if account >= settings.LOGIN_MAX_PER_ACCOUNT:
+    connection = conn()
+    moment = now()
+    account, address = f"u:{username.lower()}", f"ip:{ip}"
+    rows = await fetch(connection, "INSERT INTO login_failures (key, created_at)"
+                       " VALUES (?, ?), (?, ?) RETURNING id", [account, moment, address, moment])
+    ids = [int(r["id"]) for r in rows]
+    since = moment - timedelta(seconds=settings.LOGIN_WINDOW_SECONDS)
+    counts = {r["key"]: int(r["n"]) for r in await fetch(
+        connection, "SELECT key, COUNT(*) AS n FROM login_failures"
+        " WHERE key IN (?, ?) AND created_at >= ? GROUP BY key", [account, address, since])}
+    if (counts.get(account, 0) > settings.LOGIN_MAX_PER_ACCOUNT
+            or counts.get(address, 0) > settings.LOGIN_MAX_PER_IP):
+        await LoginFailure.filter(id__in=ids).delete()
         raise TooManyAttemptsError()
-    address = await LoginFailure.filter(key=f"ip:{ip}", created_at__gte=since).count()
-    if address >= settings.LOGIN_MAX_PER_IP:
-        raise TooManyAttemptsError()
+    return ids
 
 
-async def record_login_failure(*, username: str, ip: str) -> None:
-    await LoginFailure.bulk_create(
-        [LoginFailure(key=f"u:{username.lower()}"), LoginFailure(key=f"ip:{ip}")]
-    )
-
-
-async def clear_login_failures(*, username: str) -> None:
+async def release_login_attempt(*, username: str, reserved: list[int]) -> None:
+    """After a success: the account's failures are forgiven, and this attempt's address row
+    is taken back (the address keeps its other failures)."""
     await LoginFailure.filter(key=f"u:{username.lower()}").delete()
+    await LoginFailure.filter(id__in=reserved).delete()

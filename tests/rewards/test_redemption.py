@@ -31,8 +31,7 @@ async def resident_with(points: int, village=None, **over) -> User:
     resident = await make_user(village=village, **over)
     if points:
         admin = await make_user(Role.VILLAGE_ADMIN, village)
-        await adjust_points(actor=admin, target=resident, delta=points, memo="初始积分",
-                            idem_key=f"seed-{resident.id}")
+        await adjust_points(actor=admin, target=resident, delta=points, memo="初始积分")
     return resident
 
 

@@ -13,10 +13,9 @@ from torreya.errors import ConflictError, ForbiddenError, InvalidCredentialsErro
 from torreya.ledger.rules import ensure_default_rules
 from torreya.models import Role, Town, User, Village
 from torreya.security import (
-    check_login_allowed,
-    clear_login_failures,
     hash_password,
-    record_login_failure,
+    release_login_attempt,
+    reserve_login_attempt,
     verify_password,
 )
 from torreya.settings import Settings
@@ -38,15 +37,15 @@ async def authenticate(settings: Settings, *, username: str, password: str, ip: 
     Raises TooManyAttemptsError while throttled, InvalidCredentialsError otherwise.
     """
     username = username.strip()
-    await check_login_allowed(settings, username=username, ip=ip)
+    reserved = await reserve_login_attempt(settings, username=username, ip=ip)
     user = await User.get_or_none(username=username)
     if not verify_password(user.password_hash if user else None, password) or not (
         user and user.is_active
     ):
-        await record_login_failure(username=username, ip=ip)
-        await audit.record(user, "accounts:login:fail", subject=f"username:{username[:40]}")
+        await audit.record(user, "accounts:login:fail", connection=None,
+                           subject=f"username:{username[:40]}")
         raise InvalidCredentialsError()
-    await clear_login_failures(username=username)
+    await release_login_attempt(username=username, reserved=reserved)
     return user
 
 
@@ -54,13 +53,14 @@ async def create_town(*, actor: User, name: str, code: str, currency_name: str) 
     if actor.role != Role.PLATFORM_ADMIN:
         raise ForbiddenError()
     try:
-        async with in_transaction():
+        async with in_transaction() as connection:
             town = await Town.create(name=name, code=code, currency_name=currency_name)
             await ensure_default_rules(town)
+            await audit.record(actor, "accounts:town:create", connection=connection,
+                               subject=f"town:{town.id}", town_id=town.id,
+                               data={"name": name, "code": code})
     except IntegrityError:
         raise CodeTakenError(value=code, field="code") from None
-    await audit.record(actor, "accounts:town:create", subject=f"town:{town.id}",
-                       town_id=town.id, data={"name": name, "code": code})
     return town
 
 
@@ -78,11 +78,13 @@ async def create_village(*, actor: User, town_id: int, name: str, code: str) -> 
         raise NotFoundError()
     require_town(actor, town.id, Role.TOWN_ADMIN)
     try:
-        village = await Village.create(town=town, name=name, code=code)
+        async with in_transaction() as connection:
+            village = await Village.create(town=town, name=name, code=code, using_db=connection)
+            await audit.record(actor, "accounts:village:create", connection=connection,
+                               subject=f"village:{village.id}", town_id=town.id,
+                               village_id=village.id, data={"name": name, "code": code})
     except IntegrityError:
         raise CodeTakenError(value=code, field="code") from None
-    await audit.record(actor, "accounts:village:create", subject=f"village:{village.id}",
-                       town_id=town.id, village_id=village.id, data={"name": name, "code": code})
     return village
 
 
@@ -127,33 +129,41 @@ async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> Us
     """Create a login. Raises UsernameTakenError (409), ForbiddenError, NotFoundError."""
     require_role(actor, Role.VILLAGE_ADMIN)
     town_id, village_id = await _placement(actor, new)
+    password_hash = hash_password(new.password) if new.password else None
     try:
-        user = await User.create(
-            username=new.username,
-            display_name=new.display_name,
-            password_hash=hash_password(new.password) if new.password else None,
-            role=new.role,
-            town_id=town_id,
-            village_id=village_id,
-            phone=new.phone,
-        )
+        async with in_transaction() as connection:
+            user = await User.create(
+                username=new.username,
+                display_name=new.display_name,
+                password_hash=password_hash,
+                role=new.role,
+                town_id=town_id,
+                village_id=village_id,
+                phone=new.phone,
+                using_db=connection,
+            )
+            if audit_it:
+                await audit.record(actor, "accounts:user:create", connection=connection,
+                                   subject=f"user:{user.id}", town_id=town_id,
+                                   village_id=village_id,
+                                   data={"username": user.username, "role": str(new.role)})
     except IntegrityError:
         raise UsernameTakenError(username=new.username, field="username") from None
-    if audit_it:
-        await audit.record(actor, "accounts:user:create", subject=f"user:{user.id}",
-                           town_id=town_id, village_id=village_id,
-                           data={"username": user.username, "role": str(new.role)})
     return user
 
 
 async def create_platform_admin(*, username: str, password: str) -> User:
+    password_hash = hash_password(password)
     try:
-        user = await User.create(username=username, display_name=username,
-                                 password_hash=hash_password(password), role=Role.PLATFORM_ADMIN)
+        async with in_transaction() as connection:
+            user = await User.create(username=username, display_name=username,
+                                     password_hash=password_hash, role=Role.PLATFORM_ADMIN,
+                                     using_db=connection)
+            await audit.record(None, "accounts:admin:create", connection=connection,
+                               subject=f"user:{user.id}",
+                               data={"username": username, "via": "cli"})
     except IntegrityError:
         raise UsernameTakenError(username=username, field="username") from None
-    await audit.record(None, "accounts:admin:create", subject=f"user:{user.id}",
-                       data={"username": username, "via": "cli"})
     return user
 
 
@@ -183,7 +193,8 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
                                             "taken.", line=r.line, username=r.username))
                     for r in rows if r.username in taken]
     if problems:
-        await audit.record(actor, "accounts:roster:refuse", subject=f"village:{village.id}",
+        await audit.record(actor, "accounts:roster:refuse", connection=None,
+                           subject=f"village:{village.id}",
                            town_id=village.town_id, village_id=village.id,
                            data={"problems": len(problems)})
         return ImportResult(0, problems)
@@ -195,13 +206,13 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
         if progress:
             progress(done, len(rows))
     try:
-        async with in_transaction():
-            await User.bulk_create(users, batch_size=500)
+        async with in_transaction() as connection:
+            await User.bulk_create(users, batch_size=500, using_db=connection)
+            await audit.record(actor, "accounts:roster:import", connection=connection,
+                               subject=f"village:{village.id}", town_id=village.town_id,
+                               village_id=village.id, data={"created": len(users)})
     except IntegrityError:
         # Someone took a username between our check and the insert: nothing was written.
         return ImportResult(0, [RosterProblem(0, _("A username was taken meanwhile; "
                                                    "please import again."))])
-    await audit.record(actor, "accounts:roster:import", subject=f"village:{village.id}",
-                       town_id=village.town_id, village_id=village.id,
-                       data={"created": len(users)})
     return ImportResult(len(users), [])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.requests import Request
 
 from torreya.accounts import service
@@ -74,7 +72,7 @@ async def my_member_card(request: Request, body: dict) -> object:
     return json({"code": code, "url": f"{settings.BASE_URL}/card/{code}"})
 
 
-@endpoint("POST", "/towns", returns="id:int name code currency_name",
+@endpoint("POST", "/towns", idempotent=True, returns="id:int name code currency_name",
           summary="Create a town (platform admin)", status=201, tag="accounts",
           body=[Field(name="name", max_length=100), Field(name="code", max_length=32),
                 Field(name="currency_name", max_length=32)],
@@ -86,7 +84,8 @@ async def create_town(request: Request, body: dict) -> object:
                  "currency_name": town.currency_name}, 201)
 
 
-@endpoint("POST", "/towns/{id:int}/villages", returns="id:int town_id:int name code",
+@endpoint("POST", "/towns/{id:int}/villages", idempotent=True,
+          returns="id:int town_id:int name code",
           summary="Create a village (town admin)",
           status=201, tag="accounts",
           body=[Field(name="name", max_length=100), Field(name="code", max_length=32)],
@@ -98,7 +97,8 @@ async def create_village(request: Request, body: dict) -> object:
                  "code": village.code}, 201)
 
 
-@endpoint("POST", "/users", returns="id:int username display_name village_id:int? role",
+@endpoint("POST", "/users", idempotent=True,
+          returns="id:int username display_name village_id:int? role",
           summary="Create a user in a village the admin manages", status=201,
           tag="accounts",
           body=[Field(name="username", max_length=64, min_length=3),
@@ -119,7 +119,7 @@ async def create_user(request: Request, body: dict) -> object:
     return json(user_json(user), 201)
 
 
-@endpoint("POST", "/users/{id:int}/adjustments",
+@endpoint("POST", "/users/{id:int}/adjustments", idempotent=True,
           returns="id:int delta:int balance_after:int kind memo created_at:time",
           summary="Add or take points with a reason",
           status=201, tag="ledger",
@@ -136,7 +136,6 @@ async def adjust(request: Request, body: dict) -> object:
         from torreya.errors import InvalidRequestError
 
         raise InvalidRequestError("Field %(name)s must not be zero.", field="delta", name="delta")
-    key = request.headers.get("idempotency-key", "")[:100] or uuid.uuid4().hex
     entry = await adjust_points(actor=actor, target=target, delta=body["delta"],
-                                memo=body["memo"], idem_key=key)
+                                memo=body["memo"])
     return json(entry_json(entry), 201)

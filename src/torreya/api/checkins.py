@@ -42,7 +42,7 @@ async def event_for_staff(request: Request) -> Event:
     return event
 
 
-@endpoint("POST", "/villages/{id:int}/events",
+@endpoint("POST", "/villages/{id:int}/events", idempotent=True,
           returns=("id:int village_id:int title kind points:int place starts_at:time "
                    "ends_at:time qr_mode checkin_url:str?"),
           summary="Create an event with QR check-in",

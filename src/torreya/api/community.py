@@ -16,7 +16,7 @@ from torreya.validation import Field
 from torreya.web import require_user
 
 
-@endpoint("POST", "/villages/{id:int}/pledges",
+@endpoint("POST", "/villages/{id:int}/pledges", idempotent=True,
           returns="id:int title points:int confirmations:list",
           summary="Start a pledge campaign", status=201,
           tag="pledges",
@@ -40,7 +40,7 @@ async def create_pledge(request: Request, body: dict) -> object:
                  "confirmations": pledge.confirmations}, 201)
 
 
-@endpoint("POST", "/pledges/{id:int}/signatures",
+@endpoint("POST", "/pledges/{id:int}/signatures", idempotent=True,
           returns="id:int points:int balance:int certificate_url",
           summary="Sign a pledge (points once)",
           status=201, tag="pledges", body=[Field(name="signed_name", max_length=64)],
@@ -60,7 +60,7 @@ async def sign(request: Request, body: dict) -> object:
                  "certificate_url": f"{settings.BASE_URL}/certificates/{code}"}, 201)
 
 
-@endpoint("POST", "/reports", returns="id:int status",
+@endpoint("POST", "/reports", idempotent=True, returns="id:int status",
           summary="Report a hazard, fraud clue or dispute", status=201,
           tag="reports",
           body=[Field(name="category", max_length=16, choices=[c.value for c in ReportCategory]),
@@ -73,7 +73,7 @@ async def file_report(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status)}, 201)
 
 
-@endpoint("POST", "/reports/{id:int}/review", returns="id:int status points:int?",
+@endpoint("POST", "/reports/{id:int}/review", idempotent=True, returns="id:int status points:int?",
           summary="Accept with points, or reject",
           tag="reports",
           body=[Field(name="decision", max_length=8, choices=["accept", "reject"]),
@@ -88,7 +88,8 @@ async def review(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status), "points": report.points})
 
 
-@endpoint("POST", "/reports/{id:int}/progress", summary="Move an accepted report on",
+@endpoint("POST", "/reports/{id:int}/progress", idempotent=True,
+          summary="Move an accepted report on",
           tag="reports",
           body=[Field(name="status", max_length=16, choices=["in_progress", "resolved"]),
                 Field(name="note", max_length=500, required=False, allow_markup=True)],

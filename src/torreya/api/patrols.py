@@ -18,7 +18,7 @@ async def _group(request: Request):
     return user, await service.group_for(user, request.path_params["id"])
 
 
-@endpoint("POST", "/towns/{id:int}/groups", returns="id:int name village_ids:list",
+@endpoint("POST", "/towns/{id:int}/groups", idempotent=True, returns="id:int name village_ids:list",
           summary="Create a volunteer group", status=201,
           tag="patrols", body=[Field(name="name", max_length=80)],
           errors=["forbidden", "not_found", "invalid_request"])
@@ -46,7 +46,7 @@ async def add_member(request: Request, body: dict) -> object:
     return json({"group_id": group.id, "user_id": member.user_id, "role": member.role}, 201)
 
 
-@endpoint("POST", "/groups/{id:int}/routes",
+@endpoint("POST", "/groups/{id:int}/routes", idempotent=True,
           returns="id:int name min_checkpoints:int checkpoints:list",
           summary="A route of checkpoint plates", status=201,
           tag="patrols",
@@ -69,7 +69,7 @@ async def create_route(request: Request, body: dict) -> object:
                 201)
 
 
-@endpoint("POST", "/groups/{id:int}/patrols", returns="id:int status join_code",
+@endpoint("POST", "/groups/{id:int}/patrols", idempotent=True, returns="id:int status join_code",
           summary="The leader starts a patrol", status=201,
           tag="patrols", body=[Field(name="route_id", type=int, minimum=1)],
           errors=["forbidden", "not_found"])
@@ -118,7 +118,7 @@ async def finish(request: Request, body: dict) -> object:
                  "duration_minutes": patrol.duration_minutes})
 
 
-@endpoint("POST", "/patrols/{id:int}/approve", returns="id:int status awards:list",
+@endpoint("POST", "/patrols/{id:int}/approve", idempotent=True, returns="id:int status awards:list",
           summary="Approve and pay the participants",
           tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
 async def approve(request: Request, body: dict) -> object:
@@ -128,7 +128,7 @@ async def approve(request: Request, body: dict) -> object:
                  "awards": [{"user_id": a.user_id, "points": a.points} for a in awards]})
 
 
-@endpoint("POST", "/patrols/{id:int}/reject", returns="id:int status awards:list",
+@endpoint("POST", "/patrols/{id:int}/reject", idempotent=True, returns="id:int status awards:list",
           summary="Reject with a reason", tag="patrols",
           body=[Field(name="reason", max_length=500, allow_markup=True)],
           errors=["forbidden", "not_found", "invalid_state", "invalid_request"])

@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from torreya import idempotency
 from torreya.validation import Field, read_json
+from torreya.web import require_user
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -33,6 +35,8 @@ class Endpoint:
     # The response's fields for the OpenAPI document: "id:int name village_id:int? items:list"
     # (type string unless named; "?" allows null).
     returns: str = ""
+    # Honours an Idempotency-Key header (torreya.idempotency): a retry replays the answer.
+    idempotent: bool = False
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -40,20 +44,46 @@ ENDPOINTS: list[Endpoint] = []
 
 def endpoint(method: str, path: str, *, summary: str, body: Sequence[Field] = (),
              auth: bool = True, status: int = 200, errors: Sequence[str] = (), tag: str = "",
-             query: Sequence[Field] = (), returns: str = "") -> Callable[[Handler], Handler]:
-    """Register an API handler `async def h(request, body) -> Response` under /api/v1."""
+             query: Sequence[Field] = (), returns: str = "",
+             idempotent: bool = False) -> Callable[[Handler], Handler]:
+    """Register an API handler `async def h(request, body) -> Response` under /api/v1.
+
+    The caller is authenticated before the body is read (401 before 422). With
+    `idempotent`, a request carrying an Idempotency-Key runs once per key.
+    """
+    scope = f"{method} {path}"
 
     def register(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
+            user = await require_user(request) if auth else None
             data = await read_json(request, body) if body else {}
-            return await handler(request, data)
+            raw_key = request.headers.get("idempotency-key")
+            if not idempotent or raw_key is None or user is None:
+                return await handler(request, data)
+            return await _run_once(request, user.id, scope, raw_key, data,
+                                   lambda: handler(request, data))
 
         run.__name__ = handler.__name__
         ENDPOINTS.append(Endpoint(method, path, run, summary, tuple(body), auth, status,
-                                  tuple(errors), tag, tuple(query), returns))
+                                  tuple(errors), tag, tuple(query), returns, idempotent))
         return handler
 
     return register
+
+
+async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, data: dict,
+                    call: Callable[[], Awaitable[Response]]) -> Response:
+    async def respond() -> tuple[int, str]:
+        response = await call()
+        return response.status_code, bytes(response.body).decode()
+
+    outcome = await idempotency.once(
+        user_id=user_id, scope=scope, key=idempotency.clean_key(raw_key),
+        fingerprint=idempotency.fingerprint(request.method, request.url.path, data),
+        run=respond)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return Response(outcome.body, status_code=outcome.status, headers=headers,
+                    media_type="application/json")
 
 
 def json(data: object, status: int = 200) -> JSONResponse:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
@@ -24,7 +22,8 @@ def reward_json(reward) -> dict:
             else None}
 
 
-@endpoint("POST", "/villages/{id:int}/rewards", summary="Add an item to the village catalog",
+@endpoint("POST", "/villages/{id:int}/rewards", idempotent=True,
+          summary="Add an item to the village catalog",
           status=201, tag="rewards",
           body=[Field(name="name", max_length=80), Field(name="cost", type=int, minimum=1,
                                                          maximum=1_000_000),
@@ -56,7 +55,7 @@ async def list_rewards(request: Request, body: dict) -> object:
     return json({"items": [reward_json(r) for r in rewards]})
 
 
-@endpoint("POST", "/redemptions",
+@endpoint("POST", "/redemptions", idempotent=True,
           returns="id:int reward_id:int status voucher_code balance:int expires_at:time",
           summary="Redeem points for an item; honours Idempotency-Key",
           status=201, tag="rewards", body=[Field(name="reward_id", type=int, minimum=1)],
@@ -64,15 +63,14 @@ async def list_rewards(request: Request, body: dict) -> object:
                   "insufficient_points"])
 async def redeem(request: Request, body: dict) -> object:
     user = await require_user(request)
-    key = request.headers.get("idempotency-key", "").strip()[:100] or uuid.uuid4().hex
-    result = await service.redeem_reward(user=user, reward_id=body["reward_id"], idem_key=key)
+    result = await service.redeem_reward(user=user, reward_id=body["reward_id"])
     r = result.redemption
     return json({"id": r.id, "reward_id": r.reward_id, "status": str(r.status),
                  "voucher_code": r.voucher_code, "balance": result.balance,
                  "expires_at": r.expires_at.isoformat()}, 201)
 
 
-@endpoint("POST", "/vouchers/{code}/fulfil", returns="id:int status",
+@endpoint("POST", "/vouchers/{code}/fulfil", idempotent=True, returns="id:int status",
           summary="Staff hand over the item of a voucher",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def fulfil(request: Request, body: dict) -> object:
@@ -81,7 +79,8 @@ async def fulfil(request: Request, body: dict) -> object:
     return json({"id": redemption.id, "status": str(redemption.status)})
 
 
-@endpoint("POST", "/redemptions/{id:int}/cancel", returns="id:int status balance:int",
+@endpoint("POST", "/redemptions/{id:int}/cancel", idempotent=True,
+          returns="id:int status balance:int",
           summary="Cancel a pending voucher (refund)",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def cancel(request: Request, body: dict) -> object:

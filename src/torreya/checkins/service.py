@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from torreya import audit
@@ -17,6 +18,7 @@ from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.models.checkins import QrMode
+from torreya.outbox.service import Message
 from torreya.settings import Settings
 
 EVENT_KINDS = ("campaign", "training", "home_visit", "meeting", "drill", "other")
@@ -58,14 +60,16 @@ async def create_event(
     require_village(actor, village, Role.VILLAGE_ADMIN)
     if ends_at <= starts_at:
         raise InvalidRequestError("The end must be after the start.", field="ends_at")
-    event = await Event.create(
-        village=village, town_id=village.town_id, title=title, kind=kind, points=points,
-        starts_at=starts_at, ends_at=ends_at, qr_mode=QrMode(qr_mode), place=place,
-        created_by=actor,
-    )
-    await audit.record(actor, "checkins:event:create", subject=f"event:{event.id}",
-                       town_id=village.town_id, village_id=village.id,
-                       data={"title": title, "points": points, "qr_mode": qr_mode})
+    async with in_transaction() as connection:
+        event = await Event.create(
+            village=village, town_id=village.town_id, title=title, kind=kind, points=points,
+            starts_at=starts_at, ends_at=ends_at, qr_mode=QrMode(qr_mode), place=place,
+            created_by=actor, using_db=connection,
+        )
+        await audit.record(actor, "checkins:event:create", connection=connection,
+                           subject=f"event:{event.id}", town_id=village.town_id,
+                           village_id=village.id,
+                           data={"title": title, "points": points, "qr_mode": qr_mode})
     return event
 
 
@@ -113,6 +117,13 @@ async def check_in_member(settings: Settings, *, staff: User, event: Event,
     return await _check_in(event, resident, method="card", staff=staff)
 
 
+def checkin_message(checkin: Checkin, event: Event) -> Message:
+    return Message(event_type="checkin.created", town_id=event.town_id, data={
+        "id": checkin.id, "event_id": event.id, "village_id": event.village_id,
+        "user_id": checkin.user_id, "points": checkin.points, "method": checkin.method,
+        "staff_id": checkin.staff_id, "created_at": checkin.created_at})
+
+
 async def _check_in(event: Event, user: User, *, method: str, staff: User | None) -> CheckinResult:
     if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
         raise await _refuse(ForbiddenError("Only residents of this town can check in here."),
@@ -125,22 +136,23 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
             # The unique (event, user) row claims the check-in before any points move.
             checkin = await Checkin.create(event=event, user=user, method=method, staff=staff,
                                            points=event.points, using_db=connection)
-            await post_entry(
+            entry = await post_entry(
                 Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
                        idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
                        source_id=event.id, actor=staff or user, proxy=staff is not None,
                        earned=True, rule=rule),
-                connection,
+                connection, also=[checkin_message(checkin, event)],
             )
+            if staff is not None:
+                await audit.record(staff, "checkins:checkin:proxy", connection=connection,
+                                   subject=f"user:{user.id}", town_id=event.town_id,
+                                   village_id=event.village_id, entry_id=entry.id,
+                                   data={"event": event.id, "points": event.points})
     except IntegrityError:
         raise await _refuse(AlreadyCheckedInError(), method=method, event=event,
                             user=user) from None
     except DomainError as error:  # cap_reached: the transaction rolled back
         raise await _refuse(error, method=method, event=event, user=user) from None
-    if staff is not None:
-        await audit.record(staff, "checkins:checkin:proxy", subject=f"user:{user.id}",
-                           town_id=event.town_id, village_id=event.village_id,
-                           data={"event": event.id, "points": event.points})
     return CheckinResult(checkin, event, user.balance)
 
 
@@ -150,9 +162,12 @@ async def reissue_card(settings: Settings, *, actor: User, resident: User) -> st
 
     if actor.id != resident.id:
         require_over(actor, resident, Role.STAFF)
-    updated = await User.filter(id=resident.id).update(card_serial=resident.card_serial + 1)
-    if updated:
-        resident.card_serial += 1
-    await audit.record(actor, "checkins:card:reissue", subject=f"user:{resident.id}",
-                       town_id=resident.town_id, village_id=resident.village_id)
+    async with in_transaction() as connection:
+        updated = await User.filter(id=resident.id).using_db(connection).update(
+            card_serial=F("card_serial") + 1)
+        if updated:
+            resident.card_serial += 1
+        await audit.record(actor, "checkins:card:reissue", connection=connection,
+                           subject=f"user:{resident.id}", town_id=resident.town_id,
+                           village_id=resident.village_id)
     return member_code(settings, user_id=resident.id, serial=resident.card_serial)

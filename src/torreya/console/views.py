@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
+from torreya import idempotency
 from torreya.accounts import service
 from torreya.accounts.permissions import (
     assignable_roles,
@@ -212,12 +213,20 @@ async def adjust(request: Request) -> Response:
         data = validate(form, [Field(name="delta", type=int, minimum=-1_000_000,
                                      maximum=1_000_000),
                                Field(name="memo", max_length=200, min_length=1),
-                               Field(name="idem_key", max_length=64),
+                               Field(name="idem_key", max_length=255),
                                Field(name="proxy", type=bool, required=False)])
         if data["delta"] == 0:
             raise DomainError("Field %(name)s must not be zero.", name="delta")
-        await adjust_points(actor=actor, target=person, delta=data["delta"], memo=data["memo"],
-                            idem_key=data["idem_key"], proxy=data["proxy"])
+
+        async def run() -> dict:
+            entry = await adjust_points(actor=actor, target=person, delta=data["delta"],
+                                        memo=data["memo"], proxy=data["proxy"])
+            return {"entry_id": entry.id}
+
+        body = {k: data[k] for k in ("delta", "memo", "proxy")}
+        await idempotency.once_for_form(user_id=actor.id, scope="console:adjust",
+                                        key=data["idem_key"], path=request.url.path,
+                                        body=body, run=run)
         flash(request, _("Points adjusted."))
     except DomainError as error:
         flash(request, error_text(error), "error")

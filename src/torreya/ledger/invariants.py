@@ -2,7 +2,9 @@
 
 Checks, for every account: balance == sum of deltas; lifetime points == sum of earned
 credits; each entry's balance_after == the previous one + its delta, never negative; no
-idempotency key twice; every period total == the earned entries of that period.
+idempotency key twice; every period total == the earned entries of that period; every entry
+made by someone other than its owner (an admin's adjustment or award, staff acting for a
+resident) has its audit record.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from torreya.db import conn, fetch
 from torreya.ledger.periods import total_keys
 from torreya.models import EarningTotal, LedgerEntry, User
 
@@ -93,4 +96,17 @@ async def audit_ledger(progress: Callable[[int, int], None] | None = None) -> Au
     for key in totals.keys() - stored_keys:
         report.add(f"user {key[0]}: total {key[1]}/{key[2]} is missing "
                    f"(ledger says {totals[key]})")
+    for row in await fetch(conn(), UNAUDITED_ENTRIES, []):
+        report.add(f"entry {row['id']} (user {row['user_id']}, {row['kind']}) was made by "
+                   f"user {row['actor_id']}{' as a proxy' if row['proxy'] else ''} but has "
+                   "no audit record")
     return report
+
+
+# Entries whose actor is not their owner: each must have an audit event naming it.
+UNAUDITED_ENTRIES = """
+SELECT e.id, e.user_id, e.actor_id, e.kind, e.proxy FROM ledger_entries e
+WHERE (e.proxy OR (e.actor_id IS NOT NULL AND e.actor_id <> e.user_id))
+  AND NOT EXISTS (SELECT 1 FROM audit_events a WHERE a.entry_id = e.id)
+ORDER BY e.id LIMIT 1000
+"""

@@ -64,6 +64,10 @@ async def update_rule(*, actor, rule: EarningRule, points: int, cap_day: int | N
              "cap_year": cap_year, "needs_review": needs_review}
     if before == after:
         return
-    await EarningRule.filter(id=rule.id).update(**after)
-    await audit.record(actor, "ledger:rule:update", subject=f"rule:{rule.kind}",
-                       town_id=rule.town_id, data={"before": before, "after": after})
+    from tortoise.transactions import in_transaction
+
+    async with in_transaction() as connection:
+        await EarningRule.filter(id=rule.id).using_db(connection).update(**after)
+        await audit.record(actor, "ledger:rule:update", connection=connection,
+                           subject=f"rule:{rule.kind}", town_id=rule.town_id,
+                           data={"before": before, "after": after})

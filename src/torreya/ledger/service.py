@@ -8,11 +8,12 @@ outside `in_transaction()` and replay the original outcome.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from torreya import audit
@@ -22,6 +23,7 @@ from torreya.errors import ConflictError, ForbiddenError
 from torreya.i18n import lazy_gettext
 from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
 from torreya.models import EarningRule, LedgerEntry, Role, User
+from torreya.outbox.service import Message, emit
 
 
 class InsufficientPointsError(ConflictError):
@@ -59,8 +61,11 @@ class Credit:
     at: datetime | None = None
 
 
-async def post_entry(credit: Credit, connection: BaseDBAsyncClient) -> LedgerEntry:
-    """Apply one change of points inside the caller's transaction.
+async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
+                     also: Sequence[Message] = ()) -> LedgerEntry:
+    """Apply one change of points inside the caller's transaction, with its
+    `ledger.entry_created` outbox message (and the caller's own messages in `also`, written
+    in the same statement).
 
     Raises InsufficientPointsError (balance would go negative) or CapReachedError; either
     way the caller's transaction rolls back and nothing is written.
@@ -98,9 +103,18 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient) -> LedgerEnt
     )
     entry = LedgerEntry(id=rows[0]["id"], **values)
     entry._saved_in_db = True
+    await emit(connection, entry_message(entry, village_id=user.village_id), *also)
     user.balance = balance_after
     user.lifetime_points += earned
     return entry
+
+
+def entry_message(entry: LedgerEntry, *, village_id: int | None) -> Message:
+    return Message(event_type="ledger.entry_created", town_id=entry.town_id, data={
+        "id": entry.id, "user_id": entry.user_id, "village_id": village_id,
+        "delta": entry.delta, "balance_after": entry.balance_after, "kind": entry.kind,
+        "memo": entry.memo, "source_type": entry.source_type, "source_id": entry.source_id,
+        "proxy": entry.proxy, "created_at": entry.created_at})
 
 
 async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> None:
@@ -129,32 +143,29 @@ async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> Non
 
 
 async def adjust_points(
-    *, actor: User, target: User, delta: int, memo: str, idem_key: str, proxy: bool = False
+    *, actor: User, target: User, delta: int, memo: str, proxy: bool = False
 ) -> LedgerEntry:
-    """A committee's manual correction or award. Needs a memo; audited.
+    """A committee's manual correction or award. Needs a memo; audited in the same
+    transaction. Retries are made harmless by the caller's idempotency key
+    (`torreya.idempotency`), not here.
 
     Raises NotFoundError/ForbiddenError (reach), InsufficientPointsError.
-    A repeated `idem_key` returns the entry made the first time.
     """
     require_over(actor, target, Role.VILLAGE_ADMIN)
     if actor.id == target.id:
         raise ForbiddenError("You cannot adjust your own points.")
     if target.role != Role.RESIDENT:
         raise ConflictError("This account holds no points.", code="invalid_state")
-    key = f"adjust:{actor.id}:{idem_key}"
-    try:
-        async with in_transaction() as connection:
-            entry = await post_entry(
-                Credit(user=target, delta=delta, kind="adjustment", memo=memo, idem_key=key,
-                       actor=actor, proxy=proxy, earned=delta > 0),
-                connection,
-            )
-    except IntegrityError:
-        existing = await LedgerEntry.get_or_none(idem_key=key)
-        if existing is None:
-            raise
-        return existing
-    await audit.record(actor, "ledger:adjustment:create", subject=f"user:{target.id}",
-                       town_id=target.town_id, village_id=target.village_id,
-                       data={"delta": delta, "memo": memo, "entry": entry.id, "proxy": proxy})
+    async with in_transaction() as connection:
+        entry = await post_entry(
+            Credit(user=target, delta=delta, kind="adjustment", memo=memo,
+                   idem_key=f"adjust:{uuid.uuid4().hex}", actor=actor, proxy=proxy,
+                   earned=delta > 0),
+            connection,
+        )
+        await audit.record(actor, "ledger:adjustment:create", connection=connection,
+                           subject=f"user:{target.id}", town_id=target.town_id,
+                           village_id=target.village_id, entry_id=entry.id,
+                           data={"delta": delta, "memo": memo, "entry": entry.id,
+                                 "proxy": proxy})
     return entry

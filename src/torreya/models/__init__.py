@@ -22,6 +22,7 @@ from torreya.models.patrols import (
     PatrolStatus,
     Route,
 )
+from torreya.models.reliability import IdempotencyKey, OutboxMessage
 from torreya.models.rewards import (
     Redemption,
     RedemptionStatus,
@@ -60,6 +61,8 @@ __models__ = [
     Patrol,
     PatrolParticipant,
     PatrolScan,
+    OutboxMessage,
+    IdempotencyKey,
 ]
 
 __all__ = [
@@ -96,4 +99,6 @@ __all__ = [
     "Town",
     "User",
     "Village",
+    "IdempotencyKey",
+    "OutboxMessage",
 ]

@@ -20,13 +20,17 @@ class AuditEvent(Model):
     village_id = fields.IntField(null=True)
     data = fields.JSONField(default=dict)
     ip = fields.CharField(max_length=64, default="")
+    # The ledger entry this action made, for entries by admins or proxies: `torreya audit`
+    # proves each such entry has its record.
+    entry_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     actor_id: int | None
 
     class Meta:
         table = "audit_events"
-        indexes = (Index(fields=("town_id", "id")), Index(fields=("village_id", "id")))
+        indexes = (Index(fields=("town_id", "id")), Index(fields=("village_id", "id")),
+                   Index(fields=("entry_id",)))
 
 
 class LoginFailure(Model):

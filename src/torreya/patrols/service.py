@@ -41,6 +41,7 @@ from torreya.models import (
     User,
     Village,
 )
+from torreya.outbox.service import Message, emit
 from torreya.patrols.codes import new_join_code, read_plate_code
 from torreya.settings import Settings
 
@@ -100,10 +101,11 @@ async def create_group(*, actor: User, town_id: int, name: str,
     chosen = [v for v in (village_ids or villages) if v in villages]
     if village_ids and len(chosen) != len(set(village_ids)):
         raise NotFoundError("Village not found.", field="village_ids")
-    group = await Group.create(town_id=town_id, name=name, village_ids=chosen,
-                               invite_code=secrets.token_urlsafe(9))
-    await audit.record(actor, "patrols:group:create", subject=f"group:{group.id}",
-                       town_id=town_id, data={"name": name})
+    async with in_transaction() as connection:
+        group = await Group.create(town_id=town_id, name=name, village_ids=chosen,
+                                   invite_code=secrets.token_urlsafe(9), using_db=connection)
+        await audit.record(actor, "patrols:group:create", connection=connection,
+                           subject=f"group:{group.id}", town_id=town_id, data={"name": name})
     return group
 
 
@@ -115,19 +117,29 @@ async def add_member(*, actor: User, group: Group, user_id: int, role: str) -> G
     person = await User.get_or_none(id=user_id)
     if person is None or person.town_id != group.town_id or not person.is_active:
         raise NotFoundError("No such person in this town.", field="user_id")
-    existing = await GroupMember.get_or_none(group_id=group.id, user_id=person.id)
-    if existing:
-        await GroupMember.filter(id=existing.id).update(role=role, approved=True)
-        existing.role, existing.approved = role, True
-        member = existing
-    else:
+    for _attempt in range(2):
         try:
-            member = await GroupMember.create(group=group, user=person, role=role)
+            async with in_transaction() as connection:
+                member = await _upsert_member(connection, group, person, role)
+                await audit.record(actor, "patrols:member:add", connection=connection,
+                                   subject=f"group:{group.id}", town_id=group.town_id,
+                                   data={"user": person.id, "role": role})
+            return member
         except IntegrityError:
-            member = await GroupMember.get(group_id=group.id, user_id=person.id)
-    await audit.record(actor, "patrols:member:add", subject=f"group:{group.id}",
-                       town_id=group.town_id, data={"user": person.id, "role": role})
-    return member
+            continue  # a concurrent add made the row first: update it instead
+    raise ConflictError("Please try again.")
+
+
+async def _upsert_member(connection, group: Group, person: User, role: str) -> GroupMember:
+    existing = await GroupMember.get_or_none(group_id=group.id, user_id=person.id
+                                             ).using_db(connection)
+    if existing is None:
+        return await GroupMember.create(group=group, user=person, role=role,
+                                        using_db=connection)
+    await GroupMember.filter(id=existing.id).using_db(connection).update(role=role,
+                                                                          approved=True)
+    existing.role, existing.approved = role, True
+    return existing
 
 
 async def request_to_join(*, user: User, invite_code: str) -> GroupMember:
@@ -142,11 +154,14 @@ async def request_to_join(*, user: User, invite_code: str) -> GroupMember:
 
 async def approve_member(*, actor: User, group: Group, user_id: int) -> None:
     await require_leader_or_admin(actor, group)
-    updated = await GroupMember.filter(group_id=group.id, user_id=user_id).update(approved=True)
-    if not updated:
-        raise NotFoundError()
-    await audit.record(actor, "patrols:member:approve", subject=f"group:{group.id}",
-                       town_id=group.town_id, data={"user": user_id})
+    async with in_transaction() as connection:
+        updated = await GroupMember.filter(group_id=group.id, user_id=user_id).using_db(
+            connection).update(approved=True)
+        if not updated:
+            raise NotFoundError()
+        await audit.record(actor, "patrols:member:approve", connection=connection,
+                           subject=f"group:{group.id}", town_id=group.town_id,
+                           data={"user": user_id})
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -172,9 +187,9 @@ async def create_route(*, actor: User, group: Group, name: str, checkpoints: lis
         await Checkpoint.bulk_create([Checkpoint(route=route, name=n, position=i)
                                       for i, n in enumerate(names, start=1)],
                                      using_db=connection)
-    await audit.record(actor, "patrols:route:create", subject=f"route:{route.id}",
-                       town_id=group.town_id, village_id=village_id,
-                       data={"name": name, "checkpoints": len(names)})
+        await audit.record(actor, "patrols:route:create", connection=connection,
+                           subject=f"route:{route.id}", town_id=group.town_id,
+                           village_id=village_id, data={"name": name, "checkpoints": len(names)})
     return route
 
 
@@ -194,8 +209,9 @@ async def start_patrol(*, leader: User, group: Group, route_id: int) -> Patrol:
                                      status=PatrolStatus.ACTIVE, join_code=new_join_code(),
                                      started_at=now(), using_db=connection)
         await PatrolParticipant.create(patrol=patrol, user=leader, using_db=connection)
-    await audit.record(leader, "patrols:patrol:start", subject=f"patrol:{patrol.id}",
-                       town_id=group.town_id, village_id=route.village_id)
+        await audit.record(leader, "patrols:patrol:start", connection=connection,
+                           subject=f"patrol:{patrol.id}", town_id=group.town_id,
+                           village_id=route.village_id)
     return patrol
 
 
@@ -269,15 +285,18 @@ async def _submit(patrol: Patrol, *, flag: str | None) -> Patrol:
     flags = list(patrol.flags) + ([flag] if flag else [])
     if await PatrolScan.exists(patrol_id=patrol.id, out_of_order=True):
         flags.append("out_of_order")
-    done = await Patrol.filter(id=patrol.id, status=PatrolStatus.ACTIVE).update(
-        status=PatrolStatus.SUBMITTED, finished_at=moment, duration_minutes=minutes,
-        flags=sorted(set(flags)))
-    if not done:
-        raise PatrolStateError()
+    actor = None if flag else await User.get(id=patrol.leader_id)
+    async with in_transaction() as connection:
+        done = await Patrol.filter(id=patrol.id, status=PatrolStatus.ACTIVE).using_db(
+            connection).update(status=PatrolStatus.SUBMITTED, finished_at=moment,
+                               duration_minutes=minutes, flags=sorted(set(flags)))
+        if not done:
+            raise PatrolStateError()
+        await audit.record(actor, "patrols:patrol:submit", connection=connection,
+                           subject=f"patrol:{patrol.id}", town_id=patrol.town_id,
+                           village_id=patrol.village_id,
+                           data={"minutes": minutes, "flags": flags})
     await patrol.refresh_from_db()
-    await audit.record(None if flag else await patrol.leader, "patrols:patrol:submit",
-                       subject=f"patrol:{patrol.id}", town_id=patrol.town_id,
-                       village_id=patrol.village_id, data={"minutes": minutes, "flags": flags})
     return patrol
 
 
@@ -343,15 +362,27 @@ async def approve_patrol(*, actor: User, patrol_id: int) -> tuple[Patrol, list[A
         for person in sorted(participants, key=lambda p: p.id):
             points = min(base, await _room_under_caps(person, rule, connection))
             if points > 0:
-                await post_entry(Credit(user=person, delta=points, kind="patrol",
-                                        memo=route.name, idem_key=f"patrol:{patrol.id}:{person.id}",
-                                        source_type="patrol", source_id=patrol.id, actor=actor,
-                                        earned=True, rule=rule), connection)
+                entry = await post_entry(
+                    Credit(user=person, delta=points, kind="patrol", memo=route.name,
+                           idem_key=f"patrol:{patrol.id}:{person.id}", source_type="patrol",
+                           source_id=patrol.id, actor=actor, earned=True, rule=rule),
+                    connection)
+                await audit.record(actor, "patrols:award:create", connection=connection,
+                                   subject=f"user:{person.id}", town_id=patrol.town_id,
+                                   village_id=patrol.village_id, entry_id=entry.id,
+                                   data={"patrol": patrol.id, "points": points})
             awards.append(Award(person.id, max(points, 0)))
-    patrol.status = PatrolStatus.APPROVED
-    await audit.record(actor, "patrols:patrol:approve", subject=f"patrol:{patrol.id}",
-                       town_id=patrol.town_id, village_id=patrol.village_id,
-                       data={"awards": [a.__dict__ for a in awards]})
+        patrol.status = PatrolStatus.APPROVED
+        await audit.record(actor, "patrols:patrol:approve", connection=connection,
+                           subject=f"patrol:{patrol.id}", town_id=patrol.town_id,
+                           village_id=patrol.village_id,
+                           data={"awards": [a.__dict__ for a in awards]})
+        await emit(connection, Message(event_type="patrol.approved", town_id=patrol.town_id,
+                                       data={"id": patrol.id, "group_id": patrol.group_id,
+                                             "village_id": patrol.village_id,
+                                             "route_id": patrol.route_id,
+                                             "duration_minutes": patrol.duration_minutes,
+                                             "awards": [a.__dict__ for a in awards]}))
     return patrol, awards
 
 
@@ -374,13 +405,14 @@ async def reject_patrol(*, actor: User, patrol_id: int, reason: str) -> Patrol:
     patrol = await _reviewable(actor, patrol_id)
     if not reason:
         raise InvalidRequestError("Please give a reason.", field="reason")
-    done = await Patrol.filter(id=patrol.id, status=PatrolStatus.SUBMITTED).update(
-        status=PatrolStatus.REJECTED, reviewed_by_id=actor.id, reviewed_at=now(),
-        reason=reason)
-    if not done:
-        raise PatrolStateError()
-    patrol.status = PatrolStatus.REJECTED
-    await audit.record(actor, "patrols:patrol:reject", subject=f"patrol:{patrol.id}",
-                       town_id=patrol.town_id, village_id=patrol.village_id,
-                       data={"reason": reason[:200]})
+    async with in_transaction() as connection:
+        done = await Patrol.filter(id=patrol.id, status=PatrolStatus.SUBMITTED).using_db(
+            connection).update(status=PatrolStatus.REJECTED, reviewed_by_id=actor.id,
+                               reviewed_at=now(), reason=reason)
+        if not done:
+            raise PatrolStateError()
+        patrol.status = PatrolStatus.REJECTED
+        await audit.record(actor, "patrols:patrol:reject", connection=connection,
+                           subject=f"patrol:{patrol.id}", town_id=patrol.town_id,
+                           village_id=patrol.village_id, data={"reason": reason[:200]})
     return patrol

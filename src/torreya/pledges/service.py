@@ -18,6 +18,7 @@ from torreya.errors import ConflictError, ForbiddenError, InvalidRequestError, N
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Pledge, PledgeSignature, Role, User, Village
+from torreya.outbox.service import Message, emit
 from torreya.security import derive_key
 from torreya.settings import Settings
 
@@ -41,12 +42,14 @@ async def create_pledge(*, actor: User, village: Village, title: str, text: str,
     require_village(actor, village, Role.VILLAGE_ADMIN)
     if starts_at and ends_at and ends_at <= starts_at:
         raise InvalidRequestError("The end must be after the start.", field="ends_at")
-    pledge = await Pledge.create(village=village, town_id=village.town_id, title=title,
-                                 text=text, points=points, confirmations=confirmations or [],
-                                 starts_at=starts_at, ends_at=ends_at, created_by=actor)
-    await audit.record(actor, "pledges:pledge:create", subject=f"pledge:{pledge.id}",
-                       town_id=village.town_id, village_id=village.id,
-                       data={"title": title, "points": points})
+    async with in_transaction() as connection:
+        pledge = await Pledge.create(village=village, town_id=village.town_id, title=title,
+                                     text=text, points=points,
+                                     confirmations=confirmations or [], starts_at=starts_at,
+                                     ends_at=ends_at, created_by=actor, using_db=connection)
+        await audit.record(actor, "pledges:pledge:create", connection=connection,
+                           subject=f"pledge:{pledge.id}", town_id=village.town_id,
+                           village_id=village.id, data={"title": title, "points": points})
     return pledge
 
 
@@ -93,16 +96,22 @@ async def sign_pledge(*, user: User, pledge_id: int, signed_name: str,
                 pledge=pledge, user=user, village_id=user.village_id, signed_name=signed_name,
                 confirmations=list(pledge.confirmations), points=pledge.points,
                 using_db=connection)
+            message = Message(event_type="pledge.signed", town_id=user.town_id, data={
+                "id": signature.id, "pledge_id": pledge.id, "user_id": user.id,
+                "village_id": user.village_id, "points": pledge.points,
+                "created_at": signature.created_at})
             if pledge.points:
                 await post_entry(Credit(user=user, delta=pledge.points, kind="pledge",
                                         memo=pledge.title, idem_key=f"pledge:{pledge.id}:{user.id}",
                                         source_type="pledge", source_id=pledge.id, actor=user,
-                                        earned=True, rule=rule), connection)
+                                        earned=True, rule=rule), connection, also=[message])
+            else:
+                await emit(connection, message)
+            await audit.record(user, "pledges:signature:create", connection=connection,
+                               subject=f"pledge:{pledge.id}", town_id=user.town_id,
+                               village_id=user.village_id, data={"points": pledge.points})
     except IntegrityError:
         raise AlreadySignedError() from None
-    await audit.record(user, "pledges:signature:create", subject=f"pledge:{pledge.id}",
-                       town_id=user.town_id, village_id=user.village_id,
-                       data={"points": pledge.points})
     return signature, user.balance
 
 

@@ -29,6 +29,7 @@ from torreya.models import (
     User,
     Village,
 )
+from torreya.outbox.service import Message, emit
 
 REPORTS_PER_DAY = 5
 # Which status may follow which, for staff moving a report along.
@@ -72,10 +73,18 @@ async def file_report(*, user: User, category: str, description: str, location: 
                                      content_type=encoded[1], using_db=connection)
         await ReportUpdate.create(report=report, status=ReportStatus.SUBMITTED, actor=user,
                                   using_db=connection)
-    await audit.record(user, "reports:report:create", subject=f"report:{report.id}",
-                       town_id=user.town_id, village_id=user.village_id,
-                       data={"category": category})
+        await audit.record(user, "reports:report:create", connection=connection,
+                           subject=f"report:{report.id}", town_id=user.town_id,
+                           village_id=user.village_id, data={"category": category})
+        await emit(connection, report_message("report.created", report))
     return report
+
+
+def report_message(event_type: str, report: Report, *, points: int | None = None) -> Message:
+    """About a report, for others: never the reporter's identity (staff only, SPEC §3)."""
+    return Message(event_type=event_type, town_id=report.town_id, data={
+        "id": report.id, "village_id": report.village_id, "category": str(report.category),
+        "status": str(report.status), "points": points})
 
 
 async def report_for(user: User, report_id: int, *, minimum: Role = Role.STAFF) -> Report:
@@ -119,17 +128,23 @@ async def review_report(*, staff: User, report_id: int, decision: str, points: i
             connection).update(status=target, points=award if award else None)
         if not claimed:
             raise ReportStateError()
+        report.status, report.points = target, award or None
+        message = report_message("report.status_changed", report, points=award)
+        entry = None
         if award:
-            await post_entry(Credit(user=reporter, delta=award, kind="report",
-                                    memo=report.description[:60], idem_key=f"report:{report.id}",
-                                    source_type="report", source_id=report.id, actor=staff,
-                                    earned=True, rule=rule), connection)
+            entry = await post_entry(
+                Credit(user=reporter, delta=award, kind="report", memo=report.description[:60],
+                       idem_key=f"report:{report.id}", source_type="report",
+                       source_id=report.id, actor=staff, earned=True, rule=rule),
+                connection, also=[message])
+        else:
+            await emit(connection, message)
         await ReportUpdate.create(report=report, status=target, note=note, actor=staff,
                                   using_db=connection)
-    report.status, report.points = target, award or None
-    await audit.record(staff, f"reports:report:{decision}", subject=f"report:{report.id}",
-                       town_id=report.town_id, village_id=report.village_id,
-                       data={"points": award, "note": note[:200]})
+        await audit.record(staff, f"reports:report:{decision}", connection=connection,
+                           subject=f"report:{report.id}", town_id=report.town_id,
+                           village_id=report.village_id, entry_id=entry.id if entry else None,
+                           data={"points": award, "note": note[:200]})
     return report
 
 
@@ -154,7 +169,9 @@ async def advance_report(*, staff: User, report_id: int, status: str, note: str)
             raise ReportStateError()
         await ReportUpdate.create(report=report, status=target, note=note, actor=staff,
                                   using_db=connection)
-    report.status = target
-    await audit.record(staff, f"reports:report:{target.value}", subject=f"report:{report.id}",
-                       town_id=report.town_id, village_id=report.village_id)
+        report.status = target
+        await audit.record(staff, f"reports:report:{target.value}", connection=connection,
+                           subject=f"report:{report.id}", town_id=report.town_id,
+                           village_id=report.village_id)
+        await emit(connection, report_message("report.status_changed", report))
     return report

@@ -351,11 +351,12 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
                 await Reward.filter(id=existing.id).using_db(connection).update(
                     village_id=village.id if village else None, **values)
                 updated_count += 1
-    await ensure_default_rules(town)
+        await ensure_default_rules(town)
+        await audit.record(actor, "rewards:scheme:import", connection=connection,
+                           subject=f"town:{town.id}", town_id=town.id,
+                           data={"name": pack.name, "rules": len(pack.rules),
+                                 "created": created, "updated": updated_count})
     town = await Town.get(id=town.id)
-    await audit.record(actor, "rewards:scheme:import", subject=f"town:{town.id}",
-                       town_id=town.id, data={"name": pack.name, "rules": len(pack.rules),
-                                              "created": created, "updated": updated_count})
     return ImportResult(town, len(pack.rules), created, updated_count)
 
 

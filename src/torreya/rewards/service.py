@@ -9,6 +9,7 @@ reward row, then account row, so redeem and cancel cannot deadlock.
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +36,7 @@ from torreya.models import (
     User,
     Village,
 )
+from torreya.outbox.service import Message, emit
 from torreya.rewards.codes import new_voucher_code, normalize_voucher_code
 
 LIMIT_PERIODS = ("day", "week", "month", "year")
@@ -80,24 +82,31 @@ def visible_to(reward: Reward, user: User) -> bool:
     return reward.town_id == user.town_id and reward.village_id in (None, user.village_id)
 
 
-async def redeem_reward(*, user: User, reward_id: int, idem_key: str,
-                        staff: User | None = None) -> RedeemResult:
+def redemption_message(event_type: str, redemption: Redemption, *,
+                       actor: User | None) -> Message:
+    """The outbox message about a voucher (its code stays out: it is what staff scan)."""
+    return Message(event_type=event_type, town_id=redemption.town_id, data={
+        "id": redemption.id, "reward_id": redemption.reward_id, "user_id": redemption.user_id,
+        "village_id": redemption.village_id, "cost": redemption.cost,
+        "status": str(redemption.status), "actor_id": actor.id if actor else None,
+        "created_at": redemption.created_at, "expires_at": redemption.expires_at,
+        "closed_at": redemption.closed_at})
+
+
+async def redeem_reward(*, user: User, reward_id: int, staff: User | None = None) -> RedeemResult:
     """Spend points on an item and get a pending voucher.
 
     With `staff`, village staff redeem at the counter for a resident without a phone: the
-    entry is marked as a proxy action with the staff member as actor.
+    entry is marked as a proxy action with the staff member as actor. The redemption, its
+    stock movement, ledger entry, audit record and outbox messages commit together.
     Raises not_found (not in the user's catalog), forbidden (not a resident), not_available,
-    out_of_stock, limit_reached, insufficient_points. The same `idem_key` returns the first
-    redemption again, charged once.
+    out_of_stock, limit_reached, insufficient_points. Retries are made harmless by the
+    caller's idempotency key (`torreya.idempotency`).
     """
     if staff is not None:
         from torreya.accounts.permissions import require_over
 
         require_over(staff, user, Role.STAFF)
-    key = f"redeem:{user.id}:{idem_key}"
-    existing = await Redemption.get_or_none(idem_key=key)
-    if existing is not None:
-        return RedeemResult(existing, (await User.get(id=user.id)).balance, True)
     reward = await Reward.get_or_none(id=reward_id)
     if reward is None or not visible_to(reward, user):
         raise NotFoundError("This item is not in your village's catalog.")
@@ -109,31 +118,23 @@ async def redeem_reward(*, user: User, reward_id: int, idem_key: str,
     for _attempt in range(3):
         try:
             async with in_transaction() as connection:
-                redemption = await _redeem(connection, user, reward, town, key, staff)
-            break
-        except IntegrityError:
-            existing = await Redemption.get_or_none(idem_key=key)
-            if existing is not None:  # a concurrent duplicate won: replay it
-                return RedeemResult(existing, (await User.get(id=user.id)).balance, True)
-            # otherwise the random voucher code collided: draw another
-    else:
-        raise ConflictError("Please try again.")
-    await audit.record(staff or user,
-                       "rewards:redemption:" + ("proxy" if staff else "create"),
-                       subject=f"redemption:{redemption.id}", town_id=user.town_id,
-                       village_id=user.village_id,
-                       data={"reward": reward.id, "cost": reward.cost, "for": user.id})
-    return RedeemResult(redemption, user.balance, False)
+                redemption = await _redeem(connection, user, reward, town, staff)
+            return RedeemResult(redemption, user.balance, False)
+        except IntegrityError as error:
+            if "voucher_code" not in str(error):
+                raise
+            # the random voucher code collided: draw another
+    raise ConflictError("Please try again.")
 
 
 async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, town: Town,
-                  key: str, staff: User | None) -> Redemption:
+                  staff: User | None) -> Redemption:
     moment = now()
     redemption = await Redemption.create(
         reward=reward, user=user, town_id=reward.town_id, village_id=user.village_id,
         cost=reward.cost, status=RedemptionStatus.PENDING, voucher_code=new_voucher_code(),
-        idem_key=key, expires_at=moment + timedelta(days=town.voucher_days),
-        using_db=connection)
+        idem_key=f"redeem:{uuid.uuid4().hex}",
+        expires_at=moment + timedelta(days=town.voucher_days), using_db=connection)
     if reward.stock is not None:
         taken = await Reward.filter(id=reward.id, stock__gte=1).using_db(connection).update(
             stock=F("stock") - 1)
@@ -143,10 +144,12 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
                                    town_id=reward.town_id, delta=-1, reason="redeem",
                                    redemption=redemption, actor=staff or user,
                                    using_db=connection)
-    await post_entry(Credit(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
-                            idem_key=f"redemption:{redemption.id}", source_type="redemption",
-                            source_id=redemption.id, actor=staff or user,
-                            proxy=staff is not None), connection)
+    entry = await post_entry(
+        Credit(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
+               idem_key=f"redemption:{redemption.id}", source_type="redemption",
+               source_id=redemption.id, actor=staff or user, proxy=staff is not None),
+        connection,
+        also=[redemption_message("redemption.created", redemption, actor=staff or user)])
     if reward.per_user_limit is not None:
         # Counted after post_entry locked the account row: concurrent redemptions by the
         # same resident are serialised there and see each other here.
@@ -155,6 +158,11 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
             query = query.filter(created_at__gte=period_start(reward.limit_period, moment))
         if await query.using_db(connection).count() > reward.per_user_limit:
             raise LimitReachedError()
+    await audit.record(staff or user, "rewards:redemption:" + ("proxy" if staff else "create"),
+                       connection=connection, subject=f"redemption:{redemption.id}",
+                       town_id=user.town_id, village_id=user.village_id,
+                       entry_id=entry.id if staff else None,
+                       data={"reward": reward.id, "cost": reward.cost, "for": user.id})
     return redemption
 
 
@@ -174,13 +182,18 @@ async def fulfil_voucher(*, staff: User, code: str) -> Redemption:
         await _close(redemption, RedemptionStatus.EXPIRED, actor=None)
         raise InvalidStateError()
     moment = now()
-    done = await Redemption.filter(id=redemption.id, status=RedemptionStatus.PENDING).update(
-        status=RedemptionStatus.FULFILLED, closed_at=moment, closed_by_id=staff.id)
-    if not done:
-        raise InvalidStateError()
-    redemption.status, redemption.closed_at = RedemptionStatus.FULFILLED, moment
-    await audit.record(staff, "rewards:voucher:fulfil", subject=f"redemption:{redemption.id}",
-                       town_id=redemption.town_id, village_id=redemption.village_id)
+    async with in_transaction() as connection:
+        done = await Redemption.filter(id=redemption.id, status=RedemptionStatus.PENDING
+                                       ).using_db(connection).update(
+            status=RedemptionStatus.FULFILLED, closed_at=moment, closed_by_id=staff.id)
+        if not done:
+            raise InvalidStateError()
+        redemption.status, redemption.closed_at = RedemptionStatus.FULFILLED, moment
+        await audit.record(staff, "rewards:voucher:fulfil", connection=connection,
+                           subject=f"redemption:{redemption.id}", town_id=redemption.town_id,
+                           village_id=redemption.village_id)
+        await emit(connection, redemption_message("redemption.fulfilled", redemption,
+                                                  actor=staff))
     return redemption
 
 
@@ -197,45 +210,54 @@ async def cancel_redemption(*, actor: User, redemption_id: int) -> tuple[Redempt
     balance = await _close(redemption, RedemptionStatus.CANCELLED, actor=actor)
     if balance is None:
         raise InvalidStateError()
-    await audit.record(actor, "rewards:redemption:cancel", subject=f"redemption:{redemption.id}",
-                       town_id=redemption.town_id, village_id=redemption.village_id)
     return redemption, balance
 
 
 async def _close(redemption: Redemption, status: RedemptionStatus, *, actor: User | None
                  ) -> int | None:
-    """Cancel or expire a pending redemption with its refund; None if it was not pending."""
+    """Cancel or expire a pending redemption with its refund, audit record and outbox
+    message; None if it was not pending."""
     reward = await Reward.get(id=redemption.reward_id)
     owner = await User.get(id=redemption.user_id)
+    moment = now()
     async with in_transaction() as connection:
         claimed = await Redemption.filter(id=redemption.id, status=RedemptionStatus.PENDING
                                           ).using_db(connection).update(
-            status=status, closed_at=now(), closed_by_id=actor.id if actor else None)
+            status=status, closed_at=moment, closed_by_id=actor.id if actor else None)
         if not claimed:
             return None
+        redemption.status, redemption.closed_at = status, moment
         if reward.stock is not None:
             await Reward.filter(id=reward.id).using_db(connection).update(stock=F("stock") + 1)
             await StockMovement.create(reward=reward, village_id=reward.village_id,
                                        town_id=reward.town_id, delta=1, reason=str(status),
                                        redemption=redemption, actor=actor, using_db=connection)
-        await post_entry(Credit(user=owner, delta=redemption.cost, kind="refund",
-                                memo=reward.name, idem_key=f"refund:{redemption.id}",
-                                source_type="redemption", source_id=redemption.id,
-                                actor=actor), connection)
-    redemption.status = status
+        event_type = ("redemption.cancelled" if status == RedemptionStatus.CANCELLED
+                      else "redemption.expired")
+        entry = await post_entry(
+            Credit(user=owner, delta=redemption.cost, kind="refund", memo=reward.name,
+                   idem_key=f"refund:{redemption.id}", source_type="redemption",
+                   source_id=redemption.id, actor=actor),
+            connection, also=[redemption_message(event_type, redemption, actor=actor)])
+        tag = ("rewards:redemption:cancel" if status == RedemptionStatus.CANCELLED
+               else "rewards:voucher:expire")
+        await audit.record(actor, tag, connection=connection,
+                           subject=f"redemption:{redemption.id}", town_id=redemption.town_id,
+                           village_id=redemption.village_id,
+                           entry_id=entry.id if actor and actor.id != owner.id else None,
+                           data={"refund": redemption.cost, "for": owner.id})
     return owner.balance
 
 
 async def expire_vouchers(*, limit: int = 500) -> int:
-    """Refund pending vouchers past their expiry; safe to run from every worker at once."""
+    """Refund pending vouchers past their expiry (each with its own audit record); safe to
+    run from every worker at once."""
     due = await Redemption.filter(status=RedemptionStatus.PENDING, expires_at__lt=now()
                                   ).order_by("id").limit(limit)
     expired = 0
     for redemption in due:
         if await _close(redemption, RedemptionStatus.EXPIRED, actor=None) is not None:
             expired += 1
-    if expired:
-        await audit.record(None, "rewards:voucher:expire", data={"count": expired})
     return expired
 
 
@@ -280,9 +302,11 @@ async def create_reward(*, actor: User, village: Village, fields: RewardFields) 
             await StockMovement.create(reward=reward, village_id=village.id,
                                        town_id=village.town_id, delta=fields.stock,
                                        reason="initial", actor=actor, using_db=connection)
-    await audit.record(actor, "rewards:reward:create", subject=f"reward:{reward.id}",
-                       town_id=village.town_id, village_id=village.id,
-                       data={"name": reward.name, "cost": reward.cost, "stock": reward.stock})
+        await audit.record(actor, "rewards:reward:create", connection=connection,
+                           subject=f"reward:{reward.id}", town_id=village.town_id,
+                           village_id=village.id,
+                           data={"name": reward.name, "cost": reward.cost,
+                                 "stock": reward.stock})
     return reward
 
 
@@ -306,10 +330,11 @@ async def restock(*, actor: User, reward: Reward, delta: int) -> Reward:
         await StockMovement.create(reward=reward, village_id=reward.village_id,
                                    town_id=reward.town_id, delta=delta, reason="restock",
                                    actor=actor, using_db=connection)
-    await reward.refresh_from_db()
-    await audit.record(actor, "rewards:stock:change", subject=f"reward:{reward.id}",
-                       town_id=reward.town_id, village_id=reward.village_id,
-                       data={"delta": delta, "stock": reward.stock})
+        await reward.refresh_from_db(using_db=connection)
+        await audit.record(actor, "rewards:stock:change", connection=connection,
+                           subject=f"reward:{reward.id}", town_id=reward.town_id,
+                           village_id=reward.village_id,
+                           data={"delta": delta, "stock": reward.stock})
     return reward
 
 
@@ -323,11 +348,14 @@ async def update_reward(*, actor: User, reward: Reward, fields: RewardFields) ->
     _check(fields)
     values = {k: v for k, v in fields.__dict__.items() if k != "stock"}
     before = {k: getattr(reward, k) for k in ("name", "cost", "per_user_limit")}
-    await Reward.filter(id=reward.id).update(**values)
-    await reward.refresh_from_db()
-    await audit.record(actor, "rewards:reward:update", subject=f"reward:{reward.id}",
-                       town_id=reward.town_id, village_id=reward.village_id,
-                       data={"before": before, "after": {k: getattr(reward, k) for k in before}})
+    async with in_transaction() as connection:
+        await Reward.filter(id=reward.id).using_db(connection).update(**values)
+        await reward.refresh_from_db(using_db=connection)
+        await audit.record(actor, "rewards:reward:update", connection=connection,
+                           subject=f"reward:{reward.id}", town_id=reward.town_id,
+                           village_id=reward.village_id,
+                           data={"before": before,
+                                 "after": {k: getattr(reward, k) for k in before}})
     return reward
 
 
@@ -336,10 +364,11 @@ async def set_reward_active(*, actor: User, reward: Reward, active: bool) -> Non
     if village is None:
         raise ForbiddenError("Town-wide items are managed through the scheme pack.")
     require_village(actor, village, Role.VILLAGE_ADMIN)
-    await Reward.filter(id=reward.id).update(is_active=active)
-    await audit.record(actor, "rewards:reward:" + ("activate" if active else "deactivate"),
-                       subject=f"reward:{reward.id}", town_id=reward.town_id,
-                       village_id=reward.village_id)
+    async with in_transaction() as connection:
+        await Reward.filter(id=reward.id).using_db(connection).update(is_active=active)
+        await audit.record(actor, "rewards:reward:" + ("activate" if active else "deactivate"),
+                           connection=connection, subject=f"reward:{reward.id}",
+                           town_id=reward.town_id, village_id=reward.village_id)
 
 
 async def set_reward_image(*, actor: User, reward: Reward, data: bytes) -> None:
@@ -353,6 +382,6 @@ async def set_reward_image(*, actor: User, reward: Reward, data: bytes) -> None:
         await RewardImage.create(reward=reward, content=content, content_type=content_type,
                                  using_db=connection)
         await Reward.filter(id=reward.id).using_db(connection).update(has_image=True)
-    await audit.record(actor, "rewards:reward:image", subject=f"reward:{reward.id}",
-                       town_id=reward.town_id, village_id=reward.village_id,
-                       data={"bytes": len(content)})
+        await audit.record(actor, "rewards:reward:image", connection=connection,
+                           subject=f"reward:{reward.id}", town_id=reward.town_id,
+                           village_id=reward.village_id, data={"bytes": len(content)})

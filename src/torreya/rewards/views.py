@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from torreya import qr
+from torreya import idempotency, qr
 from torreya.accounts.permissions import require_town, require_village
 from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
@@ -75,13 +75,19 @@ async def confirm_page(request: Request) -> Response:
 async def redeem(request: Request) -> Response:
     user = await require_user(request)
     form = await read_form(request)
-    key = str(form.get("idem_key", ""))[:64] or uuid.uuid4().hex
+    reward_id = request.path_params["id"]
+
+    async def run() -> dict:
+        result = await service.redeem_reward(user=user, reward_id=reward_id)
+        return {"redemption_id": result.redemption.id}
+
     try:
-        result = await service.redeem_reward(user=user, reward_id=request.path_params["id"],
-                                             idem_key=key)
+        done = await idempotency.once_for_form(
+            user_id=user.id, scope="shop:redeem", key=str(form.get("idem_key", "")),
+            path=request.url.path, body={"reward_id": reward_id}, run=run)
     except DomainError as error:
         return await shop(request, error=error_text(error), status=error.status)
-    return redirect(f"/vouchers/{result.redemption.id}")
+    return redirect(f"/vouchers/{done['redemption_id']}")
 
 
 async def my_vouchers(request: Request) -> Response:
@@ -251,11 +257,17 @@ async def counter_redeem(request: Request) -> Response:
     form = await read_form(request)
     try:
         data = validate(form, [Field(name="reward_id", type=int, minimum=1),
-                               Field(name="idem_key", max_length=64)])
-        result = await service.redeem_reward(user=resident, reward_id=data["reward_id"],
-                                             idem_key=data["idem_key"], staff=staff)
-        if result.redemption.status == "pending":
+                               Field(name="idem_key", max_length=255)])
+
+        async def run() -> dict:
+            result = await service.redeem_reward(user=resident, reward_id=data["reward_id"],
+                                                 staff=staff)
             await service.fulfil_voucher(staff=staff, code=result.redemption.voucher_code)
+            return {"redemption_id": result.redemption.id}
+
+        await idempotency.once_for_form(
+            user_id=staff.id, scope="console:counter_redeem", key=data["idem_key"],
+            path=request.url.path, body={"reward_id": data["reward_id"]}, run=run)
         reward = await Reward.get(id=data["reward_id"])
         flash(request, _("Handed over: %(name)s.", name=reward.name))
     except DomainError as error:

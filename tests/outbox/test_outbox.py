@@ -1,0 +1,158 @@
+"""Committed if and only if recorded: a change, its audit record and its outbox messages
+commit together. Faults are real database faults (a trigger that refuses the insert), not
+mocks."""
+
+from __future__ import annotations
+
+import pytest
+from tortoise import connections
+
+from tests.conftest import BACKEND
+from tests.factories import api_token, make_event, make_user, make_village
+from torreya.checkins.codes import poster_token
+from torreya.ledger.invariants import audit_ledger
+from torreya.ledger.service import Credit, post_entry
+from torreya.models import AuditEvent, LedgerEntry, OutboxMessage, Redemption, Role, User
+
+pytestmark = pytest.mark.usefixtures("clean_audit")
+
+
+async def _refuse_inserts(table: str) -> None:
+    """Make every INSERT into `table` fail, as a full disk or a broken table would."""
+    db = connections.get("default")
+    if BACKEND == "postgres":
+        await db.execute_script(
+            "CREATE OR REPLACE FUNCTION torreya_test_refuse() RETURNS trigger AS $$"
+            " BEGIN RAISE EXCEPTION 'injected fault'; END; $$ LANGUAGE plpgsql;"
+            f" CREATE TRIGGER torreya_test_refuse BEFORE INSERT ON {table}"
+            " FOR EACH ROW EXECUTE FUNCTION torreya_test_refuse()")
+    else:
+        await db.execute_script(f"CREATE TRIGGER torreya_test_refuse BEFORE INSERT ON {table}"
+                                " BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+
+
+async def _allow_inserts(table: str) -> None:
+    db = connections.get("default")
+    suffix = f" ON {table}" if BACKEND == "postgres" else ""
+    await db.execute_script(f"DROP TRIGGER torreya_test_refuse{suffix}")
+
+
+async def _types() -> list[str]:
+    return [m.event_type for m in await OutboxMessage.all().order_by("id")]
+
+
+async def test_check_in_writes_its_messages_with_the_entry(client, settings):
+    village = await make_village()
+    resident = await make_user(village=village)
+    event = await make_event(village, points=5)
+    token = poster_token(settings, event_id=event.id, ends_at=event.ends_at)
+    response = await client.post("/api/v1/checkins", headers=await api_token(client, resident),
+                                 json={"token": token})
+    assert response.status_code == 201
+    assert await _types() == ["ledger.entry_created", "checkin.created"]
+    entry_message, checkin_message = await OutboxMessage.all().order_by("id")
+    entry = await LedgerEntry.get(user_id=resident.id)
+    assert entry_message.payload["id"] == entry.id
+    assert entry_message.payload["balance_after"] == 5
+    assert checkin_message.payload["event_id"] == event.id
+    assert checkin_message.town_id == village.town_id
+
+
+@pytest.mark.parametrize("table", ["audit_events", "outbox"])
+async def test_adjustment_is_all_or_nothing_when_a_record_cannot_be_written(client, table):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    resident = await make_user(village=village)
+    headers = {**await api_token(client, admin), "Idempotency-Key": "award-1"}
+    await _refuse_inserts(table)
+    failed = await client.post(f"/api/v1/users/{resident.id}/adjustments", headers=headers,
+                               json={"delta": 30, "memo": "表彰"})
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "server_error"
+    assert (await User.get(id=resident.id)).balance == 0
+    assert await LedgerEntry.all().count() == 0
+    assert await AuditEvent.filter(tag="ledger:adjustment:create").count() == 0
+    assert await OutboxMessage.all().count() == 0
+    await _allow_inserts(table)
+    # The client retries with its key: now done once, with everything recorded.
+    retried = await client.post(f"/api/v1/users/{resident.id}/adjustments", headers=headers,
+                                json={"delta": 30, "memo": "表彰"})
+    assert retried.status_code == 201
+    entry = await LedgerEntry.get(user_id=resident.id)
+    assert await AuditEvent.filter(tag="ledger:adjustment:create", entry_id=entry.id).count() == 1
+    assert await _types() == ["ledger.entry_created"]
+
+
+async def test_redemption_is_all_or_nothing_when_the_audit_cannot_be_written(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    resident = await make_user(village=village)
+    admin_headers = await api_token(client, admin)
+    await client.post(f"/api/v1/users/{resident.id}/adjustments", headers=admin_headers,
+                      json={"delta": 50, "memo": "初始"})
+    reward = (await client.post(f"/api/v1/villages/{village.id}/rewards", headers=admin_headers,
+                                json={"name": "大米", "cost": 20, "stock": 3})).json()
+    before = await OutboxMessage.all().count()
+    await _refuse_inserts("audit_events")
+    headers = await api_token(client, resident)
+    failed = await client.post("/api/v1/redemptions", headers=headers,
+                               json={"reward_id": reward["id"]})
+    assert failed.status_code == 500
+    await _allow_inserts("audit_events")
+    assert (await User.get(id=resident.id)).balance == 50
+    assert await Redemption.all().count() == 0
+    assert await OutboxMessage.all().count() == before
+    listed = (await client.get(f"/api/v1/villages/{village.id}/rewards", headers=headers)).json()
+    assert listed["items"][0]["stock"] == 3
+
+
+async def test_redeem_fulfil_cancel_each_leave_a_message(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    staff = await make_user(Role.STAFF, village)
+    resident = await make_user(village=village)
+    admin_headers = await api_token(client, admin)
+    await client.post(f"/api/v1/users/{resident.id}/adjustments", headers=admin_headers,
+                      json={"delta": 50, "memo": "初始"})
+    reward = (await client.post(f"/api/v1/villages/{village.id}/rewards", headers=admin_headers,
+                                json={"name": "大米", "cost": 20, "stock": 3})).json()
+    headers = await api_token(client, resident)
+    first = (await client.post("/api/v1/redemptions", headers=headers,
+                               json={"reward_id": reward["id"]})).json()
+    second = (await client.post("/api/v1/redemptions", headers=headers,
+                                json={"reward_id": reward["id"]})).json()
+    staff_headers = await api_token(client, staff)
+    assert (await client.post(f"/api/v1/vouchers/{first['voucher_code']}/fulfil",
+                              headers=staff_headers)).status_code == 200
+    assert (await client.post(f"/api/v1/redemptions/{second['id']}/cancel",
+                              headers=staff_headers)).status_code == 200
+    types = await _types()
+    assert types.count("redemption.created") == 2
+    assert types.count("redemption.fulfilled") == 1
+    assert types.count("redemption.cancelled") == 1
+    cancelled = await OutboxMessage.get(event_type="redemption.cancelled")
+    assert cancelled.payload["id"] == second["id"] and cancelled.payload["status"] == "cancelled"
+    assert "voucher_code" not in cancelled.payload
+    # The refund was made by staff for the resident: audited with the entry it made.
+    refund = await LedgerEntry.get(kind="refund")
+    assert await AuditEvent.filter(entry_id=refund.id,
+                                   tag="rewards:redemption:cancel").count() == 1
+
+
+async def test_audit_names_an_entry_made_by_an_admin_without_its_record(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    resident = await make_user(village=village)
+    from tortoise.transactions import in_transaction
+
+    # Behind the commands' back: an admin's entry written without its audit record.
+    async with in_transaction() as connection:
+        entry = await post_entry(Credit(user=resident, delta=9, kind="adjustment",
+                                        idem_key="sneaky", actor=admin, earned=True), connection)
+    report = await audit_ledger()
+    assert not report.clean
+    assert any(f"entry {entry.id} " in p and "no audit record" in p for p in report.problems)
+    # Record it, as the command would have, and the audit is clean again.
+    await AuditEvent.create(actor=admin, tag="ledger:adjustment:create", entry_id=entry.id,
+                            town_id=village.town_id)
+    assert (await audit_ledger()).clean
