@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -13,12 +13,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
-from torreya.errors import DomainError, NotFoundError
+from torreya.db import is_unavailable
+from torreya.errors import DomainError, NotFoundError, UnavailableError
 from torreya.i18n import gettext
 from torreya.middleware import (
     BodyLimitMiddleware,
+    BodyTooLarge,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -33,15 +36,18 @@ def wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path.endswith(".json")
 
 
-def error_response(request: Request, error: DomainError) -> Response:
+def error_response(request: Request, error: DomainError,
+                   headers: Mapping[str, str] | None = None) -> Response:
     message = gettext(error.message, **error.params) if error.params else gettext(error.message)
     if wants_json(request):
         body: dict = {"code": error.code, "message": message}
         if error.field:
             body["field"] = error.field
-        return JSONResponse({"error": body}, status_code=error.status)
-    return render(request, "errors/error.html", {"message": message, "code": error.code},
-                  status=error.status)
+        return JSONResponse({"error": body}, status_code=error.status, headers=headers)
+    response = render(request, "errors/error.html", {"message": message, "code": error.code},
+                      status=error.status)
+    response.headers.update(headers or {})
+    return response
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:
@@ -59,19 +65,65 @@ async def http_error(request: Request, exc: Exception) -> Response:
         return error_response(request, NotFoundError())
     if exc.status_code == 405:
         return error_response(request, DomainError("This method is not allowed here.",
-                                                   code="method_not_allowed", status=405))
+                                                   code="method_not_allowed", status=405),
+                              headers=exc.headers)
     return error_response(request, DomainError(str(exc.detail), code="http_error",
-                                               status=exc.status_code))
+                                               status=exc.status_code), headers=exc.headers)
 
 
-async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return error_response(request, DomainError("Something went wrong on our side. Please try "
-                                               "again.", code="server_error", status=500))
+class FaultBarrier:
+    """The innermost middleware: every exception a handler did not turn into an answer
+    becomes one here, and never reaches the server. (An exception that escapes to uvicorn
+    after Starlette's own 500 has been sent makes it drop the keep-alive connection, so
+    clients saw resets instead of the JSON.)
+
+    The database unreachable or out of time → 503 `unavailable` with Retry-After: the
+    transaction was rolled back, nothing changed. Anything else → 500 `server_error`,
+    logged with its traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except BodyTooLarge:
+            raise  # answered 413 by BodyLimitMiddleware, further out
+        except Exception as exc:
+            if started:
+                raise
+            request = Request(scope)
+            headers = None
+            if is_unavailable(exc):
+                log.warning("database unavailable on %s: %r", request.url.path, exc)
+                error: DomainError = UnavailableError()
+                headers = {"Retry-After": str(UnavailableError.retry_after)}
+            else:
+                log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+                error = DomainError("Something went wrong on our side. Please try again.",
+                                    code="server_error", status=500)
+            try:
+                response = error_response(request, error, headers)
+            except Exception:  # the error page itself failed: answer in plain JSON
+                response = JSONResponse({"error": {"code": error.code, "message": error.code}},
+                                        status_code=error.status, headers=headers)
+            await response(scope, receive, send)
 
 
 async def housekeeping(settings: Settings) -> None:
     """Periodic chores of every worker; each is safe to run concurrently with itself."""
+    from torreya.idempotency import purge_expired
     from torreya.patrols.service import auto_submit_stale
     from torreya.rewards.service import expire_vouchers
 
@@ -80,6 +132,7 @@ async def housekeeping(settings: Settings) -> None:
         try:
             await expire_vouchers()
             await auto_submit_stale()
+            await purge_expired()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)
@@ -109,6 +162,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(SessionMiddleware, secret_key=settings.SECRET_KEY, session_cookie="torreya",
                    max_age=settings.SESSION_SECONDS, same_site="lax",
                    https_only=settings.secure_cookies),
+        Middleware(FaultBarrier),
     ]
     app = Starlette(
         debug=False,
@@ -118,7 +172,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             DomainError: domain_error,
             LoginRequired: login_required,
             HTTPException: http_error,
-            Exception: server_error,
         },
         lifespan=lifespan,
     )

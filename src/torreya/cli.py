@@ -43,9 +43,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(_migrate(settings))
     console.print(f"Torreya on http://{args.host}:{args.port} (database: "
                   f"{settings.DATABASE_URL.split('@')[-1]})")
+    # Timeouts chosen on purpose (README, production notes): an idle keep-alive connection
+    # is closed after --timeout-keep-alive seconds; on shutdown, requests in flight get
+    # --timeout-graceful-shutdown seconds to finish (their transactions commit or roll back
+    # whole either way).
     uvicorn.run("torreya.asgi:app", host=args.host, port=args.port, workers=args.workers,
                 proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
-                log_level="info", access_log=False)
+                timeout_keep_alive=args.timeout_keep_alive,
+                timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+                limit_concurrency=args.limit_concurrency, log_level="info", access_log=False)
     return 0
 
 
@@ -230,6 +236,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.add_argument("--timeout-keep-alive", type=int, default=5,
+                       help="close idle keep-alive connections after this many seconds")
+    serve.add_argument("--timeout-graceful-shutdown", type=int, default=10,
+                       help="seconds that requests in flight get to finish on shutdown")
+    serve.add_argument("--limit-concurrency", type=int, default=None,
+                       help="answer 503 beyond this many connections and tasks per worker")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="bring the schema up to date").set_defaults(func=cmd_migrate)
     admin = sub.add_parser("create-admin", help="create a platform admin")
@@ -259,10 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        return args.func(settings, args)
     except ConfigurationError as error:
-        console.print(f"[red]{error}[/red]")
+        console.print(f"[red]Torreya cannot start[/red]: {error}", highlight=False,
+                      soft_wrap=True)
         return 2
-    return args.func(settings, args)
 
 
 if __name__ == "__main__":

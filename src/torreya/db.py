@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,36 +17,117 @@ from tortoise.context import TortoiseContext
 from tortoise.migrations.api import migrate as migrate_api
 from tortoise.models import Model
 
-from torreya.settings import Settings
+from torreya.settings import ConfigurationError, Settings
 
 M = TypeVar("M", bound=Model)
+
+
+class DatabaseUnavailableError(Exception):
+    """Marker for `is_unavailable`: raised where we give up waiting on the database."""
+
+
+# SQLite errors that say the database could not do the work now, not that the work is wrong.
+_SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "database or disk is full",
+                       "unable to open database file", "attempt to write a readonly database",
+                       "database table is locked")
+
+
+_OS_UNAVAILABLE = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ECONNREFUSED, errno.ENOSPC,
+                   errno.EIO, errno.EROFS}
+
+
+def _asyncpg_unavailable() -> tuple[type[BaseException], ...]:
+    try:
+        import asyncpg
+    except ImportError:  # SQLite-only installation
+        return ()
+    errors = asyncpg.exceptions
+    return (
+        errors.PostgresConnectionError,          # 08xxx: connection failures
+        errors.OperatorInterventionError,        # 57xxx: statement timeout, terminated, shutdown
+        errors.InsufficientResourcesError,       # 53xxx: too many connections, disk full
+        errors.TransactionRollbackError,         # 40xxx: deadlock, serialization failure
+        errors.LockNotAvailableError,            # 55P03: lock_timeout
+        errors.ObjectNotInPrerequisiteStateError,  # 55000: database not accepting connections
+        errors.ConnectionDoesNotExistError,      # the server closed our connection
+        errors.InvalidCatalogNameError,          # the database is gone
+    )
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) means the database could not be reached or gave
+    up on a statement. The transaction was rolled back, so nothing was changed: the client
+    may retry (503 `unavailable`)."""
+    from tortoise.exceptions import DBConnectionError
+
+    network = (ConnectionError, TimeoutError, DatabaseUnavailableError, DBConnectionError,
+               *_asyncpg_unavailable())
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, network):
+            return True
+        if isinstance(current, socket.gaierror) or (
+                isinstance(current, OSError) and current.errno in _OS_UNAVAILABLE):
+            return True
+        message = str(current).lower()
+        if type(current).__name__ == "OperationalError" and any(
+                text in message for text in _SQLITE_UNAVAILABLE):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
-def ensure_sqlite_dir(settings: Settings) -> None:
-    """SQLite creates the file but not its folder (./data/ on a fresh machine)."""
-    if settings.is_sqlite:
-        path = settings.DATABASE_URL.split("://", 1)[1].split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+def check_sqlite_path(settings: Settings) -> None:
+    """Make the SQLite folder (./data/ on a fresh machine) and prove the database can be
+    opened and written, within seconds.
+
+    Raises ConfigurationError naming the path and what to do. (Without this check an
+    unwritable folder made the first query wait forever: the WAL pragma fails inside
+    Tortoise's connection wrapper, whose lock is then never released.)
+    """
+    path_text = settings.sqlite_path
+    if path_text is None:
+        return
+    path = Path(path_text)
+    advice = ("Make the folder and file writable by this user, or point TORREYA_DATABASE_URL "
+              "at a writable place.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=settings.DB_LOCK_TIMEOUT)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("BEGIN IMMEDIATE")  # takes the write lock: needs -wal, -shm
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+    except (OSError, sqlite3.Error) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        if getattr(error, "filename", None) and error.filename != str(path):
+            reason += f" ({error.filename})"
+        raise ConfigurationError(
+            f"cannot open the database {path.resolve()} for writing: {reason}. {advice}"
+        ) from None
 
 
 async def migrate(
     settings: Settings, *, progress: Callable[[str, str, str], object] | None = None
 ) -> None:
     """Bring the schema up to date (versioned files in torreya/migrations)."""
-    ensure_sqlite_dir(settings)
+    check_sqlite_path(settings)
     async with TortoiseContext():
-        await migrate_api(config=settings.tortoise_config(), progress=progress)
+        await migrate_api(config=settings.tortoise_config(timeouts=False), progress=progress)
 
 
 @contextlib.asynccontextmanager
 async def orm(settings: Settings) -> AsyncIterator[None]:
     """Tortoise for a CLI command (the web app uses RegisterTortoise in its lifespan)."""
-    ensure_sqlite_dir(settings)
+    check_sqlite_path(settings)
     async with TortoiseContext() as ctx:
         await ctx.init(config=settings.tortoise_config())
         try:

@@ -77,3 +77,13 @@ class PayloadTooLargeError(DomainError):
     status = 413
     code = "payload_too_large"
     message = "The request is too large."
+
+
+class UnavailableError(DomainError):
+    """The database could not be reached or gave up waiting; nothing was changed."""
+
+    status = 503
+    code = "unavailable"
+    message = ("The service is briefly unavailable. Nothing was changed; please try again in a "
+               "moment.")
+    retry_after = 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.datastructures import Headers
@@ -52,6 +53,9 @@ class BodyLimitMiddleware:
     """Refuse bodies over the limit with 413 before the app reads them, and stop a stream
     that lies about its length."""
 
+    DRAIN_BYTES = 64_000_000
+    DRAIN_SECONDS = 10.0
+
     def __init__(self, app: ASGIApp, *, max_bytes: int, max_upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -66,16 +70,18 @@ class BodyLimitMiddleware:
         limit = self.max_upload_bytes if is_upload else self.max_bytes
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._drain(receive)
             await self._refuse(scope, send)
             return
         received = 0
-        started = False
+        started = complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, complete
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > limit:
                     raise BodyTooLarge()
             return message
@@ -89,7 +95,29 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
+                if not complete:
+                    await self._drain(receive)
                 await self._refuse(scope, send)
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read (and drop) what the client is still sending, within bounds, before answering.
+
+        Closing while the client is mid-upload makes the kernel reset the connection, and
+        the client then sees a reset instead of our 413. Past DRAIN_BYTES or DRAIN_SECONDS
+        we answer anyway.
+        """
+        drained = 0
+        try:
+            async with asyncio.timeout(self.DRAIN_SECONDS):
+                while drained < self.DRAIN_BYTES:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return
+                    drained += len(message.get("body", b""))
+                    if not message.get("more_body", False):
+                        return
+        except TimeoutError:
+            return
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         message = i18n.gettext("The request is too large.")

@@ -13,8 +13,9 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 from starlette.requests import Request
+from tortoise.transactions import in_transaction
 
-from torreya.db import conn, fetch, now
+from torreya.db import fetch, is_postgres, now
 from torreya.errors import UnauthenticatedError
 from torreya.models import LoginFailure
 from torreya.settings import Settings
@@ -92,29 +93,33 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
 
 async def reserve_login_attempt(settings: Settings, *, username: str, ip: str) -> list[int]:
     """Reserve an attempt *before* the password is checked, so a burst of N guesses checks
-    at most the limit: each request inserts its attempt first (one statement), then counts
-    the window with its own row in it. Of any k requests, the last to insert sees all k.
+    at most the limit. One short transaction per attempt: on PostgreSQL it first takes
+    advisory locks on the account and the address (concurrent attempts for them queue
+    here), on SQLite the INSERT takes the write lock; then the attempt is written and the
+    window counted with it. Over the limit, the transaction rolls back: nothing is kept.
 
     Returns the reserved rows' ids; they stay as failures unless `release_login_attempt`
-    is called after a success. Raises TooManyAttemptsError (and releases them) when over.
+    is called after a success. Raises TooManyAttemptsError.
     """
     from torreya.errors import TooManyAttemptsError
 
-    connection = conn()
     moment = now()
     account, address = f"u:{username.lower()}", f"ip:{ip}"
-    rows = await fetch(connection, "INSERT INTO login_failures (key, created_at)"
-                       " VALUES (?, ?), (?, ?) RETURNING id", [account, moment, address, moment])
-    ids = [int(r["id"]) for r in rows]
     since = moment - timedelta(seconds=settings.LOGIN_WINDOW_SECONDS)
-    counts = {r["key"]: int(r["n"]) for r in await fetch(
-        connection, "SELECT key, COUNT(*) AS n FROM login_failures"
-        " WHERE key IN (?, ?) AND created_at >= ? GROUP BY key", [account, address, since])}
-    if (counts.get(account, 0) > settings.LOGIN_MAX_PER_ACCOUNT
-            or counts.get(address, 0) > settings.LOGIN_MAX_PER_IP):
-        await LoginFailure.filter(id__in=ids).delete()
-        raise TooManyAttemptsError()
-    return ids
+    async with in_transaction() as connection:
+        if is_postgres(connection):
+            await fetch(connection, "SELECT pg_advisory_xact_lock(hashtext(?)),"
+                        " pg_advisory_xact_lock(hashtext(?))", sorted([account, address]))
+        rows = await fetch(connection, "INSERT INTO login_failures (key, created_at)"
+                           " VALUES (?, ?), (?, ?) RETURNING id",
+                           [account, moment, address, moment])
+        counts = {r["key"]: int(r["n"]) for r in await fetch(
+            connection, "SELECT key, COUNT(*) AS n FROM login_failures"
+            " WHERE key IN (?, ?) AND created_at >= ? GROUP BY key", [account, address, since])}
+        if (counts.get(account, 0) > settings.LOGIN_MAX_PER_ACCOUNT
+                or counts.get(address, 0) > settings.LOGIN_MAX_PER_IP):
+            raise TooManyAttemptsError()
+    return [int(r["id"]) for r in rows]
 
 
 async def release_login_attempt(*, username: str, reserved: list[int]) -> None:

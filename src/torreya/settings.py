@@ -61,6 +61,11 @@ class Settings:
     # Expiring vouchers and other chores, in every worker (they are safe to overlap).
     HOUSEKEEPING_FIRST_SECONDS: int = 30
     HOUSEKEEPING_SECONDS: int = 600
+    # How long a request may wait on the database before it is told 503 `unavailable`:
+    # a statement, a row lock, a SQLite write lock, a new connection (seconds).
+    DB_STATEMENT_TIMEOUT: float = 5.0
+    DB_LOCK_TIMEOUT: float = 3.0
+    DB_CONNECT_TIMEOUT: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -85,9 +90,36 @@ class Settings:
     def secure_cookies(self) -> bool:
         return self.BASE_URL.startswith("https://")
 
-    def tortoise_config(self) -> dict[str, Any]:
+    @property
+    def sqlite_path(self) -> str | None:
+        """The SQLite file, or None for PostgreSQL and in-memory databases."""
+        if not self.is_sqlite:
+            return None
+        path = self.DATABASE_URL.split("://", 1)[1].split("?", 1)[0]
+        return path if path and path != ":memory:" else None
+
+    def tortoise_config(self, *, timeouts: bool = True) -> dict[str, Any]:
+        """Tortoise's configuration. With `timeouts` (the server and the CLI's short
+        commands), nothing waits on the database for longer than a few seconds; migrations
+        pass False, since rewriting a large table may rightly take minutes."""
+        from tortoise.backends.base.config_generator import expand_db_url
+
+        connection = expand_db_url(self.DATABASE_URL)
+        credentials = connection["credentials"]
+        if self.is_sqlite:
+            # Another process (a second worker, the CLI) holding the write lock: wait this
+            # long, then "database is locked" (503) instead of failing at once.
+            credentials["busy_timeout"] = int(self.DB_LOCK_TIMEOUT * 1000)
+        else:
+            credentials["timeout"] = self.DB_CONNECT_TIMEOUT
+            if timeouts:
+                credentials["server_settings"] = {
+                    "statement_timeout": str(int(self.DB_STATEMENT_TIMEOUT * 1000)),
+                    "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
+                    "idle_in_transaction_session_timeout": "60000",
+                }
         return {
-            "connections": {"default": self.DATABASE_URL},
+            "connections": {"default": connection},
             "apps": {
                 "models": {
                     "models": [MODELS_MODULE],
@@ -110,12 +142,17 @@ def _local_secret(*, debug: bool, explicit: bool) -> str:
     if explicit and not debug:
         raise ConfigurationError("TORREYA_SECRET_KEY is a placeholder; set a long random value")
     path = Path("data") / "secret_key"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    path.write_text(key, encoding="utf-8")
-    path.chmod(0o600)
+    try:
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key, encoding="utf-8")
+        path.chmod(0o600)
+    except OSError as error:
+        raise ConfigurationError(
+            f"cannot keep the secret key in {path.resolve()}: {error.strerror or error}. "
+            "Make ./data/ writable by this user, or set TORREYA_SECRET_KEY.") from None
     return key
 
 

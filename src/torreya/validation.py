@@ -90,6 +90,8 @@ def clean_int(field: Field, value: Any) -> int:
             value = int(value.strip())
         else:
             raise _invalid(field.name, "Field %(name)s must be a whole number.")
+    if not INT_MIN <= value <= INT_MAX:
+        raise _invalid(field.name, "Field %(name)s is out of range.")
     if field.minimum is not None and value < field.minimum:
         raise _invalid(field.name, "Field %(name)s must be at least %(min)s.", min=field.minimum)
     if field.maximum is not None and value > field.maximum:
@@ -141,6 +143,38 @@ def validate(data: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]
     return out
 
 
+# Whole numbers in a body fit the database's 64-bit integers, or they are refused by name.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_MAX_DEPTH = 32
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON as a client may send it, or 422 `invalid_request`: not UTF-8, malformed, NaN or
+    Infinity, numbers of thousands of digits, or nested deeper than any of our bodies."""
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and Python's limit on digits in an integer.
+        raise InvalidRequestError("The body is not valid JSON.", field="body") from None
+    if _depth(data) > _MAX_DEPTH:
+        raise InvalidRequestError("The body is nested too deeply.", field="body")
+    return data
+
+
 async def read_json(request: Request, fields: Sequence[Field]) -> dict[str, Any]:
     """The validated JSON object body of an API request."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -150,10 +184,7 @@ async def read_json(request: Request, fields: Sequence[Field]) -> dict[str, Any]
     if content_type != "application/json":
         raise InvalidRequestError("Send the body as JSON (Content-Type: application/json).",
                                   field="body")
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidRequestError("The body is not valid JSON.", field="body") from None
+    data = parse_json(body)
     if not isinstance(data, dict):
         raise InvalidRequestError("The body must be a JSON object.", field="body")
     return validate(data, fields)

@@ -48,8 +48,9 @@ def rotating_window(settings: Settings, moment: datetime | None = None) -> int:
 
 
 def rotating_token(settings: Settings, *, event_id: int, window: int) -> tuple[str, datetime]:
-    """The code for one window and the last moment it is accepted (end of the next window)."""
-    last = (window + 2) * settings.ROTATING_CODE_SECONDS - 1
+    """The code for one window and the last moment it is accepted: the end of the next
+    window, so a code is good for two whole windows (accepted while now <= that moment)."""
+    last = (window + 2) * settings.ROTATING_CODE_SECONDS
     token = sign_claims(settings, ROTATING, {"e": event_id, "w": window, "exp": last})
     return token, datetime.fromtimestamp(last, UTC)
 
