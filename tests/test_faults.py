@@ -1,0 +1,381 @@
+"""Faults against a live `torreya serve` (the real CLI, uvicorn, the real database): a worker
+killed with SIGKILL under a mixed load, the PostgreSQL database made unavailable, an
+oversized streamed upload. What must hold: every 2xx is in the ledger with its audit record
+and outbox messages, nothing that answered an error changed anything, `torreya audit` is
+clean, and the server recovers by itself.
+
+The shared PostgreSQL server is never restarted: a test blocks only its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, PG_URL, SECRET
+
+CLI = [sys.executable, "-m", "torreya.cli"]
+PASSWORD = "torreya2026"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_admin(sql: str) -> None:
+    async def run() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(f"{PG_URL}/postgres")
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    # A fresh loop in a thread: callers may be inside the test's own event loop.
+    with contextlib.ExitStack():
+        import threading
+
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(run())
+            except BaseException as error:  # re-raised in the caller
+                errors.append(error)
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+
+
+@dataclass
+class Live:
+    folder: Path
+    env: dict
+    url: str
+    db_name: str | None
+    process: subprocess.Popen | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> None:
+        log = self.folder / f"server-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("w") as out:
+            self.process = subprocess.Popen([*CLI, "serve", "--port", self.url.rsplit(":", 1)[1]],
+                                            cwd=self.folder, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/login", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        pytest.fail(log.read_text())
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, *args], cwd=self.folder, env=self.env, capture_output=True,
+                              text=True, timeout=120)
+
+    def rows(self, sql: str, *values) -> list[tuple]:
+        """Read the database directly, as an auditor would (not through the app)."""
+        url = self.env["TORREYA_DATABASE_URL"]
+        if url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(url.split("://", 1)[1])) as connection:
+                return connection.execute(sql, values).fetchall()
+        marked = sql
+        for number in range(1, len(values) + 1):
+            marked = marked.replace("?", f"${number}", 1)
+
+        async def run() -> list[tuple]:
+            import asyncpg
+
+            connection = await asyncpg.connect(url)
+            try:
+                return [tuple(r) for r in await connection.fetch(marked, *values)]
+            finally:
+                await connection.close()
+
+        return _in_thread(run())
+
+
+def _in_thread(coroutine):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture
+def live(tmp_path):
+    port = _free_port()
+    db_name = None
+    if BACKEND == "postgres":
+        db_name = f"torreya_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        _pg_admin(f"CREATE DATABASE {db_name}")
+        db_url = f"{PG_URL}/{db_name}"
+    else:
+        db_url = f"sqlite://{tmp_path}/torreya.sqlite3"
+    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
+           "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
+    server = Live(tmp_path, env, f"http://127.0.0.1:{port}", db_name)
+    demo = server.cli("demo", "--residents", "24")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    yield server
+    server.stop()
+    if db_name:
+        _pg_admin(f"ALTER DATABASE {db_name} ALLOW_CONNECTIONS true")
+        _pg_admin(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+async def _token(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    answer = await client.post("/api/v1/auth/token",
+                               json={"username": username, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+@dataclass
+class Sent:
+    kind: str
+    who: str  # the resident concerned (by username)
+    path: str
+    payload: dict
+    key: str | None = None
+    status: int | None = None  # None: no answer (the server died with it in flight)
+    body: dict | None = None
+
+    def headers(self, world: dict) -> dict[str, str]:
+        caller = world["admin"] if self.kind == "adjust" else world["residents"][self.who]
+        return {**caller, **({"Idempotency-Key": self.key} if self.key else {})}
+
+
+async def _prepare(client: httpx.AsyncClient) -> dict:
+    """Open events, items in stock, points on the residents; all through the API."""
+    admin = await _token(client, "gulaicun_admin")
+    village_id = (await client.get("/api/v1/me", headers=admin)).json()["village_id"]
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    tokens = []
+    for n in range(3):
+        event = (await client.post(f"/api/v1/villages/{village_id}/events", headers=admin, json={
+            "title": f"故障演练{n}", "kind": "drill", "points": 2, "qr_mode": "static",
+            "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
+        })).json()
+        tokens.append(event["checkin_url"].rsplit("/", 1)[1])
+    rewards = []
+    for name in ("毛巾", "肥皂"):
+        reward = (await client.post(f"/api/v1/villages/{village_id}/rewards", headers=admin,
+                                    json={"name": name, "cost": 3, "stock": 400})).json()
+        rewards.append(reward["id"])
+    residents, ids = {}, {}
+    for n in range(1, 25):
+        if n % 5 == 0:
+            continue  # every fifth demo resident has no phone and no password
+        username = f"gulaicun_r{n:03d}"
+        residents[username] = await _token(client, username)
+        ids[username] = (await client.get("/api/v1/me", headers=residents[username])).json()["id"]
+        answer = await client.post(f"/api/v1/users/{ids[username]}/adjustments", headers=admin,
+                                   json={"delta": 100, "memo": "演练初始积分"})
+        assert answer.status_code == 201, answer.text
+    return {"admin": admin, "tokens": tokens, "rewards": rewards, "residents": residents,
+            "ids": ids}
+
+
+def _draw(world: dict, rng: random.Random) -> Sent:
+    """A check-in, a redemption or an adjustment, in the mix a village day has."""
+    who = rng.choice(list(world["residents"]))
+    choice = rng.random()
+    if choice < 0.4:
+        return Sent("checkin", who, "/api/v1/checkins",
+                    {"token": rng.choice(world["tokens"])})
+    if choice < 0.7:
+        return Sent("redeem", who, "/api/v1/redemptions",
+                    {"reward_id": rng.choice(world["rewards"])}, key=uuid.uuid4().hex)
+    key = uuid.uuid4().hex
+    return Sent("adjust", who, f"/api/v1/users/{world['ids'][who]}/adjustments",
+                {"delta": rng.choice([-2, 1, 3]), "memo": f"演练-{key[:12]}"}, key=key)
+
+
+async def _send(client: httpx.AsyncClient, world: dict, sent: Sent) -> Sent:
+    try:
+        answer = await client.post(sent.path, json=sent.payload, headers=sent.headers(world))
+    except httpx.TransportError:
+        return sent
+    sent.status = answer.status_code
+    with contextlib.suppress(ValueError):
+        sent.body = answer.json()
+    return sent
+
+
+async def _load(url: str, world: dict, seconds: float, workers: int = 12) -> list[Sent]:
+    """Concurrent clients for `seconds`; a client stops at its first unanswered request."""
+    sent: list[Sent] = []
+    stop_at = time.monotonic() + seconds
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            while time.monotonic() < stop_at:
+                outcome = await _send(client, world, _draw(world, rng))
+                sent.append(outcome)
+                if outcome.status is None:
+                    return
+
+    await asyncio.gather(*[worker(n) for n in range(workers)])
+    return sent
+
+
+def _verify(live: Live, world: dict, sent: list[Sent]) -> None:
+    """Every 2xx recorded in full; every error changed nothing; the audit is clean."""
+    ok = [s for s in sent if s.status is not None and 200 <= s.status < 300]
+    assert ok, "the load made no successful request"
+    for s in ok:
+        if s.kind == "checkin":
+            key = f"checkin:{s.body['event_id']}:{world['ids'][s.who]}"
+            assert live.rows("SELECT id FROM ledger_entries WHERE idem_key = ?", key), s
+            assert _messages(live, "checkin.created", s.body["id"]) == 1, s
+        elif s.kind == "redeem":
+            rid = s.body["id"]
+            assert live.rows("SELECT id FROM ledger_entries WHERE idem_key = ?",
+                             f"redemption:{rid}"), s
+            assert live.rows("SELECT id FROM audit_events WHERE subject = ?",
+                             f"redemption:{rid}"), s
+            assert _messages(live, "redemption.created", rid) == 1, s
+        else:
+            eid = s.body["id"]
+            assert live.rows("SELECT id FROM ledger_entries WHERE id = ? AND memo = ?", eid,
+                             s.payload["memo"]), s
+            assert live.rows("SELECT id FROM audit_events WHERE entry_id = ?", eid), s
+            assert _messages(live, "ledger.entry_created", eid) == 1, s
+    for s in sent:
+        if s.status is None or s.status < 400:
+            continue
+        if s.kind == "adjust":
+            assert not live.rows("SELECT id FROM ledger_entries WHERE memo = ?",
+                                 s.payload["memo"]), s
+        elif s.kind == "redeem":
+            assert not live.rows("SELECT id FROM idempotency_keys WHERE key = ?", s.key), s
+    # Exactly once, whatever the answers.
+    assert not live.rows("SELECT memo FROM ledger_entries WHERE memo LIKE '演练-%'"
+                         " GROUP BY memo HAVING COUNT(*) > 1")
+    audit = live.cli("audit")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def _messages(live: Live, event_type: str, subject_id: int) -> int:
+    rows = live.rows("SELECT payload FROM outbox WHERE event_type = ?", event_type)
+    payloads = [p if isinstance(p, dict) else json.loads(p) for (p,) in rows]
+    return sum(1 for p in payloads if p["id"] == subject_id)
+
+
+async def test_kill_9_under_mixed_load_loses_nothing_and_half_writes_nothing(live):
+    live.start()
+    async with httpx.AsyncClient(base_url=live.url, timeout=10) as client:
+        world = await _prepare(client)
+    load = asyncio.create_task(_load(live.url, world, seconds=8))
+    await asyncio.sleep(2.5)
+    live.kill9()  # in the middle of the load, with requests in flight
+    sent = await load
+    assert any(s.status is None for s in sent), "the kill interrupted nothing"
+    live.start()
+    _verify(live, world, sent)
+    # Clients retry what got no answer, with the same keys: each happens at most once.
+    async with httpx.AsyncClient(base_url=live.url, timeout=10) as client:
+        for s in [s for s in sent if s.status is None and s.kind == "adjust"]:
+            retried = await _send(client, world, Sent(**{**s.__dict__, "status": None}))
+            assert retried.status in (201, 409), retried
+            assert len(live.rows("SELECT id FROM ledger_entries WHERE memo = ?",
+                                 s.payload["memo"])) == (1 if retried.status == 201 else 0)
+    # The restarted server works on: more load, then the same checks over everything.
+    sent += await _load(live.url, world, seconds=1.5)
+    _verify(live, world, sent)
+
+
+@pytest.mark.postgres_only
+async def test_database_unavailable_answers_503_and_recovers_by_itself(live):
+    live.start()
+    async with httpx.AsyncClient(base_url=live.url, timeout=10) as client:
+        admin = await _token(client, "gulaicun_admin")
+        resident = await _token(client, "gulaicun_r001")
+        me = (await client.get("/api/v1/me", headers=resident)).json()
+        _pg_admin(f"ALTER DATABASE {live.db_name} ALLOW_CONNECTIONS false")
+        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                  f" WHERE datname = '{live.db_name}'")
+        answers = []
+        deadline = time.monotonic() + 4
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            # One keep-alive connection throughout: a reset would raise here.
+            answers.append(await client.post(
+                f"/api/v1/users/{me['id']}/adjustments",
+                headers={**admin, "Idempotency-Key": f"outage-{n}"},
+                json={"delta": 1, "memo": f"停库-{n}"}))
+            answers.append(await client.get("/api/v1/me", headers=resident))
+        assert {a.status_code for a in answers} == {503}
+        for answer in answers:
+            assert answer.json()["error"]["code"] == "unavailable"
+            assert answer.headers["retry-after"].isdigit()
+            assert answer.headers.get("connection", "") != "close"
+        _pg_admin(f"ALTER DATABASE {live.db_name} ALLOW_CONNECTIONS true")
+        deadline = time.monotonic() + 20
+        while (answer := await client.get("/api/v1/me", headers=resident)).status_code != 200:
+            assert answer.status_code == 503
+            assert time.monotonic() < deadline, "the server did not recover by itself"
+            await asyncio.sleep(0.5)
+        retried = await client.post(f"/api/v1/users/{me['id']}/adjustments",
+                                    headers={**admin, "Idempotency-Key": "outage-1"},
+                                    json={"delta": 1, "memo": "停库-1"})
+        assert retried.status_code == 201
+    assert not live.rows("SELECT id FROM ledger_entries WHERE memo LIKE '停库-%'"
+                         " AND memo <> '停库-1'")
+    assert len(live.rows("SELECT id FROM ledger_entries WHERE memo = '停库-1'")) == 1
+    audit = live.cli("audit")
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+async def test_oversized_streamed_upload_is_answered_413(live):
+    live.start()
+
+    async def chunks():
+        for _ in range(64):
+            yield b" " * 65536  # 4 MiB in all, sent without a Content-Length
+
+    async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+        resident = await _token(client, "gulaicun_r001")
+        answer = await client.post("/api/v1/checkins", content=chunks(), headers={
+            **resident, "content-type": "application/json"})
+        assert answer.status_code == 413
+        assert answer.json()["error"]["code"] == "payload_too_large"
