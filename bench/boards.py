@@ -4,9 +4,10 @@
     python bench/boards.py --residents 30000 --entries 1000000   # a quicker look
 
 Builds a town with the data in SQL (generate_series; consistent balances, balance_after
-chains and period totals), then, side by side in one run:
+chains and period totals), then, side by side in one run, all driven by wrk:
 1. board requests/s through the whole HTTP stack (town and village boards, month) next to a
-   bare Starlette JSON endpoint — target ratio >= 0.3;
+   bare Starlette JSON endpoint — target ratio >= 0.3; the bare endpoint also shows the
+   generator is not the cap;
 2. check-in p99 while a board is fetched every second, against check-in p99 idle —
    target <= 1.2x.
 """
@@ -18,13 +19,16 @@ import asyncio
 import os
 import random
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.checkin import SECRET, free_port, load, start  # noqa: E402
+from bench import wrk  # noqa: E402
+from bench.checkin import SECRET, free_port, start  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_VILLAGE = 1000
@@ -138,59 +142,24 @@ async def reuse(pg_url: str) -> dict:
     return info
 
 
-async def get_load(url_of, count: int, concurrency: int) -> dict:
-    bodies = [({}, None)] * count
-    latencies, statuses = [], {}
-    queue = list(range(count))
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(
-            max_connections=concurrency)) as client:
-        async def worker():
-            while queue:
-                n = queue.pop()
-                t = time.perf_counter()
-                r = await client.get(url_of(n))
-                latencies.append(time.perf_counter() - t)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        elapsed = time.perf_counter() - t0
-    latencies.sort()
-    del bodies
-    return {"rps": count / elapsed, "p50": latencies[len(latencies) // 2] * 1000,
-            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000, "statuses": statuses}
+def refresh_every_second(url: str, stop: threading.Event) -> None:
+    """The meeting-room display: the board fetched once a second while check-ins run."""
+    with httpx.Client(timeout=30) as client:
+        while not stop.wait(1.0):
+            client.get(url)
 
 
-async def checkins_with_board(url: str, bodies, concurrency: int, board_url: str | None):
-    stop = asyncio.Event()
-
-    async def refresher():
-        async with httpx.AsyncClient(timeout=30) as client:
-            while not stop.is_set():
-                await client.get(board_url)
-                try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                except TimeoutError:
-                    pass
-
-    task = asyncio.create_task(refresher()) if board_url else None
-    result = await load(url, bodies, concurrency)
-    stop.set()
-    if task:
-        await task
-    return result
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--residents", type=int, default=300_000)
     parser.add_argument("--entries", type=int, default=10_000_000)
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--checkins", type=int, default=6000,
+                        help="distinct residents checking in, for each of the two runs")
     parser.add_argument("--reuse", action="store_true",
                         help="measure the database an earlier run built (skips the build)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.reuse:
         info = asyncio.run(reuse(args.pg_url))
     else:
@@ -205,49 +174,51 @@ def main() -> int:
     token = poster_token(settings, event_id=info["event_id"], ends_at=info["ends_at"])
     env = {**os.environ, "TORREYA_DATABASE_URL": info["db_url"], "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": "http://bench", "PYTHONPATH": str(ROOT)}
+    workdir = Path(tempfile.mkdtemp(prefix="torreya-bench-boards-"))
+    rng = random.Random(1)
+    boards = [wrk.Request("GET", f"/api/v1/towns/{info['town_id']}/leaderboard") if n % 2 else
+              wrk.Request("GET", f"/api/v1/villages/"
+                                 f"{info['first_village'] + rng.randrange(info['villages'])}"
+                                 "/leaderboard")
+              for n in range(2000)]
+    boards_file = wrk.write_requests(workdir / "boards.txt", boards)
+    # Distinct residents of the town check in to the event: a first check-in every time.
+    checkins = [wrk.Request("POST", "/api/v1/checkins",
+                            issue_access_token(settings, info["first_user"] + k),
+                            {"token": token}) for k in range(args.checkins * 2)]
+    idle_file = wrk.write_requests(workdir / "idle.txt", checkins[:args.checkins])
+    busy_file = wrk.write_requests(workdir / "busy.txt", checkins[args.checkins:])
     servers = []
     try:
         ours, bare = free_port(), free_port()
         servers.append(start("torreya.asgi:app", ours, env))
         servers.append(start("bench.bare:app", bare, env))
-        rng = random.Random(1)
-        village_ids = [info["first_village"] + rng.randrange(info["villages"])
-                       for _ in range(args.requests)]
-
-        def board_url(n: int) -> str:
-            if n % 2:
-                return f"http://127.0.0.1:{ours}/api/v1/towns/{info['town_id']}/leaderboard"
-            return f"http://127.0.0.1:{ours}/api/v1/villages/{village_ids[n]}/leaderboard"
-
-        asyncio.run(get_load(board_url, 100, args.concurrency))
-        base = asyncio.run(get_load(lambda n: f"http://127.0.0.1:{bare}/json", args.requests,
-                                    args.concurrency))
-        boards = asyncio.run(get_load(board_url, args.requests, args.concurrency))
-        # Any resident of the town may check in to the event; 2,000 distinct ones.
-        in_village = [info["first_user"] + k for k in range(2000)]
-        bearers = [({"Authorization": f"Bearer {issue_access_token(settings, u)}"},
-                    {"token": token}) for u in in_village]
-        checkin_url = f"http://127.0.0.1:{ours}/api/v1/checkins"
-        idle = asyncio.run(checkins_with_board(checkin_url, bearers[:1000], 8, None))
-        busy = asyncio.run(checkins_with_board(
-            checkin_url, bearers[1000:], 8,
-            f"http://127.0.0.1:{ours}/api/v1/towns/{info['town_id']}/leaderboard"))
+        here = f"http://127.0.0.1:{ours}"
+        wrk.run("warm-up", here, seconds=2, requests_file=boards_file)
+        base = wrk.run("bare JSON", f"http://127.0.0.1:{bare}/json", seconds=args.seconds)
+        board = wrk.run("leaderboards", here, seconds=args.seconds, requests_file=boards_file)
+        idle = wrk.run("check-ins, idle", here, seconds=args.seconds / 2, connections=8,
+                       requests_file=idle_file)
+        stop = threading.Event()
+        display = threading.Thread(target=refresh_every_second, args=(
+            f"{here}/api/v1/towns/{info['town_id']}/leaderboard", stop))
+        display.start()
+        busy = wrk.run("check-ins, board every 1 s", here, seconds=args.seconds / 2,
+                       connections=8, requests_file=busy_file)
+        stop.set()
+        display.join()
     finally:
         for server in servers:
             server.terminate()
             server.wait()
-    print(f"\nboards at {args.residents} residents / {args.entries} entries "
-          f"({args.requests} requests, concurrency {args.concurrency}):")
-    for name, r in (("bare JSON", base), ("leaderboard", boards)):
-        print(f"  {name:<14} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   "
-              f"p99 {r['p99']:6.1f} ms   statuses {r['statuses']}")
-    print(f"  ratio (leaderboard / bare JSON): {boards['rps'] / base['rps']:.2f}   (target >= 0.3)")
-    print("check-ins (1000 each, concurrency 8):")
-    for name, r in (("idle", idle), ("board every 1 s", busy)):
-        print(f"  {name:<16} p50 {r['p50']:6.1f} ms   p99 {r['p99']:6.1f} ms   "
-              f"statuses {r['statuses']}")
-    print(f"  p99 ratio (busy / idle): {busy['p99'] / idle['p99']:.2f}   (target <= 1.2)")
-    return 0
+    print(f"\nboards at {info['residents']} residents ({os.cpu_count()} cores; wrk -t1, "
+          f"64 connections for boards, 8 for check-ins):")
+    for f in (base, board, idle, busy):
+        print(f.line())
+    print(f"  ratio leaderboard / bare JSON: {board.rps / base.rps:.2f}   (target >= 0.3)")
+    print(f"  check-in p99 busy / idle: {busy.p99_ms / idle.p99_ms:.2f}   (target <= 1.2)")
+    clean = all(f.non2xx == 0 and f.socket_errors == 0 for f in (base, board, idle, busy))
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

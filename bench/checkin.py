@@ -1,12 +1,15 @@
-"""Check-in throughput through the whole HTTP stack, next to a bare one-INSERT endpoint.
+"""Check-in throughput through the whole HTTP stack, next to a bare one-INSERT endpoint and a
+bare JSON endpoint, all driven by wrk in the same run.
 
     python bench/checkin.py --db sqlite            # or --db postgres
-    python bench/checkin.py --db postgres --requests 3000 --concurrency 32
+    python bench/checkin.py --db postgres --workers 2 --seconds 10
 
-Both servers run under uvicorn (one worker each) on the same database, driven by the same
-load generator in the same run: many distinct residents check in to one event through
-POST /api/v1/checkins (token check, event, rule, claim row, balance update, period totals,
-ledger entry). Prints requests/s, p50/p99 latency and the ratio torreya/bare.
+Two uvicorn servers (the same worker count) on the same database: Torreya, and a bare
+Starlette app (bench/bare.py) doing one INSERT through the same driver and pool. wrk (one
+thread, 64 connections) posts a different resident x event pair with every request
+(bench/wrk/rotate.lua), so every check-in is a first one: token check, event, rule, claim,
+balance, period totals, ledger entry, outbox messages. The bare JSON endpoint shows what the
+generator itself can do on this machine; it must be far above both.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,10 +28,15 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench import wrk  # noqa: E402
+
 SECRET = "benchmark-secret-key-0123456789-abcdefghijkl"
 
 
-async def prepare(db_url: str, residents: int) -> tuple[str, list[str]]:
+async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[str], list[str]]:
+    """A town with `residents` residents and `events` open events; returns the events'
+    poster tokens and the residents' bearer tokens."""
     from torreya.checkins.codes import poster_token
     from torreya.db import migrate, now, orm
     from torreya.ledger.rules import ensure_default_rules
@@ -55,12 +62,14 @@ async def prepare(db_url: str, residents: int) -> tuple[str, list[str]]:
                                 for n in range(residents)], batch_size=1000)
         ids = await User.filter(village=village).values_list("id", flat=True)
         start = now() - timedelta(hours=1)
-        event = await Event.create(village=village, town=town, title="基准活动",
-                                   kind="campaign", points=10, starts_at=start,
-                                   ends_at=start + timedelta(hours=6), qr_mode="static")
-        token = poster_token(settings, event_id=event.id, ends_at=event.ends_at)
+        tokens = []
+        for n in range(events):
+            event = await Event.create(village=village, town=town, title=f"基准活动{n}",
+                                       kind="campaign", points=10, starts_at=start,
+                                       ends_at=start + timedelta(hours=6), qr_mode="static")
+            tokens.append(poster_token(settings, event_id=event.id, ends_at=event.ends_at))
         bearers = [issue_access_token(settings, user_id) for user_id in ids]
-    return token, bearers
+    return tokens, bearers
 
 
 def free_port() -> int:
@@ -69,11 +78,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(module: str, port: int, env: dict) -> subprocess.Popen:
+def start(module: str, port: int, env: dict, workers: int = 1) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", module, "--port", str(port), "--log-level", "warning",
-         "--no-access-log"], cwd=ROOT, env=env)
-    for _ in range(100):
+         "--no-access-log", "--workers", str(workers)], cwd=ROOT, env=env)
+    for _ in range(150):
         try:
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
             return process
@@ -83,78 +92,87 @@ def start(module: str, port: int, env: dict) -> subprocess.Popen:
     raise RuntimeError(f"{module} did not start")
 
 
-async def load(url: str, bodies: list[tuple[dict, dict]], concurrency: int) -> dict:
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    queue = list(reversed(bodies))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+def recreate_pg(pg_url: str, name: str) -> str:
+    import asyncpg
 
-        async def worker():
-            while queue:
-                headers, body = queue.pop()
-                began = time.perf_counter()
-                response = await client.post(url, headers=headers, json=body)
-                latencies.append(time.perf_counter() - began)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    async def run():
+        conn = await asyncpg.connect(f"{pg_url}/postgres")
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await conn.execute(f"CREATE DATABASE {name}")
+        await conn.close()
 
-        began = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {"rps": len(latencies) / elapsed,
-            "p50": statistics.median(latencies) * 1000,
-            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-            "statuses": statuses}
+    asyncio.run(run())
+    return f"{pg_url}/{name}"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    args = parser.parse_args()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--residents", type=int, default=6000)
+    parser.add_argument("--events", type=int, default=4)
+    args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="torreya-bench-"))
     if args.db == "postgres":
-        import asyncpg
-
-        async def recreate():
-            conn = await asyncpg.connect(f"{args.pg_url}/postgres")
-            await conn.execute("DROP DATABASE IF EXISTS torreya_bench WITH (FORCE)")
-            await conn.execute("CREATE DATABASE torreya_bench")
-            await conn.close()
-
-        asyncio.run(recreate())
-        db_url = f"{args.pg_url}/torreya_bench"
+        db_url = recreate_pg(args.pg_url, "torreya_bench")
     else:
         db_url = f"sqlite://{workdir}/bench.sqlite3"
+    tokens, bearers = asyncio.run(prepare(db_url, args.residents, args.events))
+    # Event by event, resident by resident: consecutive requests are different people. The
+    # bare INSERT gets the same requests at its own path.
+    pairs = [(bearer, {"token": token}) for token in tokens for bearer in bearers]
 
-    token, bearers = asyncio.run(prepare(db_url, args.requests))
+    def requests_for(path: str, chosen: list) -> list[wrk.Request]:
+        return [wrk.Request("POST", path, bearer, body) for bearer, body in chosen]
+
+    files = {}
+    for path in ("/api/v1/checkins", "/insert"):
+        files[path] = (
+            wrk.write_requests(workdir / f"warm{len(files)}.txt",
+                               requests_for(path, pairs[-len(bearers):])),
+            wrk.write_requests(workdir / f"measured{len(files)}.txt",
+                               requests_for(path, pairs[:-len(bearers)])))
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": "http://bench", "PYTHONPATH": str(ROOT)}
     servers = []
     try:
         ours_port, bare_port = free_port(), free_port()
-        servers.append(start("torreya.asgi:app", ours_port, env))
-        servers.append(start("bench.bare:app", bare_port, env))
-        bodies = [({"Authorization": f"Bearer {b}"}, {"token": token}) for b in bearers]
-        warm = bodies[: args.concurrency]
-        asyncio.run(load(f"http://127.0.0.1:{bare_port}/insert", warm, args.concurrency))
-        base = asyncio.run(load(f"http://127.0.0.1:{bare_port}/insert", bodies, args.concurrency))
-        ours = asyncio.run(load(f"http://127.0.0.1:{ours_port}/api/v1/checkins", bodies,
-                                args.concurrency))
+        servers.append(start("torreya.asgi:app", ours_port, env, args.workers))
+        servers.append(start("bench.bare:app", bare_port, env, args.workers))
+        ours_url = f"http://127.0.0.1:{ours_port}/api/v1/checkins"
+        bare_url = f"http://127.0.0.1:{bare_port}/insert"
+        short = min(2.0, args.seconds)
+        wrk.run("warm-up", bare_url, seconds=short, requests_file=files["/insert"][0])
+        wrk.run("warm-up", ours_url, seconds=short, requests_file=files["/api/v1/checkins"][0])
+        c = args.connections
+        figures = [
+            wrk.run("bare JSON (generator cap)", f"http://127.0.0.1:{bare_port}/json",
+                    seconds=args.seconds, connections=c),
+            wrk.run("bare one-INSERT", bare_url, seconds=args.seconds, connections=c,
+                    requests_file=files["/insert"][1]),
+            wrk.run("Torreya check-in", ours_url, seconds=args.seconds, connections=c,
+                    requests_file=files["/api/v1/checkins"][1]),
+        ]
     finally:
         for server in servers:
             server.terminate()
             server.wait()
-    print(f"database: {args.db}; {args.requests} requests, concurrency {args.concurrency}")
-    for name, r in (("bare INSERT", base), ("torreya check-in", ours)):
-        print(f"  {name:<18} {r['rps']:8.0f} req/s   p50 {r['p50']:6.1f} ms   "
-              f"p99 {r['p99']:6.1f} ms   statuses {r['statuses']}")
-    print(f"  ratio (torreya / bare throughput): {ours['rps'] / base['rps']:.2f}")
-    return 0 if set(ours["statuses"]) == {201} else 1
+    generator, bare, ours = figures
+    print(f"database: {args.db}; {os.cpu_count()} cores; workers {args.workers}; wrk -t1 "
+          f"-c{args.connections} -d{args.seconds:g}s; {len(pairs) - len(bearers)} distinct "
+          "resident x event pairs")
+    for f in figures:
+        print(f.line())
+    print(f"  ratio check-in / bare INSERT: {ours.rps / bare.rps:.2f}   "
+          f"(generator at {generator.rps / ours.rps:.0f}x the check-in rate)")
+    if ours.requests > len(pairs) - len(bearers):
+        print("  note: more requests than pairs; repeats answered 409")
+    clean = ours.non2xx == 0 and ours.socket_errors == 0 and bare.non2xx == 0
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

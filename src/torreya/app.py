@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
@@ -100,6 +100,8 @@ class FaultBarrier:
             await self.app(scope, receive, tracking_send)
         except BodyTooLarge:
             raise  # answered 413 by BodyLimitMiddleware, further out
+        except ClientDisconnect:
+            return  # the client left mid-request: nobody to answer, nothing to log
         except Exception as exc:
             if started:
                 raise

@@ -1,0 +1,43 @@
+"""A few seconds of each benchmark, so they cannot rot (figures: docs/benchmarks.md).
+
+Benchmarks are not timed tests: these check that each one runs end to end with wrk, every
+request answered 2xx, and prints its ratio."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BACKEND, PG_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    if shutil.which("wrk") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wrk is missing (apt-get install wrk)")
+        pytest.skip("wrk is not installed (apt-get install wrk)")
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_checkin_benchmark_runs():
+    result = _bench("bench/checkin.py", "--db", BACKEND, "--pg-url", PG_URL, "--seconds", "1",
+                    "--residents", "400", "--events", "3", "--connections", "16")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ratio check-in / bare INSERT" in result.stdout
+    assert "bare JSON (generator cap)" in result.stdout
+
+
+@pytest.mark.postgres_only
+def test_boards_benchmark_runs():
+    result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "3000", "--entries",
+                    "30000", "--seconds", "2", "--checkins", "300")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ratio leaderboard / bare JSON" in result.stdout
