@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             wrk.write_requests(workdir / f"measured{len(files)}.txt",
                                requests_for(path, pairs[:-len(bearers)])))
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
-           "TORREYA_BASE_URL": "http://bench", "PYTHONPATH": str(ROOT)}
+           "TORREYA_BASE_URL": "http://bench",
+           # This checkout's code, also when another checkout's package is installed (a
+           # before/after comparison from a git worktree).
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     servers = []
     try:
         ours_port, bare_port = free_port(), free_port()

@@ -180,3 +180,31 @@ def test_unreachable_postgres_fails_fast(tmp_path):
     result, took = _cli(["migrate"], tmp_path, f"postgres://postgres@{host}:1/torreya")
     assert result.returncode != 0
     assert took < 20
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's own full-disk error")
+async def test_a_full_disk_is_503_and_nothing_is_half_written(client):
+    from tortoise import connections
+
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    resident = await make_user(village=village)
+    headers = await api_token(client, admin)
+    db = connections.get("default")
+    pages = (await db.execute_query_dict("PRAGMA page_count"))[0]["page_count"]
+    # The database may not grow by a single page: SQLite answers SQLITE_FULL, "database or
+    # disk is full", exactly as when the disk itself has no room left.
+    await db.execute_query_dict(f"PRAGMA max_page_count = {pages}")
+    try:
+        bodies = [{"delta": 5, "memo": "表" * 190 + str(n)} for n in range(60)]
+        answers = [await client.post(f"/api/v1/users/{resident.id}/adjustments",
+                                     headers=headers, json=body) for body in bodies]
+    finally:
+        await db.execute_query_dict("PRAGMA max_page_count = 1073741823")
+    full = [a for a in answers if a.status_code == 503]
+    assert full, [a.status_code for a in answers]
+    assert {a.json()["error"]["code"] for a in full} == {"unavailable"}
+    done = [a for a in answers if a.status_code == 201]
+    assert await LedgerEntry.filter(user_id=resident.id).count() == len(done)
+    assert (await User.get(id=resident.id)).balance == 5 * len(done)
+    assert await AuditEvent.filter(tag="ledger:adjustment:create").count() == len(done)
