@@ -147,6 +147,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from torreya.checkins.service import forget_events
+
+        forget_events()
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             task = asyncio.create_task(housekeeping(settings))
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -38,11 +39,22 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def derive_key(settings: Settings, purpose: str) -> bytes:
     """One secret, a separate key per purpose (sessions, API tokens, each QR kind)."""
-    return hmac.new(settings.SECRET_KEY.encode(), purpose.encode(), hashlib.sha256).digest()
+    return _derived(settings.SECRET_KEY, purpose)
+
+
+@functools.lru_cache(maxsize=64)
+def _derived(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+
+
+@functools.lru_cache(maxsize=64)
+def _oct_key(secret: str, purpose: str) -> OctKey:
+    # Deriving and importing the key was an eighth of a check-in's CPU (two per request).
+    return OctKey.import_key(_derived(secret, purpose))
 
 
 def _jwt_key(settings: Settings, purpose: str) -> OctKey:
-    return OctKey.import_key(derive_key(settings, purpose))
+    return _oct_key(settings.SECRET_KEY, purpose)
 
 
 def sign_claims(settings: Settings, purpose: str, claims: dict) -> str:

@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.accounts.permissions import require_village
 from torreya.checkins.codes import CodeError, member_code, read_checkin_token, read_member_code
-from torreya.db import get_one, now
+from torreya.db import fetch, get_one, now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
@@ -85,6 +85,29 @@ async def _refuse(error: DomainError, *, method: str, event: Event | None, user:
     return error
 
 
+# Events are never changed once created (no command updates or deletes them), so each
+# worker keeps the ones it has read: the hottest read of every check-in costs nothing after
+# the first. Keep in sync: a command that changes events must call `forget_events()`.
+_EVENTS: dict[int, Event] = {}
+_EVENTS_KEPT = 2048
+
+
+async def event_by_id(event_id: int) -> Event | None:
+    event = _EVENTS.get(event_id)
+    if event is None:
+        event = await get_one(Event, id=event_id)
+        if event is not None:
+            if len(_EVENTS) >= _EVENTS_KEPT:
+                _EVENTS.clear()
+            _EVENTS[event_id] = event
+    return event
+
+
+def forget_events() -> None:
+    """A new database (tests, a new app): ids may name other events now."""
+    _EVENTS.clear()
+
+
 async def check_in_with_token(settings: Settings, *, user: User, token: str) -> CheckinResult:
     """A resident scanned a poster or rotating code.
 
@@ -97,7 +120,7 @@ async def check_in_with_token(settings: Settings, *, user: User, token: str) -> 
         error = InvalidTokenError() if exc.code == "invalid_token" else TokenExpiredError()
         raise await _refuse(error, method="token", event=None, user=user,
                             village_id=user.village_id) from None
-    event = await get_one(Event, id=claims.event_id)
+    event = await event_by_id(claims.event_id)
     if event is None or event.qr_mode != claims.mode:
         # A poster code of an event switched to rotating codes is no longer valid.
         raise await _refuse(InvalidTokenError(), method="token", event=event, user=user)
@@ -117,6 +140,21 @@ async def check_in_member(settings: Settings, *, staff: User, event: Event,
     return await _check_in(event, resident, method="card", staff=staff)
 
 
+async def _claim(connection, event: Event, user: User, *, method: str,
+                 staff: User | None) -> Checkin:
+    """INSERT the check-in row (raw SQL: on the hottest path the ORM's query building cost
+    more than the statement). A duplicate raises IntegrityError to the caller."""
+    values = {"event_id": event.id, "user_id": user.id, "method": method,
+              "staff_id": staff.id if staff else None, "points": event.points,
+              "created_at": now()}
+    rows = await fetch(connection, f"INSERT INTO checkins ({', '.join(values)})"
+                       f" VALUES ({', '.join('?' * len(values))}) RETURNING id",
+                       list(values.values()))
+    checkin = Checkin(id=rows[0]["id"], **values)
+    checkin._saved_in_db = True
+    return checkin
+
+
 def checkin_message(checkin: Checkin, event: Event) -> Message:
     return Message(event_type="checkin.created", town_id=event.town_id, data={
         "id": checkin.id, "event_id": event.id, "village_id": event.village_id,
@@ -134,8 +172,7 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
     try:
         async with in_transaction() as connection:
             # The unique (event, user) row claims the check-in before any points move.
-            checkin = await Checkin.create(event=event, user=user, method=method, staff=staff,
-                                           points=event.points, using_db=connection)
+            checkin = await _claim(connection, event, user, method=method, staff=staff)
             entry = await post_entry(
                 Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
                        idem_key=f"checkin:{event.id}:{user.id}", source_type="event",

@@ -5,6 +5,13 @@ from json import dumps, loads
 from tortoise import fields
 from tortoise.indexes import Index
 
+async def add_pending_index(apps, schema_editor) -> None:
+    # What the delivery worker reads: messages not yet dispatched, oldest first. Partial, so
+    # it holds only the backlog (same syntax on PostgreSQL and SQLite).
+    await schema_editor.client.execute_script(
+        "CREATE INDEX outbox_pending ON outbox (id) WHERE dispatched_at IS NULL")
+
+
 class Migration(migrations.Migration):
     dependencies = [('models', '0008_board_indexes')]
 
@@ -36,7 +43,7 @@ class Migration(migrations.Migration):
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('dispatched_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'outbox', 'app': 'models', 'indexes': [Index(fields=['dispatched_at', 'id']), Index(fields=['town_id', 'id'])], 'pk_attr': 'id', 'table_description': 'An event others care about, written in the same transaction as the change itself.'},
+            options={'table': 'outbox', 'app': 'models', 'pk_attr': 'id', 'table_description': 'An event others care about, written in the same transaction as the change itself.'},
             bases=['Model'],
         ),
         ops.AddField(
@@ -48,4 +55,5 @@ class Migration(migrations.Migration):
             model_name='AuditEvent',
             index=Index(fields=['entry_id']),
         ),
+        ops.RunPython(add_pending_index),
     ]

@@ -24,7 +24,8 @@ class OutboxMessage(Model):
 
     class Meta:
         table = "outbox"
-        indexes = (Index(fields=("dispatched_at", "id")), Index(fields=("town_id", "id")))
+        # The only index besides the key is partial, on what is still to deliver
+        # (migration 0009): it stays small, and every check-in pays for little upkeep.
 
 
 class IdempotencyKey(Model):
