@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
               for n in range(2000)]
     boards_file = wrk.write_requests(workdir / "boards.txt", boards)
     # Distinct residents of the town check in to the event: a first check-in every time.
+    args.checkins = min(args.checkins, info["residents"] // 2)
     checkins = [wrk.Request("POST", "/api/v1/checkins",
                             issue_access_token(settings, info["first_user"] + k),
                             {"token": token}) for k in range(args.checkins * 2)]

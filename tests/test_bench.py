@@ -38,6 +38,6 @@ def test_checkin_benchmark_runs():
 @pytest.mark.postgres_only
 def test_boards_benchmark_runs():
     result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "3000", "--entries",
-                    "30000", "--seconds", "2", "--checkins", "300")
+                    "30000", "--seconds", "2", "--checkins", "1400")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio leaderboard / bare JSON" in result.stdout
