@@ -20,14 +20,17 @@ import pytest
 from torreya.app import create_app
 from torreya.settings import Settings
 
+# The `live` fixture (a real `torreya serve`) for the tests that kill and restart it.
+pytest_plugins = ["tests.live"]
+
 BACKEND = os.environ.get("TORREYA_TEST_DB", "sqlite")
 PG_URL = os.environ.get("TORREYA_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432")
 PG_DB = f"torreya_test_{os.getpid()}"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
-TABLES = ["outbox", "idempotency_keys", "audit_events", "login_failures", "checkin_refusals",
-          "checkins", "events", "earning_totals", "ledger_entries", "earning_rules", "users",
-          "villages", "towns"]
+TABLES = ["webhook_attempts", "webhook_deliveries", "webhooks", "outbox", "idempotency_keys",
+          "audit_events", "login_failures", "checkin_refusals", "checkins", "events",
+          "earning_totals", "ledger_entries", "earning_rules", "users", "villages", "towns"]
 
 
 def pytest_report_header(config) -> str:
@@ -35,7 +38,9 @@ def pytest_report_header(config) -> str:
 
 
 def settings_for(url: str, **over) -> Settings:
-    values = {"DATABASE_URL": url, "SECRET_KEY": SECRET, "BASE_URL": "http://testserver"}
+    # The delivery worker runs only where a test starts it (tests/outbox/test_webhooks.py).
+    values = {"DATABASE_URL": url, "SECRET_KEY": SECRET, "BASE_URL": "http://testserver",
+              "RUN_WORKER": False}
     values.update(over)
     return Settings(**values)
 

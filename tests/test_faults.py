@@ -12,159 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import signal
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import BACKEND, PG_URL, SECRET
-
-CLI = [sys.executable, "-m", "torreya.cli"]
-PASSWORD = "torreya2026"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pg_admin(sql: str) -> None:
-    async def run() -> None:
-        import asyncpg
-
-        connection = await asyncpg.connect(f"{PG_URL}/postgres")
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
-
-    # A fresh loop in a thread: callers may be inside the test's own event loop.
-    with contextlib.ExitStack():
-        import threading
-
-        errors: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                asyncio.run(run())
-            except BaseException as error:  # re-raised in the caller
-                errors.append(error)
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
-
-
-@dataclass
-class Live:
-    folder: Path
-    env: dict
-    url: str
-    db_name: str | None
-    process: subprocess.Popen | None = None
-    logs: list[Path] = field(default_factory=list)
-
-    def start(self) -> None:
-        log = self.folder / f"server-{len(self.logs)}.log"
-        self.logs.append(log)
-        with log.open("w") as out:
-            self.process = subprocess.Popen([*CLI, "serve", "--port", self.url.rsplit(":", 1)[1]],
-                                            cwd=self.folder, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/login", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        pytest.fail(log.read_text())
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=15)
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*CLI, *args], cwd=self.folder, env=self.env, capture_output=True,
-                              text=True, timeout=120)
-
-    def rows(self, sql: str, *values) -> list[tuple]:
-        """Read the database directly, as an auditor would (not through the app)."""
-        url = self.env["TORREYA_DATABASE_URL"]
-        if url.startswith("sqlite"):
-            with contextlib.closing(sqlite3.connect(url.split("://", 1)[1])) as connection:
-                return connection.execute(sql, values).fetchall()
-        marked = sql
-        for number in range(1, len(values) + 1):
-            marked = marked.replace("?", f"${number}", 1)
-
-        async def run() -> list[tuple]:
-            import asyncpg
-
-            connection = await asyncpg.connect(url)
-            try:
-                return [tuple(r) for r in await connection.fetch(marked, *values)]
-            finally:
-                await connection.close()
-
-        return _in_thread(run())
-
-
-def _in_thread(coroutine):
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
-@pytest.fixture
-def live(tmp_path):
-    port = _free_port()
-    db_name = None
-    if BACKEND == "postgres":
-        db_name = f"torreya_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        _pg_admin(f"CREATE DATABASE {db_name}")
-        db_url = f"{PG_URL}/{db_name}"
-    else:
-        db_url = f"sqlite://{tmp_path}/torreya.sqlite3"
-    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
-           "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
-    server = Live(tmp_path, env, f"http://127.0.0.1:{port}", db_name)
-    demo = server.cli("demo", "--residents", "24")
-    assert demo.returncode == 0, demo.stdout + demo.stderr
-    yield server
-    server.stop()
-    if db_name:
-        _pg_admin(f"ALTER DATABASE {db_name} ALLOW_CONNECTIONS true")
-        _pg_admin(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
-
-
-async def _token(client: httpx.AsyncClient, username: str) -> dict[str, str]:
-    answer = await client.post("/api/v1/auth/token",
-                               json={"username": username, "password": PASSWORD})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+from tests.live import Live, login_token, pg_admin
 
 
 @dataclass
@@ -184,7 +41,7 @@ class Sent:
 
 async def _prepare(client: httpx.AsyncClient) -> dict:
     """Open events, items in stock, points on the residents; all through the API."""
-    admin = await _token(client, "gulaicun_admin")
+    admin = await login_token(client, "gulaicun_admin")
     village_id = (await client.get("/api/v1/me", headers=admin)).json()["village_id"]
     start = datetime.now(UTC) - timedelta(minutes=5)
     tokens = []
@@ -204,7 +61,7 @@ async def _prepare(client: httpx.AsyncClient) -> dict:
         if n % 5 == 0:
             continue  # every fifth demo resident has no phone and no password
         username = f"gulaicun_r{n:03d}"
-        residents[username] = await _token(client, username)
+        residents[username] = await login_token(client, username)
         ids[username] = (await client.get("/api/v1/me", headers=residents[username])).json()["id"]
         answer = await client.post(f"/api/v1/users/{ids[username]}/adjustments", headers=admin,
                                    json={"delta": 100, "memo": "演练初始积分"})
@@ -327,11 +184,11 @@ async def test_kill_9_under_mixed_load_loses_nothing_and_half_writes_nothing(liv
 async def test_database_unavailable_answers_503_and_recovers_by_itself(live):
     live.start()
     async with httpx.AsyncClient(base_url=live.url, timeout=10) as client:
-        admin = await _token(client, "gulaicun_admin")
-        resident = await _token(client, "gulaicun_r001")
+        admin = await login_token(client, "gulaicun_admin")
+        resident = await login_token(client, "gulaicun_r001")
         me = (await client.get("/api/v1/me", headers=resident)).json()
-        _pg_admin(f"ALTER DATABASE {live.db_name} ALLOW_CONNECTIONS false")
-        _pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        pg_admin(f"ALTER DATABASE {live.db_name} ALLOW_CONNECTIONS false")
+        pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                   f" WHERE datname = '{live.db_name}'")
         answers = []
         deadline = time.monotonic() + 4
@@ -349,7 +206,7 @@ async def test_database_unavailable_answers_503_and_recovers_by_itself(live):
             assert answer.json()["error"]["code"] == "unavailable"
             assert answer.headers["retry-after"].isdigit()
             assert answer.headers.get("connection", "") != "close"
-        _pg_admin(f"ALTER DATABASE {live.db_name} ALLOW_CONNECTIONS true")
+        pg_admin(f"ALTER DATABASE {live.db_name} ALLOW_CONNECTIONS true")
         deadline = time.monotonic() + 20
         while (answer := await client.get("/api/v1/me", headers=resident)).status_code != 200:
             assert answer.status_code == 503
@@ -374,7 +231,7 @@ async def test_oversized_streamed_upload_is_answered_413(live):
             yield b" " * 65536  # 4 MiB in all, sent without a Content-Length
 
     async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
-        resident = await _token(client, "gulaicun_r001")
+        resident = await login_token(client, "gulaicun_r001")
         answer = await client.post("/api/v1/checkins", content=chunks(), headers={
             **resident, "content-type": "application/json"})
         assert answer.status_code == 413

@@ -148,16 +148,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         from torreya.checkins.service import forget_events
+        from torreya.outbox import worker
 
         forget_events()
         async with RegisterTortoise(app, config=settings.tortoise_config()):
-            task = asyncio.create_task(housekeeping(settings))
+            tasks = [asyncio.create_task(housekeeping(settings))]
+            stop = asyncio.Event()
+            if settings.RUN_WORKER:
+                tasks.append(asyncio.create_task(worker.run(settings, stop=stop)))
             try:
                 yield
             finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                stop.set()
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     middleware = [
         Middleware(RequestContextMiddleware),

@@ -213,6 +213,28 @@ def cmd_scheme(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_import())
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """The delivery worker on its own, for deployments that run it apart from the web
+    workers (then start those with TORREYA_WORKER=0). Stops cleanly on Ctrl-C or SIGTERM."""
+    import signal
+
+    from torreya.db import orm
+    from torreya.outbox import worker
+
+    async def run() -> None:
+        await _migrate(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with orm(settings):
+            console.print("Delivering webhooks from the outbox (Ctrl-C to stop).")
+            await worker.run(settings, stop=stop)
+
+    asyncio.run(run())
+    return 0
+
+
 def cmd_expire_vouchers(settings: Settings, args: argparse.Namespace) -> int:
     from torreya.db import orm
     from torreya.rewards.service import expire_vouchers
@@ -264,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     scheme.set_defaults(func=cmd_scheme)
     sub.add_parser("expire-vouchers", help="refund vouchers past their expiry"
                    ).set_defaults(func=cmd_expire_vouchers)
+    sub.add_parser("worker", help="deliver webhooks from the outbox (apart from serve)"
+                   ).set_defaults(func=cmd_worker)
     return parser
 
 

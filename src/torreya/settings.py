@@ -66,6 +66,13 @@ class Settings:
     DB_STATEMENT_TIMEOUT: float = 5.0
     DB_LOCK_TIMEOUT: float = 3.0
     DB_CONNECT_TIMEOUT: float = 5.0
+    # The delivery worker inside `torreya serve` (off where `torreya worker` runs instead).
+    RUN_WORKER: bool = True
+    WORKER_POLL_SECONDS: float = 1.0
+    # Webhooks may point into private networks only when the platform operator says so.
+    WEBHOOK_ALLOW_PRIVATE: bool = False
+    # A receiver that does not answer within this is a failed try (retried later).
+    WEBHOOK_TIMEOUT_SECONDS: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -75,7 +82,13 @@ class Settings:
         secret = env.get("TORREYA_SECRET_KEY", "")
         if secret.strip().lower() in PLACEHOLDER_SECRETS:
             secret = _local_secret(debug=debug, explicit=bool(secret))
+        def flag(name: str, default: bool) -> bool:
+            value = env.get(name)
+            return default if value is None else value.lower() in {"1", "true", "yes"}
+
         return cls(
+            RUN_WORKER=flag("TORREYA_WORKER", True),
+            WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             DATABASE_URL=env.get("TORREYA_DATABASE_URL", DEFAULT_DATABASE_URL),
             SECRET_KEY=secret,
             BASE_URL=env.get("TORREYA_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),

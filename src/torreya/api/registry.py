@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from torreya import idempotency
-from torreya.validation import Field, read_json
+from torreya.validation import Field, parse_json, read_json
 from torreya.web import require_user
 
 Handler = Callable[..., Awaitable[Response]]
@@ -77,9 +77,13 @@ async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, da
         response = await call()
         return response.status_code, bytes(response.body).decode()
 
+    # The whole body as sent (lists read by handlers themselves included), not only the
+    # declared fields: another `village_ids` is another request.
+    raw = await request.body()
+    sent = parse_json(raw) if raw else data
     outcome = await idempotency.once(
         user_id=user_id, scope=scope, key=idempotency.clean_key(raw_key),
-        fingerprint=idempotency.fingerprint(request.method, request.url.path, data),
+        fingerprint=idempotency.fingerprint(request.method, request.url.path, sent),
         run=respond)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
     return Response(outcome.body, status_code=outcome.status, headers=headers,
@@ -99,6 +103,7 @@ def api_routes() -> list[Route]:
         openapi,
         patrols,
         rewards,
+        webhooks,
     )
 
     return [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]

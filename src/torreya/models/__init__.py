@@ -32,6 +32,7 @@ from torreya.models.rewards import (
     StockMovement,
 )
 from torreya.models.tenancy import Role, Town, User, Village
+from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
 __models__ = [
     AuditEvent,
@@ -63,6 +64,9 @@ __models__ = [
     PatrolScan,
     OutboxMessage,
     IdempotencyKey,
+    Webhook,
+    WebhookDelivery,
+    WebhookAttempt,
 ]
 
 __all__ = [
@@ -101,4 +105,8 @@ __all__ = [
     "Village",
     "IdempotencyKey",
     "OutboxMessage",
+    "DeliveryStatus",
+    "Webhook",
+    "WebhookAttempt",
+    "WebhookDelivery",
 ]

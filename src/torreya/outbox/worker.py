@@ -1,0 +1,181 @@
+"""The delivery worker: drains the outbox into webhook deliveries and sends them.
+
+Runs inside `torreya serve` (one per process) and as `torreya worker`. Safe with several
+workers and hosts: on PostgreSQL rows are claimed with FOR UPDATE SKIP LOCKED; everywhere a
+delivery is leased by a conditional UPDATE … RETURNING before it is sent, and a message
+fans out at most once per endpoint (a unique key). Nothing is sent inside a transaction.
+
+What was committed before a crash is delivered after it. A crash after a receiver answered
+but before the answer was recorded sends it again with the same `webhook-id`: delivery is
+at least once, and receivers drop repeats by that id (Standard Webhooks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from datetime import timedelta
+
+import httpx
+from tortoise.transactions import in_transaction
+
+from torreya.db import conn, fetch, is_postgres, now, placeholders
+from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
+from torreya.outbox import signing
+from torreya.outbox.addresses import check_public
+from torreya.outbox.webhooks import secrets_in_force
+from torreya.settings import Settings
+
+log = logging.getLogger("torreya.worker")
+
+# Seconds before each retry: the first within 10 s, then backing off to hours; with the
+# first attempt that is 9 tries over about 33 hours (SPEC §5.1: at least 24 h).
+RETRY_DELAYS = (5, 60, 300, 1800, 7200, 14400, 36000, 57600)
+JITTER = 0.2
+LEASE = timedelta(seconds=60)  # a claimed delivery is not claimed again for this long
+
+
+def retry_delay(attempts: int, rng: random.Random | None = None) -> float | None:
+    """Seconds until the next try after `attempts` failed ones; None when out of tries."""
+    if attempts > len(RETRY_DELAYS):
+        return None
+    base = RETRY_DELAYS[attempts - 1]
+    return base * (1 + (rng or random).uniform(-JITTER, JITTER))
+
+
+async def dispatch(batch: int = 200) -> int:
+    """Fan new outbox messages out to the active endpoints subscribed to them, once each.
+    Returns how many messages were dispatched."""
+    moment = now()
+    async with in_transaction() as connection:
+        lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
+        messages = await fetch(connection, "SELECT id, town_id, event_type FROM outbox"
+                               f" WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}", [batch])
+        if not messages:
+            return 0
+        towns = {m["town_id"] for m in messages if m["town_id"] is not None}
+        hooks = await Webhook.filter(town_id__in=towns, is_active=True).using_db(connection)
+        rows: list[object] = []
+        for message in messages:
+            for hook in hooks:
+                if hook.town_id == message["town_id"] and message["event_type"] in hook.events:
+                    rows += [hook.id, message["id"], message["event_type"], "pending", 0,
+                             moment, moment]
+        if rows:
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * (len(rows) // 7))
+            await connection.execute_query(placeholders(connection, (
+                "INSERT INTO webhook_deliveries (webhook_id, message_id, event_type, status,"
+                f" attempts, next_attempt_at, created_at) VALUES {values}"
+                " ON CONFLICT (webhook_id, message_id) DO NOTHING")), rows)
+        ids = [m["id"] for m in messages]
+        await connection.execute_query(placeholders(connection, (
+            f"UPDATE outbox SET dispatched_at = ? WHERE id IN ({', '.join('?' * len(ids))})")),
+            [moment, *ids])
+    return len(messages)
+
+
+async def _claim(batch: int) -> list[int]:
+    """Lease due deliveries: only the rows this UPDATE changed are ours to send."""
+    moment = now()
+    connection = conn()
+    lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
+    async with in_transaction() as connection:
+        due = await fetch(connection, "SELECT id FROM webhook_deliveries WHERE status = ?"
+                          f" AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{lock}",
+                          ["pending", moment, batch])
+        if not due:
+            return []
+        ids = [d["id"] for d in due]
+        claimed = await fetch(connection, (
+            "UPDATE webhook_deliveries SET next_attempt_at = ?"
+            f" WHERE id IN ({', '.join('?' * len(ids))}) AND status = ?"
+            " AND next_attempt_at <= ? RETURNING id"),
+            [moment + LEASE, *ids, "pending", moment])
+    return [c["id"] for c in claimed]
+
+
+def envelope(message: dict) -> bytes:
+    """The body every endpoint receives (SPEC §5.1)."""
+    payload = message["payload"]
+    data = payload if isinstance(payload, dict) else json.loads(payload)
+    created = message["created_at"]
+    timestamp = created.isoformat() if hasattr(created, "isoformat") else str(created)
+    return json.dumps({"type": message["event_type"], "timestamp": timestamp, "data": data},
+                      ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def _send(client: httpx.AsyncClient, settings: Settings, delivery_id: int) -> None:
+    delivery = await WebhookDelivery.get(id=delivery_id)
+    webhook = await Webhook.get(id=delivery.webhook_id)
+    rows = await fetch(conn(), "SELECT event_type, payload, created_at FROM outbox WHERE id = ?",
+                       [delivery.message_id])
+    body = envelope(rows[0])
+    started = time.monotonic()
+    status_code, error, snippet = None, "", ""
+    try:
+        if not webhook.is_active:
+            raise _Skip("endpoint disabled")
+        await check_public(webhook.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+        headers = signing.headers(secrets_in_force(webhook), f"msg_{delivery.message_id}",
+                                  int(time.time()), body)
+        response = await client.post(webhook.url, content=body, headers=headers)
+        status_code, snippet = response.status_code, response.text[:500]
+    except _Skip as skip:
+        error = str(skip)
+    except httpx.TimeoutException:
+        error = "timeout"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:200]
+    except Exception as exc:  # a refused address, a bad URL: recorded, retried like others
+        error = f"{type(exc).__name__}: {getattr(exc, 'code', exc)}"[:200]
+    ok = status_code is not None and 200 <= status_code < 300
+    attempts = delivery.attempts + 1
+    delay = None if ok else retry_delay(attempts)
+    status = (DeliveryStatus.SUCCEEDED if ok else
+              DeliveryStatus.FAILED if delay is None else DeliveryStatus.PENDING)
+    async with in_transaction() as connection:
+        await WebhookAttempt.create(delivery_id=delivery.id, status_code=status_code,
+                                    error=error, response=snippet,
+                                    duration_ms=int((time.monotonic() - started) * 1000),
+                                    using_db=connection)
+        await WebhookDelivery.filter(id=delivery.id).using_db(connection).update(
+            status=status, attempts=attempts, last_status_code=status_code,
+            next_attempt_at=now() + timedelta(seconds=delay) if delay is not None else None)
+
+
+class _Skip(Exception):
+    pass
+
+
+async def deliver_due(client: httpx.AsyncClient, settings: Settings, batch: int = 20) -> int:
+    """Send the deliveries that are due, a few at a time. Returns how many were tried."""
+    claimed = await _claim(batch)
+    await asyncio.gather(*[_send(client, settings, d) for d in claimed])
+    return len(claimed)
+
+
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """Connect and read timeouts; redirects are not followed (a 3xx is a failed try)."""
+    seconds = settings.WEBHOOK_TIMEOUT_SECONDS
+    return httpx.AsyncClient(timeout=httpx.Timeout(seconds, connect=min(5.0, seconds)),
+                             follow_redirects=False)
+
+
+async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Drain the outbox until `stop` is set (or forever), resting when there is nothing."""
+    stop = stop or asyncio.Event()
+    async with http_client(settings) as client:
+        while not stop.is_set():
+            busy = 0
+            try:
+                busy = await dispatch() + await deliver_due(client, settings)
+            except Exception:  # the database away, a bug: logged, and the loop goes on
+                log.exception("delivery worker: round failed")
+            if not busy:
+                try:
+                    await asyncio.wait_for(stop.wait(), settings.WORKER_POLL_SECONDS)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,161 @@
+"""A live `torreya serve` for tests that need the real server: the real CLI, uvicorn and the
+real database, started, killed and restarted as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKEND, PG_URL, SECRET
+
+CLI = [sys.executable, "-m", "torreya.cli"]
+PASSWORD = "torreya2026"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_admin(sql: str) -> None:
+    async def run() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(f"{PG_URL}/postgres")
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    # A fresh loop in a thread: callers may be inside the test's own event loop.
+    with contextlib.ExitStack():
+        import threading
+
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                asyncio.run(run())
+            except BaseException as error:  # re-raised in the caller
+                errors.append(error)
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+        if errors:
+            raise errors[0]
+
+
+@dataclass
+class Live:
+    folder: Path
+    env: dict
+    url: str
+    db_name: str | None
+    process: subprocess.Popen | None = None
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self) -> None:
+        log = self.folder / f"server-{len(self.logs)}.log"
+        self.logs.append(log)
+        with log.open("w") as out:
+            self.process = subprocess.Popen([*CLI, "serve", "--port", self.url.rsplit(":", 1)[1]],
+                                            cwd=self.folder, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/login", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        self.stop()
+        pytest.fail(log.read_text())
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, *args], cwd=self.folder, env=self.env, capture_output=True,
+                              text=True, timeout=120)
+
+    def rows(self, sql: str, *values) -> list[tuple]:
+        """Read the database directly, as an auditor would (not through the app)."""
+        url = self.env["TORREYA_DATABASE_URL"]
+        if url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(url.split("://", 1)[1])) as connection:
+                return connection.execute(sql, values).fetchall()
+        marked = sql
+        for number in range(1, len(values) + 1):
+            marked = marked.replace("?", f"${number}", 1)
+
+        async def run() -> list[tuple]:
+            import asyncpg
+
+            connection = await asyncpg.connect(url)
+            try:
+                return [tuple(r) for r in await connection.fetch(marked, *values)]
+            finally:
+                await connection.close()
+
+        return _in_thread(run())
+
+
+def _in_thread(coroutine):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A demo town served live (not yet started: call `start()`), on its own database."""
+    port = _free_port()
+    db_name = None
+    if BACKEND == "postgres":
+        db_name = f"torreya_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        pg_admin(f"CREATE DATABASE {db_name}")
+        db_url = f"{PG_URL}/{db_name}"
+    else:
+        db_url = f"sqlite://{tmp_path}/torreya.sqlite3"
+    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
+           "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
+    server = Live(tmp_path, env, f"http://127.0.0.1:{port}", db_name)
+    demo = server.cli("demo", "--residents", "24")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    yield server
+    server.stop()
+    if db_name:
+        pg_admin(f"ALTER DATABASE {db_name} ALLOW_CONNECTIONS true")
+        pg_admin(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+
+
+async def login_token(client: httpx.AsyncClient, username: str) -> dict[str, str]:
+    answer = await client.post("/api/v1/auth/token",
+                               json={"username": username, "password": PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
