@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.db import is_unavailable
@@ -24,6 +24,7 @@ from torreya.middleware import (
     BodyTooLarge,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    TrackedSend,
 )
 from torreya.settings import Settings
 from torreya.templating import render
@@ -89,21 +90,15 @@ class FaultBarrier:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except BodyTooLarge:
             raise  # answered 413 by BodyLimitMiddleware, further out
         except ClientDisconnect:
             return  # the client left mid-request: nobody to answer, nothing to log
         except Exception as exc:
-            if started:
+            if tracked.started:
                 raise
             request = Request(scope)
             headers = None

@@ -49,6 +49,19 @@ class BodyTooLarge(Exception):
     pass
 
 
+class TrackedSend:
+    """`send`, remembering whether the response has started (after that, an error can no
+    longer be answered with a response of its own)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+
 class BodyLimitMiddleware:
     """Refuse bodies over the limit with 413 before the app reads them, and stop a stream
     that lies about its length."""
@@ -74,7 +87,7 @@ class BodyLimitMiddleware:
             await self._refuse(scope, send)
             return
         received = 0
-        started = complete = False
+        complete = False
 
         async def limited_receive() -> Message:
             nonlocal received, complete
@@ -86,15 +99,11 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge()
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, tracked)
         except BodyTooLarge:
-            if not started:
+            if not tracked.started:
                 if not complete:
                     await self._drain(receive)
                 await self._refuse(scope, send)
