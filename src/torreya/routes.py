@@ -11,6 +11,7 @@ from torreya.boards import views as boards
 from torreya.checkins import views as checkins
 from torreya.console import views as console
 from torreya.ledger import views as ledger
+from torreya.outbox import views as outbox
 from torreya.patrols import views as patrols
 from torreya.pledges import views as pledges
 from torreya.reports import views as reports
@@ -27,6 +28,7 @@ def build_routes() -> list[BaseRoute]:
         *reports.routes,
         *patrols.routes,
         *boards.routes,
+        *outbox.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

@@ -21,7 +21,7 @@ from tests.live import login_token
 from torreya.app import create_app
 from torreya.checkins.codes import poster_token
 from torreya.db import now
-from torreya.models import DeliveryStatus, Role, Town, WebhookDelivery
+from torreya.models import DeliveryStatus, Role, Town, Webhook, WebhookDelivery
 from torreya.outbox import worker
 
 
@@ -299,3 +299,45 @@ async def test_killed_between_commit_and_delivery_it_arrives_once_after_restart(
     mine = [b for b in bodies if b["data"]["id"] == entry["id"]]
     assert len(mine) == 1
     ReferenceVerifier(hook["secret"]).verify(receiver.received[0][1], receiver.received[0][0])
+
+
+async def test_town_clerk_manages_webhooks_in_the_console(hooks_app, receiver):
+    from tests.factories import csrf_from, web_login
+
+    client, settings = hooks_app
+    village = await make_village()
+    town = await Town.get(id=village.town_id)
+    admin = await make_user(Role.TOWN_ADMIN, town=town)
+    await web_login(client, admin)
+    page = await client.get(f"/console/towns/{town.id}/webhooks")
+    assert page.status_code == 200 and "checkin.created" in page.text
+    added = await client.post(f"/console/towns/{town.id}/webhooks", follow_redirects=True,
+                              data={"csrf_token": csrf_from(page.text), "url": receiver.url,
+                                    "events": ["checkin.created", "pledge.signed"]})
+    hook = await Webhook.get(town_id=town.id)
+    assert hook.secret in added.text  # shown once, right after adding
+    assert sorted(hook.events) == ["checkin.created", "pledge.signed"]
+    assert hook.secret not in (await client.get(f"/console/webhooks/{hook.id}")).text
+    await _check_in(client, settings, village)
+    await _work(settings)
+    detail = await client.get(f"/console/webhooks/{hook.id}")
+    assert "msg_" in detail.text and "200" in detail.text
+    delivery = await WebhookDelivery.get(webhook_id=hook.id)
+    again = await client.post(f"/console/webhooks/{hook.id}/deliveries/{delivery.id}/redeliver",
+                              data={"csrf_token": csrf_from(detail.text)})
+    assert again.status_code == 303
+    await _work(settings)
+    assert len(receiver.received) == 2
+    off = await client.post(f"/console/webhooks/{hook.id}/toggle",
+                            data={"csrf_token": csrf_from(detail.text)})
+    assert off.status_code == 303 and not (await Webhook.get(id=hook.id)).is_active
+    # Another town's administrator finds nothing; a village admin may not come in.
+    stranger = await make_user(Role.TOWN_ADMIN, town=await Town.get(
+        id=(await make_village()).town_id))
+    client.cookies.clear()
+    await web_login(client, stranger)
+    assert (await client.get(f"/console/webhooks/{hook.id}")).status_code == 404
+    assert (await client.get(f"/console/towns/{town.id}/webhooks")).status_code == 404
+    client.cookies.clear()
+    await web_login(client, await make_user(Role.VILLAGE_ADMIN, village))
+    assert (await client.get(f"/console/towns/{town.id}/webhooks")).status_code == 403
