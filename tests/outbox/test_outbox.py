@@ -156,3 +156,20 @@ async def test_audit_names_an_entry_made_by_an_admin_without_its_record(client):
     await AuditEvent.create(actor=admin, tag="ledger:adjustment:create", entry_id=entry.id,
                             town_id=village.town_id)
     assert (await audit_ledger()).clean
+
+
+async def test_openapi_describes_what_each_event_sends(client, settings):
+    from torreya.outbox.service import EVENT_TYPES
+
+    doc = (await client.get("/api/v1/openapi.json")).json()
+    assert set(doc["webhooks"]) == set(EVENT_TYPES)
+    village = await make_village()
+    resident = await make_user(village=village)
+    event = await make_event(village, points=5)
+    token = poster_token(settings, event_id=event.id, ends_at=event.ends_at)
+    await client.post("/api/v1/checkins", headers=await api_token(client, resident),
+                      json={"token": token})
+    for message in await OutboxMessage.all():
+        schema = doc["webhooks"][message.event_type]["post"]["requestBody"]["content"][
+            "application/json"]["schema"]["properties"]["data"]
+        assert set(schema["properties"]) == set(message.payload)

@@ -32,6 +32,25 @@ def response_schema(spec: str) -> dict:
     return {"type": "object", "properties": properties, "required": list(properties)}
 
 
+def webhooks() -> dict:
+    """What a subscribed endpoint receives, per event type (docs/events.md)."""
+    from torreya.outbox.service import PAYLOADS
+
+    return {event_type: {"post": {
+        "summary": f"{event_type}, signed with the Standard Webhooks headers",
+        "parameters": [{"name": name, "in": "header", "required": True,
+                        "schema": {"type": "string"}}
+                       for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["type", "timestamp", "data"],
+            "properties": {"type": {"type": "string", "enum": [event_type]},
+                           "timestamp": {"type": "string", "format": "date-time"},
+                           "data": response_schema(spec)}}}}},
+        "responses": {"200": {"description": "Any 2xx acknowledges it; anything else, or "
+                                              "no answer within 10 s, is retried."}},
+    }} for event_type, spec in PAYLOADS.items()}
+
+
 def _path(path: str) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
 
@@ -69,6 +88,7 @@ def document(base_url: str) -> dict:
         paths.setdefault("/api/v1" + _path(e.path), {})[e.method.lower()] = op
     return {
         "openapi": "3.1.0",
+        "webhooks": webhooks(),
         "info": {"title": "Torreya API", "version": __version__,
                  "description": "平安积分 points platform. Errors are "
                                 "{\"error\": {\"code\", \"message\"}}."},
