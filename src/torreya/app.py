@@ -121,6 +121,7 @@ class FaultBarrier:
 async def housekeeping(settings: Settings) -> None:
     """Periodic chores of every worker; each is safe to run concurrently with itself."""
     from torreya.idempotency import purge_expired
+    from torreya.outbox.worker import purge_delivered
     from torreya.patrols.service import auto_submit_stale
     from torreya.rewards.service import expire_vouchers
 
@@ -130,6 +131,7 @@ async def housekeeping(settings: Settings) -> None:
             await expire_vouchers()
             await auto_submit_stale()
             await purge_expired()
+            await purge_delivered()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)

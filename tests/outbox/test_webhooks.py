@@ -341,3 +341,21 @@ async def test_town_clerk_manages_webhooks_in_the_console(hooks_app, receiver):
     client.cookies.clear()
     await web_login(client, await make_user(Role.VILLAGE_ADMIN, village))
     assert (await client.get(f"/console/towns/{town.id}/webhooks")).status_code == 403
+
+
+async def test_old_dispatched_messages_are_purged_unless_a_delivery_waits(hooks_app, receiver):
+    client, settings = hooks_app
+    receiver.plan = [500]
+    village, _, hook = await _town_with_hook(client, receiver.url)
+    await _check_in(client, settings, village)
+    await _work(settings)  # dispatched; its delivery failed once and waits for a retry
+    from torreya.models import OutboxMessage
+
+    long_ago = now() - worker.KEEP_MESSAGES - timedelta(days=1)
+    await OutboxMessage.all().update(dispatched_at=long_ago)
+    waiting = (await WebhookDelivery.get(webhook_id=hook["id"])).message_id
+    assert await worker.purge_delivered() == 1  # the ledger message nobody subscribed to
+    assert [m.id for m in await OutboxMessage.all()] == [waiting]
+    await WebhookDelivery.filter(webhook_id=hook["id"]).update(status=DeliveryStatus.SUCCEEDED)
+    assert await worker.purge_delivered() == 1
+    assert await OutboxMessage.all().count() == 0

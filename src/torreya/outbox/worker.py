@@ -77,6 +77,22 @@ async def dispatch(batch: int = 200) -> int:
     return len(messages)
 
 
+# Dispatched messages are kept this long (redelivery reads them), then purged, unless a
+# delivery of theirs is still waiting.
+KEEP_MESSAGES = timedelta(days=30)
+
+
+async def purge_delivered(*, limit: int = 5000) -> int:
+    """Forget old dispatched messages no delivery waits for; safe from every worker."""
+    connection = conn()
+    rows = await fetch(connection, (
+        "DELETE FROM outbox WHERE id IN (SELECT o.id FROM outbox o"
+        " WHERE o.dispatched_at < ? AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d"
+        " WHERE d.message_id = o.id AND d.status = ?) ORDER BY o.id LIMIT ?) RETURNING id"),
+        [now() - KEEP_MESSAGES, "pending", limit])
+    return len(rows)
+
+
 async def _claim(batch: int) -> list[int]:
     """Lease due deliveries: only the rows this UPDATE changed are ours to send."""
     moment = now()
@@ -112,10 +128,12 @@ async def _send(client: httpx.AsyncClient, settings: Settings, delivery_id: int)
     webhook = await Webhook.get(id=delivery.webhook_id)
     rows = await fetch(conn(), "SELECT event_type, payload, created_at FROM outbox WHERE id = ?",
                        [delivery.message_id])
-    body = envelope(rows[0])
+    body = envelope(rows[0]) if rows else b""
     started = time.monotonic()
     status_code, error, snippet = None, "", ""
     try:
+        if not rows:
+            raise _Skip("message no longer kept")
         if not webhook.is_active:
             raise _Skip("endpoint disabled")
         await check_public(webhook.url, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
