@@ -8,7 +8,7 @@ import json
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
@@ -38,5 +38,12 @@ async def plain_json(request: Request) -> JSONResponse:
         {"rank": n, "display_name": "张*明", "points": 1000 - n} for n in range(1, 21)]})
 
 
+async def receive(request: Request) -> Response:
+    """A webhook receiver that acknowledges at once (bench/webhooks.py)."""
+    await request.body()
+    return Response(status_code=204)
+
+
 app = Starlette(routes=[Route("/insert", insert, methods=["POST"]),
-                        Route("/json", plain_json)], lifespan=lifespan)
+                        Route("/json", plain_json),
+                        Route("/receive", receive, methods=["POST"])], lifespan=lifespan)

@@ -41,3 +41,10 @@ def test_boards_benchmark_runs():
                     "30000", "--seconds", "2", "--checkins", "1400")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio leaderboard / bare JSON" in result.stdout
+
+
+def test_webhook_delivery_benchmark_runs():
+    result = _bench("bench/webhooks.py", "--db", BACKEND, "--pg-url", PG_URL, "--messages",
+                    "200", "--seconds", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "deliveries/s" in result.stdout and "not delivered: 0" in result.stdout
