@@ -74,17 +74,19 @@ def read_claims(settings: Settings, purpose: str, token: str) -> dict | None:
         return None
 
 
-def issue_access_token(settings: Settings, user_id: int) -> str:
+def issue_access_token(settings: Settings, user_id: int, generation: int = 0) -> str:
     issued = int(now().timestamp())
-    claims = {"sub": str(user_id), "iat": issued, "exp": issued + settings.ACCESS_TOKEN_SECONDS}
+    claims = {"sub": str(user_id), "iat": issued, "exp": issued + settings.ACCESS_TOKEN_SECONDS,
+              "gen": generation}
     return sign_claims(settings, "api-access", claims)
 
 
-def read_access_token(settings: Settings, token: str) -> int:
+def read_access_token(settings: Settings, token: str) -> tuple[int, int]:
+    """(user id, session generation) of a valid, unexpired token; else 401."""
     claims = read_claims(settings, "api-access", token)
     if not claims or int(claims.get("exp", 0)) < now().timestamp():
         raise UnauthenticatedError("Your login has expired or is not valid. Please log in again.")
-    return int(claims["sub"])
+    return int(claims["sub"]), int(claims.get("gen", 0))
 
 
 def csrf_token_for(request: Request) -> str:

@@ -27,15 +27,18 @@ async def current_user(request: Request) -> User | None:
     header = request.headers.get("authorization", "")
     if request.url.path.startswith("/api/"):
         if header.lower().startswith("bearer "):
-            user_id = read_access_token(request.app.state.settings, header[7:].strip())
+            user_id, generation = read_access_token(request.app.state.settings,
+                                                    header[7:].strip())
             user = await get_one(User, id=user_id, is_active=True)
-            if user is None:
-                raise UnauthenticatedError()
+            if user is None or user.session_generation != generation:
+                raise UnauthenticatedError("Your login has expired or is not valid. Please log "
+                                           "in again.")
     else:
         user_id = request.session.get("uid")
         if isinstance(user_id, int):
             user = await get_one(User, id=user_id, is_active=True)
-            if user is None:
+            if user is None or user.session_generation != request.session.get("gen", 0):
+                user = None  # ended elsewhere ("log out everywhere", "lost phone")
                 request.session.clear()
     request.state.user = user
     return user

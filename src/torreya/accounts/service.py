@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from torreya import audit
-from torreya.accounts.permissions import assignable_roles, require_role, require_town
+from torreya.accounts.permissions import (
+    assignable_roles,
+    require_over,
+    require_role,
+    require_town,
+)
 from torreya.errors import ConflictError, ForbiddenError, InvalidCredentialsError, NotFoundError
 from torreya.ledger.rules import ensure_default_rules
 from torreya.models import Role, Town, User, Village
@@ -216,3 +222,22 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
         return ImportResult(0, [RosterProblem(0, _("A username was taken meanwhile; "
                                                    "please import again."))])
     return ImportResult(len(users), [])
+
+
+async def end_sessions(*, actor: User, target: User) -> None:
+    """End every session cookie and bearer token of `target` at once, the actor's own
+    included when they are the same ("log out everywhere"). For someone else it is the
+    "lost phone" action: staff and admins over a person of lower rank in their reach.
+
+    Raises not_found (out of reach), forbidden (not above the target). Audited.
+    """
+    if actor.id != target.id:
+        require_over(actor, target, Role.STAFF)
+        if actor.role != Role.PLATFORM_ADMIN and target.rank >= actor.rank:
+            raise ForbiddenError("You can only do this for people below you.")
+    async with in_transaction() as connection:
+        await User.filter(id=target.id).using_db(connection).update(
+            session_generation=F("session_generation") + 1)
+        await audit.record(actor, "accounts:sessions:revoke", connection=connection,
+                           subject=f"user:{target.id}", town_id=target.town_id,
+                           village_id=target.village_id)

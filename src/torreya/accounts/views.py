@@ -7,12 +7,21 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from torreya.accounts import service
-from torreya.errors import DomainError
+from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import LANGUAGES
+from torreya.i18n import gettext as _
 from torreya.ledger import queries as ledger_queries
-from torreya.models import Role
+from torreya.models import Role, User
 from torreya.templating import render
-from torreya.web import client_ip, current_user, read_form, redirect, require_user, safe_next
+from torreya.web import (
+    client_ip,
+    current_user,
+    flash,
+    read_form,
+    redirect,
+    require_user,
+    safe_next,
+)
 
 
 async def login_page(request: Request) -> Response:
@@ -39,6 +48,7 @@ async def login_submit(request: Request) -> Response:
                       status=error.status)
     request.session.clear()
     request.session["uid"] = user.id
+    request.session["gen"] = user.session_generation
     return redirect(target)
 
 
@@ -46,6 +56,28 @@ async def logout(request: Request) -> Response:
     await read_form(request)
     request.session.clear()
     return redirect("/login")
+
+
+async def end_my_sessions(request: Request) -> Response:
+    """Log out everywhere: every phone, tablet and token of mine, this browser too."""
+    user = await require_user(request)
+    await read_form(request)
+    await service.end_sessions(actor=user, target=user)
+    request.session.clear()
+    return redirect("/login")
+
+
+async def end_sessions_of(request: Request) -> Response:
+    """Lost phone: staff end every login of a resident or a colleague below them."""
+    actor = await require_user(request, Role.STAFF)
+    await read_form(request)
+    target = await User.get_or_none(id=request.path_params["id"])
+    if target is None:
+        raise NotFoundError()
+    await service.end_sessions(actor=actor, target=target)
+    flash(request, _("Every login of %(name)s has ended; they log in again on their new "
+                     "phone.", name=target.display_name))
+    return redirect(f"/console/users/{target.id}")
 
 
 async def switch_language(request: Request) -> Response:
@@ -71,5 +103,8 @@ routes = [
     Route("/login", login_page, methods=["GET"], name="login"),
     Route("/login", login_submit, methods=["POST"], name="login_submit"),
     Route("/logout", logout, methods=["POST"], name="logout"),
+    Route("/logout/everywhere", end_my_sessions, methods=["POST"], name="logout_everywhere"),
+    Route("/users/{id:int}/sessions/end", end_sessions_of, methods=["POST"],
+          name="end_sessions"),
     Route("/lang", switch_language, name="lang"),
 ]

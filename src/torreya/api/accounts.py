@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from torreya.accounts import service
 from torreya.accounts.permissions import require_over
@@ -29,7 +30,8 @@ async def token(request: Request, body: dict) -> object:
     settings = request.app.state.settings
     user = await service.authenticate(settings, username=body["username"],
                                       password=body["password"], ip=client_ip(request))
-    return json({"access_token": issue_access_token(settings, user.id), "token_type": "bearer",
+    return json({"access_token": issue_access_token(settings, user.id, user.session_generation),
+                 "token_type": "bearer",
                  "expires_in": settings.ACCESS_TOKEN_SECONDS})
 
 
@@ -139,3 +141,23 @@ async def adjust(request: Request, body: dict) -> object:
     entry = await adjust_points(actor=actor, target=target, delta=body["delta"],
                                 memo=body["memo"])
     return json(entry_json(entry), 201)
+
+
+@endpoint("POST", "/me/sessions/revoke", status=204, tag="accounts",
+          summary="Log out everywhere: end every session and bearer token of mine, this one too")
+async def revoke_my_sessions(request: Request, body: dict) -> object:
+    user = await require_user(request)
+    await service.end_sessions(actor=user, target=user)
+    return Response(status_code=204)
+
+
+@endpoint("POST", "/users/{id:int}/sessions/revoke", status=204, tag="accounts",
+          summary="Lost phone: end every session and bearer token of someone below me",
+          errors=["forbidden", "not_found"])
+async def revoke_sessions(request: Request, body: dict) -> object:
+    actor = await require_user(request)
+    target = await User.get_or_none(id=request.path_params["id"])
+    if target is None:
+        raise NotFoundError()
+    await service.end_sessions(actor=actor, target=target)
+    return Response(status_code=204)

@@ -82,6 +82,9 @@ class User(Model):
     lifetime_points = fields.IntField(default=0, db_default=0)
     # Bumped when a member card is revoked, so old printed cards stop working.
     card_serial = fields.IntField(default=1, db_default=1)
+    # Carried in every session cookie and bearer token; bumping it ends them all at once
+    # ("log out everywhere", "lost phone"). Checked against the row each request reads anyway.
+    session_generation = fields.IntField(default=0, db_default=0)
     is_active = fields.BooleanField(default=True, db_default=True)
     hide_from_boards = fields.BooleanField(default=False, db_default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
