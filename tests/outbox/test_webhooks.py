@@ -359,3 +359,17 @@ async def test_old_dispatched_messages_are_purged_unless_a_delivery_waits(hooks_
     await WebhookDelivery.filter(webhook_id=hook["id"]).update(status=DeliveryStatus.SUCCEEDED)
     assert await worker.purge_delivered() == 1
     assert await OutboxMessage.all().count() == 0
+
+
+async def test_a_new_endpoint_gets_what_happens_next_not_history(hooks_app, receiver):
+    client, settings = hooks_app
+    village = await make_village()
+    await _check_in(client, settings, village)  # before any endpoint exists
+    admin = await make_user(Role.TOWN_ADMIN, town=await Town.get(id=village.town_id))
+    created = await client.post(f"/api/v1/towns/{village.town_id}/webhooks",
+                                headers=await api_token(client, admin),
+                                json={"url": receiver.url, "events": ["checkin.created"]})
+    assert created.status_code == 201
+    later, _ = await _check_in(client, settings, village)
+    await _work(settings)
+    assert [json.loads(body)["data"]["user_id"] for _, body in receiver.received] == [later.id]

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from tortoise.transactions import in_transaction
@@ -46,22 +46,31 @@ def retry_delay(attempts: int, rng: random.Random | None = None) -> float | None
     return base * (1 + (rng or random).uniform(-JITTER, JITTER))
 
 
+def _moment(value: datetime | str) -> datetime:
+    """A timestamp from raw SQL: asyncpg gives datetimes, SQLite the stored text."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
 async def dispatch(batch: int = 200) -> int:
     """Fan new outbox messages out to the active endpoints subscribed to them, once each.
     Returns how many messages were dispatched."""
     moment = now()
     async with in_transaction() as connection:
         lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
-        messages = await fetch(connection, "SELECT id, town_id, event_type FROM outbox"
-                               f" WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}", [batch])
+        messages = await fetch(connection, "SELECT id, town_id, event_type, created_at FROM"
+                               f" outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}",
+                               [batch])
         if not messages:
             return 0
         towns = {m["town_id"] for m in messages if m["town_id"] is not None}
         hooks = await Webhook.filter(town_id__in=towns, is_active=True).using_db(connection)
         rows: list[object] = []
         for message in messages:
+            made = _moment(message["created_at"])
             for hook in hooks:
-                if hook.town_id == message["town_id"] and message["event_type"] in hook.events:
+                # An endpoint receives what happened after it was subscribed, not history.
+                if (hook.town_id == message["town_id"] and message["event_type"] in hook.events
+                        and made >= hook.created_at):
                     rows += [hook.id, message["id"], message["event_type"], "pending", 0,
                              moment, moment]
         if rows:
