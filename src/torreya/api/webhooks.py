@@ -79,14 +79,7 @@ async def deliveries(request: Request, body: dict) -> object:
 async def attempts(request: Request, body: dict) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
-    from torreya.models import WebhookDelivery
-
-    delivery = await WebhookDelivery.get_or_none(id=request.path_params["delivery_id"],
-                                                 webhook_id=webhook.id)
-    if delivery is None:
-        from torreya.errors import NotFoundError
-
-        raise NotFoundError()
+    delivery = await service.delivery_of(webhook, request.path_params["delivery_id"])
     return json({"items": [{"id": a.id, "status_code": a.status_code, "error": a.error,
                             "response": a.response, "duration_ms": a.duration_ms,
                             "created_at": a.created_at.isoformat()}

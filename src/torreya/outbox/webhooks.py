@@ -98,11 +98,17 @@ async def attempts_of(delivery: WebhookDelivery) -> list[WebhookAttempt]:
     return await WebhookAttempt.filter(delivery_id=delivery.id).order_by("id")
 
 
-async def redeliver(*, actor: User, webhook: Webhook, delivery_id: int) -> WebhookDelivery:
-    """Send a delivery again now, whatever its state (its attempts start over)."""
+async def delivery_of(webhook: Webhook, delivery_id: int) -> WebhookDelivery:
+    """A delivery of this webhook; another's is not found."""
     delivery = await WebhookDelivery.get_or_none(id=delivery_id, webhook_id=webhook.id)
     if delivery is None:
         raise NotFoundError()
+    return delivery
+
+
+async def redeliver(*, actor: User, webhook: Webhook, delivery_id: int) -> WebhookDelivery:
+    """Send a delivery again now, whatever its state (its attempts start over)."""
+    delivery = await delivery_of(webhook, delivery_id)
     async with in_transaction() as connection:
         await WebhookDelivery.filter(id=delivery.id).using_db(connection).update(
             status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now())

@@ -105,9 +105,8 @@ async def purge_delivered(*, limit: int = 5000) -> int:
 async def _claim(batch: int) -> list[int]:
     """Lease due deliveries: only the rows this UPDATE changed are ours to send."""
     moment = now()
-    connection = conn()
-    lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
     async with in_transaction() as connection:
+        lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
         due = await fetch(connection, "SELECT id FROM webhook_deliveries WHERE status = ?"
                           f" AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{lock}",
                           ["pending", moment, batch])
