@@ -51,6 +51,11 @@ def _asyncpg_unavailable() -> tuple[type[BaseException], ...]:
         errors.ObjectNotInPrerequisiteStateError,  # 55000: database not accepting connections
         errors.ConnectionDoesNotExistError,      # the server closed our connection
         errors.InvalidCatalogNameError,          # the database is gone
+        # Client-side: a pooled connection whose backend was terminated mid-protocol is left
+        # unusable ("cannot switch to state …; another operation is in progress", "connection
+        # is closed"). Its transaction never committed; the pool replaces the connection.
+        errors.InterfaceError,
+        errors.InternalClientError,
     )
 
 
