@@ -121,6 +121,7 @@ class FaultBarrier:
 async def housekeeping(settings: Settings) -> None:
     """Periodic chores of every worker; each is safe to run concurrently with itself."""
     from torreya.idempotency import purge_expired
+    from torreya.notifications.service import remind_events, remind_expiring_vouchers
     from torreya.outbox.worker import purge_delivered
     from torreya.patrols.service import auto_submit_stale
     from torreya.rewards.service import expire_vouchers
@@ -132,6 +133,8 @@ async def housekeeping(settings: Settings) -> None:
             await auto_submit_stale()
             await purge_expired()
             await purge_delivered()
+            await remind_expiring_vouchers()
+            await remind_events()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)

@@ -228,7 +228,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with orm(settings):
-            console.print("Delivering webhooks from the outbox (Ctrl-C to stop).")
+            console.print("Delivering webhooks and text messages from the outbox (Ctrl-C to stop).")
             await worker.run(settings, stop=stop)
 
     asyncio.run(run())
@@ -286,8 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     scheme.set_defaults(func=cmd_scheme)
     sub.add_parser("expire-vouchers", help="refund vouchers past their expiry"
                    ).set_defaults(func=cmd_expire_vouchers)
-    sub.add_parser("worker", help="deliver webhooks from the outbox (apart from serve)"
-                   ).set_defaults(func=cmd_worker)
+    sub.add_parser("worker", help="deliver webhooks and text messages from the outbox"
+                   " (apart from serve)").set_defaults(func=cmd_worker)
     return parser
 
 

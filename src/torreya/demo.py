@@ -87,8 +87,10 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
             for n in range(1, residents + 1):
                 name = rng.choice(SURNAMES) + rng.choice(GIVEN)
                 # Every fifth resident has no phone: no password, a printed card instead.
+                # The others have a mainland mobile (made up, in the 13800 block).
+                phone = None if n % 5 == 0 else f"+86138{index:02d}{n:06d}"
                 people.append(User(username=f"{code}_r{n:03d}", display_name=name,
-                                   role=Role.RESIDENT, town=town, village=village,
+                                   role=Role.RESIDENT, town=town, village=village, phone=phone,
                                    password_hash=None if n % 5 == 0 else password_hash))
             await User.bulk_create(people)
             people = await User.filter(village=village, role=Role.RESIDENT).order_by("id")

@@ -11,6 +11,7 @@ from torreya.boards import views as boards
 from torreya.checkins import views as checkins
 from torreya.console import views as console
 from torreya.ledger import views as ledger
+from torreya.notifications import views as notifications
 from torreya.outbox import views as outbox
 from torreya.patrols import views as patrols
 from torreya.pledges import views as pledges
@@ -29,6 +30,7 @@ def build_routes() -> list[BaseRoute]:
         *patrols.routes,
         *boards.routes,
         *outbox.routes,
+        *notifications.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

@@ -73,6 +73,11 @@ class Settings:
     WEBHOOK_ALLOW_PRIVATE: bool = False
     # A receiver that does not answer within this is a failed try (retried later).
     WEBHOOK_TIMEOUT_SECONDS: float = 10.0
+    # Text messages: `log` (the server log; development and the demo), or `webhook` (POST
+    # JSON to SMS_URL, for any gateway behind an adapter). See signin/gateway.py.
+    SMS_BACKEND: str = "log"
+    SMS_URL: str = ""
+    SMS_TIMEOUT_SECONDS: float = 10.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -86,9 +91,17 @@ class Settings:
             value = env.get(name)
             return default if value is None else value.lower() in {"1", "true", "yes"}
 
+        sms_backend = env.get("TORREYA_SMS_BACKEND", "log")
+        if sms_backend not in {"log", "webhook"}:
+            raise ConfigurationError(f"TORREYA_SMS_BACKEND must be log or webhook, not "
+                                     f"{sms_backend!r}")
+        if sms_backend == "webhook" and not env.get("TORREYA_SMS_URL"):
+            raise ConfigurationError("TORREYA_SMS_BACKEND=webhook needs TORREYA_SMS_URL")
         return cls(
             RUN_WORKER=flag("TORREYA_WORKER", True),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
+            SMS_BACKEND=sms_backend,
+            SMS_URL=env.get("TORREYA_SMS_URL", ""),
             DATABASE_URL=env.get("TORREYA_DATABASE_URL", DEFAULT_DATABASE_URL),
             SECRET_KEY=secret,
             BASE_URL=env.get("TORREYA_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),

@@ -227,3 +227,22 @@ async def test_plate_sheet_and_group_page(client):
     assert sheet.status_code == 200 and sheet.text.count("<svg") == 4 and "古来桥" in sheet.text
     page = await client.get(f"/groups/{crew.group_id}")
     assert "红枫义警" in page.text and "开始：夜巡一线" in page.text
+
+
+async def test_approved_patrol_tells_each_member_their_points(client):
+    from torreya.models import Notification
+    from torreya.outbox import worker
+
+    crew = await Crew().build(client)
+    await EarningRule.filter(town_id=crew.town.id, kind="patrol").update(points=20, cap_day=None)
+    patrol = await crew.start(client)
+    await _walk(client, crew, patrol, minutes=90)
+    await client.post(f"/api/v1/patrols/{patrol['id']}/approve",
+                      headers=await api_token(client, crew.admin))
+    await worker.dispatch()
+    for person in (crew.leader, crew.members[0]):
+        [item] = (await client.get("/api/v1/me/notifications",
+                                   headers=await api_token(client, person))).json()["items"]
+        assert item["text"] == "您参加的夜巡一线巡逻已审核通过，奖励30香榧币。"
+    # The member who did not join was not on the patrol and is told nothing.
+    assert not await Notification.filter(user_id=crew.members[1].id).exists()

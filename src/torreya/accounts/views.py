@@ -12,6 +12,7 @@ from torreya.i18n import LANGUAGES
 from torreya.i18n import gettext as _
 from torreya.ledger import queries as ledger_queries
 from torreya.models import Role, User
+from torreya.notifications import service as notifications
 from torreya.templating import render
 from torreya.web import (
     client_ip,
@@ -95,7 +96,8 @@ async def home(request: Request) -> Response:
     if user.role != Role.RESIDENT:
         return redirect("/console/")
     summary = await ledger_queries.account_summary(user)
-    return render(request, "accounts/home.html", {"summary": summary})
+    return render(request, "accounts/home.html", {
+        "summary": summary, "unread": await notifications.unread_count(user)})
 
 
 routes = [

@@ -29,7 +29,8 @@ def event_json(request: Request, event: Event) -> dict:
     return {"id": event.id, "village_id": event.village_id, "title": event.title,
             "kind": event.kind, "points": event.points, "place": event.place,
             "starts_at": event.starts_at.isoformat(), "ends_at": event.ends_at.isoformat(),
-            "qr_mode": str(event.qr_mode), "checkin_url": url}
+            "qr_mode": str(event.qr_mode), "remind_day_before": event.remind_day_before,
+            "checkin_url": url}
 
 
 async def event_for_staff(request: Request) -> Event:
@@ -44,7 +45,7 @@ async def event_for_staff(request: Request) -> Event:
 
 @endpoint("POST", "/villages/{id:int}/events", idempotent=True,
           returns=("id:int village_id:int title kind points:int place starts_at:time "
-                   "ends_at:time qr_mode checkin_url:str?"),
+                   "ends_at:time qr_mode remind_day_before:bool checkin_url:str?"),
           summary="Create an event with QR check-in",
           status=201, tag="checkins",
           body=[Field(name="title", max_length=120), Field(name="kind", max_length=24,
@@ -52,7 +53,8 @@ async def event_for_staff(request: Request) -> Event:
                 Field(name="points", type=int, minimum=0, maximum=10_000),
                 Field(name="starts_at", type=datetime), Field(name="ends_at", type=datetime),
                 Field(name="qr_mode", choices=["static", "rotating"], max_length=16),
-                Field(name="place", max_length=120, required=False)],
+                Field(name="place", max_length=120, required=False),
+                Field(name="remind_day_before", type=bool, required=False)],
           errors=["forbidden", "not_found", "invalid_request"])
 async def create_event(request: Request, body: dict) -> object:
     actor = await require_user(request)

@@ -100,6 +100,7 @@ def api_routes() -> list[Route]:
         boards,
         checkins,
         community,
+        notifications,
         openapi,
         patrols,
         rewards,

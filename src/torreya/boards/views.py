@@ -97,7 +97,8 @@ async def settings_page(request: Request) -> Response:
     if request.method == "POST":
         form = await read_form(request)
         hide = form.get("hide_from_boards") == "on"
-        await User.filter(id=user.id).update(hide_from_boards=hide)
+        sms = form.get("sms_notifications") == "on"
+        await User.filter(id=user.id).update(hide_from_boards=hide, sms_notifications=sms)
         flash(request, _("Settings saved."))
         return redirect("/me/settings")
     return render(request, "boards/settings.html", {"flashes": pop_flashes(request),

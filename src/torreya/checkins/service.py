@@ -56,6 +56,7 @@ class CheckinResult:
 async def create_event(
     *, actor: User, village: Village, title: str, kind: str, points: int,
     starts_at: datetime, ends_at: datetime, qr_mode: str, place: str = "",
+    remind_day_before: bool = False,
 ) -> Event:
     require_village(actor, village, Role.VILLAGE_ADMIN)
     if ends_at <= starts_at:
@@ -64,12 +65,13 @@ async def create_event(
         event = await Event.create(
             village=village, town_id=village.town_id, title=title, kind=kind, points=points,
             starts_at=starts_at, ends_at=ends_at, qr_mode=QrMode(qr_mode), place=place,
-            created_by=actor, using_db=connection,
+            remind_day_before=bool(remind_day_before), created_by=actor, using_db=connection,
         )
         await audit.record(actor, "checkins:event:create", connection=connection,
                            subject=f"event:{event.id}", town_id=village.town_id,
                            village_id=village.id,
-                           data={"title": title, "points": points, "qr_mode": qr_mode})
+                           data={"title": title, "points": points, "qr_mode": qr_mode,
+                                 "remind_day_before": bool(remind_day_before)})
     return event
 
 

@@ -164,6 +164,7 @@ EVENT_FORM = [
     Field(name="ends_at", type=datetime),
     Field(name="qr_mode", max_length=16, choices=["static", "rotating"]),
     Field(name="place", max_length=120, required=False),
+    Field(name="remind_day_before", type=bool, required=False),
 ]
 
 

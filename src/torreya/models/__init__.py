@@ -12,6 +12,7 @@ from torreya.models.community import (
     ReportUpdate,
 )
 from torreya.models.ledger import EarningRule, EarningTotal, LedgerEntry
+from torreya.models.notifications import Notification, SmsMessage, SmsStatus
 from torreya.models.patrols import (
     Checkpoint,
     Group,
@@ -67,6 +68,8 @@ __models__ = [
     Webhook,
     WebhookDelivery,
     WebhookAttempt,
+    Notification,
+    SmsMessage,
 ]
 
 __all__ = [
@@ -109,4 +112,7 @@ __all__ = [
     "Webhook",
     "WebhookAttempt",
     "WebhookDelivery",
+    "Notification",
+    "SmsMessage",
+    "SmsStatus",
 ]

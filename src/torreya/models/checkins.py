@@ -27,6 +27,9 @@ class Event(Model):
     starts_at = fields.DatetimeField()
     ends_at = fields.DatetimeField()
     qr_mode = fields.CharEnumField(QrMode, max_length=16)
+    # The committee's choice: remind the village's residents the day before (inbox and SMS).
+    remind_day_before = fields.BooleanField(default=False, db_default=False)
+    reminded_at = fields.DatetimeField(null=True)
     created_by = fields.ForeignKeyField(
         "models.User", related_name="created_events", null=True, on_delete=fields.SET_NULL
     )

@@ -87,6 +87,8 @@ class User(Model):
     session_generation = fields.IntField(default=0, db_default=0)
     is_active = fields.BooleanField(default=True, db_default=True)
     hide_from_boards = fields.BooleanField(default=False, db_default=False)
+    # Text messages for what matters (report handled, voucher expiring …); the inbox always.
+    sms_notifications = fields.BooleanField(default=True, db_default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     town_id: int | None

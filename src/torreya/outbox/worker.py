@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 
 from torreya.db import conn, fetch, is_postgres, now, placeholders
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
+from torreya.notifications.service import notices_from_outbox, notify
 from torreya.outbox import signing
 from torreya.outbox.addresses import check_public
 from torreya.outbox.webhooks import secrets_in_force
@@ -57,8 +58,9 @@ async def dispatch(batch: int = 200) -> int:
     moment = now()
     async with in_transaction() as connection:
         lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
-        messages = await fetch(connection, "SELECT id, town_id, event_type, created_at FROM"
-                               f" outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}",
+        messages = await fetch(connection, "SELECT id, town_id, event_type, payload,"
+                               " created_at FROM outbox WHERE dispatched_at IS NULL"
+                               f" ORDER BY id LIMIT ?{lock}",
                                [batch])
         if not messages:
             return 0
@@ -79,6 +81,9 @@ async def dispatch(batch: int = 200) -> int:
                 "INSERT INTO webhook_deliveries (webhook_id, message_id, event_type, status,"
                 f" attempts, next_attempt_at, created_at) VALUES {values}"
                 " ON CONFLICT (webhook_id, message_id) DO NOTHING")), rows)
+        # Residents are told in the same transaction: a message is dispatched to its
+        # endpoints and its notifications together, once.
+        await notify(connection, await notices_from_outbox(connection, messages))
         ids = [m["id"] for m in messages]
         await connection.execute_query(placeholders(connection, (
             f"UPDATE outbox SET dispatched_at = ? WHERE id IN ({', '.join('?' * len(ids))})")),
@@ -102,21 +107,22 @@ async def purge_delivered(*, limit: int = 5000) -> int:
     return len(rows)
 
 
-async def _claim(batch: int) -> list[int]:
-    """Lease due deliveries: only the rows this UPDATE changed are ours to send."""
+async def lease(table: str, due_column: str, batch: int) -> list[int]:
+    """Lease due pending rows of `table` (webhook deliveries, text messages): only the rows
+    this UPDATE changed are ours to send; a crashed sender's lease runs out after LEASE."""
     moment = now()
     async with in_transaction() as connection:
         lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
-        due = await fetch(connection, "SELECT id FROM webhook_deliveries WHERE status = ?"
-                          f" AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{lock}",
+        due = await fetch(connection, f"SELECT id FROM {table} WHERE status = ?"
+                          f" AND {due_column} <= ? ORDER BY {due_column} LIMIT ?{lock}",
                           ["pending", moment, batch])
         if not due:
             return []
         ids = [d["id"] for d in due]
         claimed = await fetch(connection, (
-            "UPDATE webhook_deliveries SET next_attempt_at = ?"
+            f"UPDATE {table} SET {due_column} = ?"
             f" WHERE id IN ({', '.join('?' * len(ids))}) AND status = ?"
-            " AND next_attempt_at <= ? RETURNING id"),
+            f" AND {due_column} <= ? RETURNING id"),
             [moment + LEASE, *ids, "pending", moment])
     return [c["id"] for c in claimed]
 
@@ -178,7 +184,7 @@ class _Skip(Exception):
 
 async def deliver_due(client: httpx.AsyncClient, settings: Settings, batch: int = 20) -> int:
     """Send the deliveries that are due, a few at a time. Returns how many were tried."""
-    claimed = await _claim(batch)
+    claimed = await lease("webhook_deliveries", "next_attempt_at", batch)
     await asyncio.gather(*[_send(client, settings, d) for d in claimed])
     return len(claimed)
 
@@ -192,12 +198,17 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Drain the outbox until `stop` is set (or forever), resting when there is nothing."""
+    from torreya.notifications.sender import send_due_sms
+    from torreya.signin.gateway import gateway_for
+
     stop = stop or asyncio.Event()
+    gateway = gateway_for(settings)
     async with http_client(settings) as client:
         while not stop.is_set():
             busy = 0
             try:
-                busy = await dispatch() + await deliver_due(client, settings)
+                busy = (await dispatch() + await deliver_due(client, settings)
+                        + await send_due_sms(gateway))
             except Exception:  # the database away, a bug: logged, and the loop goes on
                 log.exception("delivery worker: round failed")
             if not busy:

@@ -1,0 +1,56 @@
+"""Sending queued text messages through the gateway, from the delivery worker.
+
+Each message is leased before it is sent (several workers never send one twice while the
+lease runs), sent outside any transaction, and recorded after. A gateway that fails is
+tried again with backoff, then the message is marked failed with the gateway's answer.
+Nothing is sent in the quiet hours: a message that comes due then waits for 08:00.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from torreya.db import now
+from torreya.models import SmsMessage, SmsStatus, User
+from torreya.notifications.texts import sms_send_time
+from torreya.outbox.worker import lease
+from torreya.signin.gateway import SmsGateway, SmsGatewayError
+
+log = logging.getLogger("torreya.sms")
+
+RETRY_DELAYS = (60, 300, 1800, 7200)  # then failed: 5 tries over about 2.5 hours
+
+
+async def send_due_sms(gateway: SmsGateway, batch: int = 20) -> int:
+    """Send the text messages that are due. Returns how many were handled."""
+    claimed = await lease("sms_messages", "send_after", batch)
+    await asyncio.gather(*[_send(gateway, sms_id) for sms_id in claimed])
+    return len(claimed)
+
+
+async def _send(gateway: SmsGateway, sms_id: int) -> None:
+    sms = await SmsMessage.get(id=sms_id)
+    person = await User.get_or_none(id=sms.user_id)
+    if person is None or not person.is_active or not person.sms_notifications:
+        await SmsMessage.filter(id=sms.id).update(status=SmsStatus.CANCELLED)
+        return
+    moment = now()
+    if sms_send_time(moment) != moment:  # came due in the quiet hours (a retry, a lease)
+        await SmsMessage.filter(id=sms.id).update(send_after=sms_send_time(moment))
+        return
+    try:
+        await gateway.send(phone=sms.phone, text=sms.text)
+    except SmsGatewayError as exc:
+        attempts = sms.attempts + 1
+        failed = attempts > len(RETRY_DELAYS)
+        log.warning("SMS %s not sent (try %s): %s", sms.id, attempts, exc)
+        await SmsMessage.filter(id=sms.id).update(
+            attempts=attempts, last_error=str(exc)[:200],
+            status=SmsStatus.FAILED if failed else SmsStatus.PENDING,
+            send_after=sms.send_after if failed else sms_send_time(
+                moment + timedelta(seconds=RETRY_DELAYS[attempts - 1])))
+        return
+    await SmsMessage.filter(id=sms.id).update(status=SmsStatus.SENT, sent_at=now(),
+                                              attempts=sms.attempts + 1, last_error="")

@@ -1,0 +1,51 @@
+"""A real local HTTP receiver (not a mock of httpx) for what Torreya sends out: webhooks,
+and text messages through the `webhook` SMS gateway."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Receiver:
+    """An HTTP endpoint on 127.0.0.1 that answers with the planned statuses in turn."""
+
+    plan: list = field(default_factory=list)  # ints, or "hang"
+    hang_seconds: float = 3.0
+    received: list = field(default_factory=list)
+    arrived: threading.Event = field(default_factory=threading.Event)
+    url: str = ""
+
+    def __enter__(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.received.append(({k.lower(): v for k, v in self.headers.items()},
+                                          body))
+                receiver.arrived.set()
+                step = receiver.plan.pop(0) if receiver.plan else 200
+                if step == "hang":
+                    time.sleep(receiver.hang_seconds)
+                    step = 200
+                self.send_response(step)
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/torreya"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
