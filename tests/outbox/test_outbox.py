@@ -49,13 +49,61 @@ async def test_check_in_writes_its_messages_with_the_entry(client, settings):
     response = await client.post("/api/v1/checkins", headers=await api_token(client, resident),
                                  json={"token": token})
     assert response.status_code == 201
-    assert await _types() == ["ledger.entry_created", "checkin.created"]
-    entry_message, checkin_message = await OutboxMessage.all().order_by("id")
+    assert await _types() == ["checkin.created", "ledger.entry_created"]
+    checkin_message, entry_message = await OutboxMessage.all().order_by("id")
     entry = await LedgerEntry.get(user_id=resident.id)
     assert entry_message.payload["id"] == entry.id
     assert entry_message.payload["balance_after"] == 5
     assert checkin_message.payload["event_id"] == event.id
     assert checkin_message.town_id == village.town_id
+
+
+async def test_messages_the_database_writes_are_what_the_document_declares(client, settings):
+    """`checkin.created` and `ledger.entry_created` come from triggers (migration 0013):
+    the same fields, types and time format as the messages written from Python."""
+    from datetime import datetime
+
+    from torreya.checkins.codes import member_code
+    from torreya.outbox.service import payload_fields
+
+    village = await make_village()
+    resident = await make_user(village=village)
+    staff = await make_user(Role.STAFF, village)
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    event = await make_event(village, points=5)
+    card_event = await make_event(village, points=3)
+    token = poster_token(settings, event_id=event.id, ends_at=event.ends_at)
+    assert (await client.post("/api/v1/checkins", headers=await api_token(client, resident),
+                              json={"token": token})).status_code == 201
+    scanned = await client.post(f"/api/v1/events/{card_event.id}/checkins",
+                                headers=await api_token(client, staff),
+                                json={"member_code": member_code(settings, user_id=resident.id,
+                                                                   serial=resident.card_serial)})
+    assert scanned.status_code == 201, scanned.text
+    assert (await client.post(f"/api/v1/users/{resident.id}/adjustments",
+                              headers=await api_token(client, admin),
+                              json={"delta": -2, "memo": "更正"})).status_code == 201
+    messages = await OutboxMessage.all().order_by("id")
+    assert sorted(m.event_type for m in messages) == [
+        "checkin.created", "checkin.created", "ledger.entry_created", "ledger.entry_created",
+        "ledger.entry_created"]
+    for message in messages:
+        data = message.payload
+        assert set(data) == payload_fields(message.event_type), message.event_type
+        assert message.town_id == village.town_id
+        assert data["village_id"] == village.id
+        made = datetime.fromisoformat(data["created_at"])
+        assert made.utcoffset() is not None
+        assert made.isoformat() == data["created_at"]
+    entries = [m.payload for m in messages if m.event_type == "ledger.entry_created"]
+    ledger = await LedgerEntry.filter(user_id=resident.id).order_by("id")
+    assert [(e["id"], e["delta"], e["balance_after"], e["proxy"], e["kind"]) for e in entries] \
+        == [(e.id, e.delta, e.balance_after, e.proxy, e.kind) for e in ledger]
+    assert [e["proxy"] for e in entries] == [False, True, False]
+    assert [datetime.fromisoformat(e["created_at"]) for e in entries] == [
+        e.created_at for e in ledger]
+    card = [m.payload for m in messages if m.event_type == "checkin.created"][1]
+    assert card["staff_id"] == staff.id and card["points"] == 3
 
 
 @pytest.mark.parametrize("table", ["audit_events", "outbox"])

@@ -18,7 +18,6 @@ from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.models.checkins import QrMode
-from torreya.outbox.service import Message
 from torreya.settings import Settings
 
 EVENT_KINDS = ("campaign", "training", "home_visit", "meeting", "drill", "other")
@@ -157,13 +156,6 @@ async def _claim(connection, event: Event, user: User, *, method: str,
     return checkin
 
 
-def checkin_message(checkin: Checkin, event: Event) -> Message:
-    return Message(event_type="checkin.created", town_id=event.town_id, data={
-        "id": checkin.id, "event_id": event.id, "village_id": event.village_id,
-        "user_id": checkin.user_id, "points": checkin.points, "method": checkin.method,
-        "staff_id": checkin.staff_id, "created_at": checkin.created_at})
-
-
 async def _check_in(event: Event, user: User, *, method: str, staff: User | None) -> CheckinResult:
     if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
         raise await _refuse(ForbiddenError("Only residents of this town can check in here."),
@@ -173,15 +165,15 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
     rule = await rule_for(event.town_id, "checkin")
     try:
         async with in_transaction() as connection:
-            # The unique (event, user) row claims the check-in before any points move.
+            # The unique (event, user) row claims the check-in before any points move. Its
+            # `checkin.created` message is written by the INSERT itself (a trigger).
             checkin = await _claim(connection, event, user, method=method, staff=staff)
             entry = await post_entry(
                 Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
                        idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
                        source_id=event.id, actor=staff or user, proxy=staff is not None,
                        earned=True, rule=rule),
-                connection, also=[checkin_message(checkin, event)],
-            )
+                connection)
             if staff is not None:
                 await audit.record(staff, "checkins:checkin:proxy", connection=connection,
                                    subject=f"user:{user.id}", town_id=event.town_id,

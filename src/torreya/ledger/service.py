@@ -63,9 +63,9 @@ class Credit:
 
 async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
                      also: Sequence[Message] = ()) -> LedgerEntry:
-    """Apply one change of points inside the caller's transaction, with its
-    `ledger.entry_created` outbox message (and the caller's own messages in `also`, written
-    in the same statement).
+    """Apply one change of points inside the caller's transaction, with the caller's own
+    outbox messages in `also` (one statement). The entry's `ledger.entry_created` message
+    is written by the database in the entry's own INSERT (a trigger, migration 0013).
 
     Raises InsufficientPointsError (balance would go negative) or CapReachedError; either
     way the caller's transaction rolls back and nothing is written.
@@ -103,18 +103,10 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
     )
     entry = LedgerEntry(id=rows[0]["id"], **values)
     entry._saved_in_db = True
-    await emit(connection, entry_message(entry, village_id=user.village_id), *also)
+    await emit(connection, *also)
     user.balance = balance_after
     user.lifetime_points += earned
     return entry
-
-
-def entry_message(entry: LedgerEntry, *, village_id: int | None) -> Message:
-    return Message(event_type="ledger.entry_created", town_id=entry.town_id, data={
-        "id": entry.id, "user_id": entry.user_id, "village_id": village_id,
-        "delta": entry.delta, "balance_after": entry.balance_after, "kind": entry.kind,
-        "memo": entry.memo, "source_type": entry.source_type, "source_id": entry.source_id,
-        "proxy": entry.proxy, "created_at": entry.created_at})
 
 
 async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> None:
