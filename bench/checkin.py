@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -40,7 +41,7 @@ async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[st
     from torreya.checkins.codes import poster_token
     from torreya.db import migrate, now, orm
     from torreya.ledger.rules import ensure_default_rules
-    from torreya.models import Event, Role, Town, User, Village
+    from torreya.models import Event, Role, Town, User, UserSession, Village
     from torreya.security import issue_access_token
     from torreya.settings import Settings
 
@@ -68,7 +69,15 @@ async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[st
                                        kind="campaign", points=10, starts_at=start,
                                        ends_at=start + timedelta(hours=6), qr_mode="static")
             tokens.append(poster_token(settings, event_id=event.id, ends_at=event.ends_at))
-        bearers = [issue_access_token(settings, user_id) for user_id in ids]
+        # Tokens as POST /auth/token makes them: each a login of its own (a session row
+        # whose id the token carries), so the check of ended logins is measured too.
+        moment = now()
+        logins = [UserSession(id=secrets.token_urlsafe(16), user_id=user_id, kind="api",
+                              created_at=moment, last_seen_at=moment,
+                              expires_at=moment + timedelta(hours=12)) for user_id in ids]
+        await UserSession.bulk_create(logins, batch_size=1000)
+        bearers = [issue_access_token(settings, login.user_id, 0, login.id)
+                   for login in logins]
     return tokens, bearers
 
 

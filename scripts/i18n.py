@@ -24,7 +24,8 @@ for name in ("N_", "_l", "lazy_gettext", "_invalid", "DomainError", "InvalidRequ
              "InvalidTokenError", "CsrfError", "RosterProblem", "TooManyAttemptsError",
              "ReportStateError", "OutOfStockError", "LimitReachedError", "InvalidStateError",
              "NotAvailableError", "AlreadySignedError", "PledgeClosedError",
-             "InsufficientPointsError", "CapReachedError", "PayloadTooLargeError"):
+             "InsufficientPointsError", "CapReachedError", "PayloadTooLargeError",
+             "InvalidCredentialsError"):
     KEYWORDS[name] = None
 KEYWORDS["_invalid"] = (2,)
 KEYWORDS["RosterProblem"] = (2,)
@@ -57,13 +58,15 @@ def extract() -> Catalog:
             for lineno, message in class_messages(path):
                 catalog.add(message, locations=[(str(path.relative_to(ROOT)), lineno)])
     template_map = [("**.html", "jinja2.ext:babel_extract")]
-    for filename, lineno, message, _comments, _context in extract_from_dir(
-            ROOT / "templates", method_map=template_map,
-            options_map={"**.html": {"extensions": "jinja2.ext.i18n"}}, keywords=KEYWORDS):
-        if isinstance(message, str) and message:
-            catalog.add(message, locations=[(f"templates/{filename}", lineno)])
-        elif isinstance(message, tuple) and message[0]:
-            catalog.add(message[0], locations=[(f"templates/{filename}", lineno)])
+    # Babel skips folders whose names start with "_", so the macros are named on their own.
+    for folder in ("templates", "templates/_macros"):
+        for filename, lineno, message, _comments, _context in extract_from_dir(
+                ROOT / folder, method_map=template_map,
+                options_map={"**.html": {"extensions": "jinja2.ext.i18n"}}, keywords=KEYWORDS):
+            if isinstance(message, str) and message:
+                catalog.add(message, locations=[(f"{folder}/{filename}", lineno)])
+            elif isinstance(message, tuple) and message[0]:
+                catalog.add(message[0], locations=[(f"{folder}/{filename}", lineno)])
     return catalog
 
 

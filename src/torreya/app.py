@@ -171,7 +171,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES,
                    max_upload_bytes=settings.MAX_UPLOAD_BYTES),
         Middleware(SessionMiddleware, secret_key=settings.SECRET_KEY, session_cookie="torreya",
-                   max_age=settings.SESSION_SECONDS, same_site="lax",
+                   max_age=max(settings.RESIDENT_SESSION_SECONDS,
+                               settings.STAFF_SESSION_SECONDS), same_site="lax",
                    https_only=settings.secure_cookies),
         Middleware(FaultBarrier),
     ]

@@ -6,7 +6,8 @@ import functools
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -74,19 +75,33 @@ def read_claims(settings: Settings, purpose: str, token: str) -> dict | None:
         return None
 
 
-def issue_access_token(settings: Settings, user_id: int, generation: int = 0) -> str:
+def issue_access_token(settings: Settings, user_id: int, generation: int = 0,
+                       sid: str | None = None) -> str:
     issued = int(now().timestamp())
     claims = {"sub": str(user_id), "iat": issued, "exp": issued + settings.ACCESS_TOKEN_SECONDS,
               "gen": generation}
+    if sid:
+        claims["sid"] = sid
     return sign_claims(settings, "api-access", claims)
 
 
-def read_access_token(settings: Settings, token: str) -> tuple[int, int]:
-    """(user id, session generation) of a valid, unexpired token; else 401."""
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    generation: int
+    sid: str | None
+    issued: datetime
+
+
+def read_access_token(settings: Settings, token: str) -> AccessClaims:
+    """The claims of a valid, unexpired token; else 401."""
     claims = read_claims(settings, "api-access", token)
     if not claims or int(claims.get("exp", 0)) < now().timestamp():
         raise UnauthenticatedError("Your login has expired or is not valid. Please log in again.")
-    return int(claims["sub"]), int(claims.get("gen", 0))
+    sid = claims.get("sid")
+    return AccessClaims(int(claims["sub"]), int(claims.get("gen", 0)),
+                        sid if isinstance(sid, str) else None,
+                        datetime.fromtimestamp(int(claims.get("iat", 0)), UTC))
 
 
 def csrf_token_for(request: Request) -> str:

@@ -52,7 +52,13 @@ class Settings:
     MAX_BODY_BYTES: int = 1_000_000
     MAX_UPLOAD_BYTES: int = 8_000_000
     ACCESS_TOKEN_SECONDS: int = 12 * 3600
-    SESSION_SECONDS: int = 14 * 24 * 3600
+    # Browser sessions: residents stay logged in for a month on their own phone; anyone who
+    # moves points or hands goods over (staff and up) for a working day.
+    RESIDENT_SESSION_SECONDS: int = 30 * 24 * 3600
+    STAFF_SESSION_SECONDS: int = 12 * 3600
+    # Big actions (large adjustments, scheme imports, roles, webhook secrets) need the
+    # password again within this long.
+    STEP_UP_SECONDS: int = 5 * 60
     # Login throttling: failures counted in a sliding window, per account and per address.
     LOGIN_WINDOW_SECONDS: int = 15 * 60
     LOGIN_MAX_PER_ACCOUNT: int = 5
@@ -97,7 +103,17 @@ class Settings:
                                      f"{sms_backend!r}")
         if sms_backend == "webhook" and not env.get("TORREYA_SMS_URL"):
             raise ConfigurationError("TORREYA_SMS_BACKEND=webhook needs TORREYA_SMS_URL")
+        def hours(name: str, default: int) -> int:
+            value = env.get(name)
+            if value is None:
+                return default
+            if not value.isdigit() or not 0 < int(value) <= 24 * 366:
+                raise ConfigurationError(f"{name} must be a whole number of hours")
+            return int(value) * 3600
+
         return cls(
+            RESIDENT_SESSION_SECONDS=hours("TORREYA_RESIDENT_SESSION_HOURS", 30 * 24 * 3600),
+            STAFF_SESSION_SECONDS=hours("TORREYA_STAFF_SESSION_HOURS", 12 * 3600),
             RUN_WORKER=flag("TORREYA_WORKER", True),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             SMS_BACKEND=sms_backend,

@@ -8,8 +8,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from torreya.accounts import sessions
 from torreya.accounts.permissions import rank, require_village
-from torreya.db import get_one
+from torreya.db import get_one, now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError, UnauthenticatedError
 from torreya.models import Role, User, Village
 from torreya.security import csrf_ok, read_access_token
@@ -24,24 +25,50 @@ async def current_user(request: Request) -> User | None:
     if hasattr(request.state, "user"):
         return request.state.user
     user = None
+    sid = None
     header = request.headers.get("authorization", "")
     if request.url.path.startswith("/api/"):
         if header.lower().startswith("bearer "):
-            user_id, generation = read_access_token(request.app.state.settings,
-                                                    header[7:].strip())
-            user = await get_one(User, id=user_id, is_active=True)
-            if user is None or user.session_generation != generation:
+            claims = read_access_token(request.app.state.settings, header[7:].strip())
+            user = await get_one(User, id=claims.user_id, is_active=True)
+            if (user is None or user.session_generation != claims.generation
+                    or sessions.is_ended(user, claims.sid)):
                 raise UnauthenticatedError("Your login has expired or is not valid. Please log "
                                            "in again.")
+            sid = claims.sid
+            await sessions.seen(sid, claims.issued)
     else:
         user_id = request.session.get("uid")
         if isinstance(user_id, int):
+            sid = request.session.get("sid")
             user = await get_one(User, id=user_id, is_active=True)
-            if user is None or user.session_generation != request.session.get("gen", 0):
-                user = None  # ended elsewhere ("log out everywhere", "lost phone")
+            expires = request.session.get("exp", 0)
+            if (user is None or user.session_generation != request.session.get("gen", 0)
+                    or sessions.is_ended(user, sid)
+                    or not isinstance(expires, int) or expires < now().timestamp()):
+                user, sid = None, None  # ended elsewhere, or past its lifetime
                 request.session.clear()
+            else:
+                await sessions.seen(sid)
     request.state.user = user
+    request.state.sid = sid
     return user
+
+
+def current_sid(request: Request) -> str | None:
+    """The login (session id) of this request, after `current_user`."""
+    return getattr(request.state, "sid", None)
+
+
+async def start_web_session(request: Request, user: User) -> None:
+    """Log this browser in as `user` (a new session id: never the one from before)."""
+    settings = request.app.state.settings
+    session = await sessions.start_session(
+        settings, user, kind="web", ip=client_ip(request),
+        user_agent=request.headers.get("user-agent", ""))
+    request.session.clear()
+    request.session.update({"uid": user.id, "gen": user.session_generation, "sid": session.id,
+                            "exp": int(session.expires_at.timestamp())})
 
 
 async def require_user(request: Request, minimum: Role = Role.RESIDENT) -> User:
@@ -112,3 +139,27 @@ def pop_flashes(request: Request) -> list[list[str]]:
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
+
+
+async def confirm_big_action(request: Request, user: User, form: FormData | None = None
+                             ) -> None:
+    """Big actions (large adjustments, scheme imports, roles, webhook secrets) need the
+    password given again within STEP_UP_SECONDS. A console form may carry it as
+    `confirm_password`; an API client calls POST /auth/step-up first.
+
+    Raises StepUpRequiredError (403 step_up_required), InvalidCredentialsError.
+    """
+    settings = request.app.state.settings
+    password = form.get("confirm_password") if form is not None else None
+    if isinstance(password, str) and password:
+        await sessions.step_up(settings, user=user, sid=current_sid(request),
+                               password=password[:256], ip=client_ip(request))
+    await sessions.require_step_up(settings, user=user, sid=current_sid(request))
+
+
+async def needs_step_up_for(person: User, delta: int) -> bool:
+    """An adjustment of more points than the town allows without confirming (either way)."""
+    from torreya.models import Town
+
+    town = await Town.get_or_none(id=person.town_id) if person.town_id else None
+    return town is not None and abs(delta) > town.step_up_points

@@ -141,8 +141,8 @@ async def test_redemption_is_all_or_nothing_when_the_audit_cannot_be_written(cli
     reward = (await client.post(f"/api/v1/villages/{village.id}/rewards", headers=admin_headers,
                                 json={"name": "大米", "cost": 20, "stock": 3})).json()
     before = await OutboxMessage.all().count()
+    headers = await api_token(client, resident)  # a login is audited too: before the fault
     await _refuse_inserts("audit_events")
-    headers = await api_token(client, resident)
     failed = await client.post("/api/v1/redemptions", headers=headers,
                                json={"reward_id": reward["id"]})
     assert failed.status_code == 500

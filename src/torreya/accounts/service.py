@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from torreya import audit
+from torreya.accounts import sessions
 from torreya.accounts.permissions import (
     assignable_roles,
     require_over,
@@ -236,8 +236,35 @@ async def end_sessions(*, actor: User, target: User) -> None:
         if actor.role != Role.PLATFORM_ADMIN and target.rank >= actor.rank:
             raise ForbiddenError("You can only do this for people below you.")
     async with in_transaction() as connection:
-        await User.filter(id=target.id).using_db(connection).update(
-            session_generation=F("session_generation") + 1)
+        await sessions.end_all(connection, target)
         await audit.record(actor, "accounts:sessions:revoke", connection=connection,
                            subject=f"user:{target.id}", town_id=target.town_id,
                            village_id=target.village_id)
+
+
+async def change_password(settings: Settings, *, user: User, current: str, new: str,
+                          ip: str) -> User:
+    """Set a new password after checking the current one (throttled like a login). Every
+    login of the user ends, this one too: the caller starts a fresh one for this device.
+
+    Raises InvalidCredentialsError, TooManyAttemptsError, InvalidRequestError (too short).
+    """
+    from torreya.errors import InvalidRequestError
+    from torreya.security import verify_password
+
+    if len(new) < 8:
+        raise InvalidRequestError("The new password needs at least %(min)s characters.",
+                                  field="new_password", min=8)
+    reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
+    if not verify_password(user.password_hash, current):
+        await audit.record(user, "accounts:password:fail", connection=None,
+                           subject=f"user:{user.id}", village_id=user.village_id)
+        raise InvalidCredentialsError("The current password is wrong.")
+    await release_login_attempt(username=user.username, reserved=reserved)
+    async with in_transaction() as connection:
+        await User.filter(id=user.id).using_db(connection).update(
+            password_hash=hash_password(new))
+        await sessions.end_all(connection, user)
+        await audit.record(user, "accounts:password:change", connection=connection,
+                           subject=f"user:{user.id}", village_id=user.village_id)
+    return await User.get(id=user.id)

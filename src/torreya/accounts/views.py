@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from torreya.accounts import service
+from torreya.accounts import service, sessions
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import LANGUAGES
 from torreya.i18n import gettext as _
@@ -22,6 +22,7 @@ from torreya.web import (
     redirect,
     require_user,
     safe_next,
+    start_web_session,
 )
 
 
@@ -47,9 +48,7 @@ async def login_submit(request: Request) -> Response:
         return render(request, "accounts/login.html",
                       {"next": target, "error": gettext(error.message), "username": username},
                       status=error.status)
-    request.session.clear()
-    request.session["uid"] = user.id
-    request.session["gen"] = user.session_generation
+    await start_web_session(request, user)
     return redirect(target)
 
 
@@ -66,6 +65,34 @@ async def end_my_sessions(request: Request) -> Response:
     await service.end_sessions(actor=user, target=user)
     request.session.clear()
     return redirect("/login")
+
+
+async def end_one_session(request: Request) -> Response:
+    """End one of my logins (a phone I no longer use), from my settings."""
+    user = await require_user(request)
+    await read_form(request)
+    await sessions.end_session(actor=user, user=user, sid=request.path_params["sid"])
+    flash(request, _("That device is logged out."))
+    return redirect("/me/settings")
+
+
+async def change_my_password(request: Request) -> Response:
+    """A new password ends every other login; this browser stays in with a new session."""
+    user = await require_user(request)
+    form = await read_form(request)
+    try:
+        user = await service.change_password(
+            request.app.state.settings, user=user, ip=client_ip(request),
+            current=str(form.get("current_password", ""))[:256],
+            new=str(form.get("new_password", ""))[:256])
+    except DomainError as error:
+        from torreya.console.views import error_text
+
+        flash(request, error_text(error), "error")
+        return redirect("/me/settings")
+    await start_web_session(request, user)
+    flash(request, _("Password changed. Every other device is logged out."))
+    return redirect("/me/settings")
 
 
 async def end_sessions_of(request: Request) -> Response:
@@ -106,6 +133,8 @@ routes = [
     Route("/login", login_submit, methods=["POST"], name="login_submit"),
     Route("/logout", logout, methods=["POST"], name="logout"),
     Route("/logout/everywhere", end_my_sessions, methods=["POST"], name="logout_everywhere"),
+    Route("/me/sessions/{sid}/end", end_one_session, methods=["POST"], name="end_session"),
+    Route("/me/password", change_my_password, methods=["POST"], name="change_password"),
     Route("/users/{id:int}/sessions/end", end_sessions_of, methods=["POST"],
           name="end_sessions"),
     Route("/lang", switch_language, name="lang"),

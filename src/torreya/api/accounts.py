@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from torreya.accounts import service
+from torreya.accounts import service, sessions
 from torreya.accounts.permissions import require_over
 from torreya.api.registry import endpoint, json
 from torreya.api.serializers import entry_json, user_json
@@ -16,7 +16,13 @@ from torreya.ledger.service import adjust_points
 from torreya.models import Role, User
 from torreya.security import issue_access_token
 from torreya.validation import Field
-from torreya.web import client_ip, require_user
+from torreya.web import (
+    client_ip,
+    confirm_big_action,
+    current_sid,
+    needs_step_up_for,
+    require_user,
+)
 
 ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
 
@@ -30,9 +36,17 @@ async def token(request: Request, body: dict) -> object:
     settings = request.app.state.settings
     user = await service.authenticate(settings, username=body["username"],
                                       password=body["password"], ip=client_ip(request))
-    return json({"access_token": issue_access_token(settings, user.id, user.session_generation),
-                 "token_type": "bearer",
-                 "expires_in": settings.ACCESS_TOKEN_SECONDS})
+    return json(await _token_for(request, user))
+
+
+async def _token_for(request: Request, user: User) -> dict:
+    """A bearer token for a new login of `user` from this client."""
+    settings = request.app.state.settings
+    session = await sessions.start_session(settings, user, kind="api", ip=client_ip(request),
+                                           user_agent=request.headers.get("user-agent", ""))
+    return {"access_token": issue_access_token(settings, user.id, user.session_generation,
+                                               session.id),
+            "token_type": "bearer", "expires_in": settings.ACCESS_TOKEN_SECONDS}
 
 
 @endpoint("GET", "/me", returns=("id:int username display_name role village_id:int? town_id:int? "
@@ -127,7 +141,8 @@ async def create_user(request: Request, body: dict) -> object:
           status=201, tag="ledger",
           body=[Field(name="delta", type=int, minimum=-1_000_000, maximum=1_000_000),
                 Field(name="memo", max_length=200, min_length=1)],
-          errors=["forbidden", "not_found", "insufficient_points", "invalid_request"])
+          errors=["forbidden", "not_found", "insufficient_points", "invalid_request",
+                  "step_up_required"])
 async def adjust(request: Request, body: dict) -> object:
     actor = await require_user(request)
     target = await User.get_or_none(id=request.path_params["id"])
@@ -138,6 +153,8 @@ async def adjust(request: Request, body: dict) -> object:
         from torreya.errors import InvalidRequestError
 
         raise InvalidRequestError("Field %(name)s must not be zero.", field="delta", name="delta")
+    if await needs_step_up_for(target, body["delta"]):
+        await confirm_big_action(request, actor)
     entry = await adjust_points(actor=actor, target=target, delta=body["delta"],
                                 memo=body["memo"])
     return json(entry_json(entry), 201)
@@ -160,4 +177,50 @@ async def revoke_sessions(request: Request, body: dict) -> object:
     if target is None:
         raise NotFoundError()
     await service.end_sessions(actor=actor, target=target)
+    return Response(status_code=204)
+
+
+@endpoint("GET", "/me/sessions", returns="items:list",
+          summary="Where I am logged in: each login's device, address and last use",
+          tag="accounts")
+async def my_sessions(request: Request, body: dict) -> object:
+    user = await require_user(request)
+    this = current_sid(request)
+    return json({"items": [
+        {"id": s.id, "kind": s.kind, "device": sessions.device_label(s.user_agent),
+         "ip": s.ip, "created_at": s.created_at.isoformat(),
+         "last_seen_at": s.last_seen_at.isoformat(), "expires_at": s.expires_at.isoformat(),
+         "current": s.id == this} for s in await sessions.active_sessions(user)]})
+
+
+@endpoint("POST", "/me/sessions/{sid}/revoke", status=204, tag="accounts",
+          summary="End one of my logins (a device I no longer use)", errors=["not_found"])
+async def revoke_one_session(request: Request, body: dict) -> object:
+    user = await require_user(request)
+    await sessions.end_session(actor=user, user=user, sid=request.path_params["sid"])
+    return Response(status_code=204)
+
+
+@endpoint("POST", "/me/password", returns="access_token token_type expires_in:int",
+          summary="Change my password: every login ends; a new token for this client",
+          tag="accounts",
+          body=[Field(name="current_password", max_length=256),
+                Field(name="new_password", max_length=256)],
+          errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
+async def change_password(request: Request, body: dict) -> object:
+    settings = request.app.state.settings
+    user = await service.change_password(settings, user=await require_user(request),
+                                         current=body["current_password"],
+                                         new=body["new_password"], ip=client_ip(request))
+    return json(await _token_for(request, user))
+
+
+@endpoint("POST", "/auth/step-up", status=204, tag="accounts",
+          summary="Confirm my password again: big actions are allowed for 5 minutes",
+          body=[Field(name="password", max_length=256)],
+          errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
+async def step_up(request: Request, body: dict) -> object:
+    user = await require_user(request)
+    await sessions.step_up(request.app.state.settings, user=user, sid=current_sid(request),
+                           password=body["password"], ip=client_ip(request))
     return Response(status_code=204)

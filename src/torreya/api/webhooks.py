@@ -8,7 +8,7 @@ from torreya.api.registry import endpoint, json
 from torreya.errors import InvalidRequestError
 from torreya.outbox import webhooks as service
 from torreya.validation import Field
-from torreya.web import require_user
+from torreya.web import confirm_big_action, require_user
 
 
 def webhook_json(webhook, *, secret: bool = False) -> dict:
@@ -31,12 +31,14 @@ def delivery_json(delivery) -> dict:
           returns="id:int town_id:int url events:list is_active:bool secret",
           summary="Subscribe an endpoint to the town's events (the secret is shown once)",
           status=201, tag="webhooks", body=[Field(name="url", max_length=500)],
-          errors=["forbidden", "not_found", "invalid_request", "private_address"])
+          errors=["forbidden", "not_found", "invalid_request", "private_address",
+                  "step_up_required"])
 async def create_webhook(request: Request, body: dict) -> object:
     actor = await require_user(request)
     events = (await request.json()).get("events")
     if not isinstance(events, list):
         raise InvalidRequestError("Field %(name)s must be a list.", field="events", name="events")
+    await confirm_big_action(request, actor)
     webhook = await service.create_webhook(request.app.state.settings, actor=actor,
                                            town_id=request.path_params["id"], url=body["url"],
                                            events=events)
@@ -46,10 +48,11 @@ async def create_webhook(request: Request, body: dict) -> object:
 @endpoint("POST", "/webhooks/{id:int}/rotate-secret", idempotent=True,
           returns="id:int town_id:int url events:list is_active:bool secret",
           summary="A new secret; the old one keeps signing beside it for 24 hours",
-          tag="webhooks", errors=["forbidden", "not_found"])
+          tag="webhooks", errors=["forbidden", "not_found", "step_up_required"])
 async def rotate_secret(request: Request, body: dict) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
+    await confirm_big_action(request, actor)
     webhook = await service.rotate_secret(actor=actor, webhook=webhook)
     return json(webhook_json(webhook, secret=True))
 

@@ -17,7 +17,15 @@ from torreya.i18n import gettext as _
 from torreya.models import CheckinRefusal, Group, LedgerEntry, Role, Town, User, Village
 from torreya.templating import mask_name, render
 from torreya.validation import Field, validate
-from torreya.web import current_user, flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    current_sid,
+    current_user,
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+)
 
 SCOPES = {"villages": ("village", Village), "towns": ("town", Town), "groups": ("group", Group)}
 
@@ -101,8 +109,15 @@ async def settings_page(request: Request) -> Response:
         await User.filter(id=user.id).update(hide_from_boards=hide, sms_notifications=sms)
         flash(request, _("Settings saved."))
         return redirect("/me/settings")
-    return render(request, "boards/settings.html", {"flashes": pop_flashes(request),
-                                                    "public_name": mask_name(user.display_name)})
+    from torreya.accounts import sessions
+
+    logins = await sessions.active_sessions(user)
+    return render(request, "boards/settings.html", {
+        "flashes": pop_flashes(request), "public_name": mask_name(user.display_name),
+        "logins": [{"id": s.id, "device": sessions.device_label(s.user_agent), "ip": s.ip,
+                    "last_seen": s.last_seen_at, "kind": s.kind,
+                    "this": s.id == current_sid(request)} for s in logins],
+        "history": await sessions.login_history(user)})
 
 
 # -- committee dashboard ----------------------------------------------------------------------

@@ -26,7 +26,9 @@ from torreya.models import EarningRule, Event, Role, Town, User, Village
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
+    confirm_big_action,
     flash,
+    needs_step_up_for,
     pop_flashes,
     read_form,
     redirect,
@@ -199,6 +201,8 @@ async def user_page(request: Request) -> Response:
         "person": person, "entries": entries, "flashes": pop_flashes(request),
         "catalog": catalog,
         "currency": await ledger_queries.currency_name(person.town_id),
+        "step_up_points": (await Town.get(id=person.town_id)).step_up_points
+        if person.town_id else 0,
         "idem_key": uuid.uuid4().hex})
 
 
@@ -217,6 +221,8 @@ async def adjust(request: Request) -> Response:
                                Field(name="proxy", type=bool, required=False)])
         if data["delta"] == 0:
             raise DomainError("Field %(name)s must not be zero.", name="delta")
+        if await needs_step_up_for(person, data["delta"]):
+            await confirm_big_action(request, actor, form)
 
         async def run() -> dict:
             entry = await adjust_points(actor=actor, target=person, delta=data["delta"],
@@ -237,8 +243,11 @@ async def audit_log(request: Request) -> Response:
     user = await require_user(request, Role.VILLAGE_ADMIN)
     params = validate(dict(request.query_params), [Field(name="before", type=int, required=False,
                                                          minimum=1)])
+    from torreya.console.flags import unusual_activity
+
     events = await queries.audit_events_for(user, before=params["before"])
-    return render(request, "console/audit.html", {"events": events})
+    flags = [] if params["before"] else await unusual_activity(user)
+    return render(request, "console/audit.html", {"events": events, "flags": flags})
 
 
 routes = [

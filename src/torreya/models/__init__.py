@@ -32,6 +32,7 @@ from torreya.models.rewards import (
     RewardImage,
     StockMovement,
 )
+from torreya.models.sessions import UserSession
 from torreya.models.tenancy import Role, Town, User, Village
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -70,6 +71,7 @@ __models__ = [
     WebhookAttempt,
     Notification,
     SmsMessage,
+    UserSession,
 ]
 
 __all__ = [
@@ -115,4 +117,5 @@ __all__ = [
     "Notification",
     "SmsMessage",
     "SmsStatus",
+    "UserSession",
 ]

@@ -36,6 +36,8 @@ class Town(Model):
     currency_name = fields.CharField(max_length=32)
     # Unfulfilled vouchers are refunded after this many days (scheme pack: voucher_days).
     voucher_days = fields.IntField(default=30, db_default=30)
+    # Adjustments of more points than this (either way) need the password again (step-up).
+    step_up_points = fields.IntField(default=1000, db_default=1000)
     # Levels and badges of the scheme pack; None means the defaults in boards/levels.py.
     levels = fields.JSONField(null=True)
     badges = fields.JSONField(null=True)
@@ -85,6 +87,9 @@ class User(Model):
     # Carried in every session cookie and bearer token; bumping it ends them all at once
     # ("log out everywhere", "lost phone"). Checked against the row each request reads anyway.
     session_generation = fields.IntField(default=0, db_default=0)
+    # Logins ended one by one: {session id: its expiry (Unix seconds)}, pruned as they
+    # expire. Read with the row, so ending one login costs every request nothing.
+    ended_sessions = fields.JSONField(null=True)
     is_active = fields.BooleanField(default=True, db_default=True)
     hide_from_boards = fields.BooleanField(default=False, db_default=False)
     # Text messages for what matters (report handled, voucher expiring …); the inbox always.

@@ -15,7 +15,14 @@ from torreya.outbox import webhooks as service
 from torreya.outbox.service import EVENT_TYPES
 from torreya.templating import render
 from torreya.validation import Field, validate
-from torreya.web import flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    confirm_big_action,
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+)
 
 
 async def _town(request: Request) -> tuple:
@@ -39,6 +46,7 @@ async def create(request: Request) -> Response:
     form = await read_form(request)
     try:
         data = validate(form, [Field(name="url", max_length=500)])
+        await confirm_big_action(request, user, form)
         hook = await service.create_webhook(request.app.state.settings, actor=user,
                                             town_id=town.id, url=data["url"],
                                             events=form.getlist("events"))
@@ -68,7 +76,12 @@ async def webhook_page(request: Request) -> Response:
 
 async def rotate(request: Request) -> Response:
     user, hook = await _hook(request)
-    await read_form(request)
+    form = await read_form(request)
+    try:
+        await confirm_big_action(request, user, form)
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+        return redirect(f"/console/webhooks/{hook.id}")
     hook = await service.rotate_secret(actor=user, webhook=hook)
     flash(request, _("New secret, shown only now (the old one works for 24 more hours): "
                      "%(secret)s", secret=hook.secret))

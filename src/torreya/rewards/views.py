@@ -22,6 +22,7 @@ from torreya.rewards.scheme import check_pack, export_pack, import_pack
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
+    confirm_big_action,
     flash,
     pop_flashes,
     read_form,
@@ -337,6 +338,7 @@ async def scheme_import(request: Request) -> Response:
         return render(request, "rewards/scheme_result.html",
                       {"town": town, "problems": problems, "result": None}, status=422)
     try:
+        await confirm_big_action(request, user, form)
         result = await import_pack(pack, town=town, actor=user)
     except DomainError as error:
         return render(request, "rewards/scheme_result.html",
