@@ -334,3 +334,17 @@ async def test_town_admin_sees_unusual_activity_flagged(client):
     client.cookies.clear()
     await web_login(client, admin)  # a village admin sees the log, not the flags
     assert 'id="flags"' not in (await client.get("/console/audit")).text
+
+
+async def test_town_admin_sets_the_size_with_the_password(client):
+    village = await make_village()
+    town_admin = await make_user(Role.TOWN_ADMIN, town=await Town.get(id=village.town_id))
+    csrf = await web_login(client, town_admin)
+    await _stale(town_admin)
+    form = {"csrf_token": csrf, "step_up_points": "200"}
+    await client.post(f"/console/towns/{village.town_id}/step-up", data=form)
+    assert (await Town.get(id=village.town_id)).step_up_points == 1000
+    await client.post(f"/console/towns/{village.town_id}/step-up",
+                      data={**form, "confirm_password": PASSWORD})
+    assert (await Town.get(id=village.town_id)).step_up_points == 200
+    assert await AuditEvent.filter(tag="accounts:town:step_up").count() == 1

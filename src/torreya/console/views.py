@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
-from torreya import idempotency
+from torreya import audit, idempotency
 from torreya.accounts import service
 from torreya.accounts.permissions import (
     assignable_roles,
@@ -123,6 +123,26 @@ async def update_rules(request: Request) -> Response:
             for rule, values in changes:
                 await update_rule(actor=user, rule=rule, **values)
         flash(request, _("Earning rules saved."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/towns/{town_id}")
+
+
+async def update_step_up(request: Request) -> Response:
+    """The town's size of adjustment that needs the password again; itself a big action."""
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town_id = request.path_params["id"]
+    require_town(user, town_id, Role.TOWN_ADMIN)
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="step_up_points", type=int, minimum=1,
+                                     maximum=1_000_000)])
+        await confirm_big_action(request, user, form)
+        async with in_transaction() as connection:
+            await Town.filter(id=town_id).using_db(connection).update(**data)
+            await audit.record(user, "accounts:town:step_up", connection=connection,
+                               subject=f"town:{town_id}", town_id=town_id, data=data)
+        flash(request, _("Saved."))
     except DomainError as error:
         flash(request, error_text(error), "error")
     return redirect(f"/console/towns/{town_id}")
@@ -257,6 +277,7 @@ routes = [
     Route("/towns/{id:int}/villages", create_village, methods=["POST"], name="create_village"),
     Route("/towns/{id:int}/admins", create_town_admin, methods=["POST"], name="create_town_admin"),
     Route("/towns/{id:int}/rules", update_rules, methods=["POST"], name="update_rules"),
+    Route("/towns/{id:int}/step-up", update_step_up, methods=["POST"], name="update_step_up"),
     Route("/villages/{id:int}", village_page, name="village"),
     Route("/villages/{id:int}/users", create_village_user, methods=["POST"], name="create_user"),
     Route("/villages/{id:int}/import", import_roster, methods=["POST"], name="import"),
