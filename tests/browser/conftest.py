@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND, PG_URL, SECRET
+from tests.receiver import Receiver
 
 CHROMIUM = os.environ.get("TORREYA_CHROMIUM", "/usr/bin/chromium")
 BROWSER_DB = f"torreya_browser_{os.getpid()}"
@@ -26,6 +27,20 @@ BROWSER_DB = f"torreya_browser_{os.getpid()}"
 class LiveServer:
     url: str
     env: dict
+    sms: Receiver  # the SMS gateway (webhook backend): what residents' phones receive
+
+    def last_code(self, phone: str, timeout: float = 10.0) -> str:
+        """The code in the newest text to `phone`, waiting for the server's worker."""
+        import json
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for _headers, body in reversed(self.sms.received):
+                text = json.loads(body)
+                if text["phone"] == phone and text["code"]:
+                    return text["code"]
+            time.sleep(0.2)
+        raise AssertionError(f"no code reached {phone}")
 
     def sql(self, statement: str) -> None:
         """Stand-in for time passing (a patrol that lasted an hour), straight on the database."""
@@ -82,8 +97,10 @@ def live_server(tmp_path_factory):
         db_url = f"{PG_URL}/{BROWSER_DB}"
     else:
         db_url = f"sqlite://{folder}/torreya.sqlite3"
+    sms = Receiver().__enter__()
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
-           "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
+           "TORREYA_BASE_URL": f"http://127.0.0.1:{port}", "TORREYA_SMS_BACKEND": "webhook",
+           "TORREYA_SMS_URL": sms.url}
     cli = [sys.executable, "-m", "torreya.cli"]
     subprocess.run([*cli, "demo", "--residents", "8"], cwd=folder, env=env, check=True,
                    capture_output=True, timeout=120)
@@ -101,7 +118,8 @@ def live_server(tmp_path_factory):
         server.kill()
         log.close()
         pytest.fail((folder / "server.log").read_text())
-    yield LiveServer(url, env)
+    yield LiveServer(url, env, sms)
+    sms.__exit__(None, None, None)
     server.terminate()
     server.wait(timeout=10)
     log.close()

@@ -13,9 +13,10 @@ pytestmark = pytest.mark.browser
 
 def login(page, live_server, username, password="torreya2026"):
     page.goto(f"{live_server.url}/login")
+    page.click("#password-login summary")  # residents see the SMS form first
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    page.click("#password-login button[type=submit]")
 
 
 def open_event(page, live_server, title: str) -> str:
@@ -53,9 +54,10 @@ def test_poster_checkin_from_logged_out_to_points(page, live_server):
 
     page.goto(code["url"])
     page.wait_for_url(re.compile(r".*/login\?next=.*"))
+    page.click("#password-login summary")
     page.fill("input[name=username]", "gulaicun_r002")
     page.fill("input[name=password]", "torreya2026")
-    page.click("button[type=submit]")
+    page.click("#password-login button[type=submit]")
     page.wait_for_url(re.compile(r".*/c/.*"))
     page.click("#checkin-button")
     assert page.locator("#earned").inner_text().startswith("+10")

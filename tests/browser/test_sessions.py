@@ -90,3 +90,20 @@ def test_lost_phone_ends_the_residents_browser_and_token(browser, live_server):
     assert not _token_works(live_server, token)
     resident_context.close()
     staff_context.close()
+
+
+def test_resident_logs_in_with_a_text_message_code(page, live_server):
+    """An elder with a cheap phone: number, code from the text, in. 溪口村's r001 has the
+    demo number +8613802000001."""
+    page.goto(f"{live_server.url}/login")
+    assert page.locator("#sms-login").is_visible()
+    assert not page.locator("input[name=username]").is_visible()  # staff's form is folded
+    page.fill("input[name=phone]", "138 0200 0001")
+    page.click("#sms-login button[type=submit]")
+    page.wait_for_selector("input[name=code]")
+    assert "138****0001" in page.content()
+    shot(page, "sms-code")
+    page.fill("input[name=code]", live_server.last_code("+8613802000001"))
+    page.click("form[action='/login/sms/verify'] button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    assert page.locator("#balance").is_visible()

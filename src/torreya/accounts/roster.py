@@ -11,7 +11,9 @@ import io
 import re
 from dataclasses import dataclass
 
+from torreya.errors import DomainError
 from torreya.i18n import gettext as _
+from torreya.signin.phones import normalize_phone
 
 HEADERS = {
     "name": {"name", "姓名", "display_name"},
@@ -108,6 +110,12 @@ def _row(line, cells, columns, seen, problems) -> RosterRow | None:
                     line=line, username=username, first=seen[username.lower()])
     elif password is not None and len(password) < 6:
         problem = _("Line %(line)s: the password must have at least 6 characters.", line=line)
+    elif phone is not None:
+        try:
+            phone = normalize_phone(phone)
+        except DomainError:
+            problem = _("Line %(line)s: %(phone)s is not an 11-digit mainland mobile number.",
+                        line=line, phone=phone[:20])
     if problem:
         problems.append(RosterProblem(line, problem))
         return None

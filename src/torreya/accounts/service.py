@@ -25,6 +25,7 @@ from torreya.security import (
     verify_password,
 )
 from torreya.settings import Settings
+from torreya.signin.phones import normalize_phone
 
 
 class UsernameTakenError(ConflictError):
@@ -134,6 +135,7 @@ async def _placement(actor: User, new: NewUser) -> tuple[int | None, int | None]
 async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> User:
     """Create a login. Raises UsernameTakenError (409), ForbiddenError, NotFoundError."""
     require_role(actor, Role.VILLAGE_ADMIN)
+    phone = normalize_phone(new.phone) if new.phone else None
     town_id, village_id = await _placement(actor, new)
     password_hash = hash_password(new.password) if new.password else None
     try:
@@ -145,7 +147,7 @@ async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> Us
                 role=new.role,
                 town_id=town_id,
                 village_id=village_id,
-                phone=new.phone,
+                phone=phone,
                 using_db=connection,
             )
             if audit_it:

@@ -31,7 +31,7 @@ async def login_page(request: Request) -> Response:
         return redirect(safe_next(request.query_params.get("next")))
     return render(request, "accounts/login.html",
                   {"next": safe_next(request.query_params.get("next")), "error": None,
-                   "username": ""})
+                   "username": "", "phone": ""})
 
 
 async def login_submit(request: Request) -> Response:
@@ -46,8 +46,54 @@ async def login_submit(request: Request) -> Response:
         from torreya.i18n import gettext
 
         return render(request, "accounts/login.html",
-                      {"next": target, "error": gettext(error.message), "username": username},
-                      status=error.status)
+                      {"next": target, "error": gettext(error.message), "username": username,
+                       "phone": "", "password_error": True}, status=error.status)
+    await start_web_session(request, user)
+    return redirect(target)
+
+
+async def sms_login(request: Request) -> Response:
+    """Step 1: a number → a code by SMS (the same page whether the number is known)."""
+    from torreya.console.views import error_text
+    from torreya.signin import codes
+    from torreya.signin.phones import mask_phone, normalize_phone
+
+    form = await read_form(request)
+    target = safe_next(str(form.get("next", "")))
+    typed = str(form.get("phone", ""))[:32]
+    try:
+        phone = normalize_phone(typed)
+        await codes.request_code(request.app.state.settings, phone=phone,
+                                 ip=client_ip(request))
+    except DomainError as error:
+        if error.code == "too_many_attempts" and typed:  # keep them on the code page
+            phone = normalize_phone(typed)
+            return render(request, "accounts/login_code.html", {
+                "next": target, "phone": phone, "masked": mask_phone(phone),
+                "error": error_text(error)}, status=error.status)
+        return render(request, "accounts/login.html", {
+            "next": target, "error": error_text(error), "username": "", "phone": typed},
+            status=error.status)
+    return render(request, "accounts/login_code.html", {
+        "next": target, "phone": phone, "masked": mask_phone(phone), "error": None})
+
+
+async def sms_login_verify(request: Request) -> Response:
+    """Step 2: the code → logged in."""
+    from torreya.console.views import error_text
+    from torreya.signin import codes
+    from torreya.signin.phones import mask_phone
+
+    form = await read_form(request)
+    target = safe_next(str(form.get("next", "")))
+    phone = str(form.get("phone", ""))[:32]
+    try:
+        user = await codes.verify_code(request.app.state.settings, phone=phone,
+                                       code=str(form.get("code", ""))[:12])
+    except DomainError as error:
+        return render(request, "accounts/login_code.html", {
+            "next": target, "phone": phone, "masked": mask_phone(phone),
+            "error": error_text(error)}, status=error.status)
     await start_web_session(request, user)
     return redirect(target)
 
@@ -131,6 +177,8 @@ routes = [
     Route("/", home, name="home"),
     Route("/login", login_page, methods=["GET"], name="login"),
     Route("/login", login_submit, methods=["POST"], name="login_submit"),
+    Route("/login/sms", sms_login, methods=["POST"], name="sms_login"),
+    Route("/login/sms/verify", sms_login_verify, methods=["POST"], name="sms_login_verify"),
     Route("/logout", logout, methods=["POST"], name="logout"),
     Route("/logout/everywhere", end_my_sessions, methods=["POST"], name="logout_everywhere"),
     Route("/me/sessions/{sid}/end", end_one_session, methods=["POST"], name="end_session"),

@@ -10,11 +10,12 @@ from torreya.accounts.permissions import require_over
 from torreya.api.registry import endpoint, json
 from torreya.api.serializers import entry_json, user_json
 from torreya.checkins.codes import member_code
-from torreya.errors import ForbiddenError, NotFoundError
+from torreya.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from torreya.ledger import queries as ledger_queries
 from torreya.ledger.service import adjust_points
 from torreya.models import Role, User
 from torreya.security import issue_access_token
+from torreya.signin import codes
 from torreya.validation import Field
 from torreya.web import (
     client_ip,
@@ -28,15 +29,37 @@ ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
 
 
 @endpoint("POST", "/auth/token", returns="access_token token_type expires_in:int",
-          summary="Exchange a username and password for a bearer token",
+          summary="A bearer token for a username and password, or a phone and its SMS code",
           auth=False, tag="accounts",
-          body=[Field(name="username", max_length=64), Field(name="password", max_length=256)],
-          errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
+          body=[Field(name="username", max_length=64, required=False),
+                Field(name="password", max_length=256, required=False),
+                Field(name="phone", max_length=32, required=False),
+                Field(name="code", max_length=12, required=False)],
+          errors=["invalid_credentials", "invalid_code", "too_many_attempts", "no_account",
+                  "several_accounts", "invalid_request"])
 async def token(request: Request, body: dict) -> object:
     settings = request.app.state.settings
-    user = await service.authenticate(settings, username=body["username"],
-                                      password=body["password"], ip=client_ip(request))
+    if body["phone"]:
+        if not body["code"]:
+            raise InvalidRequestError("Field %(name)s is required.", field="code", name="code")
+        user = await codes.verify_code(settings, phone=body["phone"], code=body["code"])
+    else:
+        for name in ("username", "password"):
+            if not body[name]:
+                raise InvalidRequestError("Field %(name)s is required.", field=name, name=name)
+        user = await service.authenticate(settings, username=body["username"],
+                                          password=body["password"], ip=client_ip(request))
     return json(await _token_for(request, user))
+
+
+@endpoint("POST", "/auth/sms-code", returns="resend_after:int expires_in:int",
+          summary="Send a sign-in code by SMS (the same answer for any well-formed number)",
+          auth=False, status=202, tag="accounts", body=[Field(name="phone", max_length=32)],
+          errors=["invalid_request", "too_many_attempts", "sms_unavailable"])
+async def sms_code(request: Request, body: dict) -> object:
+    sent = await codes.request_code(request.app.state.settings, phone=body["phone"],
+                                    ip=client_ip(request))
+    return json({"resend_after": sent.resend_after, "expires_in": sent.expires_in}, 202)
 
 
 async def _token_for(request: Request, user: User) -> dict:

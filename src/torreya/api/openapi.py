@@ -11,7 +11,9 @@ from torreya.api.registry import ENDPOINTS, endpoint, json
 
 STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials": 401,
           "forbidden": 403, "not_found": 404, "invalid_token": 400, "token_expired": 410,
-          "too_many_attempts": 429, "private_address": 422}
+          "too_many_attempts": 429, "private_address": 422, "invalid_code": 401,
+          "step_up_required": 403, "sms_unavailable": 503, "no_account": 409,
+          "several_accounts": 409}
 
 
 TYPES = {"int": {"type": "integer"}, "str": {"type": "string"}, "bool": {"type": "boolean"},

@@ -33,6 +33,7 @@ from torreya.models.rewards import (
     StockMovement,
 )
 from torreya.models.sessions import UserSession
+from torreya.models.signin import SmsCode
 from torreya.models.tenancy import Role, Town, User, Village
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -72,6 +73,7 @@ __models__ = [
     Notification,
     SmsMessage,
     UserSession,
+    SmsCode,
 ]
 
 __all__ = [
@@ -118,4 +120,5 @@ __all__ = [
     "SmsMessage",
     "SmsStatus",
     "UserSession",
+    "SmsCode",
 ]

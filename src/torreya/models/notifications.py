@@ -48,7 +48,9 @@ class SmsMessage(Model):
                                         null=True, on_delete=fields.CASCADE)
     user_id = fields.IntField()
     phone = fields.CharField(max_length=20)
-    text = fields.CharField(max_length=200)
+    text = fields.CharField(max_length=200)  # a sign-in code is blanked once it is sent
+    # "notice" (quiet hours apply) or "code" (a sign-in code: goes at once, day or night)
+    purpose = fields.CharField(max_length=8, default="notice", db_default="notice")
     status = fields.CharEnumField(SmsStatus, max_length=16, default=SmsStatus.PENDING)
     send_after = fields.DatetimeField()
     attempts = fields.IntField(default=0)

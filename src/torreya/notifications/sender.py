@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from datetime import timedelta
 
 from torreya.db import now
@@ -37,20 +38,34 @@ async def _send(gateway: SmsGateway, sms_id: int) -> None:
         await SmsMessage.filter(id=sms.id).update(status=SmsStatus.CANCELLED)
         return
     moment = now()
-    if sms_send_time(moment) != moment:  # came due in the quiet hours (a retry, a lease)
+    code = sms.purpose == "code"  # a sign-in code goes at once, day or night
+    if not code and sms_send_time(moment) != moment:  # came due in the quiet hours
         await SmsMessage.filter(id=sms.id).update(send_after=sms_send_time(moment))
         return
     try:
-        await gateway.send(phone=sms.phone, text=sms.text)
+        await gateway.send(phone=sms.phone, text=sms.text, code=_code_in(sms) if code else None)
     except SmsGatewayError as exc:
         attempts = sms.attempts + 1
-        failed = attempts > len(RETRY_DELAYS)
+        # A code is worth one more try only while it is fresh; a notice is tried for hours.
+        failed = attempts > (1 if code else len(RETRY_DELAYS))
         log.warning("SMS %s not sent (try %s): %s", sms.id, attempts, exc)
         await SmsMessage.filter(id=sms.id).update(
             attempts=attempts, last_error=str(exc)[:200],
             status=SmsStatus.FAILED if failed else SmsStatus.PENDING,
-            send_after=sms.send_after if failed else sms_send_time(
-                moment + timedelta(seconds=RETRY_DELAYS[attempts - 1])))
+            text=BLANKED if failed and code else sms.text,
+            send_after=sms.send_after if failed else moment + timedelta(seconds=10)
+            if code else sms_send_time(moment + timedelta(seconds=RETRY_DELAYS[attempts - 1])))
         return
+    # A sign-in code is not kept once it has gone: only its HMAC is (sms_codes).
     await SmsMessage.filter(id=sms.id).update(status=SmsStatus.SENT, sent_at=now(),
-                                              attempts=sms.attempts + 1, last_error="")
+                                              attempts=sms.attempts + 1, last_error="",
+                                              text=BLANKED if code else sms.text)
+
+
+BLANKED = "******"
+
+
+def _code_in(sms: SmsMessage) -> str | None:
+    """The 6 digits of a sign-in text, for gateways that take the code apart (SPEC §5.1)."""
+    found = re.search(r"(?<!\d)(\d{6})(?!\d)", sms.text)
+    return found.group(1) if found else None
