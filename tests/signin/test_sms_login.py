@@ -205,3 +205,17 @@ async def test_quiet_hours_do_not_hold_back_a_code(client, phone_inbox, monkeypa
     assert (await _ask(client)).status_code == 202
     assert len(await _deliver(phone_inbox)) == 1
     assert (await SmsMessage.get(purpose="code")).status == SmsStatus.SENT
+
+
+async def test_staff_see_a_residents_number_masked_the_committee_whole(client):
+    from tests.factories import web_login
+
+    village = await make_village()
+    resident = await make_user(village=village, phone=PHONE)
+    for role, shown in ((Role.STAFF, "139****5678"), (Role.VILLAGE_ADMIN, PHONE)):
+        client.cookies.clear()
+        await web_login(client, await make_user(role, village))
+        page = await client.get(f"/console/users/{resident.id}")
+        assert shown in page.text.split('id="phone"')[1].split("</p>")[0]
+        if role == Role.STAFF:
+            assert PHONE not in page.text

@@ -13,6 +13,7 @@ from torreya import audit, idempotency
 from torreya.accounts import service
 from torreya.accounts.permissions import (
     assignable_roles,
+    rank,
     require_over,
     require_town,
 )
@@ -23,6 +24,7 @@ from torreya.ledger import queries as ledger_queries
 from torreya.ledger.rules import KIND_LABELS
 from torreya.ledger.service import adjust_points
 from torreya.models import EarningRule, Event, Role, Town, User, Village
+from torreya.signin.phones import mask_phone
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
@@ -221,6 +223,9 @@ async def user_page(request: Request) -> Response:
         "person": person, "entries": entries, "flashes": pop_flashes(request),
         "catalog": catalog,
         "currency": await ledger_queries.currency_name(person.town_id),
+        # The whole number for the committee; staff see it masked (SPEC §3, privacy).
+        "phone": person.phone if actor.rank >= rank(Role.VILLAGE_ADMIN)
+        else mask_phone(person.phone),
         "step_up_points": (await Town.get(id=person.town_id)).step_up_points
         if person.town_id else 0,
         "idem_key": uuid.uuid4().hex})
