@@ -25,7 +25,7 @@ for name in ("N_", "_l", "lazy_gettext", "_invalid", "DomainError", "InvalidRequ
              "ReportStateError", "OutOfStockError", "LimitReachedError", "InvalidStateError",
              "NotAvailableError", "AlreadySignedError", "PledgeClosedError",
              "InsufficientPointsError", "CapReachedError", "PayloadTooLargeError",
-             "InvalidCredentialsError"):
+             "InvalidCredentialsError", "EventNotOpenError", "TokenExpiredError"):
     KEYWORDS[name] = None
 KEYWORDS["_invalid"] = (2,)
 KEYWORDS["RosterProblem"] = (2,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,6 +13,8 @@ from torreya.checkins.codes import member_code, poster_token, rotating_token, ro
 from torreya.db import now
 from torreya.models import Checkin, CheckinRefusal, EarningRule, LedgerEntry, Role, User
 from torreya.models.checkins import QrMode
+
+LOCAL = ZoneInfo("Asia/Shanghai")
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 
@@ -77,6 +80,8 @@ async def test_expired_rotating_code_is_410(client, settings):
     response = await _checkin(client, await api_token(client, resident), old)
     assert response.status_code == 410
     assert response.json()["error"]["code"] == "token_expired"
+    # The event goes on: the advice is to scan the screen's current code.
+    assert response.json()["error"]["message"] == "二维码已过期，请扫描最新的二维码。"
     assert await CheckinRefusal.filter(user_id=resident.id, reason="token_expired").exists()
     assert await LedgerEntry.all().count() == 0
 
@@ -88,6 +93,24 @@ async def test_poster_code_after_the_event_is_expired(client, settings):
     response = await _checkin(client, await api_token(client, resident),
                               await _poster(settings, event))
     assert response.status_code == 410
+    # No newer code exists: it says the event is over, and when.
+    ended = event.ends_at.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
+    assert response.json()["error"]["message"] == f"这个活动已于{ended}结束。"
+
+
+async def test_page_of_an_ended_event_says_when_and_shows_whats_next(client, settings):
+    village = await make_village()
+    over = await make_event(village, opens_in=timedelta(hours=-5), lasts=timedelta(hours=1))
+    await make_event(village, title="消防演练", opens_in=timedelta(days=2), place="村广场")
+    await make_event(await make_village(), title="别村的活动", opens_in=timedelta(days=1))
+    resident = await make_user(village=village)
+    await web_login(client, resident)
+    page = await client.get(f"/c/{await _poster(settings, over)}")
+    ended = over.ends_at.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
+    assert f"这个活动已于{ended}结束。" in page.text
+    upcoming = page.text.split('id="upcoming"')[1]
+    assert "消防演练" in upcoming and "村广场" in upcoming and "别村的活动" not in upcoming
+    assert "请扫描最新的二维码" not in page.text
 
 
 @pytest.mark.parametrize("mangle", [
@@ -146,6 +169,8 @@ async def test_event_not_open_yet(client, settings):
     response = await _checkin(client, await api_token(client, resident),
                               await _poster(settings, event))
     assert response.status_code == 409 and response.json()["error"]["code"] == "event_not_open"
+    opens = event.starts_at.astimezone(LOCAL).strftime("%Y-%m-%d %H:%M")
+    assert response.json()["error"]["message"] == f"这个活动{opens}开始签到。"
 
 
 async def test_second_checkin_is_already_checked_in(client, settings):

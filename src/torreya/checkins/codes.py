@@ -34,9 +34,10 @@ class CodeClaims:
 
 
 class CodeError(Exception):
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, event_id: int | None = None) -> None:
         super().__init__(code)
         self.code = code  # "invalid_token" | "token_expired"
+        self.event_id = event_id  # of an expired code: to say whether its event is over
 
 
 def poster_token(settings: Settings, *, event_id: int, ends_at: datetime) -> str:
@@ -67,7 +68,7 @@ def read_checkin_token(settings: Settings, token: str) -> CodeClaims:
         except (KeyError, TypeError, ValueError):
             raise CodeError("invalid_token") from None
         if exp < now().timestamp():
-            raise CodeError("token_expired")
+            raise CodeError("token_expired", event_id)
         return CodeClaims(event_id, mode, datetime.fromtimestamp(exp, UTC))
     raise CodeError("invalid_token")
 

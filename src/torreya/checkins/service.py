@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
@@ -18,7 +19,7 @@ from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.models.checkins import QrMode
-from torreya.settings import Settings
+from torreya.settings import TIME_ZONE, Settings
 
 EVENT_KINDS = ("campaign", "training", "home_visit", "meeting", "drill", "other")
 
@@ -38,6 +39,36 @@ class TokenExpiredError(DomainError):
 class EventNotOpenError(ConflictError):
     code = "event_not_open"
     message = "Check-in for this event is not open now."
+
+
+def local_time(moment: datetime) -> str:
+    return moment.astimezone(ZoneInfo(TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
+
+
+def not_open_error(event: Event, moment: datetime | None = None) -> EventNotOpenError:
+    """Say when: it opens at …, or it ended at … (there is no newer code to scan)."""
+    moment = moment or now()
+    if moment < event.starts_at:
+        return EventNotOpenError("Check-in for this event opens at %(time)s.",
+                                 time=local_time(event.starts_at))
+    return EventNotOpenError("This event ended at %(time)s.", time=local_time(event.ends_at))
+
+
+def expired_error(event: Event | None) -> DomainError:
+    """An expired code: of an event that is over, say so (token_expired still, the API's
+    code); of a rotating screen whose event goes on, point to the screen."""
+    if event is not None and now() > event.ends_at:
+        return TokenExpiredError("This event ended at %(time)s.",
+                                 time=local_time(event.ends_at))
+    return TokenExpiredError()
+
+
+async def upcoming_events(village_id: int | None, *, limit: int = 3) -> list[Event]:
+    """The village's events that are open or still to come, soonest first."""
+    if village_id is None:
+        return []
+    return await Event.filter(village_id=village_id, ends_at__gt=now()).order_by(
+        "starts_at").limit(limit)
 
 
 class AlreadyCheckedInError(ConflictError):
@@ -118,8 +149,9 @@ async def check_in_with_token(settings: Settings, *, user: User, token: str) -> 
     try:
         claims = read_checkin_token(settings, token)
     except CodeError as exc:
-        error = InvalidTokenError() if exc.code == "invalid_token" else TokenExpiredError()
-        raise await _refuse(error, method="token", event=None, user=user,
+        event = await event_by_id(exc.event_id) if exc.event_id else None
+        error = InvalidTokenError() if exc.code == "invalid_token" else expired_error(event)
+        raise await _refuse(error, method="token", event=event, user=user,
                             village_id=user.village_id) from None
     event = await event_by_id(claims.event_id)
     if event is None or event.qr_mode != claims.mode:
@@ -161,7 +193,7 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
         raise await _refuse(ForbiddenError("Only residents of this town can check in here."),
                             method=method, event=event, user=user)
     if not is_open(event):
-        raise await _refuse(EventNotOpenError(), method=method, event=event, user=user)
+        raise await _refuse(not_open_error(event), method=method, event=event, user=user)
     rule = await rule_for(event.town_id, "checkin")
     try:
         async with in_transaction() as connection:

@@ -49,12 +49,17 @@ async def checkin_page(request: Request) -> Response:
         event = await Event.get_or_none(id=claims.event_id)
         if event is None:
             problem = _("This code is not valid for check-in.")
+        elif not service.is_open(event):
+            problem = error_text(service.not_open_error(event))
     except CodeError as exc:
-        problem = _(service.InvalidTokenError.message if exc.code == "invalid_token"
-                    else service.TokenExpiredError.message)
+        expired = await Event.get_or_none(id=exc.event_id) if exc.event_id else None
+        problem = error_text(service.InvalidTokenError() if exc.code == "invalid_token"
+                             else service.expired_error(expired))
     return render(request, "checkins/checkin.html",
                   {"event": event, "token": token, "problem": problem,
-                   "currency": await currency_name(user.town_id)})
+                   "currency": await currency_name(user.town_id),
+                   "upcoming": await service.upcoming_events(user.village_id)
+                   if problem else []})
 
 
 async def checkin_submit(request: Request) -> Response:
@@ -67,7 +72,8 @@ async def checkin_submit(request: Request) -> Response:
     except DomainError as error:
         return render(request, "checkins/result.html",
                       {"ok": False, "message": error_text(error), "code": error.code,
-                       "event": None, "currency": await currency_name(user.town_id)},
+                       "event": None, "currency": await currency_name(user.town_id),
+                       "upcoming": await service.upcoming_events(user.village_id)},
                       status=error.status)
     return render(request, "checkins/result.html",
                   {"ok": True, "event": result.event, "points": result.checkin.points,
