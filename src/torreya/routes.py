@@ -18,6 +18,7 @@ from torreya.pledges import views as pledges
 from torreya.reports import views as reports
 from torreya.rewards import views as rewards
 from torreya.settings import resource_dir
+from torreya.signin import views as signin
 
 
 def build_routes() -> list[BaseRoute]:
@@ -34,5 +35,6 @@ def build_routes() -> list[BaseRoute]:
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,
+        *signin.routes,
         *accounts.routes,
     ]

@@ -84,6 +84,13 @@ class Settings:
     SMS_BACKEND: str = "log"
     SMS_URL: str = ""
     SMS_TIMEOUT_SECONDS: float = 10.0
+    # OpenID Connect (a government single sign-on such as 浙里办, Keycloak …): on when the
+    # issuer is set. The button on /login reads OIDC_LABEL.
+    OIDC_ISSUER: str = ""
+    OIDC_CLIENT_ID: str = ""
+    OIDC_CLIENT_SECRET: str = ""
+    OIDC_LABEL: str = ""
+    OIDC_SCOPES: str = "openid profile phone"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -117,6 +124,11 @@ class Settings:
             RUN_WORKER=flag("TORREYA_WORKER", True),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             SMS_BACKEND=sms_backend,
+            OIDC_ISSUER=env.get("TORREYA_OIDC_ISSUER", "").rstrip("/"),
+            OIDC_CLIENT_ID=env.get("TORREYA_OIDC_CLIENT_ID", ""),
+            OIDC_CLIENT_SECRET=env.get("TORREYA_OIDC_CLIENT_SECRET", ""),
+            OIDC_LABEL=env.get("TORREYA_OIDC_LABEL", ""),
+            OIDC_SCOPES=env.get("TORREYA_OIDC_SCOPES", "openid profile phone"),
             SMS_URL=env.get("TORREYA_SMS_URL", ""),
             DATABASE_URL=env.get("TORREYA_DATABASE_URL", DEFAULT_DATABASE_URL),
             SECRET_KEY=secret,

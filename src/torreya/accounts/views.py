@@ -31,7 +31,15 @@ async def login_page(request: Request) -> Response:
         return redirect(safe_next(request.query_params.get("next")))
     return render(request, "accounts/login.html",
                   {"next": safe_next(request.query_params.get("next")), "error": None,
-                   "username": "", "phone": ""})
+                   "username": "", "phone": "", "oidc_label": _oidc_label(request)})
+
+
+def _oidc_label(request: Request) -> str | None:
+    """The provider button's text when OpenID Connect is configured."""
+    from torreya.signin import oidc
+
+    settings = request.app.state.settings
+    return oidc.label(settings) if oidc.enabled(settings) else None
 
 
 async def login_submit(request: Request) -> Response:
@@ -47,7 +55,8 @@ async def login_submit(request: Request) -> Response:
 
         return render(request, "accounts/login.html",
                       {"next": target, "error": gettext(error.message), "username": username,
-                       "phone": "", "password_error": True}, status=error.status)
+                       "phone": "", "password_error": True, "oidc_label": _oidc_label(request)},
+                      status=error.status)
     await start_web_session(request, user)
     return redirect(target)
 
@@ -72,8 +81,8 @@ async def sms_login(request: Request) -> Response:
                 "next": target, "phone": phone, "masked": mask_phone(phone),
                 "error": error_text(error)}, status=error.status)
         return render(request, "accounts/login.html", {
-            "next": target, "error": error_text(error), "username": "", "phone": typed},
-            status=error.status)
+            "next": target, "error": error_text(error), "username": "", "phone": typed,
+            "oidc_label": _oidc_label(request)}, status=error.status)
     return render(request, "accounts/login_code.html", {
         "next": target, "phone": phone, "masked": mask_phone(phone), "error": None})
 

@@ -110,6 +110,8 @@ async def settings_page(request: Request) -> Response:
         flash(request, _("Settings saved."))
         return redirect("/me/settings")
     from torreya.accounts import sessions
+    from torreya.models import UserIdentity
+    from torreya.signin import oidc
 
     logins = await sessions.active_sessions(user)
     return render(request, "boards/settings.html", {
@@ -117,7 +119,10 @@ async def settings_page(request: Request) -> Response:
         "logins": [{"id": s.id, "device": sessions.device_label(s.user_agent), "ip": s.ip,
                     "last_seen": s.last_seen_at, "kind": s.kind,
                     "this": s.id == current_sid(request)} for s in logins],
-        "history": await sessions.login_history(user)})
+        "history": await sessions.login_history(user),
+        "identities": await UserIdentity.filter(user_id=user.id).order_by("id"),
+        "oidc_label": oidc.label(request.app.state.settings)
+        if oidc.enabled(request.app.state.settings) else None})
 
 
 # -- committee dashboard ----------------------------------------------------------------------

@@ -33,7 +33,7 @@ from torreya.models.rewards import (
     StockMovement,
 )
 from torreya.models.sessions import UserSession
-from torreya.models.signin import SmsCode
+from torreya.models.signin import SmsCode, UserIdentity
 from torreya.models.tenancy import Role, Town, User, Village
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -74,6 +74,7 @@ __models__ = [
     SmsMessage,
     UserSession,
     SmsCode,
+    UserIdentity,
 ]
 
 __all__ = [
@@ -121,4 +122,5 @@ __all__ = [
     "SmsStatus",
     "UserSession",
     "SmsCode",
+    "UserIdentity",
 ]

@@ -23,3 +23,22 @@ class SmsCode(Model):
     class Meta:
         table = "sms_codes"
         indexes = (Index(fields=("phone", "created_at")), Index(fields=("ip", "created_at")))
+
+
+class UserIdentity(Model):
+    """A provider's account (OpenID Connect `iss` + `sub`) linked to a resident."""
+
+    id = fields.IntField(primary_key=True)
+    user = fields.ForeignKeyField("models.User", related_name="identities",
+                                  on_delete=fields.CASCADE)
+    issuer = fields.CharField(max_length=200)
+    subject = fields.CharField(max_length=255)
+    label = fields.CharField(max_length=64, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    user_id: int
+
+    class Meta:
+        table = "user_identities"
+        unique_together = (("issuer", "subject"),)
+        indexes = (Index(fields=("user_id",)),)
