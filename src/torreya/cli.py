@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import sys
 from pathlib import Path
 
@@ -47,7 +48,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # is closed after --timeout-keep-alive seconds; on shutdown, requests in flight get
     # --timeout-graceful-shutdown seconds to finish (their transactions commit or roll back
     # whole either way).
+    # Torreya's own log (the delivery worker, refused database calls, and the `log` SMS
+    # backend's texts: how a demo resident reads their code) beside uvicorn's.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["torreya"] = {"handlers": ["default"], "level": "INFO",
+                                        "propagate": False}
     uvicorn.run("torreya.asgi:app", host=args.host, port=args.port, workers=args.workers,
+                log_config=log_config,
                 proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
                 timeout_keep_alive=args.timeout_keep_alive,
                 timeout_graceful_shutdown=args.timeout_graceful_shutdown,
@@ -150,6 +157,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                   f"{logins['password']}[/bold])")
     for role, username in logins["users"]:
         console.print(f"  {role:<16} {username}")
+    console.print("\nResidents log in with their phone too: gulaicun_r001 has 138 0000 0001."
+                  + (" The code is in the server's log (TORREYA_SMS_BACKEND=log)."
+                     if settings.SMS_BACKEND == "log" else ""))
     console.print(f"\nStart the server with [bold]torreya serve[/bold] and open "
                   f"{settings.BASE_URL}/login")
     return 0
