@@ -32,9 +32,9 @@ def build_routes() -> list[BaseRoute]:
         *boards.routes,
         *outbox.routes,
         *notifications.routes,
+        *signin.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,
-        *signin.routes,
         *accounts.routes,
     ]

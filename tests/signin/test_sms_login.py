@@ -95,11 +95,20 @@ async def test_expired_code_and_code_for_another_number_are_refused(client, phon
     assert (await User.get(id=other.id)).is_active
 
 
-async def test_unknown_numbers_get_the_same_answer_and_no_text(client, phone_inbox):
+async def test_unknown_numbers_get_the_same_answer_and_their_code(client, phone_inbox):
+    """The same answer and the same work for every number: nothing tells whether it has an
+    account. A newcomer gets their code too, to prove the number and register."""
     await make_user(village=await make_village(), phone=PHONE)
     known, unknown = await _ask(client), await _ask(client, "13600000000")
     assert (known.status_code, known.json()) == (unknown.status_code, unknown.json())
-    assert [t["phone"] for t in await _deliver(phone_inbox)] == [PHONE]
+    assert sorted(t["phone"] for t in await _deliver(phone_inbox)) == [
+        "+8613600000000", PHONE]
+    code = phone_inbox.received and json.loads(phone_inbox.received[-1][1])
+    newcomer = next(json.loads(b) for _h, b in phone_inbox.received
+                    if json.loads(b)["phone"] == "+8613600000000")
+    answer = await _sms_token(client, newcomer["code"], phone="+8613600000000")
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "no_account"
+    assert code
     again_known, again_unknown = await _ask(client), await _ask(client, "13600000000")
     assert again_known.status_code == again_unknown.status_code == 429
 
@@ -151,12 +160,18 @@ async def test_a_gateway_that_is_down_is_said_plainly(client, phone_inbox):
         assert answer.json()["error"]["code"] == "sms_unavailable"
 
 
-async def test_staff_numbers_get_no_code_and_a_code_opens_only_resident_accounts(client,
-                                                                                 phone_inbox):
+async def test_a_code_opens_only_resident_accounts(client, phone_inbox):
     village = await make_village()
     await make_user(Role.STAFF, village, phone=PHONE)
-    assert (await _ask(client)).status_code == 202
-    assert await _deliver(phone_inbox) == []
+    code = await _code_sent(client, phone_inbox)
+    answer = await _sms_token(client, code)
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "no_account"
+
+
+async def test_a_resident_who_turned_texts_off_still_gets_login_codes(client, phone_inbox):
+    await make_user(village=await make_village(), phone=PHONE, sms_notifications=False)
+    code = await _code_sent(client, phone_inbox)
+    assert (await _sms_token(client, code)).status_code == 200
 
 
 async def test_web_login_number_then_code_then_home(client, phone_inbox):

@@ -99,6 +99,12 @@ async def sms_login_verify(request: Request) -> Response:
     try:
         user = await codes.verify_code(request.app.state.settings, phone=phone,
                                        code=str(form.get("code", ""))[:12])
+    except codes.NoAccountError:
+        # The number is theirs (the code was right) and nobody has it: they may register.
+        from torreya.signin.views import remember_proven_phone
+
+        remember_proven_phone(request, phone)
+        return redirect("/register")
     except DomainError as error:
         return render(request, "accounts/login_code.html", {
             "next": target, "phone": phone, "masked": mask_phone(phone),

@@ -33,7 +33,7 @@ from torreya.models.rewards import (
     StockMovement,
 )
 from torreya.models.sessions import UserSession
-from torreya.models.signin import SmsCode, UserIdentity
+from torreya.models.signin import Registration, RegistrationStatus, SmsCode, UserIdentity
 from torreya.models.tenancy import Role, Town, User, Village
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -75,6 +75,7 @@ __models__ = [
     UserSession,
     SmsCode,
     UserIdentity,
+    Registration,
 ]
 
 __all__ = [
@@ -123,4 +124,6 @@ __all__ = [
     "UserSession",
     "SmsCode",
     "UserIdentity",
+    "Registration",
+    "RegistrationStatus",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from tortoise import fields
 from tortoise.indexes import Index
 from tortoise.models import Model
@@ -42,3 +44,36 @@ class UserIdentity(Model):
         table = "user_identities"
         unique_together = (("issuer", "subject"),)
         indexes = (Index(fields=("user_id",)),)
+
+
+class RegistrationStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class Registration(Model):
+    """Someone whose proven phone number matches nobody asks to join a village (居民认证).
+    the village's staff approve (a resident account is made) or reject with a reason."""
+
+    id = fields.IntField(primary_key=True)
+    phone = fields.CharField(max_length=20)
+    name = fields.CharField(max_length=64)
+    village = fields.ForeignKeyField("models.Village", related_name="registrations",
+                                     on_delete=fields.RESTRICT)
+    id_last4 = fields.CharField(max_length=4, null=True)
+    status = fields.CharEnumField(RegistrationStatus, max_length=16,
+                                  default=RegistrationStatus.PENDING)
+    reason = fields.CharField(max_length=200, default="")
+    user = fields.ForeignKeyField("models.User", related_name="registration", null=True,
+                                  on_delete=fields.SET_NULL)
+    decided_by = fields.ForeignKeyField("models.User", related_name="decided_registrations",
+                                        null=True, on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    decided_at = fields.DatetimeField(null=True)
+
+    village_id: int
+
+    class Meta:
+        table = "registrations"
+        indexes = (Index(fields=("village_id", "status")), Index(fields=("phone",)))

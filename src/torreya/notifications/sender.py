@@ -33,8 +33,10 @@ async def send_due_sms(gateway: SmsGateway, batch: int = 20) -> int:
 
 async def _send(gateway: SmsGateway, sms_id: int) -> None:
     sms = await SmsMessage.get(id=sms_id)
-    person = await User.get_or_none(id=sms.user_id)
-    if person is None or not person.is_active or not person.sms_notifications:
+    # user_id 0: a text to someone without an account yet (a code, a registration refused).
+    person = await User.get_or_none(id=sms.user_id) if sms.user_id else None
+    if sms.user_id and (person is None or not person.is_active
+                        or (not person.sms_notifications and sms.purpose != "code")):
         await SmsMessage.filter(id=sms.id).update(status=SmsStatus.CANCELLED)
         return
     moment = now()

@@ -44,6 +44,10 @@ KINDS: dict[str, tuple[str, bool]] = {
                            "were refunded."), False),
     "event_reminder": (N_("Reminder: %(title)s is tomorrow at %(time)s."), True),
     "event_reminder_at": (N_("Reminder: %(title)s is tomorrow at %(time)s, %(place)s."), True),
+    "registration_approved": (N_("You are now a registered resident of %(village)s: log in "
+                                 "with your phone number."), True),
+    "registration_rejected": (N_("Your registration with %(village)s was not approved: "
+                                 "%(reason)s"), True),
 }
 # Params holding a symbolic term (translated on display, see torreya/terms.py).
 TERMS = ("category",)

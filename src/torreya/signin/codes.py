@@ -2,8 +2,9 @@
 
 A code is 6 digits, valid 5 minutes, single use, burnt after 5 wrong tries, stored as an
 HMAC. A new one may be asked for after 60 s, at most 10 a day per phone and 30 per
-address. Unknown numbers get the same answer and the same work (a code row is written;
-only no text goes out), so the answer tells nobody whether a number has an account.
+address. Every well-formed number gets the same answer and the same work, a text
+included: the answer tells nobody whether a number has an account, and someone new can
+prove their number and register (居民认证, signin/registrations.py).
 The text goes through the gateway from the delivery worker, outside the transaction.
 """
 
@@ -81,7 +82,7 @@ async def _gateway_down() -> bool:
 
 
 async def request_code(settings: Settings, *, phone: str, ip: str) -> CodeSent:
-    """Make a code for the number and queue its text when a resident has that number.
+    """Make a code for the number and queue its text.
 
     Raises InvalidRequestError (not a mainland mobile), TooManyAttemptsError (too soon, or
     over a daily cap), SmsUnavailableError (the gateway is failing).
@@ -111,15 +112,16 @@ async def request_code(settings: Settings, *, phone: str, ip: str) -> CodeSent:
                              using_db=connection)
         resident = await User.filter(phone=phone, role=Role.RESIDENT, is_active=True).using_db(
             connection).first()
-        if resident is not None:
-            previous = i18n.current_language.set("zh-CN")  # texts are Chinese, whoever asked
-            try:
-                text = gettext("Your Torreya login code is %(code)s, valid for 5 minutes. "
-                               "Do not tell anyone.", code=code)
-            finally:
-                i18n.current_language.reset(previous)
-            await SmsMessage.create(user_id=resident.id, phone=phone, text=text,
-                                    purpose="code", send_after=moment, using_db=connection)
+        previous = i18n.current_language.set("zh-CN")  # texts are Chinese, whoever asked
+        try:
+            text = gettext("Your Torreya login code is %(code)s, valid for 5 minutes. "
+                           "Do not tell anyone.", code=code)
+        finally:
+            i18n.current_language.reset(previous)
+        # user_id 0: nobody has the number yet (a newcomer who will register).
+        await SmsMessage.create(user_id=resident.id if resident else 0, phone=phone,
+                                text=text, purpose="code", send_after=moment,
+                                using_db=connection)
     return CodeSent(resend_after=RESEND_SECONDS, expires_in=CODE_SECONDS)
 
 

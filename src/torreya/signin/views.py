@@ -3,12 +3,15 @@ provider account in settings."""
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from torreya.errors import DomainError
 from torreya.i18n import gettext as _
+from torreya.models import Role
 from torreya.signin import oidc
 from torreya.templating import render
 from torreya.web import (
@@ -66,7 +69,94 @@ async def unlink_identity(request: Request) -> Response:
     return redirect("/me/settings")
 
 
+PROVEN_FOR = 15 * 60  # seconds a used SMS code lets its number register
+
+
+def remember_proven_phone(request: Request, phone: str) -> None:
+    from torreya.signin.phones import normalize_phone
+
+    request.session["proven_phone"] = [normalize_phone(phone), int(time.time())]
+
+
+def _proven_phone(request: Request) -> str | None:
+    value = request.session.get("proven_phone")
+    if (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+            and time.time() - value[1] < PROVEN_FOR):
+        return str(value[0])
+    return None
+
+
+async def register_page(request: Request) -> Response:
+    """居民认证: a newcomer whose number the SMS code proved asks to join a village."""
+    from torreya.console.views import error_text
+    from torreya.signin import registrations
+    from torreya.signin.phones import mask_phone
+
+    phone = _proven_phone(request)
+    if phone is None:
+        flash(request, _("Please log in with your phone first; then you can register."))
+        return redirect("/login")
+    error, done, values = None, None, {}
+    status = 200
+    if request.method == "POST":
+        form = await read_form(request)
+        values = {k: str(form.get(k, ""))[:64] for k in ("name", "village_id", "id_last4")}
+        try:
+            done = await registrations.register(
+                phone=phone, name=values["name"],
+                village_id=int(values["village_id"]) if values["village_id"].isdigit()
+                else None, id_last4=values["id_last4"])
+            request.session.pop("proven_phone", None)
+        except DomainError as exc:
+            error, status = error_text(exc), exc.status
+    return render(request, "signin/register.html", {
+        "masked": mask_phone(phone), "towns": await registrations.villages_to_choose(),
+        "error": error, "done": done, "values": values}, status=status)
+
+
+async def registration_queue(request: Request) -> Response:
+    """The village's queue of registrations to approve or reject (staff and up)."""
+    from torreya.signin import registrations
+    from torreya.signin.phones import mask_phone
+    from torreya.web import pop_flashes, village_from_path
+
+    _user, village = await village_from_path(request, Role.STAFF)
+    waiting = await registrations.pending_in(village)
+    return render(request, "signin/queue.html", {
+        "village": village, "flashes": pop_flashes(request),
+        "waiting": [{"r": r, "phone": mask_phone(r.phone)} for r in waiting]})
+
+
+async def decide_registration(request: Request) -> Response:
+    from torreya.console.views import error_text
+    from torreya.models import Registration
+    from torreya.signin import registrations
+
+    staff = await require_user(request, Role.STAFF)
+    form = await read_form(request)
+    registration = await Registration.get_or_none(id=request.path_params["id"])
+    village_id = registration.village_id if registration else 0
+    try:
+        if form.get("decision") == "approve":
+            user = await registrations.approve(staff=staff,
+                                               registration_id=request.path_params["id"])
+            flash(request, _("%(name)s is now a resident and is told by SMS.",
+                             name=user.display_name))
+        else:
+            await registrations.reject(staff=staff, registration_id=request.path_params["id"],
+                                       reason=str(form.get("reason", ""))[:200])
+            flash(request, _("Rejected; they are told why by SMS."))
+    except DomainError as error:
+        flash(request, error_text(error), "error")
+    return redirect(f"/console/villages/{village_id}/registrations")
+
+
 routes = [
+    Route("/register", register_page, methods=["GET", "POST"], name="register"),
+    Route("/console/villages/{id:int}/registrations", registration_queue,
+          name="registrations"),
+    Route("/registrations/{id:int}/decide", decide_registration, methods=["POST"],
+          name="decide_registration"),
     Route("/login/oidc", oidc_start, name="oidc_start"),
     Route("/login/oidc/callback", oidc_callback, name="oidc_callback"),
     Route("/me/identities/{id:int}/unlink", unlink_identity, methods=["POST"],
