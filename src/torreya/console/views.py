@@ -45,10 +45,20 @@ def error_text(error: DomainError) -> str:
 
 async def dashboard(request: Request) -> Response:
     user = await require_user(request, Role.STAFF)
+    from torreya.console import workbench
+
     towns = await queries.towns_for(user)
     villages = await queries.villages_for(user)
-    return render(request, "console/dashboard.html",
-                  {"towns": towns, "villages": villages, "flashes": pop_flashes(request)})
+    work = await workbench.village_work(villages)
+    sort = request.query_params.get("sort", "")
+    if sort in {key for key, _l, _p in workbench.QUEUES} | {"total"}:
+        work.sort(key=lambda w: -(w.total if sort == "total" else w.counts[sort]))
+    return render(request, "console/dashboard.html", {
+        "towns": towns, "villages": villages, "flashes": pop_flashes(request),
+        "work": work, "queues": workbench.QUEUES,
+        "events": await workbench.events_ahead(villages),
+        "failing": await workbench.failing_deliveries([t.id for t in towns])
+        if user.rank >= rank(Role.TOWN_ADMIN) else 0})
 
 
 async def create_town(request: Request) -> Response:

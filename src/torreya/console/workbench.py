@@ -1,0 +1,113 @@
+"""What needs me today (issue 18): the console's first page counts each queue per village,
+with a link to it, and lists today's and the coming week's events with live check-in
+counts. One grouped query per count over the villages in the viewer's reach."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from tortoise.functions import Count
+
+from torreya.db import now
+from torreya.i18n import lazy_gettext
+from torreya.models import (
+    Checkin,
+    CheckinRefusal,
+    DeliveryStatus,
+    Event,
+    Patrol,
+    PatrolStatus,
+    Redemption,
+    RedemptionStatus,
+    Registration,
+    RegistrationStatus,
+    Report,
+    ReportStatus,
+    Reward,
+    Village,
+    WebhookDelivery,
+)
+from torreya.settings import TIME_ZONE
+
+LOW_STOCK = 5
+LOCAL = ZoneInfo(TIME_ZONE)
+
+# (key, label, link under /console/villages/{id}/…)
+QUEUES = (
+    ("reports", lazy_gettext("Reports to review"), "reports"),
+    ("patrols", lazy_gettext("Patrols to approve"), "patrols"),
+    ("registrations", lazy_gettext("Registrations to approve"), "registrations"),
+    ("vouchers", lazy_gettext("Vouchers waiting for hand-over"), "rewards"),
+    ("low_stock", lazy_gettext("Items low on stock"), "rewards"),
+    ("refused", lazy_gettext("Refused scans today"), "dashboard"),
+)
+
+
+@dataclass
+class VillageWork:
+    village: Village
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def _grouped(query, column: str = "village_id") -> dict[int, int]:
+    rows = await query.annotate(n=Count("id")).group_by(column).values(column, "n")
+    return {row[column]: row["n"] for row in rows}
+
+
+def _today_start(moment: datetime) -> datetime:
+    local = moment.astimezone(LOCAL)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def village_work(villages: list[Village]) -> list[VillageWork]:
+    ids = [v.id for v in villages]
+    if not ids:
+        return []
+    moment = now()
+    counts = {
+        "reports": await _grouped(Report.filter(village_id__in=ids,
+                                                status=ReportStatus.SUBMITTED)),
+        "patrols": await _grouped(Patrol.filter(village_id__in=ids,
+                                                status=PatrolStatus.SUBMITTED)),
+        "registrations": await _grouped(Registration.filter(
+            village_id__in=ids, status=RegistrationStatus.PENDING)),
+        "vouchers": await _grouped(Redemption.filter(village_id__in=ids,
+                                                     status=RedemptionStatus.PENDING)),
+        "low_stock": await _grouped(Reward.filter(village_id__in=ids, is_active=True,
+                                                  stock__not_isnull=True,
+                                                  stock__lte=LOW_STOCK)),
+        "refused": await _grouped(CheckinRefusal.filter(
+            village_id__in=ids, created_at__gte=_today_start(moment))),
+    }
+    return [VillageWork(v, {key: counts[key].get(v.id, 0) for key, _l, _p in QUEUES})
+            for v in villages]
+
+
+@dataclass(frozen=True)
+class EventLine:
+    event: Event
+    checkins: int
+    now_open: bool
+
+
+async def events_ahead(villages: list[Village], *, days: int = 7) -> list[EventLine]:
+    """Open now, or starting within `days`, soonest first, with check-ins so far."""
+    moment = now()
+    events = await Event.filter(village_id__in=[v.id for v in villages], ends_at__gt=moment,
+                                starts_at__lt=moment + timedelta(days=days)
+                                ).order_by("starts_at").limit(20)
+    counts = await _grouped(Checkin.filter(event_id__in=[e.id for e in events]), "event_id")
+    return [EventLine(e, counts.get(e.id, 0), e.starts_at <= moment) for e in events]
+
+
+async def failing_deliveries(town_ids: list[int]) -> int:
+    if not town_ids:
+        return 0
+    return await WebhookDelivery.filter(webhook__town_id__in=town_ids,
+                                        status=DeliveryStatus.FAILED).count()
