@@ -35,13 +35,18 @@ def _token_works(live_server, headers) -> bool:
     return httpx.get(f"{live_server.url}/api/v1/me", headers=headers).status_code == 200
 
 
-def test_log_out_everywhere_ends_the_other_phone_and_the_token(browser, live_server):
-    first, second = _phone(browser), _phone(browser)
-    a, b = first.new_page(), second.new_page()
-    for page in (a, b):
-        login(page, live_server, "feixiang_r001")
+def _two_phones(browser, live_server, username):
+    """The resident logged in on two phones (browser contexts) and with a bearer token."""
+    contexts = [_phone(browser), _phone(browser)]
+    pages = [context.new_page() for context in contexts]
+    for page in pages:
+        login(page, live_server, username)
         page.wait_for_url(f"{live_server.url}/")
-    token = _token(live_server, "feixiang_r001")
+    return contexts, pages, _token(live_server, username)
+
+
+def test_log_out_everywhere_ends_the_other_phone_and_the_token(browser, live_server):
+    (first, second), (a, b), token = _two_phones(browser, live_server, "feixiang_r001")
     a.goto(f"{live_server.url}/me/settings")
     assert a.locator("#logins li").count() == 3  # two browsers and the token
     shot(a, "settings-logins")
@@ -54,12 +59,7 @@ def test_log_out_everywhere_ends_the_other_phone_and_the_token(browser, live_ser
 
 
 def test_password_change_keeps_this_phone_and_ends_the_other(browser, live_server):
-    first, second = _phone(browser), _phone(browser)
-    a, b = first.new_page(), second.new_page()
-    for page in (a, b):
-        login(page, live_server, "feixiang_r002")
-        page.wait_for_url(f"{live_server.url}/")
-    token = _token(live_server, "feixiang_r002")
+    (first, second), (a, b), token = _two_phones(browser, live_server, "feixiang_r002")
     a.goto(f"{live_server.url}/me/settings")
     a.fill("input[name=current_password]", "torreya2026")
     a.fill("input[name=new_password]", "feixiang-new-2026")

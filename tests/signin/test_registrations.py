@@ -8,19 +8,12 @@ import json
 import pytest
 
 from tests.factories import csrf_from, make_user, make_village, web_login
-from tests.receiver import Receiver
 from torreya.models import AuditEvent, Registration, RegistrationStatus, Role, User
 from torreya.notifications import sender
 from torreya.signin.gateway import WebhookGateway
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 NEW = "+8613511112222"
-
-
-@pytest.fixture
-def phone_inbox():
-    with Receiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import api_token, make_user, make_village
-from tests.receiver import Receiver
 from torreya.db import now
 from torreya.models import AuditEvent, Role, SmsCode, SmsMessage, SmsStatus, User
 from torreya.notifications import sender
@@ -18,12 +17,6 @@ from torreya.signin.gateway import WebhookGateway
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 PHONE = "+8613912345678"
-
-
-@pytest.fixture
-def phone_inbox():
-    with Receiver() as receiver:
-        yield receiver
 
 
 async def _deliver(receiver) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -113,11 +114,16 @@ async def create_town_admin(request: Request) -> Response:
     return redirect(f"/console/towns/{town_id}")
 
 
-async def update_rules(request: Request) -> Response:
+async def _town_admin_form(request: Request) -> tuple[User, int, FormData]:
+    """The town admin, the `{id}` town within their reach, and the submitted form."""
     user = await require_user(request, Role.TOWN_ADMIN)
     town_id = request.path_params["id"]
     require_town(user, town_id, Role.TOWN_ADMIN)
-    form = await read_form(request)
+    return user, town_id, await read_form(request)
+
+
+async def update_rules(request: Request) -> Response:
+    user, town_id, form = await _town_admin_form(request)
     from torreya.ledger.rules import update_rule
 
     try:
@@ -142,10 +148,7 @@ async def update_rules(request: Request) -> Response:
 
 async def update_step_up(request: Request) -> Response:
     """The town's size of adjustment that needs the password again; itself a big action."""
-    user = await require_user(request, Role.TOWN_ADMIN)
-    town_id = request.path_params["id"]
-    require_town(user, town_id, Role.TOWN_ADMIN)
-    form = await read_form(request)
+    user, town_id, form = await _town_admin_form(request)
     try:
         data = validate(form, [Field(name="step_up_points", type=int, minimum=1,
                                      maximum=1_000_000)])
