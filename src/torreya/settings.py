@@ -18,6 +18,10 @@ TIME_ZONE = "Asia/Shanghai"
 DEFAULT_DATABASE_URL = "sqlite://data/torreya.sqlite3"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev"}
 MODELS_MODULE = "torreya.models"
+# The `aliyun` SMS backend's credentials and approved templates (signin/gateway.py).
+ALIYUN_VARIABLES = ("TORREYA_ALIYUN_ACCESS_KEY_ID", "TORREYA_ALIYUN_ACCESS_KEY_SECRET",
+                    "TORREYA_ALIYUN_SMS_SIGN_NAME", "TORREYA_ALIYUN_SMS_TEMPLATE_CODE",
+                    "TORREYA_ALIYUN_SMS_TEMPLATE_NOTICE")
 MIGRATIONS_MODULE = "torreya.migrations"
 
 
@@ -105,11 +109,14 @@ class Settings:
             return default if value is None else value.lower() in {"1", "true", "yes"}
 
         sms_backend = env.get("TORREYA_SMS_BACKEND", "log")
-        if sms_backend not in {"log", "webhook"}:
-            raise ConfigurationError(f"TORREYA_SMS_BACKEND must be log or webhook, not "
-                                     f"{sms_backend!r}")
+        if sms_backend not in {"log", "webhook", "aliyun"}:
+            raise ConfigurationError(f"TORREYA_SMS_BACKEND must be log, webhook or aliyun, "
+                                     f"not {sms_backend!r}")
         if sms_backend == "webhook" and not env.get("TORREYA_SMS_URL"):
             raise ConfigurationError("TORREYA_SMS_BACKEND=webhook needs TORREYA_SMS_URL")
+        missing = [name for name in ALIYUN_VARIABLES if not env.get(name)]
+        if sms_backend == "aliyun" and missing:
+            raise ConfigurationError(f"TORREYA_SMS_BACKEND=aliyun needs {', '.join(missing)}")
         def hours(name: str, default: int) -> int:
             value = env.get(name)
             if value is None:
@@ -134,6 +141,8 @@ class Settings:
             SECRET_KEY=secret,
             BASE_URL=env.get("TORREYA_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             DEBUG=debug,
+            extra={name: env[name] for name in (*ALIYUN_VARIABLES, "TORREYA_ALIYUN_SMS_ENDPOINT")
+                   if env.get(name)},
         )
 
     @property
