@@ -119,17 +119,22 @@ async def end_all(connection, user: User) -> None:
 
 async def step_up(settings: Settings, *, user: User, sid: str | None, password: str,
                   ip: str) -> None:
-    """Confirm the password for this login; big actions are allowed for STEP_UP_SECONDS.
+    """Confirm the password (or, where two-step login is on, the app's current code) for
+    this login; big actions are allowed for STEP_UP_SECONDS.
     Throttled like a login. Raises InvalidCredentialsError, TooManyAttemptsError."""
     from torreya.errors import InvalidCredentialsError
     from torreya.security import release_login_attempt, reserve_login_attempt
+    from torreya.signin import totp
 
-    reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
-    if not sid or not verify_password(user.password_hash, password):
-        await audit.record(user, "accounts:step_up:fail", connection=None,
-                           subject=f"user:{user.id}", village_id=user.village_id)
-        raise InvalidCredentialsError("Wrong password.")
-    await release_login_attempt(username=user.username, reserved=reserved)
+    if sid and user.totp_secret and password.strip().isdigit() and len(password.strip()) == 6:
+        await totp.check(settings, user=user, code=password, ip=ip)  # the app's code
+    else:
+        reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
+        if not sid or not verify_password(user.password_hash, password):
+            await audit.record(user, "accounts:step_up:fail", connection=None,
+                               subject=f"user:{user.id}", village_id=user.village_id)
+            raise InvalidCredentialsError("Wrong password.")
+        await release_login_attempt(username=user.username, reserved=reserved)
     await UserSession.filter(id=sid, user_id=user.id).update(stepped_up_at=now())
     await audit.record(user, "accounts:step_up:success", connection=None,
                        subject=f"user:{user.id}", village_id=user.village_id)

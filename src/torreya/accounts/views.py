@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -57,8 +59,38 @@ async def login_submit(request: Request) -> Response:
                       {"next": target, "error": gettext(error.message), "username": username,
                        "phone": "", "password_error": True, "oidc_label": _oidc_label(request)},
                       status=error.status)
+    if user.totp_secret:  # two-step login: the app's code on the next page
+        request.session.clear()
+        request.session["totp_login"] = [user.id, int(time.time()), target]
+        return render(request, "accounts/login_totp.html", {"error": None})
     await start_web_session(request, user)
     return redirect(target)
+
+
+TOTP_STEP_SECONDS = 300  # how long the password stays good while the code is typed
+
+
+async def login_totp(request: Request) -> Response:
+    """Step 2 of a staff login with two-step login on: the authenticator's code."""
+    from torreya.console.views import error_text
+    from torreya.signin import totp
+
+    form = await read_form(request)
+    pending = request.session.get("totp_login")
+    if not (isinstance(pending, list) and len(pending) == 3
+            and time.time() - pending[1] < TOTP_STEP_SECONDS):
+        return redirect("/login")
+    user = await User.get_or_none(id=pending[0], is_active=True)
+    if user is None:
+        return redirect("/login")
+    try:
+        await totp.check(request.app.state.settings, user=user,
+                         code=str(form.get("code", ""))[:12], ip=client_ip(request))
+    except DomainError as error:
+        return render(request, "accounts/login_totp.html", {"error": error_text(error)},
+                      status=error.status)
+    await start_web_session(request, user)
+    return redirect(safe_next(pending[2]))
 
 
 async def sms_login(request: Request) -> Response:
@@ -192,6 +224,7 @@ routes = [
     Route("/", home, name="home"),
     Route("/login", login_page, methods=["GET"], name="login"),
     Route("/login", login_submit, methods=["POST"], name="login_submit"),
+    Route("/login/totp", login_totp, methods=["POST"], name="login_totp"),
     Route("/login/sms", sms_login, methods=["POST"], name="sms_login"),
     Route("/login/sms/verify", sms_login_verify, methods=["POST"], name="sms_login_verify"),
     Route("/logout", logout, methods=["POST"], name="logout"),

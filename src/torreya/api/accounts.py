@@ -15,7 +15,7 @@ from torreya.ledger import queries as ledger_queries
 from torreya.ledger.service import adjust_points
 from torreya.models import Role, User
 from torreya.security import issue_access_token
-from torreya.signin import codes
+from torreya.signin import codes, totp
 from torreya.validation import Field
 from torreya.web import (
     client_ip,
@@ -34,9 +34,10 @@ ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
           body=[Field(name="username", max_length=64, required=False),
                 Field(name="password", max_length=256, required=False),
                 Field(name="phone", max_length=32, required=False),
-                Field(name="code", max_length=12, required=False)],
+                Field(name="code", max_length=12, required=False),
+                Field(name="totp", max_length=12, required=False)],
           errors=["invalid_credentials", "invalid_code", "too_many_attempts", "no_account",
-                  "several_accounts", "invalid_request"])
+                  "several_accounts", "totp_required", "invalid_request"])
 async def token(request: Request, body: dict) -> object:
     settings = request.app.state.settings
     if body["phone"]:
@@ -49,6 +50,10 @@ async def token(request: Request, body: dict) -> object:
                 raise InvalidRequestError("Field %(name)s is required.", field=name, name=name)
         user = await service.authenticate(settings, username=body["username"],
                                           password=body["password"], ip=client_ip(request))
+        if user.totp_secret:  # two-step login is on: the app's code too
+            if not body["totp"]:
+                raise totp.TotpRequiredError()
+            await totp.check(settings, user=user, code=body["totp"], ip=client_ip(request))
     return json(await _token_for(request, user))
 
 

@@ -90,6 +90,11 @@ class User(Model):
     # Logins ended one by one: {session id: its expiry (Unix seconds)}, pruned as they
     # expire. Read with the row, so ending one login costs every request nothing.
     ended_sessions = fields.JSONField(null=True)
+    # Optional two-factor login for staff and admins: the TOTP secret, encrypted with a key
+    # derived from TORREYA_SECRET_KEY (a database reader alone cannot make codes), and the
+    # last time step used, so a code works once.
+    totp_secret = fields.CharField(max_length=200, null=True)
+    totp_last_step = fields.BigIntField(default=0, db_default=0)
     is_active = fields.BooleanField(default=True, db_default=True)
     hide_from_boards = fields.BooleanField(default=False, db_default=False)
     # Text messages for what matters (report handled, voucher expiring …); the inbox always.

@@ -15,6 +15,7 @@ from torreya.models import Role
 from torreya.signin import oidc
 from torreya.templating import render
 from torreya.web import (
+    client_ip,
     current_user,
     flash,
     read_form,
@@ -151,7 +152,47 @@ async def decide_registration(request: Request) -> Response:
     return redirect(f"/console/villages/{village_id}/registrations")
 
 
+async def totp_page(request: Request) -> Response:
+    """Turn two-step login on: scan the QR with an authenticator app, type its code."""
+    from torreya import qr
+    from torreya.console.views import error_text
+    from torreya.signin import totp
+
+    user = await require_user(request, Role.STAFF)
+    settings = request.app.state.settings
+    error, status = None, 200
+    if request.method == "POST":
+        form = await read_form(request)
+        secret = request.session.get("totp_new", "")
+        if form.get("action") == "disable":
+            try:
+                await totp.disable(settings, user=user, ip=client_ip(request),
+                                   password=str(form.get("password", ""))[:256])
+                flash(request, _("Two-step login is off."))
+                return redirect("/me/settings")
+            except DomainError as exc:
+                error, status = error_text(exc), exc.status
+        else:
+            try:
+                await totp.enable(settings, user=user, secret=secret,
+                                  code=str(form.get("code", ""))[:12])
+                request.session.pop("totp_new", None)
+                flash(request, _("Two-step login is on: from now on you log in with your "
+                                 "password and the app's code."))
+                return redirect("/me/settings")
+            except DomainError as exc:
+                error, status = error_text(exc), exc.status
+    if not user.totp_secret and not request.session.get("totp_new"):
+        request.session["totp_new"] = totp.new_secret()
+    secret = request.session.get("totp_new", "")
+    uri = totp.provisioning_uri(user, secret) if secret and not user.totp_secret else ""
+    return render(request, "signin/totp.html", {
+        "enabled": bool(user.totp_secret), "secret": secret, "uri": uri,
+        "qr_svg": qr.svg(uri) if uri else "", "error": error}, status=status)
+
+
 routes = [
+    Route("/me/totp", totp_page, methods=["GET", "POST"], name="totp"),
     Route("/register", register_page, methods=["GET", "POST"], name="register"),
     Route("/console/villages/{id:int}/registrations", registration_queue,
           name="registrations"),
