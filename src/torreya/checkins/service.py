@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
@@ -19,7 +18,8 @@ from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.models.checkins import QrMode
-from torreya.settings import TIME_ZONE, Settings
+from torreya.settings import Settings
+from torreya.templating import local_time
 
 EVENT_KINDS = ("campaign", "training", "home_visit", "meeting", "drill", "other")
 
@@ -39,10 +39,6 @@ class TokenExpiredError(DomainError):
 class EventNotOpenError(ConflictError):
     code = "event_not_open"
     message = "Check-in for this event is not open now."
-
-
-def local_time(moment: datetime) -> str:
-    return moment.astimezone(ZoneInfo(TIME_ZONE)).strftime("%Y-%m-%d %H:%M")
 
 
 def not_open_error(event: Event, moment: datetime | None = None) -> EventNotOpenError:

@@ -7,14 +7,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 from torreya.db import now
 from torreya.i18n import lazy_gettext
 from torreya.models import AuditEvent, Role, Town, User
-from torreya.settings import TIME_ZONE
+from torreya.templating import LOCAL
 
-LOCAL = ZoneInfo(TIME_ZONE)
 NIGHT_FROM, NIGHT_UNTIL = 22, 6
 MANY_PER_HOUR = 20
 LOOK_BACK = timedelta(days=7)

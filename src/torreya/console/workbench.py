@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from tortoise.functions import Count
 
@@ -29,10 +28,9 @@ from torreya.models import (
     Village,
     WebhookDelivery,
 )
-from torreya.settings import TIME_ZONE
+from torreya.templating import LOCAL
 
 LOW_STOCK = 5
-LOCAL = ZoneInfo(TIME_ZONE)
 
 # (key, label, link under /console/villages/{id}/…)
 QUEUES = (

@@ -96,53 +96,78 @@ async def notify(connection: BaseDBAsyncClient, notices: Sequence[Notice]) -> in
 # -- from the outbox (called by the worker's dispatch, in its transaction) ---------------------
 
 
+_TOLD = ("report.status_changed", "patrol.approved", "redemption.expired")
+
+
+async def _column_by_id(connection: BaseDBAsyncClient, table: str, column: str,
+                        ids: set[int]) -> dict[int, object]:
+    """{id: column} for the rows named (one query, whatever the number)."""
+    if not ids:
+        return {}
+    rows = await fetch(connection, f"SELECT id, {column} FROM {table}"
+                       f" WHERE id IN ({', '.join('?' * len(ids))})", sorted(ids))
+    return {row["id"]: row[column] for row in rows}
+
+
 async def notices_from_outbox(connection: BaseDBAsyncClient,
                               messages: Sequence[dict]) -> list[Notice]:
-    """What residents are told about the outbox messages being dispatched."""
-    notices: list[Notice] = []
-    currencies: dict[int, str] = {}
-
-    async def currency(town_id: int) -> str:
-        if town_id not in currencies:
-            rows = await fetch(connection, "SELECT currency_name FROM towns WHERE id = ?",
-                               [town_id])
-            currencies[town_id] = rows[0]["currency_name"] if rows else ""
-        return currencies[town_id]
-
+    """What residents are told about the outbox messages being dispatched. The names and
+    people they need are read with one query per table for the whole batch."""
+    told = []
     for message in messages:
-        kind = message["event_type"]
-        if kind not in ("report.status_changed", "patrol.approved", "redemption.expired"):
-            continue
-        payload = message["payload"]
-        data = payload if isinstance(payload, dict) else json.loads(payload)
-        town = message["town_id"]
+        if message["event_type"] in _TOLD:
+            payload = message["payload"]
+            told.append((message["event_type"], message["town_id"],
+                         payload if isinstance(payload, dict) else json.loads(payload)))
+    if not told:
+        return []
+    currencies = await _column_by_id(connection, "towns", "currency_name",
+                                     {town for _k, town, _d in told})
+    reporters = await _column_by_id(connection, "reports", "user_id", {
+        d["id"] for k, _t, d in told if k == "report.status_changed"})
+    routes = await _column_by_id(connection, "routes", "name", {
+        d["route_id"] for k, _t, d in told if k == "patrol.approved"})
+    rewards = await _column_by_id(connection, "rewards", "name", {
+        d["reward_id"] for k, _t, d in told if k == "redemption.expired"})
+    reasons = await _latest_notes(connection, {
+        d["id"] for k, _t, d in told
+        if k == "report.status_changed" and d["status"] == "rejected"})
+    notices: list[Notice] = []
+    for kind, town, data in told:
+        currency = str(currencies.get(town, ""))
         if kind == "report.status_changed":
-            notices += await _report_notices(connection, data, town, await currency(town))
+            notice = _report_notice(data, town, currency, reporters, reasons)
+            notices += [notice] if notice else []
         elif kind == "patrol.approved":
-            route = await fetch(connection, "SELECT name FROM routes WHERE id = ?",
-                                [data["route_id"]])
-            name = clip(route[0]["name"]) if route else ""
             notices += [Notice(user_id=award["user_id"], town_id=town, kind="patrol_approved",
                                dedup_key=f"patrol:{data['id']}",
-                               params={"route": name, "points": award["points"],
-                                       "currency": await currency(town)}, link="/me/ledger")
+                               params={"route": clip(str(routes.get(data["route_id"], ""))),
+                                       "points": award["points"], "currency": currency},
+                               link="/me/ledger")
                         for award in data["awards"] if award["points"] > 0]
         else:
-            reward = await fetch(connection, "SELECT name FROM rewards WHERE id = ?",
-                                 [data["reward_id"]])
             notices.append(Notice(
                 user_id=data["user_id"], town_id=town, kind="voucher_expired",
                 dedup_key=f"voucher:{data['id']}:expired", link="/vouchers",
-                params={"reward": clip(reward[0]["name"]) if reward else "",
-                        "points": data["cost"], "currency": await currency(town)}))
+                params={"reward": clip(str(rewards.get(data["reward_id"], ""))),
+                        "points": data["cost"], "currency": currency}))
     return notices
 
 
-async def _report_notices(connection: BaseDBAsyncClient, data: dict, town: int,
-                          currency: str) -> list[Notice]:
-    rows = await fetch(connection, "SELECT user_id FROM reports WHERE id = ?", [data["id"]])
-    if not rows:
-        return []
+async def _latest_notes(connection: BaseDBAsyncClient, report_ids: set[int]) -> dict[int, str]:
+    """The newest feedback note of each report (the reason of a rejection)."""
+    if not report_ids:
+        return {}
+    rows = await fetch(connection, "SELECT report_id, note FROM report_updates WHERE"
+                       f" report_id IN ({', '.join('?' * len(report_ids))}) ORDER BY id",
+                       sorted(report_ids))
+    return {row["report_id"]: row["note"] for row in rows}  # later rows win
+
+
+def _report_notice(data: dict, town: int, currency: str, reporters: dict,
+                   reasons: dict) -> Notice | None:
+    if data["id"] not in reporters:
+        return None
     status, params = data["status"], {"category": data["category"]}
     if status == "accepted":
         kind = "report_accepted" if data["points"] else "report_accepted_no_points"
@@ -152,14 +177,12 @@ async def _report_notices(connection: BaseDBAsyncClient, data: dict, town: int,
         kind = f"report_{status}"
     elif status == "rejected":
         kind = "report_rejected"
-        note = await fetch(connection, "SELECT note FROM report_updates WHERE report_id = ?"
-                           " ORDER BY id DESC LIMIT 1", [data["id"]])
-        params["reason"] = clip(note[0]["note"] if note else "", REASON_CHARS)
+        params["reason"] = clip(reasons.get(data["id"], ""), REASON_CHARS)
     else:
-        return []
-    return [Notice(user_id=rows[0]["user_id"], town_id=town, kind=kind,
-                   dedup_key=f"report:{data['id']}:{status}", params=params,
-                   link=f"/reports/{data['id']}")]
+        return None
+    return Notice(user_id=int(reporters[data["id"]]), town_id=town, kind=kind,
+                  dedup_key=f"report:{data['id']}:{status}", params=params,
+                  link=f"/reports/{data['id']}")
 
 
 # -- reminders (housekeeping; safe from every worker at once) ----------------------------------

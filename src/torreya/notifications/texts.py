@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from torreya import i18n
 from torreya.i18n import gettext as _
-from torreya.settings import TIME_ZONE
+from torreya.templating import LOCAL
 
-LOCAL = ZoneInfo(TIME_ZONE)
 SMS_MAX_CHARS = 70
 QUIET_FROM, QUIET_UNTIL = time(21, 0), time(8, 0)
 NAME_CHARS = 16  # a title, reward, route or place inside a text
