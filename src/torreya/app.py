@@ -44,6 +44,8 @@ def error_response(request: Request, error: DomainError,
         body: dict = {"code": error.code, "message": message}
         if error.field:
             body["field"] = error.field
+        if getattr(error, "details", None):
+            body["details"] = error.details
         return JSONResponse({"error": body}, status_code=error.status, headers=headers)
     response = render(request, "errors/error.html", {"message": message, "code": error.code},
                       status=error.status)

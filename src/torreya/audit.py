@@ -16,6 +16,10 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from torreya.models import AuditEvent, User
 
 request_ip: contextvars.ContextVar[str] = contextvars.ContextVar("torreya_request_ip", default="")
+# A family helper acting for the logged-in resident in this request (signin/family.py
+# sets it): every record written meanwhile names them.
+acting_helper: contextvars.ContextVar[Any] = contextvars.ContextVar("torreya_acting_helper",
+                                                                    default=None)
 
 
 async def record(
@@ -29,6 +33,9 @@ async def record(
     data: dict[str, Any] | None = None,
     entry_id: int | None = None,
 ) -> AuditEvent:
+    helper = acting_helper.get()
+    if helper is not None:
+        data = {**(data or {}), "helper": helper.as_data()}
     return await AuditEvent.create(
         actor=actor,
         tag=tag,

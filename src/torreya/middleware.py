@@ -160,8 +160,10 @@ class RequestContextMiddleware:
         client = scope.get("client")
         lang_token = i18n.current_language.set(language)
         ip_token = audit.request_ip.set(client[0] if client else "")
+        helper_token = audit.acting_helper.set(None)  # set by the login, if a helper's
         try:
             await self.app(scope, receive, send)
         finally:
             i18n.current_language.reset(lang_token)
             audit.request_ip.reset(ip_token)
+            audit.acting_helper.reset(helper_token)

@@ -18,6 +18,7 @@ from torreya.pledges import views as pledges
 from torreya.reports import views as reports
 from torreya.rewards import views as rewards
 from torreya.settings import resource_dir
+from torreya.signin import family_views
 from torreya.signin import views as signin
 
 
@@ -33,6 +34,7 @@ def build_routes() -> list[BaseRoute]:
         *outbox.routes,
         *notifications.routes,
         *signin.routes,
+        *family_views.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

@@ -76,12 +76,15 @@ def read_claims(settings: Settings, purpose: str, token: str) -> dict | None:
 
 
 def issue_access_token(settings: Settings, user_id: int, generation: int = 0,
-                       sid: str | None = None) -> str:
+                       sid: str | None = None, helper_id: int | None = None) -> str:
+    """`helper_id`: a family helper's token, acting for the user (signin/family.py)."""
     issued = int(now().timestamp())
     claims = {"sub": str(user_id), "iat": issued, "exp": issued + settings.ACCESS_TOKEN_SECONDS,
               "gen": generation}
     if sid:
         claims["sid"] = sid
+    if helper_id:
+        claims["hlp"] = helper_id
     return sign_claims(settings, "api-access", claims)
 
 
@@ -91,6 +94,7 @@ class AccessClaims:
     generation: int
     sid: str | None
     issued: datetime
+    helper_id: int | None = None
 
 
 def read_access_token(settings: Settings, token: str) -> AccessClaims:
@@ -101,7 +105,8 @@ def read_access_token(settings: Settings, token: str) -> AccessClaims:
     sid = claims.get("sid")
     return AccessClaims(int(claims["sub"]), int(claims.get("gen", 0)),
                         sid if isinstance(sid, str) else None,
-                        datetime.fromtimestamp(int(claims.get("iat", 0)), UTC))
+                        datetime.fromtimestamp(int(claims.get("iat", 0)), UTC),
+                        claims["hlp"] if isinstance(claims.get("hlp"), int) else None)
 
 
 def csrf_token_for(request: Request) -> str:

@@ -95,6 +95,13 @@ class Settings:
     OIDC_CLIENT_SECRET: str = ""
     OIDC_LABEL: str = ""
     OIDC_SCOPES: str = "openid profile phone"
+    # WeChat web authorization (网页授权, signin/wechat.py): on when both are set. The two
+    # base addresses are WeChat's own; tests point them at a local stand-in.
+    WECHAT_APPID: str = ""
+    WECHAT_SECRET: str = ""
+    WECHAT_SCOPE: str = "snsapi_base"
+    WECHAT_AUTHORIZE_BASE: str = "https://open.weixin.qq.com"
+    WECHAT_API_BASE: str = "https://api.weixin.qq.com"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -136,6 +143,13 @@ class Settings:
             OIDC_CLIENT_SECRET=env.get("TORREYA_OIDC_CLIENT_SECRET", ""),
             OIDC_LABEL=env.get("TORREYA_OIDC_LABEL", ""),
             OIDC_SCOPES=env.get("TORREYA_OIDC_SCOPES", "openid profile phone"),
+            WECHAT_APPID=env.get("TORREYA_WECHAT_APPID", ""),
+            WECHAT_SECRET=env.get("TORREYA_WECHAT_SECRET", ""),
+            WECHAT_SCOPE=env.get("TORREYA_WECHAT_SCOPE", "snsapi_base"),
+            WECHAT_AUTHORIZE_BASE=env.get("TORREYA_WECHAT_AUTHORIZE_BASE",
+                                          "https://open.weixin.qq.com").rstrip("/"),
+            WECHAT_API_BASE=env.get("TORREYA_WECHAT_API_BASE",
+                                    "https://api.weixin.qq.com").rstrip("/"),
             SMS_URL=env.get("TORREYA_SMS_URL", ""),
             DATABASE_URL=env.get("TORREYA_DATABASE_URL", DEFAULT_DATABASE_URL),
             SECRET_KEY=secret,

@@ -42,6 +42,12 @@ def csrf_token(request: Request) -> str:
     return csrf_token_for(request)
 
 
+def _signin_providers(request: Request) -> list:
+    from torreya.signin.providers import configured
+
+    return configured(request)
+
+
 def build_templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(resource_dir("templates"))),
@@ -61,6 +67,7 @@ def build_templates() -> Jinja2Templates:
         LANGUAGES=i18n.LANGUAGES,
         current_language=i18n.current_language.get,
         csrf_token=csrf_token,
+        signin_providers=_signin_providers,
     )
     env.filters.update(local_time=local_time, mask_name=mask_name, signed=signed_points)
     return Jinja2Templates(env=env)
@@ -70,6 +77,7 @@ templates = build_templates()
 
 
 def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status=200):
-    ctx = {"user": getattr(request.state, "user", None)}
+    ctx = {"user": getattr(request.state, "user", None),
+           "helper": getattr(request.state, "helper", None)}
     ctx.update(context or {})
     return templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -37,6 +37,8 @@ async def current_user(request: Request) -> User | None:
                                            "in again.")
             sid = claims.sid
             await sessions.seen(sid, claims.issued)
+            if claims.helper_id is not None:
+                await _act_as_helper(request, claims.helper_id, user)
     else:
         user_id = request.session.get("uid")
         if isinstance(user_id, int):
@@ -50,9 +52,35 @@ async def current_user(request: Request) -> User | None:
                 request.session.clear()
             else:
                 await sessions.seen(sid)
+                if "helper" in request.session:
+                    user = await _act_as_helper(request, request.session["helper"], user)
+                    if user is None:
+                        sid = None
     request.state.user = user
     request.state.sid = sid
     return user
+
+
+async def _act_as_helper(request: Request, helper_id: object, user: User) -> User | None:
+    """A family helper's login: it acts while the resident still names them; once removed,
+    the login is over (None, or 401 for a token)."""
+    from torreya.signin import family
+
+    acting = await family.acting_for(helper_id, user)
+    if acting is None:
+        if request.url.path.startswith("/api/"):
+            raise UnauthenticatedError("Your login has expired or is not valid. Please log "
+                                       "in again.")
+        request.session.clear()
+        return None
+    family.acting_helper.set(acting)
+    request.state.helper = acting
+    return user
+
+
+def current_helper(request: Request):
+    """The family helper acting in this request (after `current_user`), or None."""
+    return getattr(request.state, "helper", None)
 
 
 def current_sid(request: Request) -> str | None:
@@ -60,15 +88,18 @@ def current_sid(request: Request) -> str | None:
     return getattr(request.state, "sid", None)
 
 
-async def start_web_session(request: Request, user: User) -> None:
-    """Log this browser in as `user` (a new session id: never the one from before)."""
+async def start_web_session(request: Request, user: User, *, helper=None) -> None:
+    """Log this browser in as `user` (a new session id: never the one from before);
+    `helper`: a family helper acting for them (signin/family.py)."""
     settings = request.app.state.settings
     session = await sessions.start_session(
         settings, user, kind="web", ip=client_ip(request),
-        user_agent=request.headers.get("user-agent", ""))
+        user_agent=request.headers.get("user-agent", ""), helper=helper)
     request.session.clear()
     request.session.update({"uid": user.id, "gen": user.session_generation, "sid": session.id,
                             "exp": int(session.expires_at.timestamp())})
+    if helper is not None:
+        request.session["helper"] = helper.id
 
 
 async def require_user(request: Request, minimum: Role = Role.RESIDENT) -> User:

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import BACKEND, PG_URL, SECRET
 from tests.receiver import Receiver
+from tests.wechat_standin import APPID, WechatStandIn
+from tests.wechat_standin import SECRET as WECHAT_SECRET
 
 CHROMIUM = os.environ.get("TORREYA_CHROMIUM", "/usr/bin/chromium")
 BROWSER_DB = f"torreya_browser_{os.getpid()}"
@@ -28,6 +30,7 @@ class LiveServer:
     url: str
     env: dict
     sms: Receiver  # the SMS gateway (webhook backend): what residents' phones receive
+    wechat: WechatStandIn  # WeChat's web authorization endpoints
 
     def last_code(self, phone: str, timeout: float = 10.0) -> str:
         """The code in the newest text to `phone`, waiting for the server's worker."""
@@ -98,9 +101,12 @@ def live_server(tmp_path_factory):
     else:
         db_url = f"sqlite://{folder}/torreya.sqlite3"
     sms = Receiver().__enter__()
+    wechat = WechatStandIn().__enter__()
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": f"http://127.0.0.1:{port}", "TORREYA_SMS_BACKEND": "webhook",
-           "TORREYA_SMS_URL": sms.url}
+           "TORREYA_SMS_URL": sms.url, "TORREYA_WECHAT_APPID": APPID,
+           "TORREYA_WECHAT_SECRET": WECHAT_SECRET, "TORREYA_WECHAT_AUTHORIZE_BASE": wechat.url,
+           "TORREYA_WECHAT_API_BASE": wechat.url}
     cli = [sys.executable, "-m", "torreya.cli"]
     subprocess.run([*cli, "demo", "--residents", "8"], cwd=folder, env=env, check=True,
                    capture_output=True, timeout=120)
@@ -118,8 +124,9 @@ def live_server(tmp_path_factory):
         server.kill()
         log.close()
         pytest.fail((folder / "server.log").read_text())
-    yield LiveServer(url, env, sms)
+    yield LiveServer(url, env, sms, wechat)
     sms.__exit__(None, None, None)
+    wechat.__exit__(None, None, None)
     server.terminate()
     server.wait(timeout=10)
     log.close()

@@ -43,7 +43,8 @@ def lifetime(settings: Settings, user: User) -> int:
 
 
 async def start_session(settings: Settings, user: User, *, kind: str, ip: str,
-                        user_agent: str, seconds: int | None = None) -> UserSession:
+                        user_agent: str, seconds: int | None = None,
+                        helper=None) -> UserSession:
     """Record a login (web: the cookie's lifetime by role; api: the token's). A login with
     the password counts as a step-up: big actions are allowed for its first minutes, as a
     bank's or GitHub's "sudo mode" is."""
@@ -53,10 +54,19 @@ async def start_session(settings: Settings, user: User, *, kind: str, ip: str,
     session = await UserSession.create(
         id=secrets.token_urlsafe(16), user_id=user.id, kind=kind, ip=ip[:64],
         user_agent=user_agent[:200], created_at=moment, last_seen_at=moment,
-        expires_at=moment + timedelta(seconds=seconds), stepped_up_at=moment)
-    await audit.record(user, "accounts:login:success", connection=None,
-                       subject=f"user:{user.id}", village_id=user.village_id,
-                       data={"kind": kind, "user_agent": user_agent[:200], "session": session.id})
+        expires_at=moment + timedelta(seconds=seconds),
+        stepped_up_at=None if helper is not None else moment)
+    data = {"kind": kind, "user_agent": user_agent[:200], "session": session.id}
+    if helper is None:
+        await audit.record(user, "accounts:login:success", connection=None,
+                           subject=f"user:{user.id}", village_id=user.village_id, data=data)
+    else:  # 亲属代办: the resident sees this login among what their helpers did
+        from torreya.signin.phones import mask_phone
+
+        await audit.record(user, "signin:helper:login", connection=None,
+                           subject=f"user:{user.id}", village_id=user.village_id,
+                           data=data | {"helper": {"id": helper.id, "name": helper.name,
+                                                   "phone": mask_phone(helper.phone)}})
     _SEEN[session.id] = moment
     return session
 

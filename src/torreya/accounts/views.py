@@ -15,6 +15,7 @@ from torreya.i18n import gettext as _
 from torreya.ledger import queries as ledger_queries
 from torreya.models import Role, User
 from torreya.notifications import service as notifications
+from torreya.signin.family import refuse_helper
 from torreya.templating import render
 from torreya.web import (
     client_ip,
@@ -33,15 +34,7 @@ async def login_page(request: Request) -> Response:
         return redirect(safe_next(request.query_params.get("next")))
     return render(request, "accounts/login.html",
                   {"next": safe_next(request.query_params.get("next")), "error": None,
-                   "username": "", "phone": "", "oidc_label": _oidc_label(request)})
-
-
-def _oidc_label(request: Request) -> str | None:
-    """The provider button's text when OpenID Connect is configured."""
-    from torreya.signin import oidc
-
-    settings = request.app.state.settings
-    return oidc.label(settings) if oidc.enabled(settings) else None
+                   "username": "", "phone": ""})
 
 
 async def login_submit(request: Request) -> Response:
@@ -57,7 +50,7 @@ async def login_submit(request: Request) -> Response:
 
         return render(request, "accounts/login.html",
                       {"next": target, "error": gettext(error.message), "username": username,
-                       "phone": "", "password_error": True, "oidc_label": _oidc_label(request)},
+                       "phone": "", "password_error": True},
                       status=error.status)
     if user.totp_secret:  # two-step login: the app's code on the next page
         request.session.clear()
@@ -113,35 +106,82 @@ async def sms_login(request: Request) -> Response:
                 "next": target, "phone": phone, "masked": mask_phone(phone),
                 "error": error_text(error)}, status=error.status)
         return render(request, "accounts/login.html", {
-            "next": target, "error": error_text(error), "username": "", "phone": typed,
-            "oidc_label": _oidc_label(request)}, status=error.status)
+            "next": target, "error": error_text(error), "username": "", "phone": typed},
+            status=error.status)
     return render(request, "accounts/login_code.html", {
         "next": target, "phone": phone, "masked": mask_phone(phone), "error": None})
 
 
 async def sms_login_verify(request: Request) -> Response:
-    """Step 2: the code → logged in."""
+    """Step 2: the code → logged in; or, when the number may act for several residents
+    (亲属代办, or two people sharing one phone), step 3: whom for."""
     from torreya.console.views import error_text
-    from torreya.signin import codes
+    from torreya.signin import codes, family
     from torreya.signin.phones import mask_phone
 
     form = await read_form(request)
     target = safe_next(str(form.get("next", "")))
     phone = str(form.get("phone", ""))[:32]
     try:
-        user = await codes.verify_code(request.app.state.settings, phone=phone,
-                                       code=str(form.get("code", ""))[:12])
-    except codes.NoAccountError:
+        phone = await codes.prove_phone(request.app.state.settings, phone=phone,
+                                        code=str(form.get("code", ""))[:12])
+    except DomainError as error:
+        return render(request, "accounts/login_code.html", {
+            "next": target, "phone": phone, "masked": mask_phone(phone),
+            "error": error_text(error)}, status=error.status)
+    choices = await family.choices_for(phone)
+    if not choices:
         # The number is theirs (the code was right) and nobody has it: they may register.
         from torreya.signin.views import remember_proven_phone
 
         remember_proven_phone(request, phone)
         return redirect("/register")
-    except DomainError as error:
-        return render(request, "accounts/login_code.html", {
-            "next": target, "phone": phone, "masked": mask_phone(phone),
-            "error": error_text(error)}, status=error.status)
-    await start_web_session(request, user)
+    if len(choices) == 1 and choices[0].helper is None:
+        return await _sign_in_by_phone(request, choices[0], target)
+    request.session["choose"] = [phone, int(time.time()), target]
+    return _chooser(request, choices)
+
+
+CHOOSE_SECONDS = 10 * 60  # how long a proven number may pick whom it acts for
+
+
+def _chooser(request: Request, choices, status: int = 200) -> Response:
+    return render(request, "accounts/login_choose.html", {
+        "choices": [{"user_id": c.user.id, "name": c.user.display_name,
+                     "helper": c.helper.name if c.helper else None} for c in choices]},
+        status=status)
+
+
+async def choose_account(request: Request) -> Response:
+    """Step 3: the person picks whom they act for; their proven number is in the session."""
+    from torreya.signin import family
+
+    form = await read_form(request)
+    pending = request.session.get("choose")
+    if not (isinstance(pending, list) and len(pending) == 3 and isinstance(pending[1], int)
+            and time.time() - pending[1] < CHOOSE_SECONDS):
+        flash(request, _("That took too long. Please ask for a new code."), "error")
+        return redirect("/login")
+    phone, _at, target = pending
+    choices = await family.choices_for(str(phone))
+    wanted = str(form.get("user_id", ""))
+    chosen = next((c for c in choices if str(c.user.id) == wanted), None)
+    if chosen is None:
+        return _chooser(request, choices, status=422)
+    request.session.pop("choose", None)
+    return await _sign_in_by_phone(request, chosen, safe_next(str(target)))
+
+
+async def _sign_in_by_phone(request: Request, choice, target: str) -> Response:
+    """Log in as the chosen resident; a WeChat account waiting for its first SMS login
+    is linked to them (only to the phone's own resident, never to someone helped)."""
+    from torreya.signin import wechat
+
+    openid = wechat.take_pending(request)
+    await start_web_session(request, choice.user, helper=choice.helper)
+    if openid and choice.helper is None and wechat.enabled(request.app.state.settings):
+        if await wechat.link(request.app.state.settings, user=choice.user, openid=openid):
+            flash(request, _("WeChat is linked: you can log in with it."))
     return redirect(target)
 
 
@@ -154,6 +194,7 @@ async def logout(request: Request) -> Response:
 async def end_my_sessions(request: Request) -> Response:
     """Log out everywhere: every phone, tablet and token of mine, this browser too."""
     user = await require_user(request)
+    refuse_helper(user)
     await read_form(request)
     await service.end_sessions(actor=user, target=user)
     request.session.clear()
@@ -163,6 +204,7 @@ async def end_my_sessions(request: Request) -> Response:
 async def end_one_session(request: Request) -> Response:
     """End one of my logins (a phone I no longer use), from my settings."""
     user = await require_user(request)
+    refuse_helper(user)
     await read_form(request)
     await sessions.end_session(actor=user, user=user, sid=request.path_params["sid"])
     flash(request, _("That device is logged out."))
@@ -172,6 +214,7 @@ async def end_one_session(request: Request) -> Response:
 async def change_my_password(request: Request) -> Response:
     """A new password ends every other login; this browser stays in with a new session."""
     user = await require_user(request)
+    refuse_helper(user)
     form = await read_form(request)
     try:
         user = await service.change_password(
@@ -227,6 +270,7 @@ routes = [
     Route("/login/totp", login_totp, methods=["POST"], name="login_totp"),
     Route("/login/sms", sms_login, methods=["POST"], name="sms_login"),
     Route("/login/sms/verify", sms_login_verify, methods=["POST"], name="sms_login_verify"),
+    Route("/login/choose", choose_account, methods=["POST"], name="choose_account"),
     Route("/logout", logout, methods=["POST"], name="logout"),
     Route("/logout/everywhere", end_my_sessions, methods=["POST"], name="logout_everywhere"),
     Route("/me/sessions/{sid}/end", end_one_session, methods=["POST"], name="end_session"),

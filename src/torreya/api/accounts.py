@@ -35,15 +35,18 @@ ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
                 Field(name="password", max_length=256, required=False),
                 Field(name="phone", max_length=32, required=False),
                 Field(name="code", max_length=12, required=False),
-                Field(name="totp", max_length=12, required=False)],
+                Field(name="totp", max_length=12, required=False),
+                Field(name="user_id", type=int, required=False, minimum=1)],
           errors=["invalid_credentials", "invalid_code", "too_many_attempts", "no_account",
-                  "several_accounts", "totp_required", "invalid_request"])
+                  "choose_account", "totp_required", "invalid_request"])
 async def token(request: Request, body: dict) -> object:
     settings = request.app.state.settings
     if body["phone"]:
         if not body["code"]:
             raise InvalidRequestError("Field %(name)s is required.", field="code", name="code")
-        user = await codes.verify_code(settings, phone=body["phone"], code=body["code"])
+        user, helper = await codes.verify_code(settings, phone=body["phone"], code=body["code"],
+                                               user_id=body["user_id"])
+        return json(await _token_for(request, user, helper=helper))
     else:
         for name in ("username", "password"):
             if not body[name]:
@@ -67,13 +70,15 @@ async def sms_code(request: Request, body: dict) -> object:
     return json({"resend_after": sent.resend_after, "expires_in": sent.expires_in}, 202)
 
 
-async def _token_for(request: Request, user: User) -> dict:
-    """A bearer token for a new login of `user` from this client."""
+async def _token_for(request: Request, user: User, *, helper=None) -> dict:
+    """A bearer token for a new login of `user` from this client (`helper`: a family
+    helper's, acting for them)."""
     settings = request.app.state.settings
     session = await sessions.start_session(settings, user, kind="api", ip=client_ip(request),
-                                           user_agent=request.headers.get("user-agent", ""))
+                                           user_agent=request.headers.get("user-agent", ""),
+                                           helper=helper)
     return {"access_token": issue_access_token(settings, user.id, user.session_generation,
-                                               session.id),
+                                               session.id, helper.id if helper else None),
             "token_type": "bearer", "expires_in": settings.ACCESS_TOKEN_SECONDS}
 
 

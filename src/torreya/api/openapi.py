@@ -13,7 +13,9 @@ STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials":
           "forbidden": 403, "not_found": 404, "invalid_token": 400, "token_expired": 410,
           "too_many_attempts": 429, "private_address": 422, "invalid_code": 401,
           "step_up_required": 403, "sms_unavailable": 503, "no_account": 409,
-          "several_accounts": 409, "already_registered": 409, "already_waiting": 409,
+          "several_accounts": 409, "choose_account": 409, "too_many_helpers": 409,
+          "helper_exists": 409, "own_number": 409, "helper_forbidden": 403,
+          "already_registered": 409, "already_waiting": 409,
           "totp_required": 401}
 
 

@@ -111,18 +111,19 @@ async def settings_page(request: Request) -> Response:
         return redirect("/me/settings")
     from torreya.accounts import sessions
     from torreya.models import UserIdentity
-    from torreya.signin import oidc
+    from torreya.signin.providers import configured
 
     logins = await sessions.active_sessions(user)
+    identities = await UserIdentity.filter(user_id=user.id).order_by("id")
     return render(request, "boards/settings.html", {
         "flashes": pop_flashes(request), "public_name": mask_name(user.display_name),
         "logins": [{"id": s.id, "device": sessions.device_label(s.user_agent), "ip": s.ip,
                     "last_seen": s.last_seen_at, "kind": s.kind,
                     "this": s.id == current_sid(request)} for s in logins],
         "history": await sessions.login_history(user),
-        "identities": await UserIdentity.filter(user_id=user.id).order_by("id"),
-        "oidc_label": oidc.label(request.app.state.settings)
-        if oidc.enabled(request.app.state.settings) else None})
+        "identities": identities,
+        "to_link": [p for p in configured(request)
+                    if p.issuer not in {i.issuer for i in identities}]})
 
 
 # -- committee dashboard ----------------------------------------------------------------------

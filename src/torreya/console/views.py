@@ -25,6 +25,7 @@ from torreya.ledger import queries as ledger_queries
 from torreya.ledger.rules import KIND_LABELS
 from torreya.ledger.service import adjust_points
 from torreya.models import EarningRule, Event, Role, Town, User, Village
+from torreya.signin.family import helpers_of
 from torreya.signin.phones import mask_phone
 from torreya.templating import render
 from torreya.validation import Field, validate
@@ -241,7 +242,10 @@ async def user_page(request: Request) -> Response:
         else mask_phone(person.phone),
         "step_up_points": (await Town.get(id=person.town_id)).step_up_points
         if person.town_id else 0,
-        "idem_key": uuid.uuid4().hex})
+        "idem_key": uuid.uuid4().hex,
+        "helpers": [{"id": h.id, "name": h.name,
+                     "phone": h.phone if actor.rank >= rank(Role.VILLAGE_ADMIN)
+                     else mask_phone(h.phone)} for h in await helpers_of(person)]})
 
 
 async def adjust(request: Request) -> Response:

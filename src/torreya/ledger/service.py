@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -24,6 +24,7 @@ from torreya.i18n import lazy_gettext
 from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
 from torreya.models import EarningRule, LedgerEntry, Role, User
 from torreya.outbox.service import Message, emit
+from torreya.signin.family import memo_mark
 
 
 class InsufficientPointsError(ConflictError):
@@ -71,6 +72,9 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
     way the caller's transaction rolls back and nothing is written.
     """
     user = credit.user
+    helper = audit.acting_helper.get()
+    if helper is not None and helper.member_id == user.id:  # 亲属代办: the entry says so
+        credit = replace(credit, memo=memo_mark(credit.memo, helper), proxy=True)
     earned = credit.delta if credit.earned and credit.delta > 0 else 0
     # The row lock taken here serialises concurrent changes of one account (PostgreSQL);
     # the WHERE clause is the guard against overdraft, not an earlier read.
@@ -104,6 +108,10 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
     entry = LedgerEntry(id=rows[0]["id"], **values)
     entry._saved_in_db = True
     await emit(connection, *also)
+    if helper is not None and credit.proxy and helper.member_id == user.id:
+        await audit.record(user, "signin:helper:act", connection=connection,
+                           subject=f"user:{user.id}", village_id=user.village_id,
+                           entry_id=entry.id, data={"kind": credit.kind, "delta": credit.delta})
     user.balance = balance_after
     user.lifetime_points += earned
     return entry

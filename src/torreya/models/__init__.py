@@ -33,7 +33,13 @@ from torreya.models.rewards import (
     StockMovement,
 )
 from torreya.models.sessions import UserSession
-from torreya.models.signin import Registration, RegistrationStatus, SmsCode, UserIdentity
+from torreya.models.signin import (
+    FamilyHelper,
+    Registration,
+    RegistrationStatus,
+    SmsCode,
+    UserIdentity,
+)
 from torreya.models.tenancy import Role, Town, User, Village
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
@@ -76,9 +82,11 @@ __models__ = [
     SmsCode,
     UserIdentity,
     Registration,
+    FamilyHelper,
 ]
 
 __all__ = [
+    "FamilyHelper",
     "Checkpoint",
     "Group",
     "GroupMember",

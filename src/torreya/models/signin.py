@@ -77,3 +77,29 @@ class Registration(Model):
     class Meta:
         table = "registrations"
         indexes = (Index(fields=("village_id", "status")), Index(fields=("phone",)))
+
+
+class FamilyHelper(Model):
+    """亲属代办: a phone that may act for a resident (an elder's account run by a child).
+
+    Set by the village's staff or invited by the resident. Whoever proves the phone with an
+    SMS code picks whom they act for. Every change made that way says so in the ledger memo
+    and the audit log, and the resident sees it.
+    """
+
+    id = fields.IntField(primary_key=True)
+    member = fields.ForeignKeyField("models.User", related_name="helpers",
+                                    on_delete=fields.CASCADE)
+    phone = fields.CharField(max_length=20)
+    name = fields.CharField(max_length=32)  # how the resident calls them: 儿子 小明
+    added_by = fields.ForeignKeyField("models.User", related_name="helpers_added", null=True,
+                                      on_delete=fields.SET_NULL)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    member_id: int
+    added_by_id: int | None
+
+    class Meta:
+        table = "family_helpers"
+        unique_together = (("member_id", "phone"),)
+        indexes = (Index(fields=("phone",)),)

@@ -55,12 +55,6 @@ class NoAccountError(ConflictError):
                "your number.")
 
 
-class SeveralAccountsError(ConflictError):
-    code = "several_accounts"
-    message = ("Several residents use this number. Please log in with a username, or ask "
-               "your village committee.")
-
-
 @dataclass(frozen=True)
 class CodeSent:
     resend_after: int
@@ -125,16 +119,15 @@ async def request_code(settings: Settings, *, phone: str, ip: str) -> CodeSent:
     return CodeSent(resend_after=RESEND_SECONDS, expires_in=CODE_SECONDS)
 
 
-async def verify_code(settings: Settings, *, phone: str, code: str) -> User:
-    """The resident whose number received this code; the code is used up.
+class ChooseAccountError(ConflictError):
+    code = "choose_account"
+    message = ("This number may act for several residents. Say which one with user_id "
+               "(the code stays valid until it expires).")
 
-    Raises InvalidRequestError (malformed number), InvalidCodeError (wrong, expired, used,
-    or burnt), NoAccountError / SeveralAccountsError (the number is theirs, the account
-    is not clear).
-    """
-    phone = normalize_phone(phone)
-    moment = now()
-    live = await SmsCode.filter(phone=phone, used_at=None, expires_at__gt=moment,
+
+async def _matching_code(settings: Settings, phone: str, code: str) -> SmsCode:
+    """The live code of `phone` that `code` is; a wrong code costs every live one a try."""
+    live = await SmsCode.filter(phone=phone, used_at=None, expires_at__gt=now(),
                                 wrong_tries__lt=MAX_WRONG).order_by("-id").limit(5)
     digest = _digest(settings, phone, code.strip()) if code.strip().isdigit() else ""
     match = next((c for c in live if digest and hmac.compare_digest(c.code_hash, digest)),
@@ -144,13 +137,46 @@ async def verify_code(settings: Settings, *, phone: str, code: str) -> User:
             await SmsCode.filter(id__in=[c.id for c in live]).update(
                 wrong_tries=F("wrong_tries") + 1)
         raise InvalidCodeError()
+    return match
+
+
+async def _use(match: SmsCode) -> None:
     claimed = await SmsCode.filter(id=match.id, used_at=None,
-                                   wrong_tries__lt=MAX_WRONG).update(used_at=moment)
+                                   wrong_tries__lt=MAX_WRONG).update(used_at=now())
     if not claimed:  # a concurrent use won
         raise InvalidCodeError()
-    residents = await User.filter(phone=phone, role=Role.RESIDENT, is_active=True).limit(2)
-    if not residents:
+
+
+async def prove_phone(settings: Settings, *, phone: str, code: str) -> str:
+    """The code is right for the number: it is used up and the (normalised) number is
+    proven. Raises InvalidRequestError (malformed), InvalidCodeError."""
+    phone = normalize_phone(phone)
+    await _use(await _matching_code(settings, phone, code))
+    return phone
+
+
+async def verify_code(settings: Settings, *, phone: str, code: str,
+                      user_id: int | None = None) -> tuple[User, object]:
+    """For the API: the resident (and the family helper, if acting for someone else) this
+    code lets in, the code used up. With several to choose from, `user_id` says which.
+
+    Raises InvalidRequestError, InvalidCodeError, NoAccountError (the number is theirs, no
+    resident has it), ChooseAccountError (several, none chosen: the code stays live).
+    """
+    from torreya.signin import family
+
+    phone = normalize_phone(phone)
+    match = await _matching_code(settings, phone, code)
+    choices = await family.choices_for(phone)
+    if not choices:
+        await _use(match)
         raise NoAccountError()
-    if len(residents) > 1:
-        raise SeveralAccountsError()
-    return residents[0]
+    chosen = [c for c in choices if user_id is None or c.user.id == user_id]
+    if len(chosen) != 1:
+        error = ChooseAccountError()
+        error.details = {"accounts": [
+            {"user_id": c.user.id, "display_name": c.user.display_name,
+             "as_family_helper": c.helper is not None} for c in choices]}
+        raise error
+    await _use(match)
+    return chosen[0].user, chosen[0].helper

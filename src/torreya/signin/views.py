@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from torreya.errors import DomainError
@@ -49,21 +49,85 @@ async def oidc_callback(request: Request) -> Response:
         claims = await oidc.claims_from_callback(settings, request)
         user = await current_user(request)
         if linking is not None and user is not None and user.id == linking:
+            from torreya.signin.family import refuse_helper
+
+            refuse_helper(user)
             await oidc.link(settings, user=user, subject=str(claims["sub"])[:255])
             flash(request, _("%(provider)s is linked: you can log in with it.",
                              provider=oidc.label(settings)))
             return redirect("/me/settings")
         user = await oidc.resident_for(settings, claims)
     except DomainError as error:
-        return render(request, "accounts/login.html", {
-            "next": target, "error": error_text(error), "username": "", "phone": "",
-            "oidc_label": oidc.label(settings)}, status=error.status)
+        return login_page_with(request, target, error=error_text(error), status=error.status)
     await start_web_session(request, user)
     return redirect(target)
 
 
+def redirect_to(url: str) -> Response:
+    """To an outside address (WeChat's): a plain 302 that keeps the `#wechat_redirect`."""
+    return RedirectResponse(url, status_code=302)
+
+
+async def wechat_start(request: Request) -> Response:
+    """To WeChat's authorize page (state kept by authlib in the signed session)."""
+    from torreya.signin import wechat
+
+    settings = request.app.state.settings
+    request.session["wechat_next"] = safe_next(request.query_params.get("next"))
+    user = await current_user(request)
+    if request.query_params.get("link") == "1" and user is not None:
+        request.session["wechat_link"] = user.id
+    else:
+        request.session.pop("wechat_link", None)
+    callback = f"{settings.BASE_URL}/login/wechat/callback"
+    return redirect_to(await wechat.authorize_url(settings, request, callback))
+
+
+async def wechat_callback(request: Request) -> Response:
+    from torreya.console.views import error_text
+    from torreya.signin import wechat
+
+    settings = request.app.state.settings
+    target = request.session.pop("wechat_next", "/")
+    linking = request.session.pop("wechat_link", None)
+    try:
+        person = await wechat.openid_from_callback(settings, request)
+    except DomainError as error:
+        return login_page_with(request, target, error=error_text(error), status=error.status)
+    user = await current_user(request)
+    if linking is not None and user is not None and user.id == linking:
+        from torreya.signin.family import refuse_helper
+
+        refuse_helper(user)
+        if await wechat.link(settings, user=user, openid=person["openid"]):
+            flash(request, _("WeChat is linked: you can log in with it."))
+        else:
+            flash(request, _("This WeChat account is already linked to another resident."),
+                  "error")
+        return redirect("/me/settings")
+    user = await wechat.linked_resident(settings, person["openid"])
+    if user is None:  # first time: prove the phone once, then WeChat is linked to it
+        wechat.remember_pending(request, person["openid"])
+        return login_page_with(request, target, notice=_(
+            "This is your first login with WeChat. Please get a code on your phone once; "
+            "after that, the WeChat button logs you in."))
+    await start_web_session(request, user)
+    return redirect(target)
+
+
+def login_page_with(request: Request, target: str, *, error: str | None = None,
+                    notice: str | None = None, status: int = 200) -> Response:
+    """The login page again, saying what happened."""
+    return render(request, "accounts/login.html", {
+        "next": target, "error": error, "notice": notice, "username": "", "phone": ""},
+        status=status)
+
+
 async def unlink_identity(request: Request) -> Response:
+    from torreya.signin.family import refuse_helper
+
     user = await require_user(request)
+    refuse_helper(user)
     await read_form(request)
     await oidc.unlink(user=user, identity_id=request.path_params["id"])
     flash(request, _("Unlinked."))
@@ -200,6 +264,8 @@ routes = [
           name="decide_registration"),
     Route("/login/oidc", oidc_start, name="oidc_start"),
     Route("/login/oidc/callback", oidc_callback, name="oidc_callback"),
+    Route("/login/wechat", wechat_start, name="wechat_start"),
+    Route("/login/wechat/callback", wechat_callback, name="wechat_callback"),
     Route("/me/identities/{id:int}/unlink", unlink_identity, methods=["POST"],
           name="unlink_identity"),
 ]
