@@ -127,6 +127,7 @@ async def housekeeping(settings: Settings) -> None:
     from torreya.outbox.worker import purge_delivered
     from torreya.patrols.service import auto_submit_stale
     from torreya.rewards.service import expire_vouchers
+    from torreya.trust.signing import sign_due
 
     await asyncio.sleep(settings.HOUSEKEEPING_FIRST_SECONDS)
     while True:
@@ -137,6 +138,7 @@ async def housekeeping(settings: Settings) -> None:
             await purge_delivered()
             await remind_expiring_vouchers()
             await remind_events()
+            await sign_due(settings)
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)
@@ -144,8 +146,10 @@ async def housekeeping(settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     from torreya.routes import build_routes
+    from torreya.trust import sealing
 
     settings = settings or Settings.from_env()
+    sealing.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

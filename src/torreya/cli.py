@@ -27,9 +27,19 @@ def _migration_printer(event: str, app_label: str, name: str) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from torreya.db import migrate
+    """The schema, then the hash chain: entries not yet linked (all of them, the first
+    time) are chained in id order, with a progress bar."""
+    from torreya.db import migrate, orm
+    from torreya.models import ChainLink, LedgerEntry
+    from torreya.trust.chain import chain_pending
 
     await migrate(settings, progress=_migration_printer)
+    async with orm(settings):
+        due = await LedgerEntry.all().count() - await ChainLink.all().count()
+        if due > 0:
+            with _progress() as progress:
+                task = progress.add_task("Chaining the ledger", total=due)
+                await chain_pending(lambda n: progress.advance(task, n))
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -98,13 +108,15 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         async with orm(settings):
             with _progress() as progress:
                 task = progress.add_task("Checking the ledger", total=None)
+                chain = progress.add_task("Checking the hash chain", total=None)
                 return await audit_ledger(
-                    lambda done, total: progress.update(task, completed=done, total=total))
+                    lambda done, total: progress.update(task, completed=done, total=total),
+                    lambda done: progress.advance(chain, done))
 
     report = asyncio.run(run())
     if report.clean:
         console.print(f"[green]Ledger is clean[/green]: {report.accounts} accounts, "
-                      f"{report.entries} entries.")
+                      f"{report.entries} entries, {report.links} links of the hash chain.")
         return 0
     console.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts} accounts, "
                   f"{report.entries} entries:")

@@ -132,7 +132,10 @@ async def migrate(
 @contextlib.asynccontextmanager
 async def orm(settings: Settings) -> AsyncIterator[None]:
     """Tortoise for a CLI command (the web app uses RegisterTortoise in its lifespan)."""
+    from torreya.trust import sealing
+
     check_sqlite_path(settings)
+    sealing.configure(settings)
     async with TortoiseContext() as ctx:
         await ctx.init(config=settings.tortoise_config())
         try:

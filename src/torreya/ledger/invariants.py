@@ -4,7 +4,9 @@ Checks, for every account: balance == sum of deltas; lifetime points == sum of e
 credits; each entry's balance_after == the previous one + its delta, never negative; no
 idempotency key twice; every period total == the earned entries of that period; every entry
 made by someone other than its owner (an admin's adjustment or award, staff acting for a
-resident) has its audit record.
+resident) has its audit record. Then the hash chain (trust/verify.py): every link
+recomputed from its entry, every signed head against the chain and its signature, and no
+entry left out of the chain.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ BATCH = 5000
 class AuditReport:
     accounts: int = 0
     entries: int = 0
+    links: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -35,7 +38,8 @@ class AuditReport:
             self.problems.append(message)
 
 
-async def audit_ledger(progress: Callable[[int, int], None] | None = None) -> AuditReport:
+async def audit_ledger(progress: Callable[[int, int], None] | None = None,
+                      chain_progress: Callable[[int], None] | None = None) -> AuditReport:
     report = AuditReport()
     total_entries = await LedgerEntry.all().count()
     sums: dict[int, int] = defaultdict(int)
@@ -96,6 +100,9 @@ async def audit_ledger(progress: Callable[[int, int], None] | None = None) -> Au
     for key in totals.keys() - stored_keys:
         report.add(f"user {key[0]}: total {key[1]}/{key[2]} is missing "
                    f"(ledger says {totals[key]})")
+    from torreya.trust.verify import verify_chains
+
+    report.links = await verify_chains(report.add, chain_progress)
     for row in await fetch(conn(), UNAUDITED_ENTRIES, []):
         report.add(f"entry {row['id']} (user {row['user_id']}, {row['kind']}) was made by "
                    f"user {row['actor_id']}{' as a proxy' if row['proxy'] else ''} but has "

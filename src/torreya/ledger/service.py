@@ -25,6 +25,7 @@ from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
 from torreya.models import EarningRule, LedgerEntry, Role, User
 from torreya.outbox.service import Message, emit
 from torreya.signin.family import memo_mark
+from torreya.trust import encoding, sealing
 
 
 class InsufficientPointsError(ConflictError):
@@ -97,6 +98,7 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
         "idem_key": credit.idem_key, "actor_id": credit.actor.id if credit.actor else None,
         "proxy": credit.proxy, "counts_as_earned": bool(earned), "created_at": moment,
     }
+    values["seal"] = encoding.seal(sealing.key(), values)  # what lets the chainer link it
     # Raw INSERT on the hottest path (every check-in): the ORM's query building cost more
     # than the statement itself. The unique idem_key raises IntegrityError to the caller.
     rows = await fetch(

@@ -41,6 +41,7 @@ from torreya.models.signin import (
     UserIdentity,
 )
 from torreya.models.tenancy import Role, Town, User, Village
+from torreya.models.trust import ChainHead, ChainLink, SignedHead, TownKey
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
 
 __models__ = [
@@ -83,9 +84,17 @@ __models__ = [
     UserIdentity,
     Registration,
     FamilyHelper,
+    ChainLink,
+    ChainHead,
+    TownKey,
+    SignedHead,
 ]
 
 __all__ = [
+    "ChainHead",
+    "ChainLink",
+    "SignedHead",
+    "TownKey",
     "FamilyHelper",
     "Checkpoint",
     "Group",

@@ -28,6 +28,9 @@ class LedgerEntry(Model):
     proxy = fields.BooleanField(default=False)
     counts_as_earned = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # HMAC of the entry's canonical encoding (trust/encoding.py) with a server key: the
+    # chainer links only entries Torreya wrote; a row inserted behind its back has none.
+    seal = fields.CharField(max_length=64, null=True)
 
     user_id: int
     town_id: int

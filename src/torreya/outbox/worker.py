@@ -196,19 +196,27 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
                              follow_redirects=False)
 
 
+CHAIN_EVERY = 1.0  # seconds between chaining runs (trust/chain.py)
+
+
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Drain the outbox until `stop` is set (or forever), resting when there is nothing."""
     from torreya.notifications.sender import send_due_sms
     from torreya.signin.gateway import gateway_for
+    from torreya.trust.chain import chain_pending
 
     stop = stop or asyncio.Event()
     gateway = gateway_for(settings)
+    chained = 0.0
     async with http_client(settings) as client:
         while not stop.is_set():
             busy = 0
             try:
                 busy = (await dispatch() + await deliver_due(client, settings)
                         + await send_due_sms(gateway))
+                if time.monotonic() - chained >= CHAIN_EVERY:  # the ledger's hash chain
+                    chained = time.monotonic()
+                    await chain_pending()
             except Exception:  # the database away, a bug: logged, and the loop goes on
                 log.exception("delivery worker: round failed")
             if not busy:

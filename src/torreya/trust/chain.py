@@ -1,0 +1,116 @@
+"""The chainer: links committed, sealed entries onto their town's chain, in id order.
+
+Why after the commit and not inside the entry's transaction: linking there would make
+every change in a town wait for the one before it to commit (the previous hash is part
+of the next). Here the entry's transaction only adds its seal, an HMAC computed in
+Python, and the chainer, from the delivery worker (about once a second) and
+`torreya migrate`, links what has committed since. This is how Certificate
+Transparency logs work: a promise at once (the seal), merged into the log soon after.
+
+An entry's place is its chaining order. PostgreSQL gives ids at INSERT, not at COMMIT, so
+an entry may commit after one with a higher id has been linked: each run looks back from
+when the previous run began (minus a margin longer than any transaction may last) for
+entries still unlinked. An entry whose seal is wrong, or missing past `legacy_through`,
+is never linked: `torreya audit` names it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from torreya.db import fetch, is_postgres, now
+from torreya.models import ChainHead, Town
+from torreya.trust import encoding, sealing
+
+log = logging.getLogger("torreya.trust")
+LOOK_BACK = timedelta(minutes=10)  # longer than any transaction may last (timeouts: 5 s)
+BATCH = 2000
+ENTRY_COLUMNS = ("id", "town_id", "user_id", "delta", "balance_after", "kind", "memo",
+                 "source_type", "source_id", "idem_key", "actor_id", "proxy", "created_at",
+                 "seal")
+
+
+def unlinked_sql(*, since: bool) -> str:
+    columns = ", ".join(f"e.{c}" for c in ENTRY_COLUMNS)
+    return (f"SELECT {columns} FROM ledger_entries e"
+            " LEFT JOIN ledger_chain c ON c.entry_id = e.id"
+            " WHERE e.town_id = ? AND c.entry_id IS NULL"
+            + (" AND e.created_at >= ?" if since else "")
+            + " ORDER BY e.id LIMIT ?")
+
+
+async def chain_pending(progress: Callable[[int], None] | None = None) -> int:
+    """Link every committed entry not yet linked, town by town. Returns how many."""
+    linked = 0
+    for town_id in await Town.all().values_list("id", flat=True):
+        while True:
+            try:
+                count, fetched = await _chain_batch(town_id)
+            except IntegrityError:  # another worker linked the same entries: next tick
+                break
+            linked += count
+            if progress and count:
+                progress(count)
+            if fetched < BATCH or not count:
+                break
+    return linked
+
+
+async def _chain_batch(town_id: int) -> tuple[int, int]:
+    started = now()
+    async with in_transaction() as connection:
+        lock = " FOR UPDATE" if is_postgres(connection) else ""  # one chainer per town
+        select = ("SELECT seq, hash, total, legacy_through, chained_at FROM chain_heads"
+                  f" WHERE town_id = ?{lock}")
+        heads = await fetch(connection, select, [town_id])
+        if not heads:  # a new town
+            await fetch(connection,
+                        "INSERT INTO chain_heads (town_id, seq, hash, entry_id, total,"
+                        " legacy_through) VALUES (?, 0, ?, 0, 0, 0) ON CONFLICT (town_id)"
+                        " DO NOTHING", [town_id, encoding.GENESIS])
+            heads = await fetch(connection, select, [town_id])
+        head = heads[0]
+        if head["chained_at"] is None:
+            rows = await fetch(connection, unlinked_sql(since=False), [town_id, BATCH])
+        else:
+            since = as_datetime(head["chained_at"]) - LOOK_BACK
+            rows = await fetch(connection, unlinked_sql(since=True), [town_id, since, BATCH])
+        seq, prev, total = int(head["seq"]), str(head["hash"]), int(head["total"])
+        links: list[object] = []
+        last_id = None
+        for row in rows:
+            # Entries from before sealing are linked in the first run only (the migration).
+            legacy = (head["chained_at"] is None and row["seal"] is None
+                      and row["id"] <= head["legacy_through"])
+            if not legacy and not encoding.seal_ok(sealing.key(), row):
+                log.warning("ledger entry %s has no valid seal: not linked", row["id"])
+                continue
+            entry_digest = encoding.digest(row)
+            seq += 1
+            link = encoding.link_hash(prev, entry_digest)
+            links += [row["id"], town_id, seq, entry_digest, prev, link]
+            prev, total, last_id = link, total + int(row["delta"]), row["id"]
+        if links:
+            for start in range(0, len(links), 600):  # within SQLite's 999 parameters
+                part = links[start:start + 600]
+                await fetch(connection,
+                            "INSERT INTO ledger_chain (entry_id, town_id, seq, digest,"
+                            " prev_hash, hash) VALUES "
+                            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * (len(part) // 6)), part)
+        if not links and head["chained_at"] is not None \
+                and started - as_datetime(head["chained_at"]) < timedelta(minutes=1):
+            return 0, len(rows)  # nothing new: no write (the look-back moves each minute)
+        await ChainHead.filter(town_id=town_id).using_db(connection).update(
+            seq=seq, hash=prev, total=total, chained_at=started,
+            **({"entry_id": last_id} if last_id is not None else {}))
+    return len(links) // 6, len(rows)
+
+
+def as_datetime(value) -> datetime:
+    """A time from a raw row: asyncpg gives datetimes, SQLite the stored text."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)

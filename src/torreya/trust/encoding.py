@@ -1,0 +1,111 @@
+"""The canonical encoding of a ledger entry and the chain's arithmetic, version 1.
+
+Pure functions on plain values, with no database: `torreya verify-export` and any outside
+auditor's own program need nothing else (docs/trust.md says the same in plain words).
+
+- canonical(entry): UTF-8 JSON, keys sorted, no spaces, of
+  {"v": 1, "id", "town", "user", "delta", "balance_after", "kind", "memo", "source",
+   "idem_key", "actor", "proxy", "created_at"}; `source` is "type:id" or ""; `actor` an
+  id or null; `created_at` UTC as 2026-12-01T08:30:00.000000Z.
+- digest = SHA-256(canonical), hex.
+- hash = SHA-256(prev_hash + digest) over the two hex strings (ASCII); the first link's
+  prev_hash is 64 zeros.
+- the signed head's payload: the same JSON rules over
+  {"v": 1, "town", "kind", "period", "seq", "entry_id", "hash", "total", "signed_at",
+   "public_key"}, signed with Ed25519.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+VERSION = 1
+GENESIS = "0" * 64
+
+
+def _json(doc: Mapping[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def utc_text(moment: datetime | str) -> str:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_doc(entry: Mapping[str, Any], *, with_id: bool = True) -> dict:
+    """The fields that are encoded, from a row (`…_id` names) or an exported entry."""
+    def pick(*names):
+        return next((entry[n] for n in names if n in entry), None)
+
+    source = pick("source")
+    if source is None:
+        kind, ident = entry.get("source_type"), entry.get("source_id")
+        source = f"{kind}:{ident}" if kind else ""
+    doc = {"v": VERSION, "town": int(pick("town", "town_id")),
+           "user": int(pick("user", "user_id")), "delta": int(entry["delta"]),
+           "balance_after": int(entry["balance_after"]), "kind": str(entry["kind"]),
+           "memo": str(entry.get("memo") or ""), "source": str(source),
+           "idem_key": str(entry["idem_key"]), "actor": pick("actor", "actor_id"),
+           "proxy": bool(entry["proxy"]), "created_at": utc_text(entry["created_at"])}
+    if doc["actor"] is not None:
+        doc["actor"] = int(doc["actor"])
+    if with_id:
+        doc["id"] = int(entry["id"])
+    return doc
+
+
+def canonical(entry: Mapping[str, Any], *, with_id: bool = True) -> bytes:
+    return _json(entry_doc(entry, with_id=with_id))
+
+
+def digest(entry: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(entry)).hexdigest()
+
+
+def link_hash(prev_hash: str, entry_digest: str) -> str:
+    return hashlib.sha256((prev_hash + entry_digest).encode("ascii")).hexdigest()
+
+
+def seal(key: bytes, entry: Mapping[str, Any]) -> str:
+    """The server's HMAC of the entry without its id (the id comes from the INSERT)."""
+    return hmac.new(key, canonical(entry, with_id=False), hashlib.sha256).hexdigest()
+
+
+def seal_ok(key: bytes, entry: Mapping[str, Any]) -> bool:
+    given = entry.get("seal")
+    return bool(given) and hmac.compare_digest(str(given), seal(key, entry))
+
+
+def head_payload(head: Mapping[str, Any]) -> bytes:
+    return _json({"v": VERSION, "town": int(head["town"]), "kind": str(head["kind"]),
+                  "period": str(head["period"]), "seq": int(head["seq"]),
+                  "entry_id": int(head["entry_id"]), "hash": str(head["hash"]),
+                  "total": int(head["total"]), "signed_at": utc_text(head["signed_at"]),
+                  "public_key": str(head["public_key"])})
+
+
+def verify_signature(public_key_hex: str, payload: bytes, signature_hex: str) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
+        key.verify(bytes.fromhex(signature_hex), payload)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def walk(prev_hash: str, digests: list[str]) -> str:
+    """The hash after `digests` are linked onto `prev_hash` in turn (a receipt's path)."""
+    for entry_digest in digests:
+        prev_hash = link_hash(prev_hash, entry_digest)
+    return prev_hash

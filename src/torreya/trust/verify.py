@@ -1,0 +1,140 @@
+"""`torreya audit`'s chain half: every link recomputed from its entry, every signed head
+checked against the chain and its signature. Whatever was changed, deleted, inserted or
+reordered behind the app's back is named by its entry id.
+
+The same checks run offline over an exported chain (`verify_export`), with no database
+and only the public key: that is what an outside auditor runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from torreya.db import conn, fetch, now
+from torreya.models import ChainHead, SignedHead, TownKey
+from torreya.trust import encoding, sealing
+from torreya.trust.chain import ENTRY_COLUMNS, LOOK_BACK, as_datetime, chain_pending
+
+BATCH = 5000
+LINKS_SQL = (
+    "SELECT c.seq, c.entry_id, c.digest, c.prev_hash, c.hash, e.id AS present, "
+    + ", ".join(f"e.{c} AS e_{c}" for c in ENTRY_COLUMNS if c != "id")
+    + " FROM ledger_chain c LEFT JOIN ledger_entries e ON e.id = c.entry_id"
+    " WHERE c.town_id = ? AND c.seq > ? ORDER BY c.seq LIMIT ?")
+UNLINKED_SQL = (
+    "SELECT " + ", ".join(f"e.{c}" for c in ENTRY_COLUMNS)
+    + " FROM ledger_entries e LEFT JOIN ledger_chain c ON c.entry_id = e.id"
+    " WHERE c.entry_id IS NULL ORDER BY e.id LIMIT 1000")
+
+
+class ChainChecker:
+    """Feeds on links in order; says what is wrong, naming entries."""
+
+    def __init__(self, town_id: int, add: Callable[[str], None]) -> None:
+        self.town_id, self.add = town_id, add
+        self.seq, self.hash, self.total = 0, encoding.GENESIS, 0
+        self.hash_at: dict[int, tuple[str, int, int]] = {}  # seq → (hash, total, entry)
+        self.wanted: set[int] = set()
+
+    def link(self, link: Mapping[str, Any], entry: Mapping[str, Any] | None) -> None:
+        seq, entry_id = int(link["seq"]), int(link["entry_id"])
+        where = f"entry {entry_id} (link {seq} of town {self.town_id})"
+        if seq != self.seq + 1:
+            self.add(f"town {self.town_id}: links {self.seq + 1}–{seq - 1} are missing "
+                     "(deleted behind the app's back)")
+        if entry is None:
+            self.add(f"{where} was deleted behind the app's back")
+        else:
+            if int(entry["town_id"]) != self.town_id:
+                self.add(f"{where} was moved to another town")
+            if encoding.digest(entry) != link["digest"]:
+                self.add(f"{where} was changed after it was recorded")
+            self.total += int(entry["delta"])
+        if link["prev_hash"] != self.hash:
+            self.add(f"{where} does not follow the link before it: the chain was reordered "
+                     "or rewritten")
+        if encoding.link_hash(link["prev_hash"], link["digest"]) != link["hash"]:
+            self.add(f"{where}: its link's hash is forged")
+        self.seq, self.hash = seq, link["hash"]
+        if seq in self.wanted:
+            self.hash_at[seq] = (self.hash, self.total, entry_id)
+
+    def signed_head(self, head: Mapping[str, Any], public_key: str | None) -> None:
+        label = f"town {self.town_id}: the signed head of {head['period']} ({head['kind']})"
+        if public_key is None or not encoding.verify_signature(
+                public_key, encoding.head_payload(head | {"public_key": public_key}),
+                head["signature"]):
+            self.add(f"{label} has a signature that does not verify")
+        seq = int(head["seq"])
+        if seq == 0:
+            return
+        found = self.hash_at.get(seq)
+        if found is None:
+            self.add(f"{label} names link {seq}, which the chain does not have")
+        elif found[0] != head["hash"] or found[1] != int(head["total"]) \
+                or found[2] != int(head["entry_id"]):
+            self.add(f"{label} does not match the chain at link {seq} (entry "
+                     f"{head['entry_id']}): entries up to it were changed and the chain "
+                     "rewritten")
+
+
+async def verify_chains(add: Callable[[str], None],
+                        progress: Callable[[int], None] | None = None) -> int:
+    """Chain what is due, then check every town's chain. Returns the links checked."""
+    await chain_pending()
+    checked = 0
+    keys = {k.id: k.public_key for k in await TownKey.all()}
+    for head in await ChainHead.all():
+        checker = ChainChecker(head.town_id, add)
+        signed = await SignedHead.filter(town_id=head.town_id).order_by("seq").values()
+        checker.wanted = {int(s["seq"]) for s in signed}
+        while True:
+            rows = await fetch(conn(), LINKS_SQL, [head.town_id, checker.seq, BATCH])
+            for row in rows:
+                entry = None
+                if row["present"] is not None:
+                    entry = {c: row[f"e_{c}"] for c in ENTRY_COLUMNS if c != "id"}
+                    entry["id"] = row["present"]
+                checker.link(row, entry)
+            checked += len(rows)
+            if progress and rows:
+                progress(len(rows))
+            if len(rows) < BATCH:
+                break
+        if checker.seq != head.seq or checker.hash != head.hash:
+            add(f"town {head.town_id}: the chain's head (link {head.seq}) does not match its "
+                f"last link ({checker.seq})")
+        for s in signed:
+            checker.signed_head(s | {"town": s["town_id"]}, keys.get(s["key_id"]))
+    late = now() - LOOK_BACK - timedelta(minutes=5)
+    for row in await fetch(conn(), UNLINKED_SQL, []):
+        if not encoding.seal_ok(sealing.key(), row):
+            add(f"entry {row['id']} (town {row['town_id']}) was not written by Torreya: it has "
+                "no valid seal and is not in the chain (inserted behind the app's back?)")
+        elif as_datetime(row["created_at"]) < late:
+            add(f"entry {row['id']} (town {row['town_id']}) is not in the chain yet: is the "
+                "worker running?")
+    return checked
+
+
+def verify_export(document: Mapping[str, Any], public_keys: Iterable[str] | None = None
+                  ) -> list[str]:
+    """The offline check of an exported chain (torreya export-chain); the problems found.
+    `public_keys`: the town's keys as published; without them the file's own are used
+    (which proves the file is consistent, not that it is the town's)."""
+    problems: list[str] = []
+    town_id = int(document["town"]["id"])
+    checker = ChainChecker(town_id, problems.append)
+    checker.wanted = {int(h["seq"]) for h in document.get("signed_heads", [])}
+    for item in document.get("entries", []):
+        checker.link(item, item.get("entry"))
+    trusted = set(public_keys) if public_keys else {k["public_key"]
+                                                     for k in document.get("keys", [])}
+    for head in document.get("signed_heads", []):
+        key = head.get("public_key")
+        checker.signed_head(head, key if key in trusted else None)
+    if not document.get("signed_heads"):
+        problems.append("the file has no signed head: nothing ties it to the town")
+    return problems
