@@ -272,6 +272,90 @@ def cmd_expire_vouchers(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_chain(settings: Settings, args: argparse.Namespace) -> int:
+    """A town's hash chain, keys and signed heads as JSON, for an outside auditor."""
+    import json
+
+    from torreya.db import orm
+    from torreya.models import ChainLink, Town
+    from torreya.trust.chain import chain_pending
+    from torreya.trust.export import export_town
+
+    async def run() -> dict | None:
+        async with orm(settings):
+            town = await Town.get_or_none(code=args.town)
+            if town is None:
+                return None
+            await chain_pending()
+            with _progress() as progress:
+                task = progress.add_task("Exporting the chain", total=await ChainLink.filter(
+                    town_id=town.id).count())
+                return await export_town(town, lambda n: progress.advance(task, n))
+
+    document = asyncio.run(run())
+    if document is None:
+        console.print(f"[red]No town with code {args.town!r}.[/red]")
+        return 2
+    text = json.dumps(document, ensure_ascii=False, indent=1)
+    if args.file == "-":
+        print(text)
+    else:
+        Path(args.file).write_text(text, encoding="utf-8")
+        console.print(f"[green]Exported[/green] {len(document['entries'])} entries and "
+                      f"{len(document['signed_heads'])} signed heads to {args.file}.")
+    return 0
+
+
+def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
+    """A new signing key for the town; the old one is retired and still verifies."""
+    from torreya.db import orm
+    from torreya.models import Town
+    from torreya.trust.signing import rotate_key
+
+    async def run() -> str | None:
+        async with orm(settings):
+            town = await Town.get_or_none(code=args.town)
+            return (await rotate_key(settings, town.id)).public_key if town else None
+
+    public_key = asyncio.run(run())
+    if public_key is None:
+        console.print(f"[red]No town with code {args.town!r}.[/red]")
+        return 2
+    console.print(f"[green]New signing key[/green] {public_key}: publish it; heads signed "
+                  "before still verify with the old key.")
+    return 0
+
+
+def cmd_verify_export(args: argparse.Namespace) -> int:
+    """Offline: no database, no server, only the file and the town's published key(s)."""
+    import json
+
+    from torreya.trust.verify import verify_export
+
+    try:
+        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        if document.get("format") != "torreya-chain":
+            raise ValueError("not an export of torreya export-chain")
+        problems = verify_export(document, args.public_key or None)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        console.print(f"[red]Cannot read {args.file}[/red]: {error}")
+        return 2
+    heads = document.get("signed_heads", [])
+    if problems:
+        console.print(f"[red]{len(problems)} problem(s)[/red] in {args.file}:")
+        for problem in problems:
+            print(f"  - {problem}")
+        return 1
+    last = heads[-1]
+    console.print(f"[green]The chain verifies[/green]: {len(document['entries'])} entries of "
+                  f"{document['town']['name']}, {len(heads)} signed head(s); the last, of "
+                  f"{last['period']}, covers link {last['seq']} (hash {last['hash'][:16]}…).")
+    if not args.public_key:
+        console.print("[yellow]Checked with the keys inside the file: compare them with the "
+                      "town's published key, or pass --public-key.[/yellow]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torreya", description="Torreya safety points (平安积分)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -308,6 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
     scheme.set_defaults(func=cmd_scheme)
     sub.add_parser("expire-vouchers", help="refund vouchers past their expiry"
                    ).set_defaults(func=cmd_expire_vouchers)
+    export = sub.add_parser("export-chain", help="export a town's hash chain for auditors")
+    export.add_argument("file", help="where to write (- for stdout)")
+    export.add_argument("--town", required=True, help="town code")
+    export.set_defaults(func=cmd_export_chain)
+    rotate = sub.add_parser("rotate-key", help="give a town a new signing key")
+    rotate.add_argument("--town", required=True, help="town code")
+    rotate.set_defaults(func=cmd_rotate_key)
+    verify = sub.add_parser("verify-export", help="check an exported chain offline")
+    verify.add_argument("file")
+    verify.add_argument("--public-key", action="append",
+                        help="the town's published public key (hex); may be repeated")
+    verify.set_defaults(func=None, offline=cmd_verify_export)
     sub.add_parser("worker", help="deliver webhooks and text messages from the outbox"
                    " (apart from serve)").set_defaults(func=cmd_worker)
     return parser
@@ -315,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", None):  # needs no settings, no database
+        return args.offline(args)
     try:
         settings = Settings.from_env()
         return args.func(settings, args)

@@ -111,6 +111,13 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
         if pack is None:
             raise RuntimeError("; ".join(str(p) for p in problems))
         await import_pack(pack, town=town, actor=None)
+        # The history is chained and yesterday's record signed, as the worker would have.
+        from torreya.trust.chain import chain_pending
+        from torreya.trust.signing import sign_head
+
+        await chain_pending()
+        await sign_head(settings, town.id, kind="daily",
+                        period=(moment.astimezone(LOCAL) - timedelta(days=1)).date().isoformat())
         console.print(f"Demo town 古来镇 created: {len(VILLAGES)} villages, "
                       f"{residents * len(VILLAGES)} residents.")
         return {"password": PASSWORD, "users": users}

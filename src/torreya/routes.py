@@ -20,6 +20,7 @@ from torreya.rewards import views as rewards
 from torreya.settings import resource_dir
 from torreya.signin import family_views
 from torreya.signin import views as signin
+from torreya.trust import views as trust_views
 
 
 def build_routes() -> list[BaseRoute]:
@@ -35,6 +36,7 @@ def build_routes() -> list[BaseRoute]:
         *notifications.routes,
         *signin.routes,
         *family_views.routes,
+        *trust_views.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

@@ -42,6 +42,12 @@ def csrf_token(request: Request) -> str:
     return csrf_token_for(request)
 
 
+def _receipt_code(entry_id: int) -> str:
+    from torreya.trust.receipts import receipt_code
+
+    return receipt_code(entry_id)
+
+
 def _signin_providers(request: Request) -> list:
     from torreya.signin.providers import configured
 
@@ -68,6 +74,7 @@ def build_templates() -> Jinja2Templates:
         current_language=i18n.current_language.get,
         csrf_token=csrf_token,
         signin_providers=_signin_providers,
+        receipt_code=_receipt_code,
     )
     env.filters.update(local_time=local_time, mask_name=mask_name, signed=signed_points)
     return Jinja2Templates(env=env)

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND, PG_URL, SECRET
+from tests.oidc_provider import start_provider, stop_provider
 from tests.receiver import Receiver
 from tests.wechat_standin import APPID, WechatStandIn
 from tests.wechat_standin import SECRET as WECHAT_SECRET
@@ -32,13 +33,14 @@ class LiveServer:
     sms: Receiver  # the SMS gateway (webhook backend): what residents' phones receive
     wechat: WechatStandIn  # WeChat's web authorization endpoints
 
-    def last_code(self, phone: str, timeout: float = 10.0) -> str:
-        """The code in the newest text to `phone`, waiting for the server's worker."""
+    def last_code(self, phone: str, timeout: float = 10.0, *, after: int = 0) -> str:
+        """The code in the newest text to `phone` (among texts after the first `after`),
+        waiting for the server's worker."""
         import json
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for _headers, body in reversed(self.sms.received):
+            for _headers, body in reversed(self.sms.received[after:]):
                 text = json.loads(body)
                 if text["phone"] == phone and text["code"]:
                     return text["code"]
@@ -102,11 +104,17 @@ def live_server(tmp_path_factory):
         db_url = f"sqlite://{folder}/torreya.sqlite3"
     sms = Receiver().__enter__()
     wechat = WechatStandIn().__enter__()
+    # 浙里办 for the browser: 溪口村 r006's demo number, verified.
+    provider, provider_url = start_provider([
+        {"sub": "zlb-xikou-r006", "phone_number": "+8613802000006",
+         "phone_number_verified": True}])
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": f"http://127.0.0.1:{port}", "TORREYA_SMS_BACKEND": "webhook",
            "TORREYA_SMS_URL": sms.url, "TORREYA_WECHAT_APPID": APPID,
            "TORREYA_WECHAT_SECRET": WECHAT_SECRET, "TORREYA_WECHAT_AUTHORIZE_BASE": wechat.url,
-           "TORREYA_WECHAT_API_BASE": wechat.url}
+           "TORREYA_WECHAT_API_BASE": wechat.url, "TORREYA_OIDC_ISSUER": provider_url,
+           "TORREYA_OIDC_CLIENT_ID": "torreya", "TORREYA_OIDC_CLIENT_SECRET": "torreya-secret",
+           "TORREYA_OIDC_LABEL": "浙里办登录"}
     cli = [sys.executable, "-m", "torreya.cli"]
     subprocess.run([*cli, "demo", "--residents", "8"], cwd=folder, env=env, check=True,
                    capture_output=True, timeout=120)
@@ -127,6 +135,7 @@ def live_server(tmp_path_factory):
     yield LiveServer(url, env, sms, wechat)
     sms.__exit__(None, None, None)
     wechat.__exit__(None, None, None)
+    stop_provider(provider)
     server.terminate()
     server.wait(timeout=10)
     log.close()

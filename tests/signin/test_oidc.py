@@ -5,17 +5,13 @@ it says about each person."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import socket
-import subprocess
-import sys
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from tests.factories import make_user, make_village, web_login
+from tests.oidc_provider import start_provider, stop_provider
 from torreya.models import AuditEvent, UserIdentity
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
@@ -30,26 +26,12 @@ PEOPLE = [
 
 @pytest.fixture(scope="module")
 def provider():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-W", "ignore", "-m", "oidc_provider_mock", "--port", str(port)]
-    for person in PEOPLE:
-        command += ["--user-claims", json.dumps(person)]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/.well-known/openid-configuration").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        server.kill()
-        pytest.fail("the OpenID provider did not start")
+    try:
+        server, url = start_provider(PEOPLE)
+    except RuntimeError as error:
+        pytest.fail(str(error))
     yield url
-    server.terminate()
-    server.wait(timeout=10)
+    stop_provider(server)
 
 
 @pytest.fixture

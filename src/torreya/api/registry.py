@@ -104,6 +104,7 @@ def api_routes() -> list[Route]:
         openapi,
         patrols,
         rewards,
+        trust,
         webhooks,
     )
 

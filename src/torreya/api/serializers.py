@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from torreya.models import LedgerEntry, User
+from torreya.trust.receipts import receipt_code
 
 
 def user_json(user: User, *, full: bool = False) -> dict:
@@ -16,4 +17,5 @@ def user_json(user: User, *, full: bool = False) -> dict:
 
 def entry_json(entry: LedgerEntry) -> dict:
     return {"id": entry.id, "delta": entry.delta, "balance_after": entry.balance_after,
-            "kind": entry.kind, "memo": entry.memo, "created_at": entry.created_at.isoformat()}
+            "kind": entry.kind, "memo": entry.memo, "created_at": entry.created_at.isoformat(),
+            "receipt": receipt_code(entry.id)}

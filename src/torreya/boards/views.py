@@ -16,6 +16,7 @@ from torreya.errors import NotFoundError
 from torreya.i18n import gettext as _
 from torreya.models import CheckinRefusal, Group, LedgerEntry, Role, Town, User, Village
 from torreya.templating import mask_name, render
+from torreya.trust.signing import signed_head_for_report
 from torreya.validation import Field, validate
 from torreya.web import (
     current_sid,
@@ -155,7 +156,7 @@ async def dashboard_page(request: Request) -> Response:
         "activities": await dashboard.top_activities(ids, months[-1]),
         "low_stock": await dashboard.low_stock(ids, town_id),
         "refused": await CheckinRefusal.filter(village_id__in=ids).count(),
-        "month": months[-1], "months": months})
+        "month": months[-1], "months": months, "town_id": town_id})
 
 
 async def monthly_csv(request: Request) -> Response:
@@ -188,6 +189,13 @@ async def monthly_csv(request: Request) -> Response:
         writer.writerow([_("Total")] + [getattr(total, c) for c in dashboard.COLUMNS]
                         + [sum(owed.values())])
     label = month or dashboard.last_months(1)[0]
+    head = await signed_head_for_report(_town_id, label) if _town_id else None
+    if head is not None:  # the footer: what ties the figures to the signed ledger
+        writer.writerow([])
+        writer.writerow([_("Ledger signed record"), head["period"], head["seq"], head["total"],
+                         head["hash"], head["public_key"], head["signature"]])
+        writer.writerow([_("Check it at"),
+                         f"{request.app.state.settings.BASE_URL}/towns/{_town_id}/trust"])
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition":
                              f'attachment; filename="report-{label}.csv"'})

@@ -116,3 +116,14 @@ async def heads_of(town_id: int, *, limit: int = 60) -> list[dict]:
     heads = await SignedHead.filter(town_id=town_id).order_by("-seq", "-id").limit(limit)
     return [head_doc(h, keys.get(h.key_id, "")) | {"signature": h.signature, "id": h.id}
             for h in heads]
+
+
+async def signed_head_for_report(town_id: int, month: str) -> dict | None:
+    """For a monthly report's footer: the month's signed head, or else the newest daily."""
+    head = await SignedHead.get_or_none(town_id=town_id, kind="monthly", period=month)
+    if head is None:
+        head = await SignedHead.filter(town_id=town_id, kind="daily").order_by("-id").first()
+    if head is None:
+        return None
+    key = await TownKey.get(id=head.key_id)
+    return head_doc(head, key.public_key) | {"signature": head.signature}

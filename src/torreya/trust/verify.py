@@ -47,7 +47,7 @@ class ChainChecker:
         if entry is None:
             self.add(f"{where} was deleted behind the app's back")
         else:
-            if int(entry["town_id"]) != self.town_id:
+            if int(entry.get("town_id", entry.get("town", -1))) != self.town_id:
                 self.add(f"{where} was moved to another town")
             if encoding.digest(entry) != link["digest"]:
                 self.add(f"{where} was changed after it was recorded")
