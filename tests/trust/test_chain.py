@@ -163,7 +163,11 @@ async def test_old_heads_verify_after_the_key_is_rotated(app, settings):
     assert await _problems() == []
 
 
-async def test_entries_from_before_sealing_are_chained_once_by_the_migration(app, tamper):
+async def test_entries_from_before_sealing_are_chained_once_by_the_migration(
+        app, tamper, monkeypatch):
+    from torreya.trust import chain
+
+    monkeypatch.setattr(chain, "BATCH", 2)  # the first run spans several batches
     village, _admin, _people, entries = await _ledger(3)
     # As if written before this version: no seals, no chain, the head as 0021 makes it.
     await tamper("UPDATE ledger_entries SET seal = NULL")
@@ -175,3 +179,21 @@ async def test_entries_from_before_sealing_are_chained_once_by_the_migration(app
     await tamper(f"DELETE FROM ledger_chain WHERE entry_id = {entries[-1].id}")
     assert await chain_pending() == 0
     assert await User.exists()
+
+
+async def test_an_entry_that_commits_late_is_linked_by_the_next_sweep(app, tamper):
+    """PostgreSQL gives ids at INSERT: an entry may commit after a higher id was linked."""
+    from torreya.trust import chain
+
+    village, admin, people, entries = await _ledger(2)
+    await chain_pending()
+    # As if entry 2 had committed after entry 3: unlink it and move entry 3 past the
+    # slack the quick runs look at.
+    late = entries[1]
+    await tamper(f"DELETE FROM ledger_chain WHERE entry_id = {late.id}")
+    await ChainHead.filter(town_id=village.town_id).update(
+        entry_id=late.id + chain.ID_SLACK + 10)
+    assert await chain_pending(sweep=False) == 0  # the quick run does not look that far
+    assert await chain_pending(sweep=True) == 1
+    link = await ChainLink.get(entry_id=late.id)
+    assert link.seq == 3

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                 ('entry_id', fields.BigIntField(default=0)),
                 ('total', fields.BigIntField(default=0)),
                 ('legacy_through', fields.BigIntField(default=0)),
-                ('chained_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('swept_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'chain_heads', 'app': 'models', 'pk_attr': 'town_id', 'table_description': "The newest link of a town's chain, and what the chainer needs to carry on."},
             bases=['Model'],

@@ -37,9 +37,9 @@ class ChainHead(Model):
     total = fields.BigIntField(default=0)  # the sum of the chained entries' deltas
     # Entries up to this id were written before entries were sealed: chained as they are.
     legacy_through = fields.BigIntField(default=0)
-    # When the last chaining run began: later runs look back from here for entries that
-    # committed late (an id does not say when its transaction committed).
-    chained_at = fields.DatetimeField(null=True)
+    # When the last sweep began: the next looks back from here for entries that committed
+    # late (an id does not say when its transaction committed). None: never chained.
+    swept_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "chain_heads"

@@ -197,6 +197,7 @@ def http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 CHAIN_EVERY = 1.0  # seconds between chaining runs (trust/chain.py)
+SWEEP_SECONDS = 300.0  # and between its sweeps for entries that committed late
 
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -207,7 +208,7 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
 
     stop = stop or asyncio.Event()
     gateway = gateway_for(settings)
-    chained = 0.0
+    chained = swept = 0.0
     async with http_client(settings) as client:
         while not stop.is_set():
             busy = 0
@@ -216,7 +217,9 @@ async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
                         + await send_due_sms(gateway))
                 if time.monotonic() - chained >= CHAIN_EVERY:  # the ledger's hash chain
                     chained = time.monotonic()
-                    await chain_pending()
+                    sweep = chained - swept >= SWEEP_SECONDS
+                    swept = chained if sweep else swept
+                    await chain_pending(sweep=sweep)
             except Exception:  # the database away, a bug: logged, and the loop goes on
                 log.exception("delivery worker: round failed")
             if not busy:

@@ -8,10 +8,12 @@ Python, and the chainer, from the delivery worker (about once a second) and
 Transparency logs work: a promise at once (the seal), merged into the log soon after.
 
 An entry's place is its chaining order. PostgreSQL gives ids at INSERT, not at COMMIT, so
-an entry may commit after one with a higher id has been linked: each run looks back from
-when the previous run began (minus a margin longer than any transaction may last) for
-entries still unlinked. An entry whose seal is wrong, or missing past `legacy_through`,
-is never linked: `torreya audit` names it.
+an entry may commit after one with a higher id has been linked. Each run therefore also
+looks at the ID_SLACK ids below the head's entry (more than can be in flight at once), and
+a sweep every few minutes looks back in time from the previous sweep (minus a margin
+longer than any transaction may last): what committed late is linked, at the cost of a
+short index range per run rather than minutes of entries. An entry whose seal is wrong,
+or missing past `legacy_through`, is never linked: `torreya audit` names it.
 """
 
 from __future__ import annotations
@@ -29,28 +31,30 @@ from torreya.trust import encoding, sealing
 
 log = logging.getLogger("torreya.trust")
 LOOK_BACK = timedelta(minutes=10)  # longer than any transaction may last (timeouts: 5 s)
+ID_SLACK = 20_000  # ids below the head that may still commit (in flight at once, all towns)
+SWEEP_EVERY = timedelta(minutes=5)
 BATCH = 2000
 ENTRY_COLUMNS = ("id", "town_id", "user_id", "delta", "balance_after", "kind", "memo",
                  "source_type", "source_id", "idem_key", "actor_id", "proxy", "created_at",
                  "seal")
 
 
-def unlinked_sql(*, since: bool) -> str:
+def unlinked_sql(where: str) -> str:
     columns = ", ".join(f"e.{c}" for c in ENTRY_COLUMNS)
     return (f"SELECT {columns} FROM ledger_entries e"
             " LEFT JOIN ledger_chain c ON c.entry_id = e.id"
-            " WHERE e.town_id = ? AND c.entry_id IS NULL"
-            + (" AND e.created_at >= ?" if since else "")
-            + " ORDER BY e.id LIMIT ?")
+            f" WHERE e.town_id = ? AND c.entry_id IS NULL{where} ORDER BY e.id LIMIT ?")
 
 
-async def chain_pending(progress: Callable[[int], None] | None = None) -> int:
-    """Link every committed entry not yet linked, town by town. Returns how many."""
+async def chain_pending(progress: Callable[[int], None] | None = None, *,
+                        sweep: bool = True) -> int:
+    """Link every committed entry not yet linked, town by town. Returns how many.
+    `sweep=False` (the worker's runs between sweeps) looks only near the head."""
     linked = 0
     for town_id in await Town.all().values_list("id", flat=True):
         while True:
             try:
-                count, fetched = await _chain_batch(town_id)
+                count, fetched = await _chain_batch(town_id, sweep)
             except IntegrityError:  # another worker linked the same entries: next tick
                 break
             linked += count
@@ -61,11 +65,11 @@ async def chain_pending(progress: Callable[[int], None] | None = None) -> int:
     return linked
 
 
-async def _chain_batch(town_id: int) -> tuple[int, int]:
+async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
     started = now()
     async with in_transaction() as connection:
         lock = " FOR UPDATE" if is_postgres(connection) else ""  # one chainer per town
-        select = ("SELECT seq, hash, total, legacy_through, chained_at FROM chain_heads"
+        select = ("SELECT seq, hash, total, entry_id, legacy_through, swept_at FROM chain_heads"
                   f" WHERE town_id = ?{lock}")
         heads = await fetch(connection, select, [town_id])
         if not heads:  # a new town
@@ -75,17 +79,22 @@ async def _chain_batch(town_id: int) -> tuple[int, int]:
                         " DO NOTHING", [town_id, encoding.GENESIS])
             heads = await fetch(connection, select, [town_id])
         head = heads[0]
-        if head["chained_at"] is None:
-            rows = await fetch(connection, unlinked_sql(since=False), [town_id, BATCH])
+        first = head["swept_at"] is None  # the first run links everything, in id order
+        if first:
+            rows = await fetch(connection, unlinked_sql(""), [town_id, BATCH])
+        elif sweep:
+            since = as_datetime(head["swept_at"]) - LOOK_BACK
+            rows = await fetch(connection, unlinked_sql(" AND e.created_at >= ?"),
+                               [town_id, since, BATCH])
         else:
-            since = as_datetime(head["chained_at"]) - LOOK_BACK
-            rows = await fetch(connection, unlinked_sql(since=True), [town_id, since, BATCH])
+            rows = await fetch(connection, unlinked_sql(" AND e.id > ?"),
+                               [town_id, int(head["entry_id"]) - ID_SLACK, BATCH])
         seq, prev, total = int(head["seq"]), str(head["hash"]), int(head["total"])
         links: list[object] = []
         last_id = None
         for row in rows:
             # Entries from before sealing are linked in the first run only (the migration).
-            legacy = (head["chained_at"] is None and row["seal"] is None
+            legacy = (first and row["seal"] is None
                       and row["id"] <= head["legacy_through"])
             if not legacy and not encoding.seal_ok(sealing.key(), row):
                 log.warning("ledger entry %s has no valid seal: not linked", row["id"])
@@ -102,12 +111,14 @@ async def _chain_batch(town_id: int) -> tuple[int, int]:
                             "INSERT INTO ledger_chain (entry_id, town_id, seq, digest,"
                             " prev_hash, hash) VALUES "
                             + ", ".join(["(?, ?, ?, ?, ?, ?)"] * (len(part) // 6)), part)
-        if not links and head["chained_at"] is not None \
-                and started - as_datetime(head["chained_at"]) < timedelta(minutes=1):
-            return 0, len(rows)  # nothing new: no write (the look-back moves each minute)
-        await ChainHead.filter(town_id=town_id).using_db(connection).update(
-            seq=seq, hash=prev, total=total, chained_at=started,
-            **({"entry_id": last_id} if last_id is not None else {}))
+        if not links and not (first or sweep):
+            return 0, len(rows)  # nothing new: no write
+        changes = {"seq": seq, "hash": prev, "total": total}
+        if last_id is not None:
+            changes["entry_id"] = last_id
+        if (first or sweep) and len(rows) < BATCH:  # a sweep is done once it saw it all
+            changes["swept_at"] = started
+        await ChainHead.filter(town_id=town_id).using_db(connection).update(**changes)
     return len(links) // 6, len(rows)
 
 
