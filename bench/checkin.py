@@ -81,6 +81,24 @@ async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[st
     return tokens, bearers
 
 
+async def chain_coverage(db_url: str) -> tuple[int, int] | None:
+    """(entries linked into the hash chain, entries) once the load is over, or None for a
+    checkout without the chain (a before/after comparison)."""
+    from torreya.db import fetch, orm
+    from torreya.settings import Settings
+
+    async with orm(Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET, BASE_URL="http://bench")):
+        from tortoise import connections
+
+        db = connections.get("default")
+        try:
+            [row] = await fetch(db, "SELECT (SELECT COUNT(*) FROM ledger_chain) AS links,"
+                                " (SELECT COUNT(*) FROM ledger_entries) AS entries", [])
+        except Exception:  # noqa: BLE001 (no such table: an older checkout)
+            return None
+    return int(row["links"]), int(row["entries"])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -181,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f.line())
     print(f"  ratio check-in / bare INSERT: {ours.rps / bare.rps:.2f}   "
           f"(generator at {generator.rps / ours.rps:.0f}x the check-in rate)")
+    coverage = asyncio.run(chain_coverage(db_url))
+    if coverage is not None:  # linked by the worker while the load ran (about once a second)
+        print(f"  hash chain: {coverage[0]} of {coverage[1]} entries linked when the load "
+              "stopped")
     if ours.requests > len(pairs) - len(bearers):
         print("  note: more requests than pairs; repeats answered 409")
     clean = ours.non2xx == 0 and ours.socket_errors == 0 and bare.non2xx == 0
