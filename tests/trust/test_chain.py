@@ -197,3 +197,19 @@ async def test_an_entry_that_commits_late_is_linked_by_the_next_sweep(app, tampe
     assert await chain_pending(sweep=True) == 1
     link = await ChainLink.get(entry_id=late.id)
     assert link.seq == 3
+
+
+async def test_housekeeping_signs_yesterday_once_per_town(app, settings):
+    from datetime import datetime
+
+    from torreya.templating import LOCAL
+    from torreya.trust.signing import sign_due
+
+    village, _admin, _people, _entries = await _ledger(2)
+    first_of_month = datetime(2026, 12, 1, 0, 5, tzinfo=LOCAL)
+    assert await sign_due(settings, first_of_month) == 2  # the day and the month before
+    assert await sign_due(settings, first_of_month) == 0
+    heads = await SignedHead.filter(town_id=village.town_id).order_by("kind")
+    assert [(h.kind, h.period, h.seq) for h in heads] == [
+        ("daily", "2026-11-30", 2), ("monthly", "2026-11", 2)]
+    assert await _problems() == []
