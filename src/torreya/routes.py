@@ -9,6 +9,7 @@ from torreya.accounts import views as accounts
 from torreya.api.registry import api_routes
 from torreya.boards import views as boards
 from torreya.checkins import views as checkins
+from torreya.console import residents
 from torreya.console import views as console
 from torreya.ledger import views as ledger
 from torreya.notifications import views as notifications
@@ -37,6 +38,7 @@ def build_routes() -> list[BaseRoute]:
         *signin.routes,
         *family_views.routes,
         *trust_views.routes,
+        *residents.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *checkins.routes,

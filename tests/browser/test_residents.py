@@ -1,0 +1,55 @@
+"""The clerk prints member cards for residents without a phone: an A4 PDF from Chromium
+whose QR codes a camera reads (decoded here with ZXing) and which check people in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.browser.conftest import shot
+from tests.browser.test_pages import login
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None,
+                    reason="pdftoppm not found (apt-get install poppler-utils)")
+def test_a_sheet_of_member_cards_prints_with_codes_a_camera_reads(browser, live_server,
+                                                                   tmp_path):
+    import zxingcpp
+    from PIL import Image
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    login(page, live_server, "xikou_staff")
+    page.goto(f"{live_server.url}/console/")
+    page.click("a:has-text('溪口村')")
+    page.click("#all-residents")
+    page.select_option("select[name=filter]", "no_phone")
+    page.click("#residents-search button[type=submit]")
+    rows = page.locator("#residents tbody input[type=checkbox]")
+    assert rows.count() >= 1
+    page.check("#tick-all")
+    shot(page, "residents")
+    with page.expect_popup() as opened:
+        page.click("button[value=cards]")
+    sheet = opened.value
+    sheet.wait_for_load_state()
+    shot(sheet, "card-sheet")
+    sheet.wait_for_selector(".card-sheet")
+    names = sheet.locator(".card-name").all_inner_texts()
+    codes = sheet.locator(".card-code").all_inner_texts()
+    pdf = tmp_path / "cards.pdf"
+    sheet.pdf(path=str(pdf), format="A4", print_background=True)
+    subprocess.run(["pdftoppm", "-r", "150", "-png", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    urls = []
+    for image in sorted(tmp_path.glob("page*.png")):
+        urls += [r.text for r in zxingcpp.read_barcodes(Image.open(image))]
+    assert len(urls) == len(names) == rows.count(), (urls, names)
+    assert sorted(urls) == sorted(f"{live_server.url}/card/{c}" for c in codes)
+    page.goto(urls[0])  # what the scanning staff's phone opens: events to credit it to
+    assert page.locator("form button[type=submit]").count() >= 1
+    context.close()
