@@ -254,6 +254,16 @@ async def switch_language(request: Request) -> Response:
     return response
 
 
+async def elder_mode(request: Request) -> Response:
+    """长辈模式 on or off for this account (every device it logs in on)."""
+    user = await require_user(request)
+    form = await read_form(request)
+    on = form.get("on") == "1"
+    await User.filter(id=user.id).update(elder_mode=on)
+    user.elder_mode = on
+    return redirect("/")
+
+
 async def home(request: Request) -> Response:
     user = await require_user(request)
     if user.role != Role.RESIDENT:
@@ -278,4 +288,5 @@ routes = [
     Route("/users/{id:int}/sessions/end", end_sessions_of, methods=["POST"],
           name="end_sessions"),
     Route("/lang", switch_language, name="lang"),
+    Route("/me/elder-mode", elder_mode, methods=["POST"], name="elder_mode"),
 ]

@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='ChainHead',
             fields=[
-                ('town_id', fields.IntField(primary_key=True, unique=True, db_index=True)),
+                ('town_id', fields.IntField(primary_key=True, generated=False, unique=True, db_index=True)),
                 ('seq', fields.BigIntField(default=0)),
                 ('hash', fields.CharField(max_length=64)),
                 ('entry_id', fields.BigIntField(default=0)),
@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
         ops.CreateModel(
             name='ChainLink',
             fields=[
-                ('entry_id', fields.BigIntField(primary_key=True, unique=True, db_index=True)),
+                ('entry_id', fields.BigIntField(primary_key=True, generated=False, unique=True, db_index=True)),
                 ('town_id', fields.IntField()),
                 ('seq', fields.BigIntField()),
                 ('digest', fields.CharField(max_length=64)),

@@ -99,6 +99,8 @@ class User(Model):
     hide_from_boards = fields.BooleanField(default=False, db_default=False)
     # Text messages for what matters (report handled, voucher expiring …); the inbox always.
     sms_notifications = fields.BooleanField(default=True, db_default=True)
+    # 长辈模式: larger type and a simpler home, remembered for the account (MIIT 适老化).
+    elder_mode = fields.BooleanField(default=False, db_default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     town_id: int | None
