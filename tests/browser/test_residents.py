@@ -53,3 +53,35 @@ def test_a_sheet_of_member_cards_prints_with_codes_a_camera_reads(browser, live_
     page.goto(urls[0])  # what the scanning staff's phone opens: events to credit it to
     assert page.locator("form button[type=submit]").count() >= 1
     context.close()
+
+
+def test_the_clerk_sees_the_report_count_change_as_it_is_filed_and_reviewed(browser,
+                                                                             live_server):
+    """The workbench of 溪口村's clerk: a resident (r002) files a report from their phone;
+    the count goes up; the clerk opens it from the tile and accepts it; the count goes
+    down."""
+    clerk = browser.new_context(viewport={"width": 1280, "height": 900},
+                                locale="zh-CN").new_page()
+    login(clerk, live_server, "xikou_staff")
+    clerk.wait_for_url(f"{live_server.url}/console/")
+
+    def reports_waiting() -> int:
+        clerk.goto(f"{live_server.url}/console/")
+        return int(clerk.locator("#q-reports .count").inner_text())
+
+    before = reports_waiting()
+    phone = browser.new_context(viewport={"width": 390, "height": 844},
+                                locale="zh-CN").new_page()
+    login(phone, live_server, "xikou_r002")
+    phone.wait_for_url(f"{live_server.url}/")
+    phone.goto(f"{live_server.url}/reports/new")
+    phone.fill("textarea[name=description]", "溪口桥头的护栏松了")
+    phone.click("#report-button")
+    phone.wait_for_load_state()
+    assert reports_waiting() == before + 1
+    clerk.click("#q-reports")
+    clerk.click("a:has-text('溪口桥头的护栏松了')")
+    clerk.click("#accept-button")
+    clerk.wait_for_load_state()
+    assert reports_waiting() == before
+    shot(clerk, "workbench")
