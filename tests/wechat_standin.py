@@ -18,18 +18,18 @@ from __future__ import annotations
 import html
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.receiver import LocalServer, QuietHandler
 
 APPID = "wx1234567890abcdef"
 SECRET = "0123456789abcdef0123456789abcdef"
 
 
 @dataclass
-class WechatStandIn:
+class WechatStandIn(LocalServer):
     appid: str = APPID
     secret: str = SECRET
     nicknames: dict = field(default_factory=dict)  # openid → nickname
@@ -42,7 +42,7 @@ class WechatStandIn:
     def __enter__(self) -> WechatStandIn:
         standin = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
                 parts = urlsplit(self.path)
                 query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -82,18 +82,8 @@ class WechatStandIn:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.url = self._serve(Handler)
         return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     # -- the endpoints ---------------------------------------------------------------------
 

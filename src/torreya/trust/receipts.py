@@ -53,18 +53,18 @@ async def receipt(code: str) -> dict | None:
     entry_id = parse(code)
     if entry_id is None:
         return None
-    entry = await LedgerEntry.get_or_none(id=entry_id)
-    if entry is None:
+    found = await LedgerEntry.filter(id=entry_id).values()
+    if not found:
         return None
-    person = await User.get_or_none(id=entry.user_id)
+    values = found[0]  # the row as stored: what the seal and the digest are checked on
+    person = await User.get_or_none(id=values["user_id"])
     village = await Village.get_or_none(id=person.village_id) if person and \
         person.village_id else None
-    shown = {"code": receipt_code(entry_id), "delta": entry.delta, "kind": entry.kind,
-             "created_at": encoding.utc_text(entry.created_at),
+    shown = {"code": receipt_code(entry_id), "delta": values["delta"], "kind": values["kind"],
+             "created_at": encoding.utc_text(values["created_at"]),
              "resident": mask_name(person.display_name) if person else "",
-             "village": village.name if village else "", "town_id": entry.town_id}
+             "village": village.name if village else "", "town_id": values["town_id"]}
     link = await ChainLink.get_or_none(entry_id=entry_id)
-    values = (await LedgerEntry.filter(id=entry_id).values())[0]
     if link is None:
         sealed = encoding.seal_ok(sealing.key(), values)
         return shown | {"status": "pending" if sealed else "invalid", "link": None,
