@@ -13,6 +13,7 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from torreya.db import now
 from torreya.models import AuditEvent, User
 
 request_ip: contextvars.ContextVar[str] = contextvars.ContextVar("torreya_request_ip", default="")
@@ -45,5 +46,6 @@ async def record(
         data=data or {},
         ip=request_ip.get(),
         entry_id=entry_id,
+        created_at=now(),
         using_db=connection,
     )

@@ -6,7 +6,8 @@ import contextlib
 import errno
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,8 +85,24 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+# Set only while `torreya demo` replays months of village life through the real services.
+_replayed: ContextVar[datetime | None] = ContextVar("torreya_replayed_moment", default=None)
+
+
 def now() -> datetime:
-    return datetime.now(UTC)
+    """The current time, aware, in UTC; inside `replaying(moment)`, that moment."""
+    return _replayed.get() or datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def replaying(moment: datetime) -> Iterator[None]:
+    """Make `now()` answer `moment`: what the services write (entries, vouchers and their
+    expiry, reports, audit records, notifications) is then dated as if done at that time."""
+    token = _replayed.set(moment)
+    try:
+        yield
+    finally:
+        _replayed.reset(token)
 
 
 def check_sqlite_path(settings: Settings) -> None:

@@ -46,7 +46,8 @@ async def create_pledge(*, actor: User, village: Village, title: str, text: str,
         pledge = await Pledge.create(village=village, town_id=village.town_id, title=title,
                                      text=text, points=points,
                                      confirmations=confirmations or [], starts_at=starts_at,
-                                     ends_at=ends_at, created_by=actor, using_db=connection)
+                                     ends_at=ends_at, created_by=actor, created_at=now(),
+                                     using_db=connection)
         await audit.record(actor, "pledges:pledge:create", connection=connection,
                            subject=f"pledge:{pledge.id}", town_id=village.town_id,
                            village_id=village.id, data={"title": title, "points": points})
@@ -95,7 +96,7 @@ async def sign_pledge(*, user: User, pledge_id: int, signed_name: str,
             signature = await PledgeSignature.create(
                 pledge=pledge, user=user, village_id=user.village_id, signed_name=signed_name,
                 confirmations=list(pledge.confirmations), points=pledge.points,
-                using_db=connection)
+                created_at=now(), using_db=connection)
             message = Message(event_type="pledge.signed", town_id=user.town_id, data={
                 "id": signature.id, "pledge_id": pledge.id, "user_id": user.id,
                 "village_id": user.village_id, "points": pledge.points,

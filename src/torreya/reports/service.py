@@ -67,12 +67,12 @@ async def file_report(*, user: User, category: str, description: str, location: 
                                      description=description, location=location,
                                      latitude=latitude, longitude=longitude,
                                      status=ReportStatus.SUBMITTED, has_photo=bool(encoded),
-                                     using_db=connection)
+                                     created_at=now(), using_db=connection)
         if encoded:
             await ReportPhoto.create(report=report, content=encoded[0],
                                      content_type=encoded[1], using_db=connection)
         await ReportUpdate.create(report=report, status=ReportStatus.SUBMITTED, actor=user,
-                                  using_db=connection)
+                                  created_at=now(), using_db=connection)
         await audit.record(user, "reports:report:create", connection=connection,
                            subject=f"report:{report.id}", town_id=user.town_id,
                            village_id=user.village_id, data={"category": category})
@@ -140,7 +140,7 @@ async def review_report(*, staff: User, report_id: int, decision: str, points: i
         else:
             await emit(connection, message)
         await ReportUpdate.create(report=report, status=target, note=note, actor=staff,
-                                  using_db=connection)
+                                  created_at=now(), using_db=connection)
         await audit.record(staff, f"reports:report:{decision}", connection=connection,
                            subject=f"report:{report.id}", town_id=report.town_id,
                            village_id=report.village_id, entry_id=entry.id if entry else None,
@@ -168,7 +168,7 @@ async def advance_report(*, staff: User, report_id: int, status: str, note: str)
         if not claimed:
             raise ReportStateError()
         await ReportUpdate.create(report=report, status=target, note=note, actor=staff,
-                                  using_db=connection)
+                                  created_at=now(), using_db=connection)
         report.status = target
         await audit.record(staff, f"reports:report:{target.value}", connection=connection,
                            subject=f"report:{report.id}", town_id=report.town_id,

@@ -17,6 +17,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from torreya import audit
+from torreya.db import now
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import ACTIVITY_KINDS, ensure_default_rules
 from torreya.models import EarningRule, Reward, RewardCategory, StockMovement, Town, User, Village
@@ -345,7 +346,7 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
                     await StockMovement.create(reward=reward, village_id=reward.village_id,
                                                town_id=town.id, delta=item.stock,
                                                reason="initial", actor=actor,
-                                               using_db=connection)
+                                               created_at=now(), using_db=connection)
                 created += 1
             else:
                 await Reward.filter(id=existing.id).using_db(connection).update(

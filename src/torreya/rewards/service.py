@@ -134,7 +134,8 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
         reward=reward, user=user, town_id=reward.town_id, village_id=user.village_id,
         cost=reward.cost, status=RedemptionStatus.PENDING, voucher_code=new_voucher_code(),
         idem_key=f"redeem:{uuid.uuid4().hex}",
-        expires_at=moment + timedelta(days=town.voucher_days), using_db=connection)
+        expires_at=moment + timedelta(days=town.voucher_days), created_at=moment,
+        using_db=connection)
     if reward.stock is not None:
         taken = await Reward.filter(id=reward.id, stock__gte=1).using_db(connection).update(
             stock=F("stock") - 1)
@@ -143,7 +144,7 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
         await StockMovement.create(reward=reward, village_id=reward.village_id,
                                    town_id=reward.town_id, delta=-1, reason="redeem",
                                    redemption=redemption, actor=staff or user,
-                                   using_db=connection)
+                                   created_at=moment, using_db=connection)
     entry = await post_entry(
         Credit(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
                idem_key=f"redemption:{redemption.id}", source_type="redemption",
@@ -231,7 +232,8 @@ async def _close(redemption: Redemption, status: RedemptionStatus, *, actor: Use
             await Reward.filter(id=reward.id).using_db(connection).update(stock=F("stock") + 1)
             await StockMovement.create(reward=reward, village_id=reward.village_id,
                                        town_id=reward.town_id, delta=1, reason=str(status),
-                                       redemption=redemption, actor=actor, using_db=connection)
+                                       redemption=redemption, actor=actor, created_at=moment,
+                                       using_db=connection)
         event_type = ("redemption.cancelled" if status == RedemptionStatus.CANCELLED
                       else "redemption.expired")
         entry = await post_entry(
@@ -301,7 +303,8 @@ async def create_reward(*, actor: User, village: Village, fields: RewardFields) 
         if fields.stock:
             await StockMovement.create(reward=reward, village_id=village.id,
                                        town_id=village.town_id, delta=fields.stock,
-                                       reason="initial", actor=actor, using_db=connection)
+                                       reason="initial", actor=actor, created_at=now(),
+                                       using_db=connection)
         await audit.record(actor, "rewards:reward:create", connection=connection,
                            subject=f"reward:{reward.id}", town_id=village.town_id,
                            village_id=village.id,
@@ -329,7 +332,7 @@ async def restock(*, actor: User, reward: Reward, delta: int) -> Reward:
             raise OutOfStockError("Not that many left to write off.")
         await StockMovement.create(reward=reward, village_id=reward.village_id,
                                    town_id=reward.town_id, delta=delta, reason="restock",
-                                   actor=actor, using_db=connection)
+                                   actor=actor, created_at=now(), using_db=connection)
         await reward.refresh_from_db(using_db=connection)
         await audit.record(actor, "rewards:stock:change", connection=connection,
                            subject=f"reward:{reward.id}", town_id=reward.town_id,
