@@ -1,0 +1,78 @@
+"""`torreya demo` at its default size: half a year of life that every chart and queue shows."""
+
+from __future__ import annotations
+
+import re
+
+from tests.factories import csrf_from
+from tests.test_cli import run
+from torreya.demo import PASSWORD
+from torreya.models import (
+    CheckinRefusal,
+    Patrol,
+    PatrolStatus,
+    PledgeSignature,
+    Redemption,
+    RedemptionStatus,
+    Registration,
+    Report,
+    ReportStatus,
+    ReportUpdate,
+    StockMovement,
+    Town,
+)
+
+CHART = re.compile(r'<figcaption>(.*?)</figcaption>(.*?)</figure>', re.S)
+VALUE = re.compile(r'font-size="12">([\d.]+)</text>')
+
+
+async def login(client, username: str) -> None:
+    client.cookies.clear()
+    token = csrf_from((await client.get("/login")).text)
+    response = await client.post("/login", data={"username": username, "password": PASSWORD,
+                                                 "csrf_token": token, "next": "/"})
+    assert response.status_code == 303, response.text
+
+
+async def test_the_demo_is_lived_in(tmp_path, db_url, client):
+    made = run(["demo"], tmp_path, db_url)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "120 residents and 27 weeks of their life" in made.stdout
+    audit = run(["audit"], tmp_path, db_url)
+    assert audit.returncode == 0 and "clean" in audit.stdout, audit.stdout
+
+    # every state a committee meets, from the services that make them
+    assert set(await Report.all().values_list("status", flat=True)) == set(ReportStatus)
+    assert set(await Redemption.all().values_list("status", flat=True)) == set(
+        RedemptionStatus)
+    assert {PatrolStatus.APPROVED, PatrolStatus.REJECTED, PatrolStatus.SUBMITTED} <= set(
+        await Patrol.all().values_list("status", flat=True))
+    assert await PledgeSignature.all().count() > 30
+    assert await CheckinRefusal.all().count() > 0
+    assert await Registration.filter(status="pending").count() == 3
+    # history is dated when it happened, not when the demo ran
+    first_report = await Report.all().order_by("created_at").first()
+    steps = await ReportUpdate.filter(report_id=first_report.id).order_by("id")
+    assert steps[0].created_at == first_report.created_at
+    assert [s.created_at for s in steps] == sorted(s.created_at for s in steps)
+    assert len({m.created_at.date() for m in await StockMovement.all()}) > 60
+
+    town = await Town.get(code="gulai")
+    await login(client, "gulai_admin")
+    page = await client.get(f"/console/towns/{town.id}/dashboard")
+    assert page.status_code == 200
+    charts = {title: [float(v) for v in VALUE.findall(svg)]
+              for title, svg in CHART.findall(page.text)}
+    assert len(charts) == 6, charts
+    for title, values in charts.items():
+        # six months; all but the current one (which may be a day old) have figures
+        assert len(values) == 6 and all(v > 0 for v in values[:-1]), (title, values)
+
+    # the clerk of 古来村 finds something waiting in every queue
+    await login(client, "gulaicun_staff")
+    work = (await client.get("/console/")).text
+    counts = dict(re.findall(r'id="q-(\w+)"[^>]*>\s*<span class="count">(\d+)</span>', work))
+    assert set(counts) == {"reports", "patrols", "registrations", "vouchers", "low_stock",
+                           "refused"}, counts
+    assert all(int(n) > 0 for n in counts.values()), counts
+    assert re.search(r'<span class="checkins">已签到[1-9]\d*人</span>', work), work
