@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.browser.axe_everywhere import AuditedBrowser, Collector
 from tests.conftest import BACKEND, PG_URL, SECRET
 from tests.oidc_provider import start_provider, stop_provider
 from tests.receiver import Receiver
@@ -143,8 +144,24 @@ def live_server(tmp_path_factory):
         _pg(f"DROP DATABASE IF EXISTS {BROWSER_DB} WITH (FORCE)")
 
 
+_COLLECTED: list[Collector] = []
+
+
+@pytest.fixture(scope="session")
+def axe(live_server) -> Collector:
+    _COLLECTED.append(Collector(live_server.url))
+    return _COLLECTED[-1]
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for collector in _COLLECTED:
+        pages = {key for key, _size in collector.checked}
+        terminalreporter.write_line(f"axe-core checked {len(pages)} pages the browser tests "
+                                    f"visited ({len(collector.checked)} page × size checks)")
+
+
 @pytest.fixture(scope="module")
-def browser(live_server):
+def browser(live_server, axe):
     # Playwright's sync API keeps an event loop running while it is open: close it with the
     # module, and run browser modules last (tests/conftest.py), so async tests get theirs.
     from playwright.sync_api import sync_playwright
@@ -154,8 +171,18 @@ def browser(live_server):
             executable_path=CHROMIUM, headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield browser
+        yield AuditedBrowser(browser, axe)
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def no_serious_accessibility_violation(axe):
+    """Fails the test during which axe-core first found a serious or critical violation on
+    a page it visited (axe_everywhere.py)."""
+    axe.take_found()
+    yield
+    found = axe.take_found()
+    assert not found, "axe-core, serious or critical:\n" + "\n".join(found)
 
 
 @pytest.fixture

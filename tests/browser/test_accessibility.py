@@ -1,15 +1,16 @@
-"""axe-core (axe-playwright-python) on the pages people use, at phone and desktop sizes:
-no serious or critical violation. Residents of 溪口村 r007 and its committee."""
+"""axe-core (axe-playwright-python): on every page the browser tests visit (axe_everywhere.py),
+and here on the main pages for certain, at phone and desktop sizes; elder mode's sizes.
+Residents of 溪口村 r007 and r008 and its committee."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.browser.axe_everywhere import SERIOUS, SIZES, pattern
 from tests.browser.test_pages import login
 
 pytestmark = pytest.mark.browser
 
-SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
 PUBLIC = ["/login", "/towns/1/trust", "/r/1-AAAAAA"]
 RESIDENT = ["/", "/me/ledger", "/shop", "/inbox", "/me/settings", "/me/family", "/card",
             "/pledges", "/reports/new", "/groups"]
@@ -23,24 +24,42 @@ def _serious(page) -> list[str]:
     results = Axe().run(page)
     return [f"{v['id']} ({v['impact']}): {v['help']} — "
             + "; ".join(n["target"][0] for n in v["nodes"][:3])
-            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+            for v in results.response["violations"] if v["impact"] in SERIOUS]
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_pages_have_no_serious_accessibility_violations(browser, live_server, size):
-    found = {}
+def test_the_main_pages_are_checked_at_both_sizes(browser, live_server, axe):
+    """Every page any browser test loads is checked (axe_everywhere.py); these are loaded
+    here so that the main ones surely are, whatever the other tests do."""
     for who, paths in ((None, PUBLIC), ("xikou_r007", RESIDENT), ("xikou_admin", COMMITTEE)):
-        context = browser.new_context(viewport=SIZES[size], locale="zh-CN")
+        context = browser.new_context(viewport=SIZES["phone"], locale="zh-CN")
         page = context.new_page()
         if who:
             login(page, live_server, who)
         for path in paths:
             page.goto(f"{live_server.url}{path}")
-            problems = _serious(page)
-            if problems:
-                found[path] = problems
-        context.close()
-    assert not found, "\n".join(f"{p}: {v}" for p, vs in found.items() for v in vs)
+            page.wait_for_function("() => window.__axeDone === true")
+        context.close()  # checks them again at desktop size
+    for path in PUBLIC + RESIDENT + COMMITTEE:
+        assert {(pattern(path), size) for size in SIZES} <= axe.checked, path
+
+
+def test_a_violation_on_any_visited_page_is_caught(browser, live_server, axe):
+    """The check can fail: a page of ours with an image without text and a button without
+    a name is reported for the phone and the desktop size."""
+    context = browser.new_context(viewport=SIZES["phone"], locale="zh-CN")
+    page = context.new_page()
+    probe = f"{live_server.url}/axe-probe/1"
+    context.route(probe, lambda route: route.fulfill(content_type="text/html", body=(
+        "<!doctype html><html lang='zh-CN'><head><title>probe</title></head><body><main>"
+        "<h1>probe</h1><img src='/static/none.png'><button></button></main></body></html>")))
+    page.goto(probe)
+    page.wait_for_function("() => window.__axeDone === true")
+    context.close()
+    found = axe.take_found()
+    for size in SIZES:
+        assert any(f.startswith(f"/axe-probe/{{id}} at {size} size: image-alt (critical)")
+                   for f in found), found
+        assert any(f.startswith(f"/axe-probe/{{id}} at {size} size: button-name") for f in found)
 
 
 def test_elder_mode_meets_the_ageing_friendly_sizes(browser, live_server):
