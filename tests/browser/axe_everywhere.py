@@ -11,6 +11,7 @@ conftest.py fails the test during which a violation was first found.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,14 +30,14 @@ RUNNER = """
     } catch (e) { /* the page was left meanwhile */ }
     if (!wanted) { window.__axeDone = true; return; }
     const results = await axe.run(document, {resultTypes: ['violations']});
-    const found = results.violations.filter(v => %s.includes(v.impact)).map(v =>
+    const found = results.violations.filter(v => SERIOUS_IMPACTS.includes(v.impact)).map(v =>
       `${v.id} (${v.impact}): ${v.help} — ` + v.nodes.slice(0, 3).map(n => n.target[0]).join('; '));
     try { await window.__axeReport(location.href, innerWidth, found); } catch (e) {}
     window.__axeDone = true;
   };
   window.addEventListener('load', () => setTimeout(run, 30));
 })();
-""" % list(SERIOUS)
+""".replace("SERIOUS_IMPACTS", json.dumps(list(SERIOUS)))
 _ID = re.compile(r"^\d+$|^[0-9]+-[A-Za-z0-9_-]+$|^[A-Za-z0-9_-]{16,}$")
 
 
