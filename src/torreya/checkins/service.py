@@ -11,7 +11,8 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.accounts.permissions import require_village
-from torreya.checkins.codes import CodeError, member_code, read_checkin_token, read_member_code
+from torreya.checkins import signed
+from torreya.checkins.codes import CodeError, member_code, read_checkin_token
 from torreya.db import fetch, get_one, now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
@@ -161,7 +162,7 @@ async def check_in_member(settings: Settings, *, staff: User, event: Event,
     """Staff scanned (or typed) a resident's member card for this event."""
     village = await Village.get(id=event.village_id)
     require_village(staff, village, Role.STAFF)
-    parsed = read_member_code(settings, member_code_text)
+    parsed = await signed.member_of(settings, member_code_text)
     resident = await User.get_or_none(id=parsed[0]) if parsed else None
     if resident is None or parsed is None or resident.card_serial != parsed[1]:
         raise await _refuse(InvalidTokenError("This member card is not valid."),
@@ -184,7 +185,8 @@ async def _claim(connection, event: Event, user: User, *, method: str,
     return checkin
 
 
-async def _check_in(event: Event, user: User, *, method: str, staff: User | None) -> CheckinResult:
+async def _check_in(event: Event, user: User, *, method: str, staff: User | None,
+                    audit_data: dict | None = None) -> CheckinResult:
     if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
         raise await _refuse(ForbiddenError("Only residents of this town can check in here."),
                             method=method, event=event, user=user)
@@ -206,7 +208,8 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
                 await audit.record(staff, "checkins:checkin:proxy", connection=connection,
                                    subject=f"user:{user.id}", town_id=event.town_id,
                                    village_id=event.village_id, entry_id=entry.id,
-                                   data={"event": event.id, "points": event.points})
+                                   data={"event": event.id, "points": event.points,
+                                         **(audit_data or {})})
     except IntegrityError:
         raise await _refuse(AlreadyCheckedInError(), method=method, event=event,
                             user=user) from None

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from torreya import qr
 from torreya.accounts.permissions import require_village
-from torreya.checkins import service
+from torreya.checkins import service, signed
 from torreya.checkins.codes import (
     CodeError,
     checkin_url,
@@ -218,8 +218,11 @@ async def my_card(request: Request) -> Response:
     user = await require_user(request)
     if user.role != Role.RESIDENT:
         raise ForbiddenError("Only residents have a member card.")
-    code = member_code(request.app.state.settings, user_id=user.id, serial=user.card_serial)
-    url = f"{request.app.state.settings.BASE_URL}/card/{code}"
+    settings = request.app.state.settings
+    code = member_code(settings, user_id=user.id, serial=user.card_serial)
+    # the QR carries the signed card (staff phones check it without signal); the short
+    # code beside it is for typing
+    url = f"{settings.BASE_URL}/card/{await signed.card_code(settings, user)}"
     return render(request, "checkins/card.html", {"person": user, "code": code,
                                                   "qr_svg": qr.svg(url), "printable": False})
 
@@ -233,8 +236,9 @@ async def print_card(request: Request) -> Response:
     if person is None:
         raise NotFoundError()
     require_over(actor, person, Role.STAFF)
-    code = member_code(request.app.state.settings, user_id=person.id, serial=person.card_serial)
-    url = f"{request.app.state.settings.BASE_URL}/card/{code}"
+    settings = request.app.state.settings
+    code = member_code(settings, user_id=person.id, serial=person.card_serial)
+    url = f"{settings.BASE_URL}/card/{await signed.card_code(settings, person)}"
     return render(request, "checkins/card.html", {"person": person, "code": code,
                                                   "qr_svg": qr.svg(url), "printable": True})
 
@@ -263,7 +267,9 @@ async def scanned_card(request: Request) -> Response:
         moment = now()
         events = await Event.filter(village_id__in=village_ids, starts_at__lte=moment,
                                     ends_at__gte=moment).order_by("starts_at")
-    return render(request, "checkins/scanned_card.html", {"code": code, "events": events})
+    fields = await signed.verify(code) if signed.is_signed(code) else None
+    return render(request, "checkins/scanned_card.html", {
+        "code": code, "events": events, "holder": fields.name if fields else ""})
 
 
 routes = [

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from torreya import audit, qr
 from torreya.accounts import sessions
 from torreya.accounts.permissions import rank
+from torreya.checkins import signed
 from torreya.checkins.codes import member_code
 from torreya.checkins.service import reissue_card
 from torreya.db import conn, fetch
@@ -161,7 +162,7 @@ async def bulk(request: Request) -> Response:
             await audit.record(user, "console:cards:print", connection=None,
                                subject=f"village:{village.id}", village_id=village.id,
                                data={"users": [p.id for p in people]})
-            return card_sheet(request, people)
+            return await card_sheet(request, people)
         if action == "reissue":
             for person in people:
                 await reissue_card(settings, actor=user, resident=person)
@@ -197,14 +198,16 @@ async def set_active(*, actor: User, people: list[User], active: bool) -> None:
                                town_id=person.town_id, village_id=person.village_id)
 
 
-def card_sheet(request: Request, people: list[User]) -> Response:
-    """A4 sheets of 8 member cards (2 × 4), name and QR, for residents without a phone."""
+async def card_sheet(request: Request, people: list[User]) -> Response:
+    """A4 sheets of 8 member cards (2 × 4), name and QR, for residents without a phone.
+    The QR is the signed card (a staff phone checks it without signal); the short code
+    printed under it is for typing."""
     settings = request.app.state.settings
     cards = []
     for person in people:
         code = member_code(settings, user_id=person.id, serial=person.card_serial)
-        cards.append({"name": person.display_name, "code": code,
-                      "qr_svg": qr.svg(f"{settings.BASE_URL}/card/{code}")})
+        url = f"{settings.BASE_URL}/card/{await signed.card_code(settings, person)}"
+        cards.append({"name": person.display_name, "code": code, "qr_svg": qr.svg(url)})
     sheets = [cards[i:i + 8] for i in range(0, len(cards), 8)]
     return render(request, "console/card_sheet.html", {"sheets": sheets})
 

@@ -11,11 +11,12 @@ from starlette.routing import Route
 
 from torreya import idempotency, qr
 from torreya.accounts.permissions import require_town, require_village
+from torreya.checkins import signed
 from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
-from torreya.models import Redemption, Reward, RewardImage, Role, Town, Village
+from torreya.models import Redemption, Reward, RewardImage, Role, Town, User, Village
 from torreya.rewards import queries, service
 from torreya.rewards.codes import display_voucher_code, normalize_voucher_code
 from torreya.rewards.scheme import check_pack, export_pack, import_pack
@@ -110,7 +111,12 @@ async def _voucher_for(request: Request) -> tuple:
 
 async def voucher_page(request: Request) -> Response:
     user, redemption = await _voucher_for(request)
-    url = f"{request.app.state.settings.BASE_URL}/v/{redemption.voucher_code}"
+    settings = request.app.state.settings
+    signed_code = await signed.voucher_code(settings, redemption, owner=user if
+                                            redemption.user_id == user.id else
+                                            await User.get(id=redemption.user_id),
+                                            item=(await redemption.reward).name)
+    url = f"{settings.BASE_URL}/v/{signed_code}"
     return render(request, "rewards/voucher.html", {
         "r": redemption, "code": display_voucher_code(redemption.voucher_code),
         "qr_svg": qr.svg(url), "flashes": pop_flashes(request),
@@ -131,7 +137,7 @@ async def cancel_voucher(request: Request) -> Response:
 async def scanned_voucher(request: Request) -> Response:
     """A voucher QR scanned with any camera: staff see it and hand over the item."""
     user = await require_user(request)
-    code = normalize_voucher_code(request.path_params["code"])
+    code = normalize_voucher_code(await signed.short_voucher(request.path_params["code"]))
     redemption = await Redemption.get_or_none(voucher_code=code).prefetch_related(
         "reward", "user") if code else None
     if redemption is None:
@@ -150,7 +156,8 @@ async def fulfil(request: Request) -> Response:
     code = str(form.get("code", "")) or request.path_params.get("code", "")
     back = str(form.get("back", "")) or f"/v/{code}"
     try:
-        redemption = await service.fulfil_voucher(staff=user, code=code)
+        redemption = await service.fulfil_voucher(staff=user,
+                                                  code=await signed.short_voucher(code))
         flash(request, _("Handed over: %(name)s.", name=(await redemption.reward).name))
     except DomainError as error:
         flash(request, error_text(error), "error")

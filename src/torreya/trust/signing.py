@@ -62,6 +62,11 @@ def _private(settings: Settings, key: TownKey) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(raw)
 
 
+def sign(settings: Settings, key: TownKey, payload: bytes) -> bytes:
+    """Ed25519 signature of `payload` by this town key (member cards, vouchers)."""
+    return _private(settings, key).sign(payload)
+
+
 def head_doc(head: SignedHead, public_key: str) -> dict:
     return {"town": head.town_id, "kind": head.kind, "period": head.period, "seq": head.seq,
             "entry_id": head.entry_id, "hash": head.hash, "total": head.total,
