@@ -28,12 +28,12 @@ PG_URL = os.environ.get("TORREYA_TEST_PG_URL", "postgres://postgres@127.0.0.1:54
 PG_DB = f"torreya_test_{os.getpid()}"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
-TABLES = ["ledger_chain", "chain_heads", "town_keys", "signed_heads", "family_helpers",
-          "registrations", "user_identities", "sms_codes", "user_sessions", "sms_messages",
-          "notifications", "webhook_attempts", "webhook_deliveries", "webhooks", "outbox",
-          "idempotency_keys", "audit_events", "login_failures", "checkin_refusals", "checkins",
-          "events", "earning_totals", "ledger_entries", "earning_rules", "users", "villages",
-          "towns"]
+TABLES = ["offline_scans", "ledger_chain", "chain_heads", "town_keys", "signed_heads",
+          "family_helpers", "registrations", "user_identities", "sms_codes", "user_sessions",
+          "sms_messages", "notifications", "webhook_attempts", "webhook_deliveries", "webhooks",
+          "outbox", "idempotency_keys", "audit_events", "login_failures", "checkin_refusals",
+          "checkins", "events", "earning_totals", "ledger_entries", "earning_rules", "users",
+          "villages", "towns"]
 
 
 def pytest_report_header(config) -> str:

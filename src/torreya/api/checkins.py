@@ -99,3 +99,31 @@ async def staff_check_in(request: Request, body: dict) -> object:
     return json({"id": result.checkin.id, "event_id": event.id,
                  "user_id": result.checkin.user_id, "points": result.checkin.points,
                  "balance": result.balance}, 201)
+
+
+@endpoint("GET", "/events/{id:int}/offline-kit",
+          returns="event:obj keys:list revoked:obj made_at:time",
+          summary="What a staff phone keeps to scan this event without signal: the town's "
+                  "public keys, the revocation list, the event", tag="checkins",
+          errors=["forbidden", "not_found"])
+async def offline_kit(request: Request, body: dict) -> object:
+    from torreya.checkins import offline
+
+    user = await require_user(request, Role.STAFF)
+    return json(await offline.kit(request.app.state.settings, staff=user,
+                                  event_id=request.path_params["id"]))
+
+
+@endpoint("POST", "/events/{id:int}/offline-scans", returns="results:list",
+          summary="Sync the scans a staff phone queued offline: each applied once, judged at "
+                  "the time it was made; the outcome of each", tag="checkins",
+          errors=["forbidden", "not_found", "invalid_request"])
+async def offline_scans(request: Request, body: dict) -> object:
+    from torreya.checkins import offline
+    from torreya.validation import read_json
+
+    user = await require_user(request, Role.STAFF)
+    scans = offline.read_batch(await read_json(request, None))
+    results = await offline.sync(request.app.state.settings, staff=user,
+                                 event_id=request.path_params["id"], scans=scans)
+    return json({"results": results})

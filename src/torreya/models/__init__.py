@@ -1,7 +1,7 @@
 """All Tortoise models, one import path (no FK import cycles)."""
 
 from torreya.models.audit import AuditEvent, LoginFailure
-from torreya.models.checkins import Checkin, CheckinRefusal, Event
+from torreya.models.checkins import Checkin, CheckinRefusal, Event, OfflineScan
 from torreya.models.community import (
     Pledge,
     PledgeSignature,
@@ -56,6 +56,7 @@ __models__ = [
     Event,
     Checkin,
     CheckinRefusal,
+    OfflineScan,
     Reward,
     RewardImage,
     Redemption,
@@ -107,6 +108,7 @@ __all__ = [
     "AuditEvent",
     "Checkin",
     "CheckinRefusal",
+    "OfflineScan",
     "EarningRule",
     "EarningTotal",
     "Event",

@@ -82,3 +82,32 @@ class CheckinRefusal(Model):
     class Meta:
         table = "checkin_refusals"
         indexes = (Index(fields=("event_id", "created_at")),)
+
+
+class OfflineScan(Model):
+    """A scan a staff phone made without signal and synced later (issue 15): its nonce
+    claims it, so a queue synced twice (two tabs, a retry) is applied once; the outcome is
+    kept to answer the repeat the same way."""
+
+    id = fields.BigIntField(primary_key=True)
+    nonce = fields.CharField(max_length=64, unique=True)
+    staff = fields.ForeignKeyField("models.User", related_name="offline_scans",
+                                   on_delete=fields.RESTRICT)
+    event = fields.ForeignKeyField("models.Event", related_name="offline_scans", null=True,
+                                   on_delete=fields.RESTRICT)
+    kind = fields.CharField(max_length=8)  # card | voucher
+    subject_id = fields.BigIntField(null=True)  # the resident, or the redemption
+    outcome = fields.CharField(max_length=16, default="")  # credited | fulfilled | refused
+    reason = fields.CharField(max_length=32, default="")  # the error code of a refusal
+    detail = fields.JSONField(default=dict)  # its message (msgid) and params, to say again
+    points = fields.IntField(null=True)
+    name = fields.CharField(max_length=64, default="")  # masked
+    scanned_at = fields.DatetimeField()
+    synced_at = fields.DatetimeField()
+
+    staff_id: int
+    event_id: int | None
+
+    class Meta:
+        table = "offline_scans"
+        indexes = (Index(fields=("event_id", "synced_at")),)

@@ -171,9 +171,11 @@ async def _village_of(redemption: Redemption) -> Village:
     return await Village.get(id=redemption.village_id)
 
 
-async def fulfil_voucher(*, staff: User, code: str) -> Redemption:
+async def fulfil_voucher(*, staff: User, code: str, audit_data: dict | None = None
+                         ) -> Redemption:
     """Staff hand over the item. Raises not_found (unknown or another village's code),
-    invalid_state (already fulfilled, cancelled or expired)."""
+    invalid_state (already fulfilled, cancelled or expired). `audit_data` adds to the
+    audit record (an offline scan's two times)."""
     normalized = normalize_voucher_code(code)
     redemption = await Redemption.get_or_none(voucher_code=normalized) if normalized else None
     if redemption is None or not in_village(staff, await _village_of(redemption)):
@@ -192,7 +194,7 @@ async def fulfil_voucher(*, staff: User, code: str) -> Redemption:
         redemption.status, redemption.closed_at = RedemptionStatus.FULFILLED, moment
         await audit.record(staff, "rewards:voucher:fulfil", connection=connection,
                            subject=f"redemption:{redemption.id}", town_id=redemption.town_id,
-                           village_id=redemption.village_id)
+                           village_id=redemption.village_id, data=audit_data)
         await emit(connection, redemption_message("redemption.fulfilled", redemption,
                                                   actor=staff))
     return redemption

@@ -1,0 +1,263 @@
+"""Offline staff scanning (issue 15): the kit a staff phone keeps for an event, and the sync
+that applies the scans it queued without signal, each exactly once and judged at the
+moment it was made.
+
+The kit holds the town's public keys (to verify signed cards and vouchers), the revocation
+list (reissued cards, deactivated residents) and the event. A sync is a batch of
+`{nonce, code, scanned_at}`; each scan's nonce is claimed in the transaction that applies
+it, so a queue sent twice (a second tab, a retry after a lost answer, two phones that
+shared it) is applied once and the repeat is answered with the first outcome.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from torreya.accounts.permissions import require_village
+from torreya.checkins import signed as signed_codes
+from torreya.checkins.codes import read_member_code
+from torreya.checkins.service import AlreadyCheckedInError, _check_in
+from torreya.db import now, replaying
+from torreya.errors import DomainError, InvalidRequestError, NotFoundError
+from torreya.i18n import gettext as _
+from torreya.models import (
+    Event,
+    OfflineScan,
+    Redemption,
+    RedemptionStatus,
+    Role,
+    TownKey,
+    User,
+    Village,
+)
+from torreya.rewards.codes import normalize_voucher_code
+from torreya.rewards.service import InvalidStateError, fulfil_voucher
+from torreya.settings import Settings
+from torreya.templating import mask_name
+from torreya.trust.encoding import utc_text
+
+MAX_BATCH = 500
+# A phone's clock may be a little ahead; a queue may wait a fortnight for signal.
+CLOCK_SLACK = timedelta(minutes=5)
+MAX_AGE = timedelta(days=14)
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+async def _staff_event(staff: User, event_id: int) -> Event:
+    event = await Event.get_or_none(id=event_id)
+    if event is None:
+        raise NotFoundError()
+    require_village(staff, await Village.get(id=event.village_id), Role.STAFF)
+    return event
+
+
+async def kit(settings: Settings, *, staff: User, event_id: int) -> dict:
+    """What a staff phone needs to scan this event offline."""
+    from torreya.trust.signing import current_key
+
+    event = await _staff_event(staff, event_id)
+    await current_key(settings, event.town_id)  # a town's first kit makes its key
+    keys = await TownKey.filter(town_id=event.town_id).order_by("id")
+    revoked = await User.filter(town_id=event.town_id, role=Role.RESIDENT).filter(
+        card_serial__gt=1).values_list("id", "card_serial")
+    inactive = await User.filter(town_id=event.town_id, role=Role.RESIDENT,
+                                 is_active=False).values_list("id", flat=True)
+    return {
+        "event": {"id": event.id, "title": event.title, "town_id": event.town_id,
+                  "village_id": event.village_id, "points": event.points,
+                  "starts_at": utc_text(event.starts_at), "ends_at": utc_text(event.ends_at)},
+        "keys": [{"id": k.id, "public_key": signed_codes.public_key_b64(k)} for k in keys],
+        # a card whose serial is lower than the resident's current one was reissued
+        "revoked": {"serials": {str(user): serial for user, serial in revoked},
+                    "inactive": list(inactive)},
+        "made_at": utc_text(now()),
+    }
+
+
+@dataclass(frozen=True)
+class Scan:
+    nonce: str
+    code: str
+    scanned_at: datetime
+
+
+def read_batch(data: object) -> list[Scan]:
+    """A sync body `{"scans": [{"nonce", "code", "scanned_at"}, …]}`, or 422 naming the
+    first bad field. A scan time out of bounds is the scan's own refusal, not the batch's."""
+    if not isinstance(data, dict) or not isinstance(data.get("scans"), list):
+        raise InvalidRequestError("Field %(name)s is required.", field="scans", name="scans")
+    items = data["scans"]
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidRequestError("Send between 1 and %(max)s scans at a time.", field="scans",
+                                  max=MAX_BATCH)
+    scans, seen = [], set()
+    for index, item in enumerate(items):
+        where = f"scans[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidRequestError("The body must be a JSON object.", field=where)
+        nonce, code, moment = item.get("nonce"), item.get("code"), item.get("scanned_at")
+        if not isinstance(nonce, str) or not _NONCE.match(nonce):
+            raise InvalidRequestError("Field %(name)s is not valid.", field=where + ".nonce",
+                                      name="nonce")
+        if not isinstance(code, str) or not 1 <= len(code) <= signed_codes.MAX_LENGTH:
+            raise InvalidRequestError("Field %(name)s is not valid.", field=where + ".code",
+                                      name="code")
+        try:
+            scanned_at = datetime.fromisoformat(moment) if isinstance(moment, str) else None
+        except ValueError:
+            scanned_at = None
+        if scanned_at is None or scanned_at.tzinfo is None:
+            raise InvalidRequestError("Field %(name)s must be a date and time with its offset.",
+                                      field=where + ".scanned_at", name="scanned_at")
+        if nonce not in seen:
+            seen.add(nonce)
+            scans.append(Scan(nonce, code.strip(), scanned_at))
+    return scans
+
+
+class ScanTimeError(DomainError):
+    status = 422
+    code = "invalid_scan_time"
+    message = "The phone's clock said this scan was made at an impossible time."
+
+
+class CardRevokedError(DomainError):
+    status = 409
+    code = "card_revoked"
+    message = "This card was replaced by a new one and no longer works."
+
+
+class InvalidCardError(DomainError):
+    status = 422
+    code = "invalid_token"
+    message = "This code is not a genuine member card or voucher of this town."
+
+
+async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Scan]
+               ) -> list[dict]:
+    """Apply each queued scan once; the outcome of each, in order (see `_result`)."""
+    event = await _staff_event(staff, event_id)
+    return [await _sync_one(settings, staff, event, scan) for scan in scans]
+
+
+async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan) -> dict:
+    synced_at = now()
+    try:
+        async with in_transaction() as connection:
+            # The nonce claims the scan before anything moves (a repeat stops here).
+            row = await OfflineScan.create(nonce=scan.nonce, staff=staff, event=event,
+                                           kind="", scanned_at=scan.scanned_at,
+                                           synced_at=synced_at, using_db=connection)
+            await _apply(settings, staff, event, scan, row, synced_at)
+            await row.save(using_db=connection)
+    except IntegrityError:
+        stored = await OfflineScan.get_or_none(nonce=scan.nonce)
+        if stored is None or stored.staff_id != staff.id:
+            # not ours to tell about: say no more than that it is a repeat
+            return {"nonce": scan.nonce, "outcome": "already_done", "repeat": True,
+                    "code": "already_synced", "message": _("This scan was already synced.")}
+        return _result(stored, repeat=True)
+    return _result(row, repeat=False)
+
+
+async def _apply(settings: Settings, staff: User, event: Event, scan: Scan, row: OfflineScan,
+                 synced_at: datetime) -> None:
+    """The scan's effect, at its own time; its outcome written on `row`."""
+    note = {"offline": True, "scanned_at": utc_text(scan.scanned_at),
+            "synced_at": utc_text(synced_at), "nonce": scan.nonce}
+    parsed = signed_codes.parse(scan.code)
+    row.kind = parsed[0].kind if parsed else (
+        "card" if scan.code.upper().startswith("M") else "voucher")
+    try:
+        if not synced_at - MAX_AGE <= scan.scanned_at <= synced_at + CLOCK_SLACK:
+            raise ScanTimeError()
+        moment = min(scan.scanned_at, synced_at)
+        card = await _card_of(settings, scan.code, event)
+        if card is not None:
+            row.kind, row.subject_id, row.name = "card", card.id, mask_name(card.display_name)
+            with replaying(moment):
+                result = await _check_in(event, card, method="offline", staff=staff,
+                                         audit_data=note)
+            row.outcome, row.points = "credited", result.checkin.points
+            return
+        voucher = await _voucher_of(scan.code, event)
+        if voucher is None:
+            raise InvalidCardError()
+        owner = await User.get(id=voucher.user_id)
+        row.kind, row.subject_id, row.name = "voucher", voucher.id, mask_name(owner.display_name)
+        with replaying(moment):
+            await fulfil_voucher(staff=staff, code=voucher.voucher_code, audit_data=note)
+        row.outcome = "fulfilled"
+    except (AlreadyCheckedInError, InvalidStateError) as error:
+        done = isinstance(error, AlreadyCheckedInError) or (
+            await Redemption.filter(id=row.subject_id, status=RedemptionStatus.FULFILLED
+                                    ).exists())
+        row.outcome, row.reason = ("already_done" if done else "refused"), error.code
+        row.detail = {"message": error.message, "params": _plain(error.params)}
+    except DomainError as error:
+        row.outcome, row.reason = "refused", error.code
+        row.detail = {"message": error.message, "params": _plain(error.params)}
+
+
+def _plain(params: dict) -> dict:
+    return {k: v if isinstance(v, int | float | str) else str(v) for k, v in params.items()}
+
+
+async def _card_of(settings: Settings, code: str, event: Event) -> User | None:
+    """The resident of a signed or typed member card of this town; raises card_revoked for
+    a replaced card, invalid_token for a forged one. None: not a card code."""
+    signed = signed_codes.parse(code)
+    if signed is not None and signed[0].kind != "card":
+        return None
+    if signed is not None:
+        fields = await signed_codes.verify(code)
+        if fields is None or fields.town_id != event.town_id:
+            raise InvalidCardError()
+        user_id, serial = fields.subject_id, fields.serial
+    elif code.upper().startswith("M"):
+        parsed = read_member_code(settings, code)
+        if parsed is None:
+            raise InvalidCardError()
+        user_id, serial = parsed
+    else:
+        return None
+    resident = await User.get_or_none(id=user_id)
+    if resident is None or resident.town_id != event.town_id:
+        raise InvalidCardError()
+    if resident.card_serial != serial:
+        raise CardRevokedError()
+    return resident
+
+
+async def _voucher_of(code: str, event: Event) -> Redemption | None:
+    signed = signed_codes.parse(code)
+    if signed is not None:
+        fields = await signed_codes.verify(code)
+        if fields is None or fields.kind != "voucher" or fields.town_id != event.town_id:
+            return None
+        voucher = fields.voucher
+    else:
+        voucher = normalize_voucher_code(code) or ""
+    redemption = await Redemption.get_or_none(voucher_code=voucher) if voucher else None
+    if redemption is None or redemption.town_id != event.town_id:
+        return None
+    return redemption
+
+
+def _result(row: OfflineScan, *, repeat: bool) -> dict:
+    """What the phone shows for one scan: credited / fulfilled / already_done / refused,
+    with the reason of a refusal in the caller's language."""
+    result = {"nonce": row.nonce, "outcome": row.outcome, "repeat": repeat, "kind": row.kind,
+              "name": row.name, "points": row.points, "scanned_at": utc_text(row.scanned_at)}
+    if row.reason:
+        detail = row.detail or {}
+        message = detail.get("message") or ""
+        params = detail.get("params") or {}
+        result |= {"code": row.reason, "message": _(message, **params) if params
+                   else _(message)}
+    return result

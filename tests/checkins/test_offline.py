@@ -1,0 +1,251 @@
+"""Offline scanning (issue 15): signed cards and vouchers, the kit, and a sync that applies
+each queued scan once, judged at the time it was made — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from tests.factories import api_token, csrf_from, make_event, make_user, make_village, web_login
+from tests.rewards.test_redemption import make_reward, resident_with
+from torreya.checkins import signed
+from torreya.db import now
+from torreya.models import (
+    AuditEvent,
+    Checkin,
+    LedgerEntry,
+    OfflineScan,
+    Redemption,
+    RedemptionStatus,
+    Role,
+    User,
+)
+from torreya.rewards.service import redeem_reward
+
+pytestmark = pytest.mark.usefixtures("clean_audit")
+
+
+def scan(code: str, at=None, nonce: str | None = None) -> dict:
+    return {"nonce": nonce or uuid.uuid4().hex, "code": code,
+            "scanned_at": (at or now() - timedelta(minutes=20)).isoformat()}
+
+
+async def _sync(client, headers, event_id, scans):
+    return await client.post(f"/api/v1/events/{event_id}/offline-scans", headers=headers,
+                             json={"scans": scans})
+
+
+async def setup_event(**over):
+    village = await make_village()
+    staff = await make_user(Role.STAFF, village)
+    event = await make_event(village, **over)
+    return village, staff, event
+
+
+async def test_a_signed_card_verifies_and_a_changed_one_does_not(settings, app):
+    village = await make_village()
+    resident = await make_user(village=village, display_name="王秀英")
+    code = await signed.card_code(settings, resident)
+    assert len(code) < 160  # a version 8 QR at most, read from paper by a cheap camera
+    fields = await signed.verify(code)
+    assert (fields.kind, fields.subject_id, fields.serial, fields.name) == (
+        "card", resident.id, 1, "王*英")
+    prefix, payload, signature = code.split(".")
+    other = await make_user(village=village)
+    forged_payload = (await signed.card_code(settings, other)).split(".")[1]
+    assert await signed.verify(f"{prefix}.{forged_payload}.{signature}") is None
+    assert await signed.verify(f"{prefix}.{payload}.{signature[:-2]}AA") is None
+    assert await signed.verify("S1.not-base64!.x") is None
+    # another town's key cannot sign for this one
+    elsewhere = await make_user(village=await make_village())
+    theirs = (await signed.card_code(settings, elsewhere)).split(".")
+    assert await signed.verify(f"{prefix}.{payload}.{theirs[2]}") is None
+
+
+async def test_the_kit_holds_keys_revocations_and_the_event(client, settings):
+    village, staff, event = await setup_event()
+    reissued = await make_user(village=village, card_serial=3)
+    gone = await make_user(village=village, is_active=False)
+    headers = await api_token(client, staff)
+    kit = (await client.get(f"/api/v1/events/{event.id}/offline-kit", headers=headers)).json()
+    assert kit["event"]["id"] == event.id and kit["event"]["town_id"] == village.town_id
+    assert len(kit["keys"]) == 1 and len(kit["keys"][0]["public_key"]) == 43  # 32 bytes
+    assert kit["revoked"]["serials"] == {str(reissued.id): 3}
+    assert kit["revoked"]["inactive"] == [gone.id]
+    resident = await make_user(village=village)
+    assert (await client.get(f"/api/v1/events/{event.id}/offline-kit",
+                             headers=await api_token(client, resident))).status_code == 403
+    stranger = await make_user(Role.STAFF, await make_village())
+    assert (await client.get(f"/api/v1/events/{event.id}/offline-kit",
+                             headers=await api_token(client, stranger))).status_code == 404
+
+
+async def test_three_cards_and_a_voucher_sync_once_at_their_own_time(client, settings):
+    village, staff, event = await setup_event(points=10)
+    people = [await make_user(village=village) for _ in range(3)]
+    owner = await resident_with(50, village)
+    redemption = (await redeem_reward(user=owner, reward_id=(await make_reward(village)).id)
+                  ).redemption
+    voucher = await signed.voucher_code(settings, redemption, owner=owner, item="大米 5 斤")
+    moments = [now() - timedelta(minutes=m) for m in (40, 30, 20, 10)]
+    scans = [scan(await signed.card_code(settings, p), at)
+             for p, at in zip(people, moments[:3], strict=True)]
+    scans.append(scan(voucher, moments[3]))
+    headers = await api_token(client, staff)
+
+    first = await _sync(client, headers, event.id, scans)
+    assert first.status_code == 200, first.text
+    outcomes = [(r["outcome"], r["repeat"]) for r in first.json()["results"]]
+    assert outcomes == [("credited", False)] * 3 + [("fulfilled", False)]
+    assert first.json()["results"][0]["points"] == 10
+    for person, at in zip(people, moments[:3], strict=True):
+        assert (await User.get(id=person.id)).balance == 10
+        entry = await LedgerEntry.get(user_id=person.id, kind="checkin")
+        assert abs((entry.created_at - at).total_seconds()) < 1  # credited at its time
+        checkin = await Checkin.get(user_id=person.id, event_id=event.id)
+        assert checkin.method == "offline" and checkin.staff_id == staff.id
+    assert (await Redemption.get(id=redemption.id)).status == RedemptionStatus.FULFILLED
+    # the committee sees them as offline scans, with both times
+    records = await AuditEvent.filter(tag="checkins:checkin:proxy").order_by("id")
+    assert len(records) == 3
+    assert records[0].data["offline"] is True and records[0].data["scanned_at"].startswith(
+        moments[0].strftime("%Y-%m-%dT%H:%M"))
+    assert records[0].data["synced_at"] > records[0].data["scanned_at"]
+    handed = await AuditEvent.get(tag="rewards:voucher:fulfil")
+    assert handed.data["offline"] is True
+
+    again = await _sync(client, headers, event.id, scans)
+    assert [(r["outcome"], r["repeat"]) for r in again.json()["results"]] == [
+        ("credited", True)] * 3 + [("fulfilled", True)]
+    for person in people:
+        assert (await User.get(id=person.id)).balance == 10
+    assert await LedgerEntry.filter(kind="checkin").count() == 3
+
+
+async def test_a_scan_after_the_end_is_refused_with_its_reason(client, settings):
+    village, staff, event = await setup_event(opens_in=timedelta(hours=-5),
+                                              lasts=timedelta(hours=2))
+    during, after = [await make_user(village=village) for _ in range(2)]
+    headers = await api_token(client, staff)
+    results = (await _sync(client, headers, event.id, [
+        scan(await signed.card_code(settings, during), now() - timedelta(hours=4)),
+        scan(await signed.card_code(settings, after), now() - timedelta(hours=1)),
+    ])).json()["results"]
+    # the event ended three hours ago: made during it, it counts; made after, it does not
+    assert results[0]["outcome"] == "credited"
+    assert results[1]["outcome"] == "refused" and results[1]["code"] == "event_not_open"
+    assert "结束" in results[1]["message"]
+    assert (await User.get(id=after.id)).balance == 0
+
+
+async def test_revoked_forged_typed_and_impossible_scans(client, settings):
+    village, staff, event = await setup_event()
+    replaced = await make_user(village=village)
+    old_card = await signed.card_code(settings, replaced)
+    await User.filter(id=replaced.id).update(card_serial=2)
+    typed = await make_user(village=village)
+    from torreya.checkins.codes import member_code
+
+    short = member_code(settings, user_id=typed.id, serial=1)
+    prefix, payload, signature = old_card.split(".")
+    ahead = await make_user(village=village)
+    headers = await api_token(client, staff)
+    results = (await _sync(client, headers, event.id, [
+        scan(old_card),
+        scan(f"{prefix}.{payload}.{signature[::-1]}"),
+        scan(short),
+        scan(short[:-1] + ("A" if short[-1] != "A" else "B")),
+        scan(await signed.card_code(settings, ahead), now() + timedelta(hours=2)),
+        scan("<script>alert(1)</script>"),
+    ])).json()["results"]
+    assert [(r["outcome"], r.get("code")) for r in results] == [
+        ("refused", "card_revoked"), ("refused", "invalid_token"), ("credited", None),
+        ("refused", "invalid_token"), ("refused", "invalid_scan_time"),
+        ("refused", "invalid_token")]
+    assert (await User.get(id=typed.id)).balance == 10
+    assert (await User.get(id=replaced.id)).balance == 0
+    assert (await User.get(id=ahead.id)).balance == 0
+
+
+@pytest.mark.parametrize("body, field", [
+    ({}, "scans"), ({"scans": []}, "scans"), ({"scans": [1]}, "scans[0]"),
+    ({"scans": [{"nonce": "short", "code": "M1-1-AAAAAAAA", "scanned_at": "2026-01-01T00:00Z"}]},
+     "scans[0].nonce"),
+    ({"scans": [{"nonce": "n" * 20, "code": "", "scanned_at": "2026-01-01T00:00Z"}]},
+     "scans[0].code"),
+    ({"scans": [{"nonce": "n" * 20, "code": "M1", "scanned_at": "2026-01-01T00:00"}]},
+     "scans[0].scanned_at"),
+    ({"scans": [{"nonce": "n" * 20, "code": "M1", "scanned_at": 5}]}, "scans[0].scanned_at"),
+])
+async def test_a_malformed_batch_is_refused_whole_and_writes_nothing(client, body, field):
+    _village, staff, event = await setup_event()
+    response = await client.post(f"/api/v1/events/{event.id}/offline-scans",
+                                 headers={**await api_token(client, staff),
+                                          "Accept-Language": "zh-CN"}, json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == field
+    assert await OfflineScan.all().count() == 0
+
+
+async def test_only_staff_of_the_village_sync(client, settings):
+    village, _staff, event = await setup_event()
+    resident = await make_user(village=village)
+    body = [scan(await signed.card_code(settings, resident))]
+    assert (await _sync(client, await api_token(client, resident), event.id,
+                        body)).status_code == 403
+    stranger = await make_user(Role.STAFF, await make_village())
+    assert (await _sync(client, await api_token(client, stranger), event.id,
+                        body)).status_code == 404
+    assert (await client.post(f"/api/v1/events/{event.id}/offline-scans",
+                              json={"scans": body})).status_code == 401
+    assert (await User.get(id=resident.id)).balance == 0
+
+
+async def test_concurrent_repeats_of_one_queue_credit_once(client, settings):
+    village, staff, event = await setup_event()
+    people = [await make_user(village=village) for _ in range(5)]
+    scans = [scan(await signed.card_code(settings, p)) for p in people]
+    headers = await api_token(client, staff)
+    answers = await asyncio.gather(*[_sync(client, headers, event.id, scans) for _ in range(8)])
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    fresh = [r for a in answers for r in a.json()["results"] if not r["repeat"]]
+    assert len(fresh) == 5 and {r["outcome"] for r in fresh} == {"credited"}
+    for person in people:
+        assert (await User.get(id=person.id)).balance == 10
+    assert await OfflineScan.all().count() == 5
+
+
+async def test_a_batch_of_200_applies_in_one_request(client, settings):
+    village, staff, event = await setup_event()
+    people = [User(username=f"batch{i}", display_name=f"李{i}", role=Role.RESIDENT,
+                   town_id=village.town_id, village_id=village.id) for i in range(200)]
+    await User.bulk_create(people)
+    people = await User.filter(username__startswith="batch").order_by("id")
+    scans = [scan(await signed.card_code(settings, p)) for p in people]
+    response = await _sync(client, await api_token(client, staff), event.id, scans)
+    assert response.status_code == 200
+    assert [r["outcome"] for r in response.json()["results"]] == ["credited"] * 200
+    assert await Checkin.filter(event_id=event.id).count() == 200
+
+
+async def test_the_page_syncs_with_its_session_and_csrf_header(client, settings):
+    village, staff, event = await setup_event()
+    resident = await make_user(village=village)
+    await web_login(client, staff)
+    page = await client.get(f"/events/{event.id}/scan/offline")
+    assert page.status_code == 200 and 'id="offline-scanner"' in page.text
+    token = csrf_from(page.text.replace('data-csrf="', 'name="csrf_token" value="'))
+    body = {"scans": [scan(await signed.card_code(settings, resident))]}
+    refused = await client.post(f"/events/{event.id}/offline-scans", json=body)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    done = await client.post(f"/events/{event.id}/offline-scans", json=body,
+                             headers={"X-CSRF-Token": token})
+    assert done.json()["results"][0]["outcome"] == "credited"
+    kit = await client.get(f"/events/{event.id}/offline-kit.json")
+    assert kit.status_code == 200 and kit.json()["event"]["id"] == event.id
+    worker = await client.get("/sw.js")
+    assert worker.headers["service-worker-allowed"] == "/"
+    assert worker.headers["content-type"].startswith("text/javascript")
