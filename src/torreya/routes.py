@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 from torreya.accounts import views as accounts
 from torreya.api.registry import api_routes
 from torreya.boards import views as boards
+from torreya.checkins import offline_views
 from torreya.checkins import views as checkins
 from torreya.console import residents
 from torreya.console import views as console
@@ -41,6 +42,7 @@ def build_routes() -> list[BaseRoute]:
         *residents.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
+        *offline_views.routes,
         *checkins.routes,
         *accounts.routes,
     ]

@@ -50,7 +50,7 @@
             clearInterval(timer);
             // A scanned URL ends with the code: /card/M12-1-ABCDEFGH, /v/ABCDEFGH
             input.value = text.split("/").pop();
-            input.form.submit();
+            if (input.form.requestSubmit) input.form.requestSubmit(); else input.form.submit();
           }).catch(function () { busy = false; });
         }, 250);
       })
