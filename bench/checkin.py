@@ -37,7 +37,8 @@ SECRET = "benchmark-secret-key-0123456789-abcdefghijkl"
 
 async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[str], list[str]]:
     """A town with `residents` residents and `events` open events; returns the events'
-    poster tokens and the residents' bearer tokens."""
+    poster tokens and the residents' bearer tokens. (`prepare_offline` adds a staff member
+    and an event for the offline sync.)"""
     from torreya.checkins.codes import poster_token
     from torreya.db import migrate, now, orm
     from torreya.ledger.rules import ensure_default_rules
@@ -79,6 +80,57 @@ async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[st
         bearers = [issue_access_token(settings, login.user_id, 0, login.id)
                    for login in logins]
     return tokens, bearers
+
+
+async def prepare_offline(db_url: str, scans: int) -> tuple[str, int, list[str]] | None:
+    """A staff member's bearer token, an open event and `scans` residents' signed member
+    cards, for the offline sync; None for a checkout without it (a before/after run)."""
+    try:
+        from torreya.checkins.signed import card_code
+    except ImportError:
+        return None
+    from torreya.db import now, orm
+    from torreya.models import Event, Role, Town, User, UserSession, Village
+    from torreya.security import issue_access_token
+    from torreya.settings import Settings
+
+    settings = Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET, BASE_URL="http://bench")
+    async with orm(settings):
+        village = await Village.filter(code="bench").order_by("-id").first()
+        town = await Town.get(id=village.town_id)
+        staff = await User.create(username=f"bench_staff{town.id}", display_name="网格员",
+                                  role=Role.STAFF, town=town, village=village)
+        moment = now()
+        login = await UserSession.create(id=secrets.token_urlsafe(16), user_id=staff.id,
+                                         kind="api", created_at=moment, last_seen_at=moment,
+                                         expires_at=moment + timedelta(hours=12))
+        start = moment - timedelta(hours=1)
+        event = await Event.create(village=village, town=town, title="离线扫码基准",
+                                   kind="campaign", points=10, starts_at=start,
+                                   ends_at=start + timedelta(hours=6), qr_mode="static")
+        people = await User.filter(village=village, role=Role.RESIDENT).order_by("id").limit(
+            scans)
+        cards = [await card_code(settings, person) for person in people]
+    return issue_access_token(settings, staff.id, 0, login.id), event.id, cards
+
+
+def offline_sync(url: str, bearer: str, event_id: int, cards: list[str], batch: int
+                 ) -> tuple[float, int]:
+    """Sync the cards as queued scans, `batch` per request, one request at a time: (seconds,
+    scans credited)."""
+    from datetime import UTC, datetime
+
+    made = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    credited, began = 0, time.perf_counter()
+    with httpx.Client(headers={"Authorization": f"Bearer {bearer}"}, timeout=120) as client:
+        for i in range(0, len(cards), batch):
+            scans = [{"nonce": secrets.token_hex(12), "code": code, "scanned_at": made}
+                     for code in cards[i:i + batch]]
+            answer = client.post(f"{url}/api/v1/events/{event_id}/offline-scans",
+                                 json={"scans": scans})
+            answer.raise_for_status()
+            credited += sum(r["outcome"] == "credited" for r in answer.json()["results"])
+    return time.perf_counter() - began, credited
 
 
 async def chain_coverage(db_url: str) -> tuple[int, int] | None:
@@ -141,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--residents", type=int, default=6000)
     parser.add_argument("--events", type=int, default=4)
+    parser.add_argument("--offline-scans", type=int, default=2000,
+                        help="residents' cards synced as offline scans after the load")
+    parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="torreya-bench-"))
@@ -149,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         db_url = f"sqlite://{workdir}/bench.sqlite3"
     tokens, bearers = asyncio.run(prepare(db_url, args.residents, args.events))
+    offline = asyncio.run(prepare_offline(db_url, min(args.offline_scans, args.residents)))
     # Event by event, resident by resident: consecutive requests are different people. The
     # bare INSERT gets the same requests at its own path.
     pairs = [(bearer, {"token": token}) for token in tokens for bearer in bearers]
@@ -187,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             wrk.run("Torreya check-in", ours_url, seconds=args.seconds, connections=c,
                     requests_file=files["/api/v1/checkins"][1]),
         ]
+        if offline is not None:
+            synced = offline_sync(f"http://127.0.0.1:{ours_port}", *offline, args.batch)
     finally:
         for server in servers:
             server.terminate()
@@ -203,9 +261,17 @@ def main(argv: list[str] | None = None) -> int:
     if coverage is not None:  # linked by the worker while the load ran (about once a second)
         print(f"  hash chain: {coverage[0]} of {coverage[1]} entries linked when the load "
               "stopped")
+    if offline is not None:
+        seconds, credited = synced
+        per_scan, per_checkin = seconds / max(credited, 1), 1 / ours.rps
+        print(f"  offline sync: {credited} of {len(offline[2])} scans credited, {args.batch} "
+              f"per request, one request at a time: {per_scan * 1000:.2f} ms per scan; "
+              f"a check-in under load costs {per_checkin * 1000:.2f} ms of the server "
+              f"(1 / its rate): ratio {per_scan / per_checkin:.2f}")
     if ours.requests > len(pairs) - len(bearers):
         print("  note: more requests than pairs; repeats answered 409")
-    clean = ours.non2xx == 0 and ours.socket_errors == 0 and bare.non2xx == 0
+    clean = ours.non2xx == 0 and ours.socket_errors == 0 and bare.non2xx == 0 and (
+        offline is None or synced[1] == len(offline[2]))
     return 0 if clean else 1
 
 

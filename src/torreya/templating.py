@@ -16,9 +16,15 @@ from torreya.settings import TIME_ZONE, resource_dir
 LOCAL = ZoneInfo(TIME_ZONE)
 
 
-def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    if value is None:
+def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A moment in village time; also an ISO text as audit records keep them."""
+    if not value:
         return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     return value.astimezone(LOCAL).strftime(fmt)
 
 

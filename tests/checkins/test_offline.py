@@ -246,6 +246,11 @@ async def test_the_page_syncs_with_its_session_and_csrf_header(client, settings)
     assert done.json()["results"][0]["outcome"] == "credited"
     kit = await client.get(f"/events/{event.id}/offline-kit.json")
     assert kit.status_code == 200 and kit.json()["event"]["id"] == event.id
+    # the committee's audit log marks it as an offline scan, with both times
+    client.cookies.clear()
+    await web_login(client, await make_user(Role.VILLAGE_ADMIN, village))
+    log = (await client.get("/console/audit")).text
+    assert "离线扫码" in log and "扫码于" in log and "同步于" in log
     worker = await client.get("/sw.js")
     assert worker.headers["service-worker-allowed"] == "/"
     assert worker.headers["content-type"].startswith("text/javascript")

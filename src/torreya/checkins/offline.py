@@ -142,18 +142,22 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
                ) -> list[dict]:
     """Apply each queued scan once; the outcome of each, in order (see `_result`)."""
     event = await _staff_event(staff, event_id)
-    return [await _sync_one(settings, staff, event, scan) for scan in scans]
+    keys = {k.id: k for k in await TownKey.filter(town_id=event.town_id)}
+    return [await _sync_one(settings, staff, event, scan, keys) for scan in scans]
 
 
-async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan) -> dict:
+async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
+                    keys: dict[int, TownKey]) -> dict:
     synced_at = now()
+    row = OfflineScan(nonce=scan.nonce, staff=staff, event=event, kind="",
+                      scanned_at=scan.scanned_at, synced_at=synced_at)
     try:
         async with in_transaction() as connection:
-            # The nonce claims the scan before anything moves (a repeat stops here).
-            row = await OfflineScan.create(nonce=scan.nonce, staff=staff, event=event,
-                                           kind="", scanned_at=scan.scanned_at,
-                                           synced_at=synced_at, using_db=connection)
-            await _apply(settings, staff, event, scan, row, synced_at)
+            await _apply(settings, staff, event, scan, row, synced_at, keys)
+            # The nonce's row commits with the effect: a repeat (a second tab, a retry)
+            # fails here, its transaction rolls back, and the first outcome is told again.
+            # Meanwhile the effect itself holds: a check-in is unique per event and
+            # resident, a voucher is handed over only while pending.
             await row.save(using_db=connection)
     except IntegrityError:
         stored = await OfflineScan.get_or_none(nonce=scan.nonce)
@@ -166,7 +170,7 @@ async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan) -
 
 
 async def _apply(settings: Settings, staff: User, event: Event, scan: Scan, row: OfflineScan,
-                 synced_at: datetime) -> None:
+                 synced_at: datetime, keys: dict[int, TownKey]) -> None:
     """The scan's effect, at its own time; its outcome written on `row`."""
     note = {"offline": True, "scanned_at": utc_text(scan.scanned_at),
             "synced_at": utc_text(synced_at), "nonce": scan.nonce}
@@ -177,7 +181,7 @@ async def _apply(settings: Settings, staff: User, event: Event, scan: Scan, row:
         if not synced_at - MAX_AGE <= scan.scanned_at <= synced_at + CLOCK_SLACK:
             raise ScanTimeError()
         moment = min(scan.scanned_at, synced_at)
-        card = await _card_of(settings, scan.code, event)
+        card = await _card_of(settings, scan.code, event, keys)
         if card is not None:
             row.kind, row.subject_id, row.name = "card", card.id, mask_name(card.display_name)
             with replaying(moment):
@@ -185,7 +189,7 @@ async def _apply(settings: Settings, staff: User, event: Event, scan: Scan, row:
                                          audit_data=note)
             row.outcome, row.points = "credited", result.checkin.points
             return
-        voucher = await _voucher_of(scan.code, event)
+        voucher = await _voucher_of(scan.code, event, keys)
         if voucher is None:
             raise InvalidCardError()
         owner = await User.get(id=voucher.user_id)
@@ -208,14 +212,15 @@ def _plain(params: dict) -> dict:
     return {k: v if isinstance(v, int | float | str) else str(v) for k, v in params.items()}
 
 
-async def _card_of(settings: Settings, code: str, event: Event) -> User | None:
+async def _card_of(settings: Settings, code: str, event: Event,
+                   keys: dict[int, TownKey]) -> User | None:
     """The resident of a signed or typed member card of this town; raises card_revoked for
     a replaced card, invalid_token for a forged one. None: not a card code."""
     signed = signed_codes.parse(code)
     if signed is not None and signed[0].kind != "card":
         return None
     if signed is not None:
-        fields = await signed_codes.verify(code)
+        fields = await signed_codes.verify(code, keys)
         if fields is None or fields.town_id != event.town_id:
             raise InvalidCardError()
         user_id, serial = fields.subject_id, fields.serial
@@ -234,10 +239,10 @@ async def _card_of(settings: Settings, code: str, event: Event) -> User | None:
     return resident
 
 
-async def _voucher_of(code: str, event: Event) -> Redemption | None:
+async def _voucher_of(code: str, event: Event, keys: dict[int, TownKey]) -> Redemption | None:
     signed = signed_codes.parse(code)
     if signed is not None:
-        fields = await signed_codes.verify(code)
+        fields = await signed_codes.verify(code, keys)
         if fields is None or fields.kind != "voucher" or fields.town_id != event.town_id:
             return None
         voucher = fields.voucher

@@ -100,14 +100,19 @@ def parse(code: str) -> tuple[Signed, bytes, bytes] | None:
     return signed, payload, signature
 
 
-async def verify(code: str) -> Signed | None:
+async def verify(code: str, keys: dict[int, TownKey] | None = None) -> Signed | None:
     """The fields of a genuine signed code (its signature checked with the town's key that
-    made it, retired or not); None for anything else."""
+    made it, retired or not); None for anything else. `keys`: the town's keys by id, when
+    the caller checks many codes of one town."""
     parsed = parse(code)
     if parsed is None:
         return None
     signed, payload, signature = parsed
-    key = await TownKey.get_or_none(id=signed.key_id, town_id=signed.town_id)
+    if keys is not None:
+        key = keys.get(signed.key_id)
+        key = key if key is not None and key.town_id == signed.town_id else None
+    else:
+        key = await TownKey.get_or_none(id=signed.key_id, town_id=signed.town_id)
     if key is None:
         return None
     try:
