@@ -10,6 +10,8 @@ import pytest
 from tests.factories import csrf_from, make_user, make_village, web_login
 from torreya.models import AuditEvent, Registration, RegistrationStatus, Role, User
 from torreya.notifications import sender
+from torreya.notifications import service as notices
+from torreya.signin import registrations
 from torreya.signin.gateway import WebhookGateway
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
@@ -20,8 +22,12 @@ NEW = "+8613511112222"
 def daytime(monkeypatch):
     from tests.notifications.test_notifications import daytime as moment
 
+    # Both where a decision's text is queued and where it is sent: queued at 21:00 or later
+    # (Beijing time) the real clock would hold it for the morning.
     fixed = moment()
     monkeypatch.setattr(sender, "now", lambda: fixed)
+    monkeypatch.setattr(registrations, "now", lambda: fixed)
+    monkeypatch.setattr(notices, "now", lambda: fixed)
     return fixed
 
 
