@@ -85,7 +85,9 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
-# Set only while `torreya demo` replays months of village life through the real services.
+# Set only while something is done at a moment other than now, through the real services:
+# `torreya demo` replaying months of village life, an offline scan applied at the time it was
+# made (checkins/offline.py).
 _replayed: ContextVar[datetime | None] = ContextVar("torreya_replayed_moment", default=None)
 
 
