@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND, PG_URL, SECRET, settings_for
-from tests.factories import api_token, make_user, make_village
+from tests.factories import api_token, make_user, make_village, web_login
 from torreya.app import create_app
-from torreya.models import AuditEvent, LedgerEntry, Role, User
+from torreya.models import AuditEvent, Event, LedgerEntry, Role, User
 
 
 async def test_pathological_json_is_422_not_500(client):
@@ -47,6 +47,48 @@ async def test_integers_beyond_the_database_are_refused_by_name(client):
                                      json={"reward_id": value})
         assert response.status_code == 422
         assert response.json()["error"]["field"] == "reward_id"
+
+
+async def test_ids_beyond_the_database_in_a_path_are_not_found(client):
+    """A path id of any length is 404 like an unknown one (it was 500: an overflow
+    converting it for SQLite), on the public leaderboard and on pages alike."""
+    resident = await make_user()
+    headers = await api_token(client, resident)
+    for value in (10**18 - 1, 2**63, 10**30):
+        board = await client.get(f"/api/v1/villages/{value}/leaderboard")
+        assert board.status_code == 404 and board.json()["error"]["code"] == "not_found"
+        cancel = await client.post(f"/api/v1/redemptions/{value}/cancel", headers=headers)
+        assert cancel.status_code == 404, cancel.text
+    await web_login(client, resident)
+    assert (await client.get(f"/vouchers/{10**30}")).status_code == 404
+    document = (await client.get("/api/v1/openapi.json")).json()
+    [param] = document["paths"]["/api/v1/villages/{id}/leaderboard"]["get"]["parameters"][:1]
+    assert param["schema"] == {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+
+
+async def test_a_forged_form_token_in_any_script_is_403(client):
+    """compare_digest refuses non-ASCII text: a token of 汉字 was a 500."""
+    page = await client.get("/login")
+    assert page.status_code == 200
+    answer = await client.post("/login", data={"username": "x", "password": "y",
+                                               "csrf_token": "令牌"})
+    assert answer.status_code == 403
+
+
+async def test_dates_out_of_range_are_refused_by_name(client):
+    """The year 1 or 9999 overflowed on the way to UTC: a 500."""
+    admin = await make_user(Role.VILLAGE_ADMIN)
+    headers = {**await api_token(client, admin), "Accept-Language": "zh-CN"}
+    for start, end in [("0001-01-01T00:00:00+08:00", "2026-12-01T10:00:00+08:00"),
+                       ("2026-12-01T09:00:00+08:00", "9999-12-31T23:59:59+08:00")]:
+        answer = await client.post(f"/api/v1/villages/{admin.village_id}/events",
+                                   headers=headers, json={
+                                       "title": "反诈宣传", "kind": "campaign", "points": 5,
+                                       "starts_at": start, "ends_at": end,
+                                       "qr_mode": "static"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["field"] in ("starts_at", "ends_at")
+    assert not await Event.exists(village_id=admin.village_id)
 
 
 async def test_authentication_comes_before_the_body(client):

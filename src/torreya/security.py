@@ -119,7 +119,9 @@ def csrf_token_for(request: Request) -> str:
 
 def csrf_ok(request: Request, submitted: str | None) -> bool:
     expected = request.session.get("csrf")
-    return bool(expected and submitted and hmac.compare_digest(expected, submitted))
+    # as bytes: compare_digest raises TypeError on non-ASCII text (a forged form's token)
+    return bool(expected and submitted and hmac.compare_digest(expected.encode(),
+                                                               submitted.encode()))
 
 
 # -- login throttle: counted in the database so every worker and host sees the same ----------

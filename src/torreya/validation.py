@@ -99,6 +99,10 @@ def clean_int(field: Field, value: Any) -> int:
     return value
 
 
+# What a village's events, campaigns and rewards may be dated: anything else is a typo.
+YEARS = (2000, 2100)
+
+
 def clean_datetime(field: Field, value: Any) -> datetime:
     if not isinstance(value, str):
         raise _invalid(field.name, "Field %(name)s must be a date and time.")
@@ -106,6 +110,9 @@ def clean_datetime(field: Field, value: Any) -> datetime:
         moment = datetime.fromisoformat(value.strip())
     except ValueError:
         raise _invalid(field.name, "Field %(name)s must be a date and time.") from None
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        # the year 1 or 9999 overflows on the way to UTC (it was a 500)
+        raise _invalid(field.name, "Field %(name)s is out of range.")
     if moment.tzinfo is None:  # form inputs (datetime-local) are local time
         moment = moment.replace(tzinfo=LOCAL)
     return moment

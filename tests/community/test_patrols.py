@@ -14,6 +14,7 @@ from torreya.models import (
     GroupMember,
     LedgerEntry,
     Patrol,
+    PatrolParticipant,
     PatrolScan,
     PatrolStatus,
     Role,
@@ -246,3 +247,21 @@ async def test_approved_patrol_tells_each_member_their_points(client):
         assert item["text"] == "您参加的夜巡一线巡逻已审核通过，奖励30香榧币。"
     # The member who did not join was not on the patrol and is told nothing.
     assert not await Notification.filter(user_id=crew.members[1].id).exists()
+
+
+async def test_a_join_code_in_any_script_is_refused_in_the_callers_language(client):
+    """A non-ASCII code was a 500 (compare_digest refuses non-ASCII text); an ASCII one was
+    refused in English whatever the caller's language."""
+    crew = await Crew().build(client)
+    patrol = await crew.start(client)
+    member = await api_token(client, crew.members[0])
+    for code, language, message in [("巡逻码", "zh-CN", "这个入队码不对。"),
+                                    ("WRONG1", "zh-CN", "这个入队码不对。"),
+                                    ("WRONG1", "en", "This join code is not valid.")]:
+        answer = await client.post(f"/api/v1/patrols/{patrol['id']}/participants",
+                                   headers={**member, "Accept-Language": language},
+                                   json={"join_code": code})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["message"] == message
+    assert await PatrolParticipant.filter(patrol_id=patrol["id"], user_id=crew.members[0].id
+                                          ).count() == 0

@@ -285,7 +285,7 @@ routes = [
     Route("/logout/everywhere", end_my_sessions, methods=["POST"], name="logout_everywhere"),
     Route("/me/sessions/{sid}/end", end_one_session, methods=["POST"], name="end_session"),
     Route("/me/password", change_my_password, methods=["POST"], name="change_password"),
-    Route("/users/{id:int}/sessions/end", end_sessions_of, methods=["POST"],
+    Route("/users/{id:id}/sessions/end", end_sessions_of, methods=["POST"],
           name="end_sessions"),
     Route("/lang", switch_language, name="lang"),
     Route("/me/elder-mode", elder_mode, methods=["POST"], name="elder_mode"),

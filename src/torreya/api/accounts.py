@@ -133,7 +133,7 @@ async def create_town(request: Request, body: dict) -> object:
                  "currency_name": town.currency_name}, 201)
 
 
-@endpoint("POST", "/towns/{id:int}/villages", idempotent=True,
+@endpoint("POST", "/towns/{id:id}/villages", idempotent=True,
           returns="id:int town_id:int name code",
           summary="Create a village (town admin)",
           status=201, tag="accounts",
@@ -168,7 +168,7 @@ async def create_user(request: Request, body: dict) -> object:
     return json(user_json(user), 201)
 
 
-@endpoint("POST", "/users/{id:int}/adjustments", idempotent=True,
+@endpoint("POST", "/users/{id:id}/adjustments", idempotent=True,
           returns="id:int delta:int balance_after:int kind memo created_at:time",
           summary="Add or take points with a reason",
           status=201, tag="ledger",
@@ -201,7 +201,7 @@ async def revoke_my_sessions(request: Request, body: dict) -> object:
     return Response(status_code=204)
 
 
-@endpoint("POST", "/users/{id:int}/sessions/revoke", status=204, tag="accounts",
+@endpoint("POST", "/users/{id:id}/sessions/revoke", status=204, tag="accounts",
           summary="Lost phone: end every session and bearer token of someone below me",
           errors=["forbidden", "not_found"])
 async def revoke_sessions(request: Request, body: dict) -> object:

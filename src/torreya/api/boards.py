@@ -27,21 +27,21 @@ async def _board(request: Request, scope: str, model) -> object:
         {"rank": r.rank, "display_name": r.display_name, "points": r.points} for r in rows]})
 
 
-@endpoint("GET", "/villages/{id:int}/leaderboard", returns="period items:list",
+@endpoint("GET", "/villages/{id:id}/leaderboard", returns="period items:list",
           summary="Village leaderboard", auth=False,
           tag="boards", query=QUERY, errors=["not_found", "invalid_request"])
 async def village_board(request: Request, body: dict) -> object:
     return await _board(request, "village", Village)
 
 
-@endpoint("GET", "/towns/{id:int}/leaderboard", returns="period items:list",
+@endpoint("GET", "/towns/{id:id}/leaderboard", returns="period items:list",
           summary="Town leaderboard", auth=False,
           tag="boards", query=QUERY, errors=["not_found", "invalid_request"])
 async def town_board(request: Request, body: dict) -> object:
     return await _board(request, "town", Town)
 
 
-@endpoint("GET", "/groups/{id:int}/leaderboard", returns="period items:list",
+@endpoint("GET", "/groups/{id:id}/leaderboard", returns="period items:list",
           summary="Volunteer group leaderboard",
           auth=False, tag="boards", query=QUERY, errors=["not_found", "invalid_request"])
 async def group_board(request: Request, body: dict) -> object:

@@ -43,7 +43,7 @@ async def event_for_staff(request: Request) -> Event:
     return event
 
 
-@endpoint("POST", "/villages/{id:int}/events", idempotent=True,
+@endpoint("POST", "/villages/{id:id}/events", idempotent=True,
           returns=("id:int village_id:int title kind points:int place starts_at:time "
                    "ends_at:time qr_mode remind_day_before:bool checkin_url:str?"),
           summary="Create an event with QR check-in",
@@ -63,7 +63,7 @@ async def create_event(request: Request, body: dict) -> object:
     return json(event_json(request, event), 201)
 
 
-@endpoint("GET", "/events/{id:int}/checkin-code", returns="token url expires_at:time",
+@endpoint("GET", "/events/{id:id}/checkin-code", returns="token url expires_at:time",
           summary="The code to show now", tag="checkins",
           errors=["forbidden", "not_found"])
 async def checkin_code(request: Request, body: dict) -> object:
@@ -86,7 +86,7 @@ async def check_in(request: Request, body: dict) -> object:
                  "points": result.checkin.points, "balance": result.balance}, 201)
 
 
-@endpoint("POST", "/events/{id:int}/checkins",
+@endpoint("POST", "/events/{id:id}/checkins",
           returns="id:int event_id:int user_id:int points:int balance:int",
           summary="Staff check a resident in by member card",
           status=201, tag="checkins", body=[Field(name="member_code", max_length=200)],
@@ -101,7 +101,7 @@ async def staff_check_in(request: Request, body: dict) -> object:
                  "balance": result.balance}, 201)
 
 
-@endpoint("GET", "/events/{id:int}/offline-kit",
+@endpoint("GET", "/events/{id:id}/offline-kit",
           returns="event:obj keys:list revoked:obj made_at:time",
           summary="What a staff phone keeps to scan this event without signal: the town's "
                   "public keys, the revocation list, the event", tag="checkins",
@@ -114,7 +114,7 @@ async def offline_kit(request: Request, body: dict) -> object:
                                   event_id=request.path_params["id"]))
 
 
-@endpoint("POST", "/events/{id:int}/offline-scans", returns="results:list",
+@endpoint("POST", "/events/{id:id}/offline-scans", returns="results:list",
           summary="Sync the scans a staff phone queued offline: each applied once, judged at "
                   "the time it was made; the outcome of each", tag="checkins",
           errors=["forbidden", "not_found", "invalid_request"])

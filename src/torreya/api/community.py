@@ -16,7 +16,7 @@ from torreya.validation import Field
 from torreya.web import require_user
 
 
-@endpoint("POST", "/villages/{id:int}/pledges", idempotent=True,
+@endpoint("POST", "/villages/{id:id}/pledges", idempotent=True,
           returns="id:int title points:int confirmations:list",
           summary="Start a pledge campaign", status=201,
           tag="pledges",
@@ -40,7 +40,7 @@ async def create_pledge(request: Request, body: dict) -> object:
                  "confirmations": pledge.confirmations}, 201)
 
 
-@endpoint("POST", "/pledges/{id:int}/signatures", idempotent=True,
+@endpoint("POST", "/pledges/{id:id}/signatures", idempotent=True,
           returns="id:int points:int balance:int certificate_url",
           summary="Sign a pledge (points once)",
           status=201, tag="pledges", body=[Field(name="signed_name", max_length=64)],
@@ -73,7 +73,7 @@ async def file_report(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status)}, 201)
 
 
-@endpoint("POST", "/reports/{id:int}/review", idempotent=True, returns="id:int status points:int?",
+@endpoint("POST", "/reports/{id:id}/review", idempotent=True, returns="id:int status points:int?",
           summary="Accept with points, or reject",
           tag="reports",
           body=[Field(name="decision", max_length=8, choices=["accept", "reject"]),
@@ -88,7 +88,7 @@ async def review(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status), "points": report.points})
 
 
-@endpoint("POST", "/reports/{id:int}/progress", idempotent=True,
+@endpoint("POST", "/reports/{id:id}/progress", idempotent=True,
           summary="Move an accepted report on",
           tag="reports",
           body=[Field(name="status", max_length=16, choices=["in_progress", "resolved"]),

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from torreya import __version__
 from torreya.api.registry import ENDPOINTS, endpoint, json
+from torreya.convertors import MAX_DIGITS
 
 STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials": 401,
           "forbidden": 403, "not_found": 404, "invalid_token": 400, "token_expired": 410,
@@ -56,6 +57,10 @@ def webhooks() -> dict:
     }} for event_type, spec in PAYLOADS.items()}
 
 
+# A path id: what the {…:id} route convertor takes (torreya/convertors.py).
+ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 10**MAX_DIGITS - 1}
+
+
 def _path(path: str) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
 
@@ -69,8 +74,9 @@ def document(base_url: str) -> dict:
         if e.returns:
             op["responses"][str(e.status)]["content"] = {"application/json": {
                 "schema": response_schema(e.returns)}}
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in re.findall(r"\{(\w+)", e.path)]
+        params = [{"name": name, "in": "path", "required": True,
+                   "schema": ID_SCHEMA if kind == "id" else {"type": "string"}}
+                  for name, kind in re.findall(r"\{(\w+)(?::(\w+))?\}", e.path)]
         params += [{"name": f.name, "in": "query", "required": False, "schema": f.openapi()}
                    for f in e.query]
         if params:

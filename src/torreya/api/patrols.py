@@ -18,7 +18,7 @@ async def _group(request: Request):
     return user, await service.group_for(user, request.path_params["id"])
 
 
-@endpoint("POST", "/towns/{id:int}/groups", idempotent=True, returns="id:int name village_ids:list",
+@endpoint("POST", "/towns/{id:id}/groups", idempotent=True, returns="id:int name village_ids:list",
           summary="Create a volunteer group", status=201,
           tag="patrols", body=[Field(name="name", max_length=80)],
           errors=["forbidden", "not_found", "invalid_request"])
@@ -35,7 +35,7 @@ async def create_group(request: Request, body: dict) -> object:
     return json({"id": group.id, "name": group.name, "village_ids": group.village_ids}, 201)
 
 
-@endpoint("POST", "/groups/{id:int}/members", summary="Add a member or leader", status=201,
+@endpoint("POST", "/groups/{id:id}/members", summary="Add a member or leader", status=201,
           tag="patrols",
           body=[Field(name="user_id", type=int, minimum=1),
                 Field(name="role", max_length=8, choices=["member", "leader"])],
@@ -46,7 +46,7 @@ async def add_member(request: Request, body: dict) -> object:
     return json({"group_id": group.id, "user_id": member.user_id, "role": member.role}, 201)
 
 
-@endpoint("POST", "/groups/{id:int}/routes", idempotent=True,
+@endpoint("POST", "/groups/{id:id}/routes", idempotent=True,
           returns="id:int name min_checkpoints:int checkpoints:list",
           summary="A route of checkpoint plates", status=201,
           tag="patrols",
@@ -69,7 +69,7 @@ async def create_route(request: Request, body: dict) -> object:
                 201)
 
 
-@endpoint("POST", "/groups/{id:int}/patrols", idempotent=True, returns="id:int status join_code",
+@endpoint("POST", "/groups/{id:id}/patrols", idempotent=True, returns="id:int status join_code",
           summary="The leader starts a patrol", status=201,
           tag="patrols", body=[Field(name="route_id", type=int, minimum=1)],
           errors=["forbidden", "not_found"])
@@ -80,7 +80,7 @@ async def start(request: Request, body: dict) -> object:
                 201)
 
 
-@endpoint("POST", "/patrols/{id:int}/participants", summary="Join with the leader's code",
+@endpoint("POST", "/patrols/{id:id}/participants", summary="Join with the leader's code",
           status=201, tag="patrols", body=[Field(name="join_code", max_length=16)],
           errors=["forbidden", "not_found", "invalid_token", "invalid_state"])
 async def join(request: Request, body: dict) -> object:
@@ -90,7 +90,7 @@ async def join(request: Request, body: dict) -> object:
     return json({"patrol_id": participant.patrol_id, "user_id": participant.user_id}, 201)
 
 
-@endpoint("POST", "/patrols/{id:int}/scans",
+@endpoint("POST", "/patrols/{id:id}/scans",
           summary="Record a checkpoint plate (optional numbers latitude, longitude)", status=201,
           tag="patrols", body=[Field(name="code", max_length=300)],
           errors=["forbidden", "not_found", "invalid_token", "invalid_state"])
@@ -108,7 +108,7 @@ async def scan(request: Request, body: dict) -> object:
                  "repeated": result.repeated}, 201)
 
 
-@endpoint("POST", "/patrols/{id:int}/finish", returns="id:int status duration_minutes:int",
+@endpoint("POST", "/patrols/{id:id}/finish", returns="id:int status duration_minutes:int",
           summary="The leader finishes the patrol",
           tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
 async def finish(request: Request, body: dict) -> object:
@@ -118,7 +118,7 @@ async def finish(request: Request, body: dict) -> object:
                  "duration_minutes": patrol.duration_minutes})
 
 
-@endpoint("POST", "/patrols/{id:int}/approve", idempotent=True, returns="id:int status awards:list",
+@endpoint("POST", "/patrols/{id:id}/approve", idempotent=True, returns="id:int status awards:list",
           summary="Approve and pay the participants",
           tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
 async def approve(request: Request, body: dict) -> object:
@@ -128,7 +128,7 @@ async def approve(request: Request, body: dict) -> object:
                  "awards": [{"user_id": a.user_id, "points": a.points} for a in awards]})
 
 
-@endpoint("POST", "/patrols/{id:int}/reject", idempotent=True, returns="id:int status awards:list",
+@endpoint("POST", "/patrols/{id:id}/reject", idempotent=True, returns="id:int status awards:list",
           summary="Reject with a reason", tag="patrols",
           body=[Field(name="reason", max_length=500, allow_markup=True)],
           errors=["forbidden", "not_found", "invalid_state", "invalid_request"])

@@ -22,7 +22,7 @@ def reward_json(reward) -> dict:
             else None}
 
 
-@endpoint("POST", "/villages/{id:int}/rewards", idempotent=True,
+@endpoint("POST", "/villages/{id:id}/rewards", idempotent=True,
           summary="Add an item to the village catalog",
           status=201, tag="rewards",
           body=[Field(name="name", max_length=80), Field(name="cost", type=int, minimum=1,
@@ -46,7 +46,7 @@ async def create_reward(request: Request, body: dict) -> object:
     return json(reward_json(reward), 201)
 
 
-@endpoint("GET", "/villages/{id:int}/rewards", summary="The village catalog (with town-wide items)",
+@endpoint("GET", "/villages/{id:id}/rewards", summary="The village catalog (with town-wide items)",
           tag="rewards", errors=["not_found"])
 async def list_rewards(request: Request, body: dict) -> object:
     actor = await require_user(request)
@@ -79,7 +79,7 @@ async def fulfil(request: Request, body: dict) -> object:
     return json({"id": redemption.id, "status": str(redemption.status)})
 
 
-@endpoint("POST", "/redemptions/{id:int}/cancel", idempotent=True,
+@endpoint("POST", "/redemptions/{id:id}/cancel", idempotent=True,
           returns="id:int status balance:int",
           summary="Cancel a pending voucher (refund)",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])

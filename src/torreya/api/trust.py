@@ -24,7 +24,7 @@ async def receipt(request: Request, body: dict) -> object:
     return json(found)
 
 
-@endpoint("GET", "/towns/{id:int}/signed-heads", auth=False, tag="trust",
+@endpoint("GET", "/towns/{id:id}/signed-heads", auth=False, tag="trust",
           summary="The town's public keys and signed chain heads, newest first",
           returns="town_id:int keys:list items:list", errors=["not_found"])
 async def signed_heads(request: Request, body: dict) -> object:

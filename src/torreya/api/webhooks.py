@@ -27,7 +27,7 @@ def delivery_json(delivery) -> dict:
             if delivery.next_attempt_at else None}
 
 
-@endpoint("POST", "/towns/{id:int}/webhooks", idempotent=True,
+@endpoint("POST", "/towns/{id:id}/webhooks", idempotent=True,
           returns="id:int town_id:int url events:list is_active:bool secret",
           summary="Subscribe an endpoint to the town's events (the secret is shown once)",
           status=201, tag="webhooks", body=[Field(name="url", max_length=500)],
@@ -45,7 +45,7 @@ async def create_webhook(request: Request, body: dict) -> object:
     return json(webhook_json(webhook, secret=True), 201)
 
 
-@endpoint("POST", "/webhooks/{id:int}/rotate-secret", idempotent=True,
+@endpoint("POST", "/webhooks/{id:id}/rotate-secret", idempotent=True,
           returns="id:int town_id:int url events:list is_active:bool secret",
           summary="A new secret; the old one keeps signing beside it for 24 hours",
           tag="webhooks", errors=["forbidden", "not_found", "step_up_required"])
@@ -57,7 +57,7 @@ async def rotate_secret(request: Request, body: dict) -> object:
     return json(webhook_json(webhook, secret=True))
 
 
-@endpoint("POST", "/webhooks/{id:int}/active", returns="id:int town_id:int url events:list "
+@endpoint("POST", "/webhooks/{id:id}/active", returns="id:int town_id:int url events:list "
           "is_active:bool", summary="Enable or disable an endpoint", tag="webhooks",
           body=[Field(name="is_active", type=bool)], errors=["forbidden", "not_found"])
 async def set_active(request: Request, body: dict) -> object:
@@ -67,7 +67,7 @@ async def set_active(request: Request, body: dict) -> object:
     return json(webhook_json(webhook))
 
 
-@endpoint("GET", "/webhooks/{id:int}/deliveries", returns="items:list",
+@endpoint("GET", "/webhooks/{id:id}/deliveries", returns="items:list",
           summary="The delivery log, newest first", tag="webhooks",
           errors=["forbidden", "not_found"])
 async def deliveries(request: Request, body: dict) -> object:
@@ -76,7 +76,7 @@ async def deliveries(request: Request, body: dict) -> object:
     return json({"items": [delivery_json(d) for d in await service.deliveries_of(webhook)]})
 
 
-@endpoint("GET", "/webhooks/{id:int}/deliveries/{delivery_id:int}/attempts",
+@endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:id}/attempts",
           returns="items:list", summary="Each attempt of a delivery with the receiver's answer",
           tag="webhooks", errors=["forbidden", "not_found"])
 async def attempts(request: Request, body: dict) -> object:
@@ -89,7 +89,7 @@ async def attempts(request: Request, body: dict) -> object:
                            for a in await service.attempts_of(delivery)]})
 
 
-@endpoint("POST", "/webhooks/{id:int}/deliveries/{delivery_id:int}/redeliver",
+@endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:id}/redeliver",
           returns="id:int message_id event_type status attempts:int last_status_code:int? "
           "next_attempt_at:time?", summary="Send a delivery again now", status=202,
           tag="webhooks", errors=["forbidden", "not_found"])

@@ -215,12 +215,12 @@ def _scoped(endpoint, scope: str):
 routes = [Route("/me/settings", settings_page, methods=["GET", "POST"], name="settings")]
 for _scope in SCOPES:
     routes += [
-        Route(f"/{_scope}/{{id:int}}/leaderboard", _scoped(board_page, _scope)),
-        Route(f"/{_scope}/{{id:int}}/display", _scoped(display, _scope)),
-        Route(f"/{_scope}/{{id:int}}/display.json", _scoped(display_json, _scope)),
+        Route(f"/{_scope}/{{id:id}}/leaderboard", _scoped(board_page, _scope)),
+        Route(f"/{_scope}/{{id:id}}/display", _scoped(display, _scope)),
+        Route(f"/{_scope}/{{id:id}}/display.json", _scoped(display_json, _scope)),
     ]
 for _scope in ("villages", "towns"):
     routes += [
-        Route(f"/console/{_scope}/{{id:int}}/dashboard", _scoped(dashboard_page, _scope)),
-        Route(f"/console/{_scope}/{{id:int}}/report.csv", _scoped(monthly_csv, _scope)),
+        Route(f"/console/{_scope}/{{id:id}}/dashboard", _scoped(dashboard_page, _scope)),
+        Route(f"/console/{_scope}/{{id:id}}/report.csv", _scoped(monthly_csv, _scope)),
     ]

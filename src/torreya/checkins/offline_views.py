@@ -76,9 +76,9 @@ async def no_signal(request: Request) -> Response:
 
 
 routes = [
-    Route("/events/{id:int}/scan/offline", scanner, name="offline_scanner"),
-    Route("/events/{id:int}/offline-kit.json", kit, name="offline_kit"),
-    Route("/events/{id:int}/offline-scans", sync, methods=["POST"], name="offline_sync"),
+    Route("/events/{id:id}/scan/offline", scanner, name="offline_scanner"),
+    Route("/events/{id:id}/offline-kit.json", kit, name="offline_kit"),
+    Route("/events/{id:id}/offline-scans", sync, methods=["POST"], name="offline_sync"),
     Route("/sw.js", service_worker, name="service_worker"),
     Route("/offline", no_signal, name="offline"),
 ]

@@ -213,8 +213,8 @@ async def card_sheet(request: Request, people: list[User]) -> Response:
 
 
 routes = [
-    Route("/console/villages/{id:int}/residents", residents_page, name="residents"),
-    Route("/console/villages/{id:int}/residents.csv", residents_csv, name="residents_csv"),
-    Route("/console/villages/{id:int}/residents/bulk", bulk, methods=["POST"],
+    Route("/console/villages/{id:id}/residents", residents_page, name="residents"),
+    Route("/console/villages/{id:id}/residents.csv", residents_csv, name="residents_csv"),
+    Route("/console/villages/{id:id}/residents/bulk", bulk, methods=["POST"],
           name="residents_bulk"),
 ]

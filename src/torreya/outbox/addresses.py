@@ -44,4 +44,5 @@ async def check_public(url: str, *, allow_private: bool) -> None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
-            raise PrivateAddressError(field="url")
+            # the message named, or Babel takes "url" for one
+            raise PrivateAddressError(PrivateAddressError.message, field="url")

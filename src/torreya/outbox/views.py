@@ -105,11 +105,11 @@ async def redeliver(request: Request) -> Response:
 
 
 routes = [
-    Route("/console/towns/{id:int}/webhooks", webhooks_page, name="outbox:webhooks"),
-    Route("/console/towns/{id:int}/webhooks", create, methods=["POST"], name="outbox:create"),
-    Route("/console/webhooks/{id:int}", webhook_page, name="outbox:webhook"),
-    Route("/console/webhooks/{id:int}/rotate", rotate, methods=["POST"], name="outbox:rotate"),
-    Route("/console/webhooks/{id:int}/toggle", toggle, methods=["POST"], name="outbox:toggle"),
-    Route("/console/webhooks/{id:int}/deliveries/{delivery_id:int}/redeliver", redeliver,
+    Route("/console/towns/{id:id}/webhooks", webhooks_page, name="outbox:webhooks"),
+    Route("/console/towns/{id:id}/webhooks", create, methods=["POST"], name="outbox:create"),
+    Route("/console/webhooks/{id:id}", webhook_page, name="outbox:webhook"),
+    Route("/console/webhooks/{id:id}/rotate", rotate, methods=["POST"], name="outbox:rotate"),
+    Route("/console/webhooks/{id:id}/toggle", toggle, methods=["POST"], name="outbox:toggle"),
+    Route("/console/webhooks/{id:id}/deliveries/{delivery_id:id}/redeliver", redeliver,
           methods=["POST"], name="outbox:redeliver"),
 ]

@@ -223,7 +223,8 @@ async def join_patrol(*, user: User, patrol_id: int, join_code: str) -> PatrolPa
     group = await Group.get(id=patrol.group_id)
     if await membership(user, group) is None:
         raise ForbiddenError("Only members of this group can join its patrols.")
-    if not secrets.compare_digest(join_code.strip().upper(), patrol.join_code):
+    # compared as bytes: compare_digest refuses non-ASCII text with a TypeError (a 500)
+    if not secrets.compare_digest(join_code.strip().upper().encode(), patrol.join_code.encode()):
         raise InvalidPlateError("This join code is not valid.")
     if patrol.status != PatrolStatus.ACTIVE:
         raise PatrolStateError()

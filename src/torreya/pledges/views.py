@@ -162,13 +162,13 @@ async def signatures_csv(request: Request) -> Response:
 
 routes = [
     Route("/pledges", pledge_list, name="pledges"),
-    Route("/pledges/{id:int}", pledge_page, name="pledge"),
-    Route("/pledges/{id:int}/sign", sign, methods=["POST"], name="sign"),
-    Route("/pledges/{id:int}/certificate", certificate, name="certificate"),
+    Route("/pledges/{id:id}", pledge_page, name="pledge"),
+    Route("/pledges/{id:id}/sign", sign, methods=["POST"], name="sign"),
+    Route("/pledges/{id:id}/certificate", certificate, name="certificate"),
     Route("/certificates/{code}", verify_certificate, name="verify"),
-    Route("/console/villages/{id:int}/pledges", console_list, name="console_pledges"),
-    Route("/console/villages/{id:int}/pledges/new", console_create, methods=["POST"],
+    Route("/console/villages/{id:id}/pledges", console_list, name="console_pledges"),
+    Route("/console/villages/{id:id}/pledges/new", console_create, methods=["POST"],
           name="create_pledge"),
-    Route("/console/pledges/{id:int}", signatures, name="signatures"),
-    Route("/console/pledges/{id:int}/signatures.csv", signatures_csv, name="signatures_csv"),
+    Route("/console/pledges/{id:id}", signatures, name="signatures"),
+    Route("/console/pledges/{id:id}/signatures.csv", signatures_csv, name="signatures_csv"),
 ]

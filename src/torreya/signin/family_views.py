@@ -77,6 +77,6 @@ def _int(value: object) -> int:
 
 routes = [
     Route("/me/family", my_family, methods=["GET", "POST"], name="my_family"),
-    Route("/users/{id:int}/helpers", helpers_of_resident, methods=["POST"],
+    Route("/users/{id:id}/helpers", helpers_of_resident, methods=["POST"],
           name="helpers_of_resident"),
 ]

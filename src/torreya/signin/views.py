@@ -258,14 +258,14 @@ async def totp_page(request: Request) -> Response:
 routes = [
     Route("/me/totp", totp_page, methods=["GET", "POST"], name="totp"),
     Route("/register", register_page, methods=["GET", "POST"], name="register"),
-    Route("/console/villages/{id:int}/registrations", registration_queue,
+    Route("/console/villages/{id:id}/registrations", registration_queue,
           name="registrations"),
-    Route("/registrations/{id:int}/decide", decide_registration, methods=["POST"],
+    Route("/registrations/{id:id}/decide", decide_registration, methods=["POST"],
           name="decide_registration"),
     Route("/login/oidc", oidc_start, name="oidc_start"),
     Route("/login/oidc/callback", oidc_callback, name="oidc_callback"),
     Route("/login/wechat", wechat_start, name="wechat_start"),
     Route("/login/wechat/callback", wechat_callback, name="wechat_callback"),
-    Route("/me/identities/{id:int}/unlink", unlink_identity, methods=["POST"],
+    Route("/me/identities/{id:id}/unlink", unlink_identity, methods=["POST"],
           name="unlink_identity"),
 ]

@@ -41,5 +41,5 @@ async def town_trust(request: Request) -> Response:
 
 routes = [
     Route("/r/{code}", receipt_page, name="receipt"),
-    Route("/towns/{id:int}/trust", town_trust, name="town_trust"),
+    Route("/towns/{id:id}/trust", town_trust, name="town_trust"),
 ]
