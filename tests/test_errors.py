@@ -91,6 +91,26 @@ async def test_dates_out_of_range_are_refused_by_name(client):
     assert not await Event.exists(village_id=admin.village_id)
 
 
+async def test_json_numbers_and_booleans_are_not_read_from_text(client):
+    """A JSON body is strict: "99999" is not the number 99999 (forms, all text, still are)."""
+    resident = await make_user()
+    headers = {**await api_token(client, resident), "Accept-Language": "zh-CN"}
+    for value in ("99999", "", 1.5, True, [1]):
+        answer = await client.post("/api/v1/redemptions", headers=headers,
+                                   json={"reward_id": value})
+        assert answer.status_code == 422, (value, answer.text)
+        assert answer.json()["error"]["field"] == "reward_id"
+        assert "整数" in answer.json()["error"]["message"]
+    admin = await make_user(Role.VILLAGE_ADMIN)
+    answer = await client.post(f"/api/v1/villages/{admin.village_id}/events",
+                               headers=await api_token(client, admin), json={
+                                   "title": "反诈宣传", "kind": "campaign", "points": 5,
+                                   "starts_at": "2026-12-01T09:00:00+08:00",
+                                   "ends_at": "2026-12-01T10:00:00+08:00",
+                                   "qr_mode": "static", "remind_day_before": "yes"})
+    assert answer.status_code == 422 and answer.json()["error"]["field"] == "remind_day_before"
+
+
 async def test_authentication_comes_before_the_body(client):
     response = await client.post("/api/v1/towns", json={})
     assert response.status_code == 401

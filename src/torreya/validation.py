@@ -131,10 +131,19 @@ def clean_bool(field: Field, value: Any) -> bool:
 _CLEANERS = {str: clean_text, int: clean_int, datetime: clean_datetime, bool: clean_bool}
 
 
-def validate(data: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]:
+def validate(data: Mapping[str, Any], fields: Sequence[Field], *, strict: bool = False
+             ) -> dict[str, Any]:
+    """The cleaned fields, or 422 naming the first bad one. `strict` (JSON bodies): numbers
+    and booleans must be JSON numbers and booleans, not text that looks like one (a form
+    sends everything as text, so forms are not strict)."""
     out: dict[str, Any] = {}
     for field in fields:
         value = data.get(field.name)
+        if strict and value is not None and field.type is int and (
+                isinstance(value, bool) or not isinstance(value, int)):
+            raise _invalid(field.name, "Field %(name)s must be a whole number.")
+        if strict and value is not None and field.type is bool and not isinstance(value, bool):
+            raise _invalid(field.name, "Field %(name)s must be true or false.")
         if field.type is bool and value is None:
             out[field.name] = False
             continue
@@ -195,7 +204,7 @@ async def read_json(request: Request, fields: Sequence[Field] | None) -> dict[st
     data = parse_json(body)
     if not isinstance(data, dict):
         raise InvalidRequestError("The body must be a JSON object.", field="body")
-    return data if fields is None else validate(data, fields)
+    return data if fields is None else validate(data, fields, strict=True)
 
 
 def coordinate(text: str | None, bound: float) -> float | None:
