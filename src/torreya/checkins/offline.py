@@ -42,6 +42,7 @@ from torreya.templating import mask_name
 from torreya.trust.encoding import utc_text
 
 MAX_BATCH = 500
+CHUNK = 50
 # A phone's clock may be a little ahead; a queue may wait a fortnight for signal.
 CLOCK_SLACK = timedelta(minutes=5)
 MAX_AGE = timedelta(days=14)
@@ -143,7 +144,16 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
     """Apply each queued scan once; the outcome of each, in order (see `_result`)."""
     event = await _staff_event(staff, event_id)
     keys = {k.id: k for k in await TownKey.filter(town_id=event.town_id)}
-    return [await _sync_one(settings, staff, event, scan, keys) for scan in scans]
+    results = []
+    for start in range(0, len(scans), CHUNK):
+        # A few dozen scans commit together, each in a savepoint of its own (a refusal or a
+        # repeat undoes only itself): one commit, not one per scan, and the database is
+        # never held for long (SQLite has one connection per process). Chunks go one after
+        # another: two at once could take the same residents' rows in opposite orders.
+        async with in_transaction():
+            for scan in scans[start:start + CHUNK]:
+                results.append(await _sync_one(settings, staff, event, scan, keys))
+    return results
 
 
 async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
