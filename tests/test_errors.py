@@ -54,16 +54,20 @@ async def test_ids_beyond_the_database_in_a_path_are_not_found(client):
     converting it for SQLite), on the public leaderboard and on pages alike."""
     resident = await make_user()
     headers = await api_token(client, resident)
-    for value in (10**18 - 1, 2**63, 10**30):
+    # villages have 32-bit keys (PostgreSQL's INTEGER), redemptions 64-bit ones
+    for value in (10**9 - 1, 2**31, 10**18 - 1, 2**63, 10**30):
         board = await client.get(f"/api/v1/villages/{value}/leaderboard")
         assert board.status_code == 404 and board.json()["error"]["code"] == "not_found"
         cancel = await client.post(f"/api/v1/redemptions/{value}/cancel", headers=headers)
         assert cancel.status_code == 404, cancel.text
     await web_login(client, resident)
     assert (await client.get(f"/vouchers/{10**30}")).status_code == 404
+    assert (await client.get(f"/events/{2**31}")).status_code == 404
     document = (await client.get("/api/v1/openapi.json")).json()
     [param] = document["paths"]["/api/v1/villages/{id}/leaderboard"]["get"]["parameters"][:1]
-    assert param["schema"] == {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+    assert param["schema"] == {"type": "integer", "minimum": 0, "maximum": 10**9 - 1}
+    [param] = document["paths"]["/api/v1/redemptions/{id}/cancel"]["post"]["parameters"][:1]
+    assert param["schema"]["maximum"] == 10**18 - 1
 
 
 async def test_a_forged_form_token_in_any_script_is_403(client):

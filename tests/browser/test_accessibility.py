@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.axe_everywhere import SERIOUS, SIZES, pattern
+from tests.browser.conftest import skip_without_axe
 from tests.browser.test_pages import login
 
 pytestmark = pytest.mark.browser
@@ -27,6 +28,7 @@ def _serious(page) -> list[str]:
             for v in results.response["violations"] if v["impact"] in SERIOUS]
 
 
+@skip_without_axe
 def test_the_main_pages_are_checked_at_both_sizes(browser, live_server, axe):
     """Every page any browser test loads is checked (axe_everywhere.py); these are loaded
     here so that the main ones surely are, whatever the other tests do."""
@@ -43,6 +45,7 @@ def test_the_main_pages_are_checked_at_both_sizes(browser, live_server, axe):
         assert {(pattern(path), size) for size in SIZES} <= axe.checked, path
 
 
+@skip_without_axe
 def test_a_violation_on_any_visited_page_is_caught(browser, live_server, axe):
     """The check can fail: a page of ours with an image without text and a button without
     a name is reported for the phone and the desktop size."""

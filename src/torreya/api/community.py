@@ -73,7 +73,8 @@ async def file_report(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status)}, 201)
 
 
-@endpoint("POST", "/reports/{id:id}/review", idempotent=True, returns="id:int status points:int?",
+@endpoint("POST", "/reports/{id:bigid}/review", idempotent=True,
+          returns="id:int status points:int?",
           summary="Accept with points, or reject",
           tag="reports",
           body=[Field(name="decision", max_length=8, choices=["accept", "reject"]),
@@ -88,7 +89,7 @@ async def review(request: Request, body: dict) -> object:
     return json({"id": report.id, "status": str(report.status), "points": report.points})
 
 
-@endpoint("POST", "/reports/{id:id}/progress", idempotent=True,
+@endpoint("POST", "/reports/{id:bigid}/progress", idempotent=True,
           summary="Move an accepted report on",
           tag="reports",
           body=[Field(name="status", max_length=16, choices=["in_progress", "resolved"]),

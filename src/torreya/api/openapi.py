@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from torreya import __version__
 from torreya.api.registry import ENDPOINTS, endpoint, json
-from torreya.convertors import MAX_DIGITS
+from torreya.convertors import BIGID_DIGITS, ID_DIGITS
 
 STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials": 401,
           "forbidden": 403, "not_found": 404, "invalid_token": 400, "token_expired": 410,
@@ -57,8 +57,9 @@ def webhooks() -> dict:
     }} for event_type, spec in PAYLOADS.items()}
 
 
-# A path id: what the {…:id} route convertor takes (torreya/convertors.py).
-ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": 10**MAX_DIGITS - 1}
+# Path ids: what the {…:id} and {…:bigid} route convertors take (torreya/convertors.py).
+ID_SCHEMAS = {kind: {"type": "integer", "minimum": 0, "maximum": 10**digits - 1}
+              for kind, digits in (("id", ID_DIGITS), ("bigid", BIGID_DIGITS))}
 
 
 def _path(path: str) -> str:
@@ -75,7 +76,7 @@ def document(base_url: str) -> dict:
             op["responses"][str(e.status)]["content"] = {"application/json": {
                 "schema": response_schema(e.returns)}}
         params = [{"name": name, "in": "path", "required": True,
-                   "schema": ID_SCHEMA if kind == "id" else {"type": "string"}}
+                   "schema": ID_SCHEMAS.get(kind, {"type": "string"})}
                   for name, kind in re.findall(r"\{(\w+)(?::(\w+))?\}", e.path)]
         params += [{"name": f.name, "in": "query", "required": False, "schema": f.openapi()}
                    for f in e.query]

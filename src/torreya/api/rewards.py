@@ -79,7 +79,7 @@ async def fulfil(request: Request, body: dict) -> object:
     return json({"id": redemption.id, "status": str(redemption.status)})
 
 
-@endpoint("POST", "/redemptions/{id:id}/cancel", idempotent=True,
+@endpoint("POST", "/redemptions/{id:bigid}/cancel", idempotent=True,
           returns="id:int status balance:int",
           summary="Cancel a pending voucher (refund)",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])

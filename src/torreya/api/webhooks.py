@@ -76,7 +76,7 @@ async def deliveries(request: Request, body: dict) -> object:
     return json({"items": [delivery_json(d) for d in await service.deliveries_of(webhook)]})
 
 
-@endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:id}/attempts",
+@endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/attempts",
           returns="items:list", summary="Each attempt of a delivery with the receiver's answer",
           tag="webhooks", errors=["forbidden", "not_found"])
 async def attempts(request: Request, body: dict) -> object:
@@ -89,7 +89,7 @@ async def attempts(request: Request, body: dict) -> object:
                            for a in await service.attempts_of(delivery)]})
 
 
-@endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:id}/redeliver",
+@endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
           returns="id:int message_id event_type status attempts:int last_status_code:int? "
           "next_attempt_at:time?", summary="Send a delivery again now", status=202,
           tag="webhooks", errors=["forbidden", "not_found"])

@@ -110,6 +110,6 @@ routes = [
     Route("/console/webhooks/{id:id}", webhook_page, name="outbox:webhook"),
     Route("/console/webhooks/{id:id}/rotate", rotate, methods=["POST"], name="outbox:rotate"),
     Route("/console/webhooks/{id:id}/toggle", toggle, methods=["POST"], name="outbox:toggle"),
-    Route("/console/webhooks/{id:id}/deliveries/{delivery_id:id}/redeliver", redeliver,
+    Route("/console/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver", redeliver,
           methods=["POST"], name="outbox:redeliver"),
 ]

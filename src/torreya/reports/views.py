@@ -152,9 +152,9 @@ routes = [
     Route("/reports", my_reports, name="reports"),
     Route("/reports/new", new_report_page, methods=["GET"], name="new_report"),
     Route("/reports/new", submit_report, methods=["POST"], name="submit_report"),
-    Route("/reports/{id:id}", report_page, name="report"),
-    Route("/reports/{id:id}/photo", report_photo, name="report_photo"),
-    Route("/reports/{id:id}/review", review, methods=["POST"], name="review"),
-    Route("/reports/{id:id}/advance", advance, methods=["POST"], name="advance"),
+    Route("/reports/{id:bigid}", report_page, name="report"),
+    Route("/reports/{id:bigid}/photo", report_photo, name="report_photo"),
+    Route("/reports/{id:bigid}/review", review, methods=["POST"], name="review"),
+    Route("/reports/{id:bigid}/advance", advance, methods=["POST"], name="advance"),
     Route("/console/villages/{id:id}/reports", queue, name="queue"),
 ]
