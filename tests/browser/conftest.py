@@ -158,7 +158,7 @@ def axe(live_server) -> Collector:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    for collector in _COLLECTED:
+    for collector in _COLLECTED if AXE else []:
         pages = {key for key, _size in collector.checked}
         terminalreporter.write_line(f"axe-core checked {len(pages)} pages the browser tests "
                                     f"visited ({len(collector.checked)} page × size checks)")
