@@ -20,7 +20,6 @@ from tortoise.transactions import in_transaction
 
 from torreya.accounts.permissions import require_village
 from torreya.checkins import signed as signed_codes
-from torreya.checkins.codes import read_member_code
 from torreya.checkins.service import AlreadyCheckedInError, _check_in
 from torreya.db import now, replaying
 from torreya.errors import DomainError, InvalidRequestError, NotFoundError
@@ -227,20 +226,12 @@ async def _card_of(settings: Settings, code: str, event: Event,
     """The resident of a signed or typed member card of this town; raises card_revoked for
     a replaced card, invalid_token for a forged one. None: not a card code."""
     signed = signed_codes.parse(code)
-    if signed is not None and signed[0].kind != "card":
+    if (signed[0].kind != "card") if signed else not code.upper().startswith("M"):
         return None
-    if signed is not None:
-        fields = await signed_codes.verify(code, keys)
-        if fields is None or fields.town_id != event.town_id:
-            raise InvalidCardError()
-        user_id, serial = fields.subject_id, fields.serial
-    elif code.upper().startswith("M"):
-        parsed = read_member_code(settings, code)
-        if parsed is None:
-            raise InvalidCardError()
-        user_id, serial = parsed
-    else:
-        return None
+    card = await signed_codes.member_of(settings, code, keys)
+    if card is None:
+        raise InvalidCardError()
+    user_id, serial = card
     resident = await User.get_or_none(id=user_id)
     if resident is None or resident.town_id != event.town_id:
         raise InvalidCardError()

@@ -132,13 +132,15 @@ def is_signed(code: str) -> bool:
     return (code or "").strip().rsplit("/", 1)[-1].startswith(PREFIX + ".")
 
 
-async def member_of(settings: Settings, code: str) -> tuple[int, int] | None:
-    """(user_id, serial) of a genuine member card, signed (the QR) or typed (the short code)."""
+async def member_of(settings: Settings, code: str, keys: dict[int, TownKey] | None = None
+                    ) -> tuple[int, int] | None:
+    """(user_id, serial) of a genuine member card, signed (the QR) or typed (the short code).
+    `keys` as for `verify`."""
     from torreya.checkins.codes import read_member_code
 
     if not is_signed(code):
         return read_member_code(settings, code)
-    fields = await verify(code)
+    fields = await verify(code, keys)
     return (fields.subject_id, fields.serial) if fields and fields.kind == "card" else None
 
 
