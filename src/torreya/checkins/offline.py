@@ -11,6 +11,7 @@ shared it) is applied once and the repeat is answered with the first outcome.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,11 +21,15 @@ from tortoise.transactions import in_transaction
 
 from torreya.accounts.permissions import require_village
 from torreya.checkins import signed as signed_codes
-from torreya.checkins.service import AlreadyCheckedInError, _check_in
+from torreya.checkins.codes import read_member_code
+from torreya.checkins.service import AlreadyCheckedInError, credit_check_in, may_check_in
 from torreya.db import now, replaying
 from torreya.errors import DomainError, InvalidRequestError, NotFoundError
 from torreya.i18n import gettext as _
+from torreya.ledger.rules import rule_for
 from torreya.models import (
+    CheckinRefusal,
+    EarningRule,
     Event,
     OfflineScan,
     Redemption,
@@ -42,6 +47,8 @@ from torreya.trust.encoding import utc_text
 
 MAX_BATCH = 500
 CHUNK = 50
+# Chunks applied at once on PostgreSQL, each on its own connection.
+LANES = 4
 # A phone's clock may be a little ahead; a queue may wait a fortnight for signal.
 CLOCK_SLACK = timedelta(minutes=5)
 MAX_AGE = timedelta(days=14)
@@ -143,31 +150,94 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
     """Apply each queued scan once; the outcome of each, in order (see `_result`)."""
     event = await _staff_event(staff, event_id)
     keys = {k.id: k for k in await TownKey.filter(town_id=event.town_id)}
-    results = []
-    for start in range(0, len(scans), CHUNK):
+    rule = await rule_for(event.town_id, "checkin")
+    results: dict[int, dict] = {}
+
+    async def run(chunk: list[tuple[int, Scan]]) -> None:
+        # The chunk's residents in one read (whose cards they are is checked scan by scan).
+        ids = {int(subject[5:]) for _index, scan in chunk
+               if (subject := _subject(settings, scan.code)).startswith("card:")}
+        residents = {user.id: user for user in await User.filter(id__in=ids)} if ids else {}
         # A few dozen scans commit together, each in a savepoint of its own (a refusal or a
         # repeat undoes only itself): one commit, not one per scan, and the database is
-        # never held for long (SQLite has one connection per process). Chunks go one after
-        # another: two at once could take the same residents' rows in opposite orders.
+        # never held for long (SQLite has one connection per process).
         async with in_transaction():
-            for scan in scans[start:start + CHUNK]:
-                results.append(await _sync_one(settings, staff, event, scan, keys))
-    return results
+            for index, scan in chunk:
+                results[index] = await _sync_one(settings, staff, event, scan, keys, rule,
+                                                 residents)
+
+    chunks = _chunks(settings, scans)
+    if settings.is_sqlite:  # one connection: chunks at once would only queue for it
+        for chunk in chunks:
+            await run(chunk)
+    else:
+        # On PostgreSQL a few chunks go at once, each on a connection of its own, so one
+        # chunk's statements travel while another's wait. Each resident's (and voucher's)
+        # scans are all in one chunk, so two chunks never take the same rows, let alone in
+        # opposite orders.
+        lanes = asyncio.Semaphore(LANES)
+
+        async def lane(chunk: list[tuple[int, Scan]]) -> None:
+            async with lanes:
+                await run(chunk)
+
+        await asyncio.gather(*(lane(chunk) for chunk in chunks))
+    return [results[index] for index in range(len(scans))]
+
+
+def _chunks(settings: Settings, scans: list[Scan]) -> list[list[tuple[int, Scan]]]:
+    """The scans (with their places in the batch) in chunks of about CHUNK, all the scans
+    of one resident or one voucher in the same chunk, in the order they were made."""
+    by_subject: dict[str, list[tuple[int, Scan]]] = {}
+    for index, scan in enumerate(scans):
+        by_subject.setdefault(_subject(settings, scan.code), []).append((index, scan))
+    chunks: list[list[tuple[int, Scan]]] = [[]]
+    for group in by_subject.values():
+        if chunks[-1] and len(chunks[-1]) + len(group) > CHUNK:
+            chunks.append([])
+        chunks[-1].extend(group)
+    return [chunk for chunk in chunks if chunk]
+
+
+def _subject(settings: Settings, code: str) -> str:
+    """Whom a code names, before it is checked: only to keep one resident's scans together
+    (a forged code costs nothing here; it is refused when applied)."""
+    parsed = signed_codes.parse(code)
+    if parsed is not None:
+        fields = parsed[0]
+        return f"card:{fields.subject_id}" if fields.kind == "card" else f"voucher:{fields.voucher}"
+    card = read_member_code(settings, code) if code.upper().startswith("M") else None
+    return f"card:{card[0]}" if card else f"voucher:{normalize_voucher_code(code) or code}"
 
 
 async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
-                    keys: dict[int, TownKey]) -> dict:
+                    keys: dict[int, TownKey], rule: EarningRule,
+                    residents: dict[int, User]) -> dict:
     synced_at = now()
     row = OfflineScan(nonce=scan.nonce, staff=staff, event=event, kind="",
                       scanned_at=scan.scanned_at, synced_at=synced_at)
     try:
-        async with in_transaction() as connection:
-            await _apply(settings, staff, event, scan, row, synced_at, keys)
-            # The nonce's row commits with the effect: a repeat (a second tab, a retry)
-            # fails here, its transaction rolls back, and the first outcome is told again.
-            # Meanwhile the effect itself holds: a check-in is unique per event and
-            # resident, a voucher is handed over only while pending.
-            await row.save(using_db=connection)
+        try:
+            async with in_transaction() as connection:
+                await _apply(settings, staff, event, scan, row, synced_at, keys, rule,
+                             residents, connection)
+                # The nonce's row commits with the effect: a repeat (a second tab, a
+                # retry) fails here, its savepoint rolls back, and the first outcome is
+                # told again. Meanwhile the effect itself holds: a check-in is unique per
+                # event and resident, a voucher is handed over only while pending.
+                await row.save(using_db=connection)
+            return _result(row, repeat=False)
+        except DomainError as error:
+            # The effect was undone with its savepoint; the refusal is recorded alone.
+            await _refused(row, error)
+            async with in_transaction() as connection:
+                if row.kind == "card" and row.subject_id is not None:
+                    await CheckinRefusal.create(event=event, user_id=row.subject_id,
+                                                method="offline", reason=error.code,
+                                                village_id=event.village_id,
+                                                using_db=connection)
+                await row.save(using_db=connection)
+            return _result(row, repeat=False)
     except IntegrityError:
         stored = await OfflineScan.get_or_none(nonce=scan.nonce)
         if stored is None or stored.staff_id != staff.id:
@@ -175,54 +245,56 @@ async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
             return {"nonce": scan.nonce, "outcome": "already_done", "repeat": True,
                     "code": "already_synced", "message": _("This scan was already synced.")}
         return _result(stored, repeat=True)
-    return _result(row, repeat=False)
 
 
 async def _apply(settings: Settings, staff: User, event: Event, scan: Scan, row: OfflineScan,
-                 synced_at: datetime, keys: dict[int, TownKey]) -> None:
-    """The scan's effect, at its own time; its outcome written on `row`."""
+                 synced_at: datetime, keys: dict[int, TownKey], rule: EarningRule,
+                 residents: dict[int, User], connection) -> None:
+    """The scan's effect, at its own time, in the caller's savepoint; what it was is written
+    on `row`. Raises the DomainError of a refusal (the savepoint must roll back)."""
     note = {"offline": True, "scanned_at": utc_text(scan.scanned_at),
             "synced_at": utc_text(synced_at), "nonce": scan.nonce}
     parsed = signed_codes.parse(scan.code)
     row.kind = parsed[0].kind if parsed else (
         "card" if scan.code.upper().startswith("M") else "voucher")
-    try:
-        if not synced_at - MAX_AGE <= scan.scanned_at <= synced_at + CLOCK_SLACK:
-            raise ScanTimeError()
-        moment = min(scan.scanned_at, synced_at)
-        card = await _card_of(settings, scan.code, event, keys)
-        if card is not None:
-            row.kind, row.subject_id, row.name = "card", card.id, mask_name(card.display_name)
-            with replaying(moment):
-                result = await _check_in(event, card, method="offline", staff=staff,
-                                         audit_data=note)
-            row.outcome, row.points = "credited", result.checkin.points
-            return
-        voucher = await _voucher_of(scan.code, event, keys)
-        if voucher is None:
-            raise InvalidCardError()
-        owner = await User.get(id=voucher.user_id)
-        row.kind, row.subject_id, row.name = "voucher", voucher.id, mask_name(owner.display_name)
+    if not synced_at - MAX_AGE <= scan.scanned_at <= synced_at + CLOCK_SLACK:
+        raise ScanTimeError()
+    moment = min(scan.scanned_at, synced_at)
+    card = await _card_of(settings, scan.code, event, keys, residents)
+    if card is not None:
+        row.kind, row.subject_id, row.name = "card", card.id, mask_name(card.display_name)
         with replaying(moment):
-            await fulfil_voucher(staff=staff, code=voucher.voucher_code, audit_data=note)
-        row.outcome = "fulfilled"
-    except (AlreadyCheckedInError, InvalidStateError) as error:
-        done = isinstance(error, AlreadyCheckedInError) or (
-            await Redemption.filter(id=row.subject_id, status=RedemptionStatus.FULFILLED
-                                    ).exists())
-        row.outcome, row.reason = ("already_done" if done else "refused"), error.code
-        row.detail = {"message": error.message, "params": _plain(error.params)}
-    except DomainError as error:
-        row.outcome, row.reason = "refused", error.code
-        row.detail = {"message": error.message, "params": _plain(error.params)}
+            may_check_in(event, card)
+            checkin, _entry = await credit_check_in(connection, event, card, rule=rule,
+                                                    method="offline", staff=staff,
+                                                    audit_data=note)
+        row.outcome, row.points = "credited", checkin.points
+        return
+    voucher = await _voucher_of(scan.code, event, keys)
+    if voucher is None:
+        raise InvalidCardError()
+    owner = await User.get(id=voucher.user_id)
+    row.kind, row.subject_id, row.name = "voucher", voucher.id, mask_name(owner.display_name)
+    with replaying(moment):
+        await fulfil_voucher(staff=staff, code=voucher.voucher_code, audit_data=note)
+    row.outcome = "fulfilled"
+
+
+async def _refused(row: OfflineScan, error: DomainError) -> None:
+    """Write on `row` why its scan was not applied: already done, or refused."""
+    done = isinstance(error, AlreadyCheckedInError) or (
+        isinstance(error, InvalidStateError) and await Redemption.filter(
+            id=row.subject_id, status=RedemptionStatus.FULFILLED).exists())
+    row.outcome, row.reason = ("already_done" if done else "refused"), error.code
+    row.detail = {"message": error.message, "params": _plain(error.params)}
 
 
 def _plain(params: dict) -> dict:
     return {k: v if isinstance(v, int | float | str) else str(v) for k, v in params.items()}
 
 
-async def _card_of(settings: Settings, code: str, event: Event,
-                   keys: dict[int, TownKey]) -> User | None:
+async def _card_of(settings: Settings, code: str, event: Event, keys: dict[int, TownKey],
+                   residents: dict[int, User]) -> User | None:
     """The resident of a signed or typed member card of this town; raises card_revoked for
     a replaced card, invalid_token for a forged one. None: not a card code."""
     signed = signed_codes.parse(code)
@@ -232,7 +304,7 @@ async def _card_of(settings: Settings, code: str, event: Event,
     if card is None:
         raise InvalidCardError()
     user_id, serial = card
-    resident = await User.get_or_none(id=user_id)
+    resident = residents.get(user_id) or await User.get_or_none(id=user_id)
     if resident is None or resident.town_id != event.town_id:
         raise InvalidCardError()
     if resident.card_serial != serial:

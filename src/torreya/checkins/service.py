@@ -17,7 +17,16 @@ from torreya.db import fetch, get_one, now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
-from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
+from torreya.models import (
+    Checkin,
+    CheckinRefusal,
+    EarningRule,
+    Event,
+    LedgerEntry,
+    Role,
+    User,
+    Village,
+)
 from torreya.models.checkins import QrMode
 from torreya.settings import Settings
 from torreya.templating import local_time
@@ -173,13 +182,18 @@ async def check_in_member(settings: Settings, *, staff: User, event: Event,
 async def _claim(connection, event: Event, user: User, *, method: str,
                  staff: User | None) -> Checkin:
     """INSERT the check-in row (raw SQL: on the hottest path the ORM's query building cost
-    more than the statement). A duplicate raises IntegrityError to the caller."""
+    more than the statement). A check-in already there raises AlreadyCheckedInError without
+    a database error (ON CONFLICT DO NOTHING), so the caller's transaction stays usable: on
+    PostgreSQL an IntegrityError would abort all of it."""
     values = {"event_id": event.id, "user_id": user.id, "method": method,
               "staff_id": staff.id if staff else None, "points": event.points,
               "created_at": now()}
     rows = await fetch(connection, f"INSERT INTO checkins ({', '.join(values)})"
-                       f" VALUES ({', '.join('?' * len(values))}) RETURNING id",
+                       f" VALUES ({', '.join('?' * len(values))})"
+                       " ON CONFLICT (event_id, user_id) DO NOTHING RETURNING id",
                        list(values.values()))
+    if not rows:
+        raise AlreadyCheckedInError()
     checkin = Checkin(id=rows[0]["id"], **values)
     checkin._saved_in_db = True
     return checkin
@@ -187,35 +201,54 @@ async def _claim(connection, event: Event, user: User, *, method: str,
 
 async def _check_in(event: Event, user: User, *, method: str, staff: User | None,
                     audit_data: dict | None = None) -> CheckinResult:
-    if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
-        raise await _refuse(ForbiddenError("Only residents of this town can check in here."),
-                            method=method, event=event, user=user)
-    if not is_open(event):
-        raise await _refuse(not_open_error(event), method=method, event=event, user=user)
+    try:
+        may_check_in(event, user)
+    except DomainError as error:
+        raise await _refuse(error, method=method, event=event, user=user) from None
     rule = await rule_for(event.town_id, "checkin")
     try:
         async with in_transaction() as connection:
-            # The unique (event, user) row claims the check-in before any points move. Its
-            # `checkin.created` message is written by the INSERT itself (a trigger).
-            checkin = await _claim(connection, event, user, method=method, staff=staff)
-            entry = await post_entry(
-                Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
-                       idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
-                       source_id=event.id, actor=staff or user, proxy=staff is not None,
-                       earned=True, rule=rule),
-                connection)
-            if staff is not None:
-                await audit.record(staff, "checkins:checkin:proxy", connection=connection,
-                                   subject=f"user:{user.id}", town_id=event.town_id,
-                                   village_id=event.village_id, entry_id=entry.id,
-                                   data={"event": event.id, "points": event.points,
-                                         **(audit_data or {})})
-    except IntegrityError:
+            checkin, entry = await credit_check_in(connection, event, user, rule=rule,
+                                                   method=method, staff=staff,
+                                                   audit_data=audit_data)
+    except IntegrityError:  # the ledger's idem_key: another request credited it meanwhile
         raise await _refuse(AlreadyCheckedInError(), method=method, event=event,
                             user=user) from None
-    except DomainError as error:  # cap_reached: the transaction rolled back
+    except DomainError as error:  # already checked in, cap_reached: nothing was written
         raise await _refuse(error, method=method, event=event, user=user) from None
     return CheckinResult(checkin, event, user.balance)
+
+
+def may_check_in(event: Event, user: User) -> None:
+    """Raises why `user` may not check in to `event` now (`now()`: a replayed moment too)."""
+    if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
+        raise ForbiddenError("Only residents of this town can check in here.")
+    if not is_open(event):
+        raise not_open_error(event)
+
+
+async def credit_check_in(connection, event: Event, user: User, *, rule: EarningRule,
+                          method: str, staff: User | None, audit_data: dict | None = None
+                          ) -> tuple[Checkin, LedgerEntry]:
+    """The check-in's writes, inside the caller's transaction (who has checked that the
+    resident may check in and the event is open). Raises AlreadyCheckedInError or
+    CapReachedError; the caller's transaction must then roll back."""
+    # The unique (event, user) row claims the check-in before any points move. Its
+    # `checkin.created` message is written by the INSERT itself (a trigger).
+    checkin = await _claim(connection, event, user, method=method, staff=staff)
+    entry = await post_entry(
+        Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
+               idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
+               source_id=event.id, actor=staff or user, proxy=staff is not None,
+               earned=True, rule=rule),
+        connection)
+    if staff is not None:
+        await audit.record(staff, "checkins:checkin:proxy", connection=connection,
+                           subject=f"user:{user.id}", town_id=event.town_id,
+                           village_id=event.village_id, entry_id=entry.id,
+                           data={"event": event.id, "points": event.points,
+                                 **(audit_data or {})})
+    return checkin, entry
 
 
 async def reissue_card(settings: Settings, *, actor: User, resident: User) -> str:
