@@ -74,5 +74,5 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     counts = dict(re.findall(r'id="q-(\w+)"[^>]*>\s*<span class="count">(\d+)</span>', work))
     assert set(counts) == {"reports", "patrols", "registrations", "vouchers", "low_stock",
                            "refused"}, counts
-    assert all(int(n) > 0 for n in counts.values()), counts
+    assert all(int(n) > 0 for n in counts.values()), str(counts)
     assert re.search(r'<span class="checkins">已签到[1-9]\d*人</span>', work), work

@@ -238,8 +238,10 @@ async def test_event_reminder_the_day_before_goes_to_the_village_once(client, da
     staff = await make_user(Role.STAFF, village, phone=PHONE)
     elsewhere = await make_user(village=await make_village())
     headers = await api_token(client, admin)
-    start = (now().astimezone(LOCAL) + timedelta(days=1)).replace(hour=9, minute=30,
-                                                                  second=0, microsecond=0)
+    # tomorrow by the reminder's clock (just after midnight, the real "tomorrow" is two days
+    # after the day clock's evening)
+    start = (day_clock.astimezone(LOCAL) + timedelta(days=1)).replace(hour=9, minute=30,
+                                                                      second=0, microsecond=0)
 
     async def event(title, remind):
         made = await client.post(f"/api/v1/villages/{village.id}/events", headers=headers, json={

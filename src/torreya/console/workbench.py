@@ -5,7 +5,7 @@ counts. One grouped query per count over the villages in the viewer's reach."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tortoise.functions import Count
 
@@ -60,7 +60,9 @@ async def _grouped(query, column: str = "village_id") -> dict[int, int]:
 
 def _today_start(moment: datetime) -> datetime:
     local = moment.astimezone(LOCAL)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # in UTC: SQLite compares the stored UTC text, and "2026-12-02 00:00+08:00" sorts after
+    # every row of that morning before 08:00
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
 async def village_work(villages: list[Village]) -> list[VillageWork]:

@@ -406,7 +406,9 @@ def _today(rng, timeline: Timeline, cast: VillageCast, moment: datetime) -> None
                                         method="static", reason="event_not_open",
                                         created_at=at)
 
-    timeline.at(min(_local(moment, 8, 30), moment - timedelta(minutes=5)), refused)
+    # this morning, or just after midnight when the demo is built then (still today)
+    timeline.at(max(_local(moment, 0, 0), min(_local(moment, 8, 30),
+                                             moment - timedelta(minutes=5))), refused)
 
 
 # -- 红枫义警 -----------------------------------------------------------------------------------
