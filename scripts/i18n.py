@@ -44,6 +44,7 @@ for name in ("N_", "_l", "lazy_gettext", "_invalid", "RosterProblem", *error_cla
     KEYWORDS[name] = None
 KEYWORDS["_invalid"] = (2,)
 KEYWORDS["RosterProblem"] = (2,)
+KEYWORDS["_not_valid"] = None
 KEYWORDS["KindDefault"] = (2,)
 
 

@@ -191,13 +191,15 @@ def parse_json(body: bytes) -> Any:
     return data
 
 
-async def read_json(request: Request, fields: Sequence[Field] | None) -> dict[str, Any]:
-    """The validated JSON object body of an API request; with `fields=None`, the object as
-    sent, for a body the caller checks itself (a batch of offline scans)."""
+async def read_json(request: Request, fields: Sequence[Field] | None, *,
+                    optional: bool = False) -> dict[str, Any]:
+    """The validated JSON object body of a request; with `fields=None`, the object as sent,
+    for a body validated by its model (the API, `torreya.api.schema`). `optional`: no body
+    at all is an empty object."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await request.body()
-    if not body and fields is not None and not any(f.required for f in fields):
-        return validate({}, fields)
+    if not body and (optional or (fields is not None and not any(f.required for f in fields))):
+        return {} if fields is None else validate({}, fields)
     if content_type != "application/json":
         raise InvalidRequestError("Send the body as JSON (Content-Type: application/json).",
                                   field="body")

@@ -220,4 +220,6 @@ async def test_openapi_describes_what_each_event_sends(client, settings):
     for message in await OutboxMessage.all():
         schema = doc["webhooks"][message.event_type]["post"]["requestBody"]["content"][
             "application/json"]["schema"]["properties"]["data"]
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
         assert set(schema["properties"]) == set(message.payload)
+        assert set(schema["required"]) == set(message.payload)

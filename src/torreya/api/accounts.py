@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 from starlette.responses import Response
 
 from torreya.accounts import service, sessions
 from torreya.accounts.permissions import require_over
 from torreya.api.registry import endpoint, json
+from torreya.api.schema import BIGID_MAX, Body, Id, Int, Out, Query, QueryInt, Text, Time
 from torreya.api.serializers import entry_json, user_json
 from torreya.checkins.codes import member_code
 from torreya.errors import ForbiddenError, InvalidRequestError, NotFoundError
@@ -16,7 +19,6 @@ from torreya.ledger.service import adjust_points
 from torreya.models import Role, User
 from torreya.security import issue_access_token
 from torreya.signin import codes, totp
-from torreya.validation import Field
 from torreya.web import (
     client_ip,
     confirm_big_action,
@@ -25,47 +27,174 @@ from torreya.web import (
     require_user,
 )
 
-ROLES = [r.value for r in Role if r != Role.PLATFORM_ADMIN]
+ROLES = tuple(r.value for r in Role if r != Role.PLATFORM_ADMIN)
+RoleName = Literal[ROLES]  # type: ignore[valid-type]
 
 
-@endpoint("POST", "/auth/token", returns="access_token token_type expires_in:int",
+class TokenIn(Body):
+    """A username and password (and the app's code when two-step login is on), or a phone
+    and the SMS code (and which account, when the phone has several)."""
+
+    username: Text(64, required=False) = ""
+    password: Text(256, markup=True, required=False) = ""
+    phone: Text(32, required=False) = ""
+    code: Text(12, required=False) = ""
+    totp: Text(12, required=False) = ""
+    user_id: Id | None = None
+
+
+class TokenOut(Out):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+
+
+class PhoneIn(Body):
+    phone: Text(32, description="An 11-digit mainland mobile number")
+
+
+class CodeSent(Out):
+    resend_after: int
+    expires_in: int
+
+
+class UserOut(Out):
+    id: int
+    username: str
+    display_name: str
+    village_id: int | None
+    role: str
+
+
+class MeOut(UserOut):
+    town_id: int | None
+    balance: int
+    lifetime_points: int
+
+
+class LedgerQuery(Query):
+    cursor: QueryInt(0, BIGID_MAX) | None = None
+    limit: QueryInt(1, 100) | None = None
+
+
+class EntryOut(Out):
+    id: int
+    delta: int
+    balance_after: int
+    kind: str
+    memo: str
+    created_at: Time
+    receipt: str
+
+
+class LedgerPage(Out):
+    items: list[EntryOut]
+    next_cursor: str | None
+
+
+class CardOut(Out):
+    code: str
+    url: str
+
+
+class TownIn(Body):
+    name: Text(100)
+    code: Text(32)
+    currency_name: Text(32)
+
+
+class TownOut(Out):
+    id: int
+    name: str
+    code: str
+    currency_name: str
+
+
+class VillageIn(Body):
+    name: Text(100)
+    code: Text(32)
+
+
+class VillageOut(Out):
+    id: int
+    town_id: int
+    name: str
+    code: str
+
+
+class UserIn(Body):
+    username: Text(64, min_length=3)
+    password: Text(256, markup=True, min_length=6) | None = None
+    display_name: Text(64)
+    village_id: Id | None = None
+    town_id: Id | None = None
+    role: RoleName
+    phone: Text(32, required=False) | None = None
+
+
+class AdjustmentIn(Body):
+    delta: Int(-1_000_000, 1_000_000, description="Not zero")
+    memo: Text(200, description="The reason, shown to the resident")
+
+
+class SessionOut(Out):
+    id: str
+    kind: str
+    device: str
+    ip: str | None
+    created_at: Time
+    last_seen_at: Time
+    expires_at: Time
+    current: bool
+
+
+class SessionList(Out):
+    items: list[SessionOut]
+
+
+class PasswordChangeIn(Body):
+    current_password: Text(256, markup=True)
+    new_password: Text(256, markup=True)
+
+
+class PasswordIn(Body):
+    password: Text(256, markup=True)
+
+
+@endpoint("POST", "/auth/token", body=TokenIn, returns=TokenOut,
           summary="A bearer token for a username and password, or a phone and its SMS code",
+          summary_zh="登录：用户名和密码，或手机号和短信验证码，换取访问令牌",
           auth=False, tag="accounts",
-          body=[Field(name="username", max_length=64, required=False),
-                Field(name="password", max_length=256, required=False),
-                Field(name="phone", max_length=32, required=False),
-                Field(name="code", max_length=12, required=False),
-                Field(name="totp", max_length=12, required=False),
-                Field(name="user_id", type=int, required=False, minimum=1)],
           errors=["invalid_credentials", "invalid_code", "too_many_attempts", "no_account",
                   "choose_account", "totp_required", "invalid_request"])
-async def token(request: Request, body: dict) -> object:
+async def token(request: Request, body: TokenIn) -> object:
     settings = request.app.state.settings
-    if body["phone"]:
-        if not body["code"]:
+    if body.phone:
+        if not body.code:
             raise InvalidRequestError("Field %(name)s is required.", field="code", name="code")
-        user, helper = await codes.verify_code(settings, phone=body["phone"], code=body["code"],
-                                               user_id=body["user_id"])
+        user, helper = await codes.verify_code(settings, phone=body.phone, code=body.code,
+                                               user_id=body.user_id)
         return json(await _token_for(request, user, helper=helper))
     else:
         for name in ("username", "password"):
-            if not body[name]:
+            if not getattr(body, name):
                 raise InvalidRequestError("Field %(name)s is required.", field=name, name=name)
-        user = await service.authenticate(settings, username=body["username"],
-                                          password=body["password"], ip=client_ip(request))
+        user = await service.authenticate(settings, username=body.username,
+                                          password=body.password, ip=client_ip(request))
         if user.totp_secret:  # two-step login is on: the app's code too
-            if not body["totp"]:
+            if not body.totp:
                 raise totp.TotpRequiredError()
-            await totp.check(settings, user=user, code=body["totp"], ip=client_ip(request))
+            await totp.check(settings, user=user, code=body.totp, ip=client_ip(request))
     return json(await _token_for(request, user))
 
 
-@endpoint("POST", "/auth/sms-code", returns="resend_after:int expires_in:int",
+@endpoint("POST", "/auth/sms-code", body=PhoneIn, returns=CodeSent,
           summary="Send a sign-in code by SMS (the same answer for any well-formed number)",
-          auth=False, status=202, tag="accounts", body=[Field(name="phone", max_length=32)],
+          summary_zh="发送短信验证码（任何格式正确的号码都得到同样的回答）",
+          auth=False, status=202, tag="accounts",
           errors=["invalid_request", "too_many_attempts", "sms_unavailable"])
-async def sms_code(request: Request, body: dict) -> object:
-    sent = await codes.request_code(request.app.state.settings, phone=body["phone"],
+async def sms_code(request: Request, body: PhoneIn) -> object:
+    sent = await codes.request_code(request.app.state.settings, phone=body.phone,
                                     ip=client_ip(request))
     return json({"resend_after": sent.resend_after, "expires_in": sent.expires_in}, 202)
 
@@ -82,37 +211,30 @@ async def _token_for(request: Request, user: User, *, helper=None) -> dict:
             "token_type": "bearer", "expires_in": settings.ACCESS_TOKEN_SECONDS}
 
 
-@endpoint("GET", "/me", returns=("id:int username display_name role village_id:int? town_id:int? "
-                   "balance:int lifetime_points:int"),
+@endpoint("GET", "/me", returns=MeOut,
           summary="The logged-in user with balance and lifetime points",
-          tag="accounts")
-async def me(request: Request, body: dict) -> object:
+          summary_zh="我的账户：余额和累计积分", tag="accounts")
+async def me(request: Request, body: None) -> object:
     user = await require_user(request)
     return json(user_json(user, full=True))
 
 
-@endpoint("GET", "/me/ledger", returns="items:list next_cursor:str?",
+@endpoint("GET", "/me/ledger", query=LedgerQuery, returns=LedgerPage,
           summary="My ledger entries, newest first (cursor pagination)",
-          tag="ledger", query=[Field(name="cursor", type=int, required=False),
-                               Field(name="limit", type=int, required=False, minimum=1,
-                                     maximum=100)])
-async def my_ledger(request: Request, body: dict) -> object:
-    from torreya.validation import validate
-
+          summary_zh="我的积分明细，最新的在前（游标分页）", tag="ledger")
+async def my_ledger(request: Request, body: None) -> object:
     user = await require_user(request)
-    params = validate(dict(request.query_params), [
-        Field(name="cursor", type=int, required=False, minimum=0),
-        Field(name="limit", type=int, required=False, minimum=1, maximum=100)])
+    params: LedgerQuery = request.state.query
     entries, next_cursor = await ledger_queries.ledger_page(
-        user.id, cursor=params["cursor"], limit=params["limit"] or 20)
+        user.id, cursor=params.cursor, limit=params.limit or 20)
     return json({"items": [entry_json(e) for e in entries],
                  "next_cursor": str(next_cursor) if next_cursor else None})
 
 
-@endpoint("GET", "/me/member-card", returns="code url",
+@endpoint("GET", "/me/member-card", returns=CardOut,
           summary="The code on my member card, for staff to scan",
-          tag="checkins")
-async def my_member_card(request: Request, body: dict) -> object:
+          summary_zh="我的积分卡（工作人员扫码代签）", tag="checkins", errors=["forbidden"])
+async def my_member_card(request: Request, body: None) -> object:
     user = await require_user(request)
     if user.role != Role.RESIDENT:
         raise ForbiddenError("Only residents have a member card.")
@@ -121,81 +243,64 @@ async def my_member_card(request: Request, body: dict) -> object:
     return json({"code": code, "url": f"{settings.BASE_URL}/card/{code}"})
 
 
-@endpoint("POST", "/towns", idempotent=True, returns="id:int name code currency_name",
-          summary="Create a town (platform admin)", status=201, tag="accounts",
-          body=[Field(name="name", max_length=100), Field(name="code", max_length=32),
-                Field(name="currency_name", max_length=32)],
-          errors=["forbidden", "code_taken", "invalid_request"])
-async def create_town(request: Request, body: dict) -> object:
+@endpoint("POST", "/towns", idempotent=True, body=TownIn, returns=TownOut,
+          summary="Create a town (platform admin)", summary_zh="创建镇（平台管理员）",
+          status=201, tag="accounts", errors=["forbidden", "code_taken", "invalid_request"])
+async def create_town(request: Request, body: TownIn) -> object:
     actor = await require_user(request)
-    town = await service.create_town(actor=actor, **body)
+    town = await service.create_town(actor=actor, **body.model_dump())
     return json({"id": town.id, "name": town.name, "code": town.code,
                  "currency_name": town.currency_name}, 201)
 
 
-@endpoint("POST", "/towns/{id:id}/villages", idempotent=True,
-          returns="id:int town_id:int name code",
-          summary="Create a village (town admin)",
-          status=201, tag="accounts",
-          body=[Field(name="name", max_length=100), Field(name="code", max_length=32)],
+@endpoint("POST", "/towns/{id:id}/villages", idempotent=True, body=VillageIn,
+          returns=VillageOut, summary="Create a village (town admin)",
+          summary_zh="创建村（镇管理员）", status=201, tag="accounts",
           errors=["forbidden", "not_found", "code_taken", "invalid_request"])
-async def create_village(request: Request, body: dict) -> object:
+async def create_village(request: Request, body: VillageIn) -> object:
     actor = await require_user(request)
-    village = await service.create_village(actor=actor, town_id=request.path_params["id"], **body)
+    village = await service.create_village(actor=actor, town_id=request.path_params["id"],
+                                           **body.model_dump())
     return json({"id": village.id, "town_id": village.town_id, "name": village.name,
                  "code": village.code}, 201)
 
 
-@endpoint("POST", "/users", idempotent=True,
-          returns="id:int username display_name village_id:int? role",
-          summary="Create a user in a village the admin manages", status=201,
-          tag="accounts",
-          body=[Field(name="username", max_length=64, min_length=3),
-                Field(name="password", max_length=256, min_length=6, required=False,
-                      nullable=True),
-                Field(name="display_name", max_length=64),
-                Field(name="village_id", type=int, required=False, nullable=True),
-                Field(name="town_id", type=int, required=False, nullable=True),
-                Field(name="role", choices=ROLES, max_length=16),
-                Field(name="phone", max_length=32, required=False, nullable=True)],
+@endpoint("POST", "/users", idempotent=True, body=UserIn, returns=UserOut,
+          summary="Create a user in a village the admin manages",
+          summary_zh="在自己管理的村里添加用户", status=201, tag="accounts",
           errors=["forbidden", "not_found", "username_taken", "invalid_request"])
-async def create_user(request: Request, body: dict) -> object:
+async def create_user(request: Request, body: UserIn) -> object:
     actor = await require_user(request)
     user = await service.create_user(actor=actor, new=service.NewUser(
-        username=body["username"], display_name=body["display_name"],
-        password=body["password"], role=Role(body["role"]), village_id=body["village_id"],
-        town_id=body["town_id"], phone=body["phone"]))
+        username=body.username, display_name=body.display_name,
+        password=body.password, role=Role(body.role), village_id=body.village_id,
+        town_id=body.town_id, phone=body.phone or None))
     return json(user_json(user), 201)
 
 
-@endpoint("POST", "/users/{id:id}/adjustments", idempotent=True,
-          returns="id:int delta:int balance_after:int kind memo created_at:time",
-          summary="Add or take points with a reason",
-          status=201, tag="ledger",
-          body=[Field(name="delta", type=int, minimum=-1_000_000, maximum=1_000_000),
-                Field(name="memo", max_length=200, min_length=1)],
+@endpoint("POST", "/users/{id:id}/adjustments", idempotent=True, body=AdjustmentIn,
+          returns=EntryOut, summary="Add or take points with a reason",
+          summary_zh="加减积分（须写明原因）", status=201, tag="ledger",
           errors=["forbidden", "not_found", "insufficient_points", "invalid_request",
                   "step_up_required"])
-async def adjust(request: Request, body: dict) -> object:
+async def adjust(request: Request, body: AdjustmentIn) -> object:
     actor = await require_user(request)
     target = await User.get_or_none(id=request.path_params["id"])
     if target is None:
         raise NotFoundError()
     require_over(actor, target, Role.VILLAGE_ADMIN)
-    if body["delta"] == 0:
-        from torreya.errors import InvalidRequestError
-
+    if body.delta == 0:
         raise InvalidRequestError("Field %(name)s must not be zero.", field="delta", name="delta")
-    if await needs_step_up_for(target, body["delta"]):
+    if await needs_step_up_for(target, body.delta):
         await confirm_big_action(request, actor)
-    entry = await adjust_points(actor=actor, target=target, delta=body["delta"],
-                                memo=body["memo"])
+    entry = await adjust_points(actor=actor, target=target, delta=body.delta, memo=body.memo)
     return json(entry_json(entry), 201)
 
 
 @endpoint("POST", "/me/sessions/revoke", status=204, tag="accounts",
-          summary="Log out everywhere: end every session and bearer token of mine, this one too")
-async def revoke_my_sessions(request: Request, body: dict) -> object:
+          summary="Log out everywhere: end every session and bearer token of mine, this one too",
+          summary_zh="退出所有登录（包括这一个）")
+async def revoke_my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     await service.end_sessions(actor=user, target=user)
     return Response(status_code=204)
@@ -203,8 +308,8 @@ async def revoke_my_sessions(request: Request, body: dict) -> object:
 
 @endpoint("POST", "/users/{id:id}/sessions/revoke", status=204, tag="accounts",
           summary="Lost phone: end every session and bearer token of someone below me",
-          errors=["forbidden", "not_found"])
-async def revoke_sessions(request: Request, body: dict) -> object:
+          summary_zh="手机丢了：结束某位居民的全部登录", errors=["forbidden", "not_found"])
+async def revoke_sessions(request: Request, body: None) -> object:
     actor = await require_user(request)
     target = await User.get_or_none(id=request.path_params["id"])
     if target is None:
@@ -213,10 +318,10 @@ async def revoke_sessions(request: Request, body: dict) -> object:
     return Response(status_code=204)
 
 
-@endpoint("GET", "/me/sessions", returns="items:list",
+@endpoint("GET", "/me/sessions", returns=SessionList,
           summary="Where I am logged in: each login's device, address and last use",
-          tag="accounts")
-async def my_sessions(request: Request, body: dict) -> object:
+          summary_zh="我在哪些设备上登录着", tag="accounts")
+async def my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     this = current_sid(request)
     return json({"items": [
@@ -227,33 +332,32 @@ async def my_sessions(request: Request, body: dict) -> object:
 
 
 @endpoint("POST", "/me/sessions/{sid}/revoke", status=204, tag="accounts",
-          summary="End one of my logins (a device I no longer use)", errors=["not_found"])
-async def revoke_one_session(request: Request, body: dict) -> object:
+          summary="End one of my logins (a device I no longer use)",
+          summary_zh="结束我的某一个登录", errors=["not_found"])
+async def revoke_one_session(request: Request, body: None) -> object:
     user = await require_user(request)
     await sessions.end_session(actor=user, user=user, sid=request.path_params["sid"])
     return Response(status_code=204)
 
 
-@endpoint("POST", "/me/password", returns="access_token token_type expires_in:int",
+@endpoint("POST", "/me/password", body=PasswordChangeIn, returns=TokenOut,
           summary="Change my password: every login ends; a new token for this client",
-          tag="accounts",
-          body=[Field(name="current_password", max_length=256),
-                Field(name="new_password", max_length=256)],
+          summary_zh="修改密码：其他登录全部结束，本客户端得到新令牌", tag="accounts",
           errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
-async def change_password(request: Request, body: dict) -> object:
+async def change_password(request: Request, body: PasswordChangeIn) -> object:
     settings = request.app.state.settings
     user = await service.change_password(settings, user=await require_user(request),
-                                         current=body["current_password"],
-                                         new=body["new_password"], ip=client_ip(request))
+                                         current=body.current_password,
+                                         new=body.new_password, ip=client_ip(request))
     return json(await _token_for(request, user))
 
 
-@endpoint("POST", "/auth/step-up", status=204, tag="accounts",
+@endpoint("POST", "/auth/step-up", status=204, tag="accounts", body=PasswordIn,
           summary="Confirm my password again: big actions are allowed for 5 minutes",
-          body=[Field(name="password", max_length=256)],
+          summary_zh="再次确认密码：5 分钟内可以做大额操作",
           errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
-async def step_up(request: Request, body: dict) -> object:
+async def step_up(request: Request, body: PasswordIn) -> object:
     user = await require_user(request)
     await sessions.step_up(request.app.state.settings, user=user, sid=current_sid(request),
-                           password=body["password"], ip=client_ip(request))
+                           password=body.password, ip=client_ip(request))
     return Response(status_code=204)

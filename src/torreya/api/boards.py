@@ -2,47 +2,62 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 
 from torreya.api.registry import endpoint, json
+from torreya.api.schema import Out, Query, QueryInt
 from torreya.boards import queries
-from torreya.boards.views import board_params
 from torreya.errors import NotFoundError
 from torreya.models import Group, Town, Village
-from torreya.validation import Field
 
-QUERY = [Field(name="period", max_length=8, required=False, choices=queries.PERIODS),
-         Field(name="limit", type=int, required=False, minimum=1, maximum=100)]
+Period = Literal[queries.PERIODS]  # type: ignore[valid-type]
+
+
+class BoardQuery(Query):
+    period: Period = "month"
+    limit: QueryInt(1, 100) = 20
+
+
+class Rank(Out):
+    rank: int
+    display_name: str
+    points: int
+
+
+class Board(Out):
+    period: Period
+    items: list[Rank]
 
 
 async def _board(request: Request, scope: str, model) -> object:
     subject = await model.get_or_none(id=request.path_params["id"])
     if subject is None:
         raise NotFoundError()
-    params = board_params(request)
-    period = params["period"] or "month"
-    rows, _mine = await queries.rank_residents(scope=scope, scope_id=subject.id, period=period,
-                                               limit=params["limit"] or 20)
-    return json({"period": period, "items": [
+    params: BoardQuery = request.state.query
+    rows, _mine = await queries.rank_residents(scope=scope, scope_id=subject.id,
+                                               period=params.period, limit=params.limit)
+    return json({"period": params.period, "items": [
         {"rank": r.rank, "display_name": r.display_name, "points": r.points} for r in rows]})
 
 
-@endpoint("GET", "/villages/{id:id}/leaderboard", returns="period items:list",
-          summary="Village leaderboard", auth=False,
-          tag="boards", query=QUERY, errors=["not_found", "invalid_request"])
-async def village_board(request: Request, body: dict) -> object:
+@endpoint("GET", "/villages/{id:id}/leaderboard", query=BoardQuery, returns=Board,
+          summary="Village leaderboard", summary_zh="村排行榜（姓名已遮挡）", auth=False,
+          tag="boards", errors=["not_found", "invalid_request"])
+async def village_board(request: Request, body: None) -> object:
     return await _board(request, "village", Village)
 
 
-@endpoint("GET", "/towns/{id:id}/leaderboard", returns="period items:list",
-          summary="Town leaderboard", auth=False,
-          tag="boards", query=QUERY, errors=["not_found", "invalid_request"])
-async def town_board(request: Request, body: dict) -> object:
+@endpoint("GET", "/towns/{id:id}/leaderboard", query=BoardQuery, returns=Board,
+          summary="Town leaderboard", summary_zh="镇排行榜（姓名已遮挡）", auth=False,
+          tag="boards", errors=["not_found", "invalid_request"])
+async def town_board(request: Request, body: None) -> object:
     return await _board(request, "town", Town)
 
 
-@endpoint("GET", "/groups/{id:id}/leaderboard", returns="period items:list",
-          summary="Volunteer group leaderboard",
-          auth=False, tag="boards", query=QUERY, errors=["not_found", "invalid_request"])
-async def group_board(request: Request, body: dict) -> object:
+@endpoint("GET", "/groups/{id:id}/leaderboard", query=BoardQuery, returns=Board,
+          summary="Volunteer group leaderboard", summary_zh="志愿队排行榜（姓名已遮挡）",
+          auth=False, tag="boards", errors=["not_found", "invalid_request"])
+async def group_board(request: Request, body: None) -> object:
     return await _board(request, "group", Group)

@@ -2,22 +2,118 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Literal
 
 from starlette.requests import Request
 
 from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import endpoint, json
+from torreya.api.schema import Body, Bool, Int, Moment, Out, Text, Time
 from torreya.checkins import service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
+from torreya.checkins.offline import ScanBatch
 from torreya.errors import NotFoundError
 from torreya.models import Event, Role, Village
-from torreya.validation import Field
 from torreya.web import require_user
 
 CHECKIN_ERRORS = ["invalid_token", "token_expired", "event_not_open", "already_checked_in",
                   "cap_reached", "forbidden"]
+EventKind = Literal[service.EVENT_KINDS]  # type: ignore[valid-type]
+
+
+class EventIn(Body):
+    title: Text(120)
+    kind: EventKind
+    points: Int(0, 10_000)
+    starts_at: Moment
+    ends_at: Moment
+    qr_mode: Literal["static", "rotating"]
+    place: Text(120, required=False) = ""
+    remind_day_before: Bool = False
+
+
+class EventOut(Out):
+    id: int
+    village_id: int
+    title: str
+    kind: str
+    points: int
+    place: str
+    starts_at: Time
+    ends_at: Time
+    qr_mode: Literal["static", "rotating"]
+    remind_day_before: bool
+    checkin_url: str | None
+
+
+class CodeOut(Out):
+    token: str
+    url: str
+    expires_at: Time
+
+
+class CheckinIn(Body):
+    token: Text(2048, markup=True, description="The code from the poster or screen (its "
+                                               "URL's last part, or the whole URL)")
+
+
+class CheckinOut(Out):
+    id: int
+    event_id: int
+    points: int
+    balance: int
+
+
+class MemberCheckinIn(Body):
+    member_code: Text(400, markup=True, description="The member card's code, signed or typed")
+
+
+class MemberCheckinOut(CheckinOut):
+    user_id: int
+
+
+class KitEvent(Out):
+    id: int
+    title: str
+    town_id: int
+    village_id: int
+    points: int
+    starts_at: Time
+    ends_at: Time
+
+
+class KitKey(Out):
+    id: int
+    public_key: str
+
+
+class Revoked(Out):
+    serials: dict[str, int]
+    inactive: list[int]
+
+
+class KitOut(Out):
+    event: KitEvent
+    keys: list[KitKey]
+    revoked: Revoked
+    made_at: Time
+
+
+class ScanResult(Out):
+    nonce: str
+    outcome: Literal["credited", "fulfilled", "already_done", "refused"]
+    repeat: bool
+    kind: str | None = None
+    name: str | None = None
+    points: int | None = None
+    scanned_at: Time | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class ScanResults(Out):
+    results: list[ScanResult]
 
 
 def event_json(request: Request, event: Event) -> dict:
@@ -43,30 +139,22 @@ async def event_for_staff(request: Request) -> Event:
     return event
 
 
-@endpoint("POST", "/villages/{id:id}/events", idempotent=True,
-          returns=("id:int village_id:int title kind points:int place starts_at:time "
-                   "ends_at:time qr_mode remind_day_before:bool checkin_url:str?"),
-          summary="Create an event with QR check-in",
-          status=201, tag="checkins",
-          body=[Field(name="title", max_length=120), Field(name="kind", max_length=24,
-                                                           choices=service.EVENT_KINDS),
-                Field(name="points", type=int, minimum=0, maximum=10_000),
-                Field(name="starts_at", type=datetime), Field(name="ends_at", type=datetime),
-                Field(name="qr_mode", choices=["static", "rotating"], max_length=16),
-                Field(name="place", max_length=120, required=False),
-                Field(name="remind_day_before", type=bool, required=False)],
-          errors=["forbidden", "not_found", "invalid_request"])
-async def create_event(request: Request, body: dict) -> object:
+@endpoint("POST", "/villages/{id:id}/events", idempotent=True, body=EventIn, returns=EventOut,
+          summary="Create an event with QR check-in", summary_zh="创建活动（扫码签到）",
+          status=201, tag="checkins", errors=["forbidden", "not_found", "invalid_request"],
+          links={"checkin_code": ("checkin_code", {"parameters": {"id": "$response.body#/id"}})})
+async def create_event(request: Request, body: EventIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
-    event = await service.create_event(actor=actor, village=village, **body)
+    event = await service.create_event(actor=actor, village=village, **body.model_dump())
     return json(event_json(request, event), 201)
 
 
-@endpoint("GET", "/events/{id:id}/checkin-code", returns="token url expires_at:time",
-          summary="The code to show now", tag="checkins",
-          errors=["forbidden", "not_found"])
-async def checkin_code(request: Request, body: dict) -> object:
+@endpoint("GET", "/events/{id:id}/checkin-code", returns=CodeOut,
+          summary="The code to show now", summary_zh="当前签到码（轮换码每 30 秒更新）",
+          tag="checkins", errors=["forbidden", "not_found"],
+          links={"check_in": ("check_in", {"requestBody": {"token": "$response.body#/token"}})})
+async def checkin_code(request: Request, body: None) -> object:
     event = await event_for_staff(request)
     settings = request.app.state.settings
     token, expires = current_code(settings, event_id=event.id, qr_mode=event.qr_mode,
@@ -75,38 +163,37 @@ async def checkin_code(request: Request, body: dict) -> object:
                  "expires_at": expires.isoformat()})
 
 
-@endpoint("POST", "/checkins", returns="id:int event_id:int points:int balance:int",
-          summary="Check in with a scanned code", status=201, tag="checkins",
-          body=[Field(name="token", max_length=2048)], errors=CHECKIN_ERRORS)
-async def check_in(request: Request, body: dict) -> object:
+@endpoint("POST", "/checkins", body=CheckinIn, returns=CheckinOut,
+          summary="Check in with a scanned code", summary_zh="居民扫码签到，积分入账",
+          status=201, tag="checkins", errors=CHECKIN_ERRORS)
+async def check_in(request: Request, body: CheckinIn) -> object:
     user = await require_user(request)
     result = await service.check_in_with_token(request.app.state.settings, user=user,
-                                               token=body["token"])
+                                               token=body.token)
     return json({"id": result.checkin.id, "event_id": result.event.id,
                  "points": result.checkin.points, "balance": result.balance}, 201)
 
 
-@endpoint("POST", "/events/{id:id}/checkins",
-          returns="id:int event_id:int user_id:int points:int balance:int",
+@endpoint("POST", "/events/{id:id}/checkins", body=MemberCheckinIn, returns=MemberCheckinOut,
           summary="Staff check a resident in by member card",
-          status=201, tag="checkins", body=[Field(name="member_code", max_length=200)],
-          errors=CHECKIN_ERRORS + ["not_found"])
-async def staff_check_in(request: Request, body: dict) -> object:
+          summary_zh="工作人员扫居民的积分卡代为签到",
+          status=201, tag="checkins", errors=CHECKIN_ERRORS + ["not_found", "card_revoked"])
+async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
     event = await event_for_staff(request)
     result = await service.check_in_member(request.app.state.settings,
                                            staff=request.state.user, event=event,
-                                           member_code_text=body["member_code"])
+                                           member_code_text=body.member_code)
     return json({"id": result.checkin.id, "event_id": event.id,
                  "user_id": result.checkin.user_id, "points": result.checkin.points,
                  "balance": result.balance}, 201)
 
 
-@endpoint("GET", "/events/{id:id}/offline-kit",
-          returns="event:obj keys:list revoked:obj made_at:time",
+@endpoint("GET", "/events/{id:id}/offline-kit", returns=KitOut,
           summary="What a staff phone keeps to scan this event without signal: the town's "
-                  "public keys, the revocation list, the event", tag="checkins",
+                  "public keys, the revocation list, the event",
+          summary_zh="离线扫码包：镇的公钥、作废卡名单和活动信息", tag="checkins",
           errors=["forbidden", "not_found"])
-async def offline_kit(request: Request, body: dict) -> object:
+async def offline_kit(request: Request, body: None) -> object:
     from torreya.checkins import offline
 
     user = await require_user(request, Role.STAFF)
@@ -114,16 +201,16 @@ async def offline_kit(request: Request, body: dict) -> object:
                                   event_id=request.path_params["id"]))
 
 
-@endpoint("POST", "/events/{id:id}/offline-scans", returns="results:list",
+@endpoint("POST", "/events/{id:id}/offline-scans", body=ScanBatch, returns=ScanResults,
           summary="Sync the scans a staff phone queued offline: each applied once, judged at "
-                  "the time it was made; the outcome of each", tag="checkins",
+                  "the time it was made; the outcome of each",
+          summary_zh="同步无信号时记录的扫码：每条只办一次，按扫码时间判断", tag="checkins",
           errors=["forbidden", "not_found", "invalid_request"])
-async def offline_scans(request: Request, body: dict) -> object:
+async def offline_scans(request: Request, body: ScanBatch) -> object:
     from torreya.checkins import offline
-    from torreya.validation import read_json
 
     user = await require_user(request, Role.STAFF)
-    scans = offline.read_batch(await read_json(request, None))
+    scans = offline.scans_of(body)
     results = await offline.sync(request.app.state.settings, staff=user,
                                  event_id=request.path_params["id"], scans=scans)
     return json({"results": results})

@@ -6,13 +6,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from torreya.api.registry import endpoint, json
+from torreya.api.schema import Out, Time
 from torreya.notifications import service
 from torreya.web import require_user
 
 
-@endpoint("GET", "/me/notifications", returns="items:list unread:int",
-          summary="My notifications, newest first, in my language", tag="accounts")
-async def my_notifications(request: Request, body: dict) -> object:
+class NotificationOut(Out):
+    id: int
+    kind: str
+    text: str
+    link: str | None
+    created_at: Time
+    read: bool
+
+
+class Inbox(Out):
+    items: list[NotificationOut]
+    unread: int
+
+
+@endpoint("GET", "/me/notifications", returns=Inbox,
+          summary="My notifications, newest first, in my language",
+          summary_zh="我的消息，最新的在前", tag="accounts")
+async def my_notifications(request: Request, body: None) -> object:
     user = await require_user(request)
     items = await service.inbox(user)
     return json({"items": [{"id": n.id, "kind": n.kind, "text": n.text, "link": n.link,
@@ -22,7 +38,7 @@ async def my_notifications(request: Request, body: dict) -> object:
 
 
 @endpoint("POST", "/me/notifications/read", status=204, tag="accounts",
-          summary="Mark all my notifications read")
-async def read_notifications(request: Request, body: dict) -> object:
+          summary="Mark all my notifications read", summary_zh="全部标为已读")
+async def read_notifications(request: Request, body: None) -> object:
     await service.mark_read(await require_user(request))
     return Response(status_code=204)

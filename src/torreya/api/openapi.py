@@ -1,121 +1,212 @@
-"""GET /api/v1/openapi.json, built from the endpoint table."""
+"""GET /api/v1/openapi.json: the OpenAPI 3.1 document, built from the endpoint table and the
+pydantic models it names (torreya/api/schema.py), so it says exactly what is served."""
 
 from __future__ import annotations
 
 import re
+from functools import cache
+from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 
 from torreya import __version__
 from torreya.api.registry import ENDPOINTS, endpoint, json
 from torreya.convertors import BIGID_DIGITS, ID_DIGITS
+from torreya.errors import DomainError
 
-STATUS = {"invalid_request": 422, "unauthenticated": 401, "invalid_credentials": 401,
-          "forbidden": 403, "not_found": 404, "invalid_token": 400, "token_expired": 410,
-          "too_many_attempts": 429, "private_address": 422, "invalid_code": 401,
-          "step_up_required": 403, "sms_unavailable": 503, "no_account": 409,
-          "several_accounts": 409, "choose_account": 409, "too_many_helpers": 409,
-          "helper_exists": 409, "own_number": 409, "helper_forbidden": 403,
-          "already_registered": 409, "already_waiting": 409,
-          "totp_required": 401}
+# Codes raised with an explicit status rather than by a class of their own.
+_EXTRA_STATUS = {"unavailable": 503, "server_error": 500, "too_large": 413}
 
 
-TYPES = {"int": {"type": "integer"}, "str": {"type": "string"}, "bool": {"type": "boolean"},
-         "num": {"type": "number"}, "time": {"type": "string", "format": "date-time"},
-         "list": {"type": "array", "items": {"type": "object"}}, "obj": {"type": "object"}}
+def _error_classes(cls: type[DomainError] = DomainError):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _error_classes(sub)
 
 
-def response_schema(spec: str) -> dict:
-    """The object schema of a `returns` spec ("id:int name village_id:int? items:list")."""
-    properties = {}
-    for token in spec.split():
-        name, _sep, kind = token.partition(":")
-        nullable = kind.endswith("?")
-        schema = dict(TYPES[(kind.rstrip("?") or "str")])
-        if nullable:
-            schema["nullable"] = True
-        properties[name] = schema
-    return {"type": "object", "properties": properties, "required": list(properties)}
+def status_of(code: str) -> int:
+    """The HTTP status an error code is answered with (its DomainError class says)."""
+    for cls in _error_classes():
+        if cls.code == code:
+            return cls.status
+    return _EXTRA_STATUS.get(code, 409)
 
 
-def webhooks() -> dict:
-    """What a subscribed endpoint receives, per event type (docs/events.md)."""
-    from torreya.outbox.service import PAYLOADS
-
-    return {event_type: {"post": {
-        "summary": f"{event_type}, signed with the Standard Webhooks headers",
-        "parameters": [{"name": name, "in": "header", "required": True,
-                        "schema": {"type": "string"}}
-                       for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["type", "timestamp", "data"],
-            "properties": {"type": {"type": "string", "enum": [event_type]},
-                           "timestamp": {"type": "string", "format": "date-time"},
-                           "data": response_schema(spec)}}}}},
-        "responses": {"200": {"description": "Any 2xx acknowledges it; anything else, or "
-                                              "no answer within 10 s, is retried."}},
-    }} for event_type, spec in PAYLOADS.items()}
-
+# What any operation can answer besides its own errors.
+_ALWAYS = {
+    "500": "server_error: a fault on our side, logged with its trace; nothing was changed",
+    "503": "unavailable: the database is out of reach or busy; nothing was changed, retry "
+           "after the Retry-After header's seconds",
+}
 
 # Path ids: what the {…:id} and {…:bigid} route convertors take (torreya/convertors.py).
 ID_SCHEMAS = {kind: {"type": "integer", "minimum": 0, "maximum": 10**digits - 1}
               for kind, digits in (("id", ID_DIGITS), ("bigid", BIGID_DIGITS))}
+
+HEADERS = {
+    "Accept-Language": {
+        "name": "Accept-Language", "in": "header", "required": False,
+        "description": "The language of messages: zh-CN (the default) or en. 消息的语言。",
+        "schema": {"type": "string", "examples": ["zh-CN", "en"]}},
+    "Idempotency-Key": {
+        "name": "Idempotency-Key", "in": "header", "required": False,
+        "description": "Any unique text (a UUID): a retry with the same key and body replays "
+                       "the first answer (header Idempotent-Replayed: true) instead of acting "
+                       "twice; the same key with another body is 422. Kept 24 hours. "
+                       "重试时带同一个键，不会重复办理。",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
+}
+
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "message"],
+    "properties": {
+        "code": {"type": "string", "description": "Stable; what a client branches on"},
+        "message": {"type": "string", "description": "For people, in the caller's language"},
+        "field": {"type": ["string", "null"],
+                  "description": "The field refused, as `scans[3].nonce`"}}}}}
+
+
+ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
 def _path(path: str) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
 
 
-def document(base_url: str) -> dict:
+def _models() -> list[tuple[type[BaseModel], str]]:
+    pairs: list[tuple[type[BaseModel], str]] = []
+    for e in ENDPOINTS:
+        for model, mode in ((e.body, "validation"), (e.returns, "serialization")):
+            if model is not None and (model, mode) not in pairs:
+                pairs.append((model, mode))
+    from torreya.outbox.service import PAYLOADS
+
+    for model in PAYLOADS.values():
+        if (model, "serialization") not in pairs:
+            pairs.append((model, "serialization"))
+    return pairs
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict]:
+    schema = model.model_json_schema()
+    return [{"name": name, "in": "query", "required": name in schema.get("required", []),
+             "schema": {k: v for k, v in prop.items() if k != "title"},
+             **({"description": prop["description"]} if "description" in prop else {})}
+            for name, prop in schema["properties"].items()]
+
+
+def _errors(e) -> dict[str, list[str]]:
+    codes = list(e.errors)
+    if e.auth:
+        codes.append("unauthenticated")
+    if e.body is not None or e.query is not None or e.idempotent:
+        codes.append("invalid_request")
+    if e.idempotent:
+        codes.append("idempotency_mismatch")
+    if e.body is not None:
+        codes.append("too_large")
+    by_status: dict[str, list[str]] = {}
+    for code in dict.fromkeys(codes):
+        by_status.setdefault(str(status_of(code)), []).append(code)
+    return by_status
+
+
+@cache
+def _document(base_url: str) -> dict:
+    refs, defs = models_json_schema(_models(), ref_template="#/components/schemas/{model}")
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    schemas["Error"] = ERROR
     paths: dict = {}
     for e in ENDPOINTS:
-        op: dict = {"summary": e.summary, "tags": [e.tag] if e.tag else [],
-                    "operationId": e.handler.__name__,
-                    "responses": {str(e.status): {"description": "OK"}}}
-        if e.returns:
-            op["responses"][str(e.status)]["content"] = {"application/json": {
-                "schema": response_schema(e.returns)}}
+        description = "\n\n".join(part for part in (e.summary_zh, e.description) if part)
+        op: dict = {"operationId": e.handler.__name__, "summary": e.summary,
+                    "tags": [e.tag] if e.tag else [], "responses": {}}
+        if description:
+            op["description"] = description
+        ok: dict = {"description": "OK" if e.status < 300 else "Accepted"}
+        if e.status == 201:
+            ok["description"] = "Created"
+        if e.returns is not None:
+            ok["content"] = {"application/json": {
+                "schema": refs[(e.returns, "serialization")]}}
+        if e.links:
+            ok["links"] = {name: {"operationId": target, **spec}
+                           for name, (target, spec) in e.links.items()}
+        op["responses"][str(e.status) if e.status != 204 else "204"] = ok
+        for status, codes in sorted(_errors(e).items()):
+            op["responses"][status] = {"description": ", ".join(codes), "content": ERROR_BODY}
+        for status, text in _ALWAYS.items():
+            op["responses"].setdefault(status, {"description": text, "content": ERROR_BODY})
         params = [{"name": name, "in": "path", "required": True,
-                   "schema": ID_SCHEMAS.get(kind, {"type": "string"})}
+                   "schema": ID_SCHEMAS.get(kind, {"type": "string", "minLength": 1,
+                                                   "maxLength": 400})}
                   for name, kind in re.findall(r"\{(\w+)(?::(\w+))?\}", e.path)]
-        params += [{"name": f.name, "in": "query", "required": False, "schema": f.openapi()}
-                   for f in e.query]
-        if params:
-            op["parameters"] = params
-        if e.body:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
-                "type": "object",
-                "properties": {f.name: f.openapi() for f in e.body},
-                "required": [f.name for f in e.body if f.required],
-            }}}}
-        codes = list(e.errors) + (["unauthenticated"] if e.auth else [])
-        for code in codes:
-            status = str(STATUS.get(code, 409))
-            op["responses"].setdefault(status, {"description": "", "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
-            op["responses"][status]["description"] += (", " if op["responses"][status][
-                "description"] else "") + code
+        if e.query is not None:
+            params += _query_parameters(e.query)
+        params.append(HEADERS["Accept-Language"])
+        if e.idempotent:
+            params.append(HEADERS["Idempotency-Key"])
+        op["parameters"] = params
+        if e.body is not None:
+            op["requestBody"] = {
+                "required": any(f.is_required() for f in e.body.model_fields.values()),
+                "content": {"application/json": {"schema": refs[(e.body, "validation")]}}}
         if e.auth:
             op["security"] = [{"bearer": []}]
         paths.setdefault("/api/v1" + _path(e.path), {})[e.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "webhooks": webhooks(),
-        "info": {"title": "Torreya API", "version": __version__,
-                 "description": "平安积分 points platform. Errors are "
-                                "{\"error\": {\"code\", \"message\"}}."},
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "info": {
+            "title": "Torreya API", "version": __version__,
+            "description": (
+                "平安积分 points platform: residents earn points for safety work, check in by "
+                "QR code, and spend points on their village's rewards.\n\n"
+                "Errors are `{\"error\": {\"code\", \"message\", \"field\"}}`: `code` is "
+                "stable, `message` is in the caller's language (Accept-Language: zh-CN by "
+                "default, or en). A method a path does not serve is 405 with an `Allow` "
+                "header. A body over the limit is 413.\n\n"
+                "平安积分平台接口。错误统一为 error 对象：code 固定，message 按 Accept-Language "
+                "给出中文（默认）或英文。")},
         "servers": [{"url": base_url}],
         "paths": paths,
+        "webhooks": webhooks(refs),
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "properties": {"error": {
-                "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                               "field": {"type": "string"}}}}}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "POST /api/v1/auth/token gives one; it lasts 12 hours."}},
+            "schemas": schemas,
         },
     }
 
 
-@endpoint("GET", "/openapi.json", summary="This document", auth=False, tag="meta")
-async def openapi(request: Request, body: dict) -> object:
+def webhooks(refs: dict) -> dict:
+    """What a subscribed endpoint receives, per event type (docs/events.md)."""
+    from torreya.outbox.service import PAYLOADS
+
+    return {event_type: {"post": {
+        "operationId": "webhook_" + event_type.replace(".", "_"),
+        "summary": f"{event_type}, signed with the Standard Webhooks headers",
+        "parameters": [{"name": name, "in": "header", "required": True,
+                        "schema": {"type": "string"}}
+                       for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["type", "timestamp", "data"],
+            "properties": {"type": {"const": event_type},
+                           "timestamp": {"type": "string", "format": "date-time"},
+                           "data": refs[(model, "serialization")]}}}}},
+        "responses": {"200": {"description": "Any 2xx acknowledges it; anything else, or "
+                                              "no answer within 10 s, is retried."}},
+    }} for event_type, model in PAYLOADS.items()}
+
+
+def document(base_url: str) -> dict:
+    return _document(base_url)
+
+
+@endpoint("GET", "/openapi.json", summary="This document", summary_zh="本接口文档",
+          auth=False, tag="meta", returns=None)
+async def openapi(request: Request, body: None) -> object:
     return json(document(request.app.state.settings.BASE_URL))

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from torreya import idempotency
-from torreya.validation import Field, parse_json, read_json
+from torreya.api.schema import validate_model
+from torreya.validation import parse_json, read_json
 from torreya.web import require_user
 
 Handler = Callable[..., Awaitable[Response]]
@@ -26,27 +29,35 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    body: Sequence[Field] = ()
+    # 中文 for the partners who read it (the document's description).
+    summary_zh: str = ""
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    # The response body's model (None: no body, as a 204).
+    returns: type[BaseModel] | None = None
     auth: bool = True
     status: int = 200
     errors: Sequence[str] = ()
     tag: str = ""
-    query: Sequence[Field] = field(default_factory=tuple)
-    # The response's fields for the OpenAPI document: "id:int name village_id:int? items:list"
-    # (type string unless named; "?" allows null).
-    returns: str = ""
     # Honours an Idempotency-Key header (torreya.idempotency): a retry replays the answer.
     idempotent: bool = False
+    # OpenAPI links from the answer to the next step: {name: (operationId, {param: expr})}.
+    links: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    description: str = ""
 
 
 ENDPOINTS: list[Endpoint] = []
 
 
-def endpoint(method: str, path: str, *, summary: str, body: Sequence[Field] = (),
-             auth: bool = True, status: int = 200, errors: Sequence[str] = (), tag: str = "",
-             query: Sequence[Field] = (), returns: str = "",
-             idempotent: bool = False) -> Callable[[Handler], Handler]:
-    """Register an API handler `async def h(request, body) -> Response` under /api/v1.
+def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
+             body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+             returns: type[BaseModel] | None = None, auth: bool = True, status: int = 200,
+             errors: Sequence[str] = (), tag: str = "", idempotent: bool = False,
+             links: dict[str, tuple[str, dict[str, str]]] | None = None,
+             description: str = "") -> Callable[[Handler], Handler]:
+    """Register an API handler `async def h(request, body) -> Response` under /api/v1;
+    `body` is the validated `body` model (None without one), the query's model is
+    `request.state.query`.
 
     The caller is authenticated before the body is read (401 before 422). With
     `idempotent`, a request carrying an Idempotency-Key runs once per key.
@@ -56,7 +67,12 @@ def endpoint(method: str, path: str, *, summary: str, body: Sequence[Field] = ()
     def register(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
             user = await require_user(request) if auth else None
-            data = await read_json(request, body) if body else {}
+            if query is not None:
+                request.state.query = validate_model(query, dict(request.query_params))
+            data: Any = None
+            if body is not None:
+                raw = await read_json(request, None, optional=not _required(body))
+                data = validate_model(body, raw)
             raw_key = request.headers.get("idempotency-key")
             if not idempotent or raw_key is None or user is None:
                 return await handler(request, data)
@@ -64,14 +80,19 @@ def endpoint(method: str, path: str, *, summary: str, body: Sequence[Field] = ()
                                    lambda: handler(request, data))
 
         run.__name__ = handler.__name__
-        ENDPOINTS.append(Endpoint(method, path, run, summary, tuple(body), auth, status,
-                                  tuple(errors), tag, tuple(query), returns, idempotent))
+        ENDPOINTS.append(Endpoint(method, path, run, summary, summary_zh, body, query,
+                                  returns, auth, status, tuple(errors), tag, idempotent,
+                                  dict(links or {}), description))
         return handler
 
     return register
 
 
-async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, data: dict,
+def _required(model: type[BaseModel]) -> bool:
+    return any(f.is_required() for f in model.model_fields.values())
+
+
+async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, data: Any,
                     call: Callable[[], Awaitable[Response]]) -> Response:
     async def respond() -> tuple[int, str]:
         response = await call()
@@ -80,7 +101,7 @@ async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, da
     # The whole body as sent (lists read by handlers themselves included), not only the
     # declared fields: another `village_ids` is another request.
     raw = await request.body()
-    sent = parse_json(raw) if raw else data
+    sent = parse_json(raw) if raw else {}
     outcome = await idempotency.once(
         user_id=user_id, scope=scope, key=idempotency.clean_key(raw_key),
         fingerprint=idempotency.fingerprint(request.method, request.url.path, sent),
@@ -108,4 +129,21 @@ def api_routes() -> list[Route]:
         webhooks,
     )
 
-    return [Route(e.path, e.handler, methods=[e.method]) for e in ENDPOINTS]
+    # One route per path, whatever its methods, so a 405's Allow header names them all.
+    by_path: dict[str, dict[str, Handler]] = {}
+    for e in ENDPOINTS:
+        by_path.setdefault(e.path, {})[e.method] = e.handler
+    return [Route(path, _dispatch(handlers), methods=list(handlers))
+            for path, handlers in by_path.items()]
+
+
+def _dispatch(handlers: dict[str, Handler]) -> Handler:
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await handlers[method](request)
+
+    dispatch.__name__ = "_".join(h.__name__ for h in handlers.values())
+    return dispatch

@@ -2,13 +2,84 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import endpoint, json
+from torreya.api.schema import Body, Id, Int, Moment, Out, Text, Time
 from torreya.rewards import queries, service
-from torreya.validation import Field
 from torreya.web import require_user
+
+LimitPeriod = Literal[service.LIMIT_PERIODS]  # type: ignore[valid-type]
+
+
+class RewardIn(Body):
+    name: Text(80)
+    cost: Int(1, 1_000_000)
+    stock: Int(0, 1_000_000) | None = None
+    per_user_limit: Int(1, 1000) | None = None
+    limit_period: LimitPeriod | None = None
+    description: Text(500, required=False) = ""
+    category: Literal["goods", "service", "honour"] = "goods"
+    available_from: Moment | None = None
+    available_until: Moment | None = None
+
+
+class RewardOut(Out):
+    id: int
+    name: str
+    cost: int
+    stock: int | None
+    per_user_limit: int | None
+    limit_period: str | None
+    category: str
+    description: str
+    village_id: int | None
+    available_from: Time | None
+    available_until: Time | None
+
+
+class Catalog(Out):
+    items: list[RewardOut]
+
+
+class RedeemIn(Body):
+    reward_id: Id
+
+
+class RedemptionOut(Out):
+    id: int
+    reward_id: int
+    status: str
+    voucher_code: str
+    balance: int
+    expires_at: Time
+
+
+class StatusOut(Out):
+    id: int
+    status: str
+
+
+class CancelledOut(StatusOut):
+    balance: int
+
+
+class VoucherOut(Out):
+    id: int
+    reward_id: int
+    name: str
+    status: str
+    voucher_code: str
+    cost: int
+    created_at: Time
+    expires_at: Time
+
+
+class Vouchers(Out):
+    items: list[VoucherOut]
 
 
 def reward_json(reward) -> dict:
@@ -22,76 +93,69 @@ def reward_json(reward) -> dict:
             else None}
 
 
-@endpoint("POST", "/villages/{id:id}/rewards", idempotent=True,
-          summary="Add an item to the village catalog",
-          status=201, tag="rewards",
-          body=[Field(name="name", max_length=80), Field(name="cost", type=int, minimum=1,
-                                                         maximum=1_000_000),
-                Field(name="stock", type=int, required=False, nullable=True, minimum=0,
-                      maximum=1_000_000),
-                Field(name="per_user_limit", type=int, required=False, nullable=True,
-                      minimum=1, maximum=1000),
-                Field(name="limit_period", required=False, nullable=True, max_length=8,
-                      choices=service.LIMIT_PERIODS),
-                Field(name="description", required=False, max_length=500),
-                Field(name="category", required=False, max_length=16,
-                      choices=["goods", "service", "honour"])],
-          errors=["forbidden", "not_found", "invalid_request"])
-async def create_reward(request: Request, body: dict) -> object:
+@endpoint("POST", "/villages/{id:id}/rewards", idempotent=True, body=RewardIn,
+          returns=RewardOut, summary="Add an item to the village catalog",
+          summary_zh="在村的兑换目录里添加物品", status=201, tag="rewards",
+          errors=["forbidden", "not_found", "invalid_request"],
+          links={"redeem": ("redeem", {"requestBody": {"reward_id": "$response.body#/id"}})})
+async def create_reward(request: Request, body: RewardIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
-    body["category"] = body["category"] or "goods"
     reward = await service.create_reward(actor=actor, village=village,
-                                         fields=service.RewardFields(**body))
+                                         fields=service.RewardFields(**body.model_dump()))
     return json(reward_json(reward), 201)
 
 
-@endpoint("GET", "/villages/{id:id}/rewards", summary="The village catalog (with town-wide items)",
-          tag="rewards", errors=["not_found"])
-async def list_rewards(request: Request, body: dict) -> object:
+@endpoint("GET", "/villages/{id:id}/rewards", returns=Catalog,
+          summary="The village catalog (with town-wide items)",
+          summary_zh="村的兑换目录（含全镇通用的物品）", tag="rewards",
+          errors=["not_found", "forbidden"])
+async def list_rewards(request: Request, body: None) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
     rewards = await queries.catalog(village, include_inactive=False)
     return json({"items": [reward_json(r) for r in rewards]})
 
 
-@endpoint("POST", "/redemptions", idempotent=True,
-          returns="id:int reward_id:int status voucher_code balance:int expires_at:time",
+@endpoint("POST", "/redemptions", idempotent=True, body=RedeemIn, returns=RedemptionOut,
           summary="Redeem points for an item; honours Idempotency-Key",
-          status=201, tag="rewards", body=[Field(name="reward_id", type=int, minimum=1)],
+          summary_zh="用积分兑换物品，得到兑换券", status=201, tag="rewards",
           errors=["not_found", "forbidden", "not_available", "out_of_stock", "limit_reached",
-                  "insufficient_points"])
-async def redeem(request: Request, body: dict) -> object:
+                  "insufficient_points", "invalid_request"],
+          links={"fulfil": ("fulfil", {"parameters": {"code": "$response.body#/voucher_code"}}),
+                 "cancel": ("cancel", {"parameters": {"id": "$response.body#/id"}})})
+async def redeem(request: Request, body: RedeemIn) -> object:
     user = await require_user(request)
-    result = await service.redeem_reward(user=user, reward_id=body["reward_id"])
+    result = await service.redeem_reward(user=user, reward_id=body.reward_id)
     r = result.redemption
     return json({"id": r.id, "reward_id": r.reward_id, "status": str(r.status),
                  "voucher_code": r.voucher_code, "balance": result.balance,
                  "expires_at": r.expires_at.isoformat()}, 201)
 
 
-@endpoint("POST", "/vouchers/{code}/fulfil", idempotent=True, returns="id:int status",
+@endpoint("POST", "/vouchers/{code}/fulfil", idempotent=True, returns=StatusOut,
           summary="Staff hand over the item of a voucher",
+          summary_zh="工作人员核销兑换券、交付物品",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
-async def fulfil(request: Request, body: dict) -> object:
+async def fulfil(request: Request, body: None) -> object:
     staff = await require_user(request)
     redemption = await service.fulfil_voucher(staff=staff, code=request.path_params["code"])
     return json({"id": redemption.id, "status": str(redemption.status)})
 
 
-@endpoint("POST", "/redemptions/{id:bigid}/cancel", idempotent=True,
-          returns="id:int status balance:int",
-          summary="Cancel a pending voucher (refund)",
+@endpoint("POST", "/redemptions/{id:bigid}/cancel", idempotent=True, returns=CancelledOut,
+          summary="Cancel a pending voucher (refund)", summary_zh="取消未交付的兑换券（退回积分）",
           tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
-async def cancel(request: Request, body: dict) -> object:
+async def cancel(request: Request, body: None) -> object:
     actor = await require_user(request)
     redemption, balance = await service.cancel_redemption(actor=actor,
                                                           redemption_id=request.path_params["id"])
     return json({"id": redemption.id, "status": str(redemption.status), "balance": balance})
 
 
-@endpoint("GET", "/me/redemptions", summary="My vouchers, newest first", tag="rewards")
-async def my_redemptions(request: Request, body: dict) -> object:
+@endpoint("GET", "/me/redemptions", returns=Vouchers, summary="My vouchers, newest first",
+          summary_zh="我的兑换券，最新的在前", tag="rewards")
+async def my_redemptions(request: Request, body: None) -> object:
     user = await require_user(request)
     items = await queries.vouchers_of(user.id)
     return json({"items": [{"id": r.id, "reward_id": r.reward_id, "name": r.reward.name,

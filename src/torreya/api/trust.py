@@ -5,19 +5,70 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from torreya.api.registry import endpoint, json
+from torreya.api.schema import Out, Time
 from torreya.errors import NotFoundError
 from torreya.models import Town, TownKey
 from torreya.trust import receipts
 from torreya.trust.signing import heads_of
 
 
+class Link(Out):
+    seq: int
+    prev_hash: str
+    digest: str
+    hash: str
+
+
+class SignedHead(Out):
+    town: int
+    kind: str
+    period: str
+    seq: int
+    entry_id: int
+    hash: str
+    total: int
+    signed_at: Time
+    public_key: str
+    signature: str
+
+
+class ListedHead(SignedHead):
+    id: int
+
+
+class Receipt(Out):
+    code: str
+    status: str
+    delta: int
+    kind: str
+    created_at: Time
+    resident: str
+    village: str
+    town_id: int
+    link: Link | None
+    path: list[str]
+    signed_head: SignedHead | None
+
+
+class TownKeyOut(Out):
+    id: int
+    public_key: str
+    created_at: Time
+    retired_at: Time | None
+
+
+class SignedHeads(Out):
+    town_id: int
+    keys: list[TownKeyOut]
+    items: list[ListedHead]
+
+
 @endpoint("GET", "/receipts/{code}", auth=False, tag="trust",
           summary="A receipt: the entry (masked), its link, the path of hashes to the signed "
                   "head that covers it, and that head with its signature",
-          returns="code status delta:int kind created_at resident village town_id:int "
-                  "link:obj? path:list signed_head:obj?",
-          errors=["not_found"])
-async def receipt(request: Request, body: dict) -> object:
+          summary_zh="积分凭证：明细（姓名遮挡）、哈希链位置和覆盖它的签名链头，谁都能核对",
+          returns=Receipt, errors=["not_found"])
+async def receipt(request: Request, body: None) -> object:
     found = await receipts.receipt(request.path_params["code"])
     if found is None:
         raise NotFoundError("This is not a receipt of ours. Check the code and try again.")
@@ -26,8 +77,9 @@ async def receipt(request: Request, body: dict) -> object:
 
 @endpoint("GET", "/towns/{id:id}/signed-heads", auth=False, tag="trust",
           summary="The town's public keys and signed chain heads, newest first",
-          returns="town_id:int keys:list items:list", errors=["not_found"])
-async def signed_heads(request: Request, body: dict) -> object:
+          summary_zh="镇的公钥和签名链头，最新的在前",
+          returns=SignedHeads, errors=["not_found"])
+async def signed_heads(request: Request, body: None) -> object:
     town = await Town.get_or_none(id=request.path_params["id"])
     if town is None:
         raise NotFoundError()

@@ -2,13 +2,66 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
 from starlette.requests import Request
 
 from torreya.api.registry import endpoint, json
-from torreya.errors import InvalidRequestError
+from torreya.api.schema import Body, Bool, Out, Text, Time
 from torreya.outbox import webhooks as service
-from torreya.validation import Field
+from torreya.outbox.service import EVENT_TYPES
 from torreya.web import confirm_big_action, require_user
+
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class WebhookIn(Body):
+    url: Text(500, description="https://…, a public address")
+    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
+
+
+class WebhookOut(Out):
+    id: int
+    town_id: int
+    url: str
+    events: list[str]
+    is_active: bool
+
+
+class NewWebhookOut(WebhookOut):
+    secret: str
+
+
+class ActiveIn(Body):
+    is_active: Bool
+
+
+class DeliveryOut(Out):
+    id: int
+    message_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    next_attempt_at: Time | None
+
+
+class Deliveries(Out):
+    items: list[DeliveryOut]
+
+
+class AttemptOut(Out):
+    id: int
+    status_code: int | None
+    error: str | None
+    response: str | None
+    duration_ms: int | None
+    created_at: Time
+
+
+class Attempts(Out):
+    items: list[AttemptOut]
 
 
 def webhook_json(webhook, *, secret: bool = False) -> dict:
@@ -28,28 +81,27 @@ def delivery_json(delivery) -> dict:
 
 
 @endpoint("POST", "/towns/{id:id}/webhooks", idempotent=True,
-          returns="id:int town_id:int url events:list is_active:bool secret",
+          body=WebhookIn, returns=NewWebhookOut,
           summary="Subscribe an endpoint to the town's events (the secret is shown once)",
-          status=201, tag="webhooks", body=[Field(name="url", max_length=500)],
+          summary_zh="订阅镇的事件推送（密钥只显示这一次）",
+          status=201, tag="webhooks",
           errors=["forbidden", "not_found", "invalid_request", "private_address",
                   "step_up_required"])
-async def create_webhook(request: Request, body: dict) -> object:
+async def create_webhook(request: Request, body: WebhookIn) -> object:
     actor = await require_user(request)
-    events = (await request.json()).get("events")
-    if not isinstance(events, list):
-        raise InvalidRequestError("Field %(name)s must be a list.", field="events", name="events")
     await confirm_big_action(request, actor)
     webhook = await service.create_webhook(request.app.state.settings, actor=actor,
-                                           town_id=request.path_params["id"], url=body["url"],
-                                           events=events)
+                                           town_id=request.path_params["id"], url=body.url,
+                                           events=list(body.events))
     return json(webhook_json(webhook, secret=True), 201)
 
 
 @endpoint("POST", "/webhooks/{id:id}/rotate-secret", idempotent=True,
-          returns="id:int town_id:int url events:list is_active:bool secret",
+          returns=NewWebhookOut,
           summary="A new secret; the old one keeps signing beside it for 24 hours",
+          summary_zh="换新密钥；旧密钥并行签名 24 小时",
           tag="webhooks", errors=["forbidden", "not_found", "step_up_required"])
-async def rotate_secret(request: Request, body: dict) -> object:
+async def rotate_secret(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     await confirm_big_action(request, actor)
@@ -57,29 +109,29 @@ async def rotate_secret(request: Request, body: dict) -> object:
     return json(webhook_json(webhook, secret=True))
 
 
-@endpoint("POST", "/webhooks/{id:id}/active", returns="id:int town_id:int url events:list "
-          "is_active:bool", summary="Enable or disable an endpoint", tag="webhooks",
-          body=[Field(name="is_active", type=bool)], errors=["forbidden", "not_found"])
-async def set_active(request: Request, body: dict) -> object:
+@endpoint("POST", "/webhooks/{id:id}/active", body=ActiveIn, returns=WebhookOut,
+          summary="Enable or disable an endpoint", summary_zh="启用或停用推送地址",
+          tag="webhooks", errors=["forbidden", "not_found", "invalid_request"])
+async def set_active(request: Request, body: ActiveIn) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
-    webhook = await service.set_active(actor=actor, webhook=webhook, active=body["is_active"])
+    webhook = await service.set_active(actor=actor, webhook=webhook, active=body.is_active)
     return json(webhook_json(webhook))
 
 
-@endpoint("GET", "/webhooks/{id:id}/deliveries", returns="items:list",
-          summary="The delivery log, newest first", tag="webhooks",
-          errors=["forbidden", "not_found"])
-async def deliveries(request: Request, body: dict) -> object:
+@endpoint("GET", "/webhooks/{id:id}/deliveries", returns=Deliveries,
+          summary="The delivery log, newest first", summary_zh="推送记录，最新的在前",
+          tag="webhooks", errors=["forbidden", "not_found"])
+async def deliveries(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     return json({"items": [delivery_json(d) for d in await service.deliveries_of(webhook)]})
 
 
 @endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/attempts",
-          returns="items:list", summary="Each attempt of a delivery with the receiver's answer",
-          tag="webhooks", errors=["forbidden", "not_found"])
-async def attempts(request: Request, body: dict) -> object:
+          returns=Attempts, summary="Each attempt of a delivery with the receiver's answer",
+          summary_zh="每次推送尝试和对方的回答", tag="webhooks", errors=["forbidden", "not_found"])
+async def attempts(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     delivery = await service.delivery_of(webhook, request.path_params["delivery_id"])
@@ -90,10 +142,9 @@ async def attempts(request: Request, body: dict) -> object:
 
 
 @endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
-          returns="id:int message_id event_type status attempts:int last_status_code:int? "
-          "next_attempt_at:time?", summary="Send a delivery again now", status=202,
-          tag="webhooks", errors=["forbidden", "not_found"])
-async def redeliver(request: Request, body: dict) -> object:
+          returns=DeliveryOut, summary="Send a delivery again now", summary_zh="立即重新推送",
+          status=202, tag="webhooks", errors=["forbidden", "not_found"])
+async def redeliver(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     delivery = await service.redeliver(actor=actor, webhook=webhook,

@@ -12,19 +12,21 @@ shared it) is applied once and the repeat is answered with the first outcome.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated
 
+from pydantic import Field
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from torreya.accounts.permissions import require_village
+from torreya.api.schema import Body, Moment, Text, validate_model
 from torreya.checkins import signed as signed_codes
 from torreya.checkins.codes import read_member_code
 from torreya.checkins.service import AlreadyCheckedInError, credit_check_in, may_check_in
 from torreya.db import now, replaying
-from torreya.errors import DomainError, InvalidRequestError, NotFoundError
+from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import rule_for
 from torreya.models import (
@@ -52,7 +54,6 @@ LANES = 4
 # A phone's clock may be a little ahead; a queue may wait a fortnight for signal.
 CLOCK_SLACK = timedelta(minutes=5)
 MAX_AGE = timedelta(days=14)
-_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
 async def _staff_event(staff: User, event_id: int) -> Event:
@@ -93,37 +94,33 @@ class Scan:
     scanned_at: datetime
 
 
+class ScanIn(Body):
+    nonce: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{8,64}$",
+                                description="Random, made by the phone for each scan")]
+    code: Text(signed_codes.MAX_LENGTH, markup=True,
+               description="The signed (S1.…) or typed code as scanned")
+    scanned_at: Moment
+
+
+class ScanBatch(Body):
+    scans: list[ScanIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 def read_batch(data: object) -> list[Scan]:
     """A sync body `{"scans": [{"nonce", "code", "scanned_at"}, …]}`, or 422 naming the
-    first bad field. A scan time out of bounds is the scan's own refusal, not the batch's."""
-    if not isinstance(data, dict) or not isinstance(data.get("scans"), list):
-        raise InvalidRequestError("Field %(name)s is required.", field="scans", name="scans")
-    items = data["scans"]
-    if not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidRequestError("Send between 1 and %(max)s scans at a time.", field="scans",
-                                  max=MAX_BATCH)
-    scans, seen = [], set()
-    for index, item in enumerate(items):
-        where = f"scans[{index}]"
-        if not isinstance(item, dict):
-            raise InvalidRequestError("The body must be a JSON object.", field=where)
-        nonce, code, moment = item.get("nonce"), item.get("code"), item.get("scanned_at")
-        if not isinstance(nonce, str) or not _NONCE.match(nonce):
-            raise InvalidRequestError("Field %(name)s is not valid.", field=where + ".nonce",
-                                      name="nonce")
-        if not isinstance(code, str) or not 1 <= len(code) <= signed_codes.MAX_LENGTH:
-            raise InvalidRequestError("Field %(name)s is not valid.", field=where + ".code",
-                                      name="code")
-        try:
-            scanned_at = datetime.fromisoformat(moment) if isinstance(moment, str) else None
-        except ValueError:
-            scanned_at = None
-        if scanned_at is None or scanned_at.tzinfo is None:
-            raise InvalidRequestError("Field %(name)s must be a date and time with its offset.",
-                                      field=where + ".scanned_at", name="scanned_at")
-        if nonce not in seen:
-            seen.add(nonce)
-            scans.append(Scan(nonce, code.strip(), scanned_at))
+    first bad field (`scans[3].nonce`). A scan time the server finds impossible (ahead of
+    it, or weeks old) is the scan's own refusal, not the batch's."""
+    return scans_of(validate_model(ScanBatch, data))
+
+
+def scans_of(batch: ScanBatch) -> list[Scan]:
+    """The batch's scans, each nonce once (a phone that queued one twice)."""
+    seen: set[str] = set()
+    scans = []
+    for item in batch.scans:
+        if item.nonce not in seen:
+            seen.add(item.nonce)
+            scans.append(Scan(item.nonce, item.code, item.scanned_at))
     return scans
 
 
@@ -243,6 +240,7 @@ async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
         if stored is None or stored.staff_id != staff.id:
             # not ours to tell about: say no more than that it is a repeat
             return {"nonce": scan.nonce, "outcome": "already_done", "repeat": True,
+                    "kind": None, "name": None, "points": None, "scanned_at": None,
                     "code": "already_synced", "message": _("This scan was already synced.")}
         return _result(stored, repeat=True)
 
@@ -331,7 +329,8 @@ def _result(row: OfflineScan, *, repeat: bool) -> dict:
     """What the phone shows for one scan: credited / fulfilled / already_done / refused,
     with the reason of a refusal in the caller's language."""
     result = {"nonce": row.nonce, "outcome": row.outcome, "repeat": repeat, "kind": row.kind,
-              "name": row.name, "points": row.points, "scanned_at": utc_text(row.scanned_at)}
+              "name": row.name, "points": row.points, "scanned_at": utc_text(row.scanned_at),
+              "code": None, "message": None}
     if row.reason:
         detail = row.detail or {}
         message = detail.get("message") or ""

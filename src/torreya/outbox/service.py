@@ -13,36 +13,99 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
+from torreya.api.schema import Out, Time
 from torreya.db import now, placeholders
 
-_REDEMPTION = ("id:int reward_id:int user_id:int village_id:int? cost:int status actor_id:int? "
-               "created_at:time expires_at:time closed_at:time?")
-_REPORT = "id:int village_id:int category status points:int?"
 
-# The event types others may subscribe to (SPEC §5.1, Webhooks) and the fields of each one's
-# `data`, in the API registry's notation; the OpenAPI document's `webhooks` are built from
-# it and every message is checked against it. Keep in sync with docs/events.md.
-PAYLOADS = {
-    "checkin.created": ("id:int event_id:int village_id:int user_id:int points:int method "
-                        "staff_id:int? created_at:time"),
-    "ledger.entry_created": ("id:int user_id:int village_id:int? delta:int balance_after:int "
-                             "kind memo source_type:str? source_id:int? proxy:bool "
-                             "created_at:time"),
-    "redemption.created": _REDEMPTION,
-    "redemption.fulfilled": _REDEMPTION,
-    "redemption.cancelled": _REDEMPTION,
-    "redemption.expired": _REDEMPTION,
-    "report.created": _REPORT,
-    "report.status_changed": _REPORT,
-    "patrol.approved": "id:int group_id:int village_id:int route_id:int duration_minutes:int? "
-                       "awards:list",
-    "pledge.signed": "id:int pledge_id:int user_id:int village_id:int? points:int created_at:time",
+class CheckinCreated(Out):
+    id: int
+    event_id: int
+    village_id: int
+    user_id: int
+    points: int
+    method: str
+    staff_id: int | None
+    created_at: Time
+
+
+class EntryCreated(Out):
+    id: int
+    user_id: int
+    village_id: int | None
+    delta: int
+    balance_after: int
+    kind: str
+    memo: str
+    source_type: str | None
+    source_id: int | None
+    proxy: bool
+    created_at: Time
+
+
+class RedemptionEvent(Out):
+    id: int
+    reward_id: int
+    user_id: int
+    village_id: int | None
+    cost: int
+    status: str
+    actor_id: int | None
+    created_at: Time
+    expires_at: Time
+    closed_at: Time | None
+
+
+class ReportEvent(Out):
+    id: int
+    village_id: int
+    category: str
+    status: str
+    points: int | None
+
+
+class Award(Out):
+    user_id: int
+    points: int
+
+
+class PatrolApproved(Out):
+    id: int
+    group_id: int
+    village_id: int
+    route_id: int
+    duration_minutes: int | None
+    awards: list[Award]
+
+
+class PledgeSigned(Out):
+    id: int
+    pledge_id: int
+    user_id: int
+    village_id: int | None
+    points: int
+    created_at: Time
+
+
+# The event types others may subscribe to (SPEC §5.1, Webhooks) and the model of each one's
+# `data`; the OpenAPI document's `webhooks` are built from it and every message is checked
+# against its fields. Keep in sync with docs/events.md.
+PAYLOADS: dict[str, type[Out]] = {
+    "checkin.created": CheckinCreated,
+    "ledger.entry_created": EntryCreated,
+    "redemption.created": RedemptionEvent,
+    "redemption.fulfilled": RedemptionEvent,
+    "redemption.cancelled": RedemptionEvent,
+    "redemption.expired": RedemptionEvent,
+    "report.created": ReportEvent,
+    "report.status_changed": ReportEvent,
+    "patrol.approved": PatrolApproved,
+    "pledge.signed": PledgeSigned,
 }
 EVENT_TYPES = tuple(PAYLOADS)
 
 
 def payload_fields(event_type: str) -> set[str]:
-    return {token.partition(":")[0] for token in PAYLOADS[event_type].split()}
+    return set(PAYLOADS[event_type].model_fields)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,226 @@
+"""The API's types: pydantic models of every request and response (issue 16).
+
+One declaration per endpoint (`registry.endpoint`) names its body, query and response
+models; they validate what comes in and write the OpenAPI document, so the document says
+exactly what is refused. The types here carry the real limits:
+
+- whole numbers are JSON integers (never text that looks like one), bounded by the column
+  they go to;
+- text is bounded in code points, as sent; short text (names, titles) may not hold `<` or
+  `>`, and no text may hold control characters (a line break and a tab are fine);
+- dates and times carry their offset and fall in 2000–2100;
+- choices are enums, lists have their item types.
+
+A refusal is 422 `invalid_request` naming the field (`scans[3].nonce`), in the caller's
+language, like every other error.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from torreya.errors import InvalidRequestError
+
+# PostgreSQL's INTEGER keys (most tables) and BIGINT ones (redemptions, reports, deliveries).
+ID_MAX = 2**31 - 1
+BIGID_MAX = 2**63 - 1
+YEARS = (2000, 2100)
+
+# What no text may hold (code points, so JSON Schema and Python agree): the C0 and C1
+# control characters but tab, line feed and carriage return (a textarea's line breaks).
+_CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL_RE = re.compile(f"[{_CONTROL}]")
+_MARKUP_RE = re.compile("[<>]")
+# ECMA-262 patterns for the document (\u escapes, which both dialects read alike).
+_NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+_NO_MARKUP = "^[^<>\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+
+
+def _not_valid(message: str, **params: Any) -> PydanticCustomError:
+    """A refusal of our own validators: the msgid (no {braces}, so pydantic leaves it as it
+    is) and its parameters travel to the 422."""
+    return PydanticCustomError("torreya", message, params)
+
+
+def _clean(markup: bool, required: bool):
+    def clean(value: str) -> str:
+        # Checked as sent (what the document's pattern says), then normalised: NFC would
+        # turn "<" + U+0338 into "≮", and a check after it would let a "<" through.
+        if _CONTROL_RE.search(value) or any(unicodedata.category(c) == "Cs" for c in value):
+            raise _not_valid("Field %(name)s contains control characters.")
+        if not markup and _MARKUP_RE.search(value):
+            raise _not_valid("Field %(name)s may not contain < or >.")
+        value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
+        value = value.strip()
+        if required and not value:
+            raise _not_valid("Field %(name)s is required.")
+        return value
+
+    return clean
+
+
+def Text(max_length: int, *, markup: bool = False, required: bool = True,
+         min_length: int | None = None, description: str = "") -> Any:
+    """Text of at most `max_length` code points as sent, trimmed. `required`: something
+    besides spaces. Long text (`markup`) may hold < and >; it is escaped where shown."""
+    minimum = min_length if min_length is not None else (1 if required else 0)
+    return Annotated[str, Field(min_length=minimum, max_length=max_length,
+                                pattern=_NO_CONTROL if markup else _NO_MARKUP,
+                                description=description or None),
+                     AfterValidator(_clean(markup, required))]
+
+
+def Int(minimum: int, maximum: int, *, description: str = "") -> Any:
+    """A JSON integer (not "12", not 12.0, not true) in [minimum, maximum]."""
+    return Annotated[StrictInt, Field(ge=minimum, le=maximum, description=description or None)]
+
+
+_DIGITS = re.compile(r"-?[0-9]{1,19}")
+
+
+def _query_int(value: Any) -> int:
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    raise _not_valid("Field %(name)s must be a whole number.")
+
+
+def QueryInt(minimum: int, maximum: int) -> Any:
+    """A whole number in a query string (`?limit=20`): digits only; an empty value is wrong,
+    not absent."""
+    return Annotated[int, BeforeValidator(_query_int), Field(ge=minimum, le=maximum)]
+
+
+Id = Int(1, ID_MAX)
+BigId = Int(1, BIGID_MAX)
+Bool = StrictBool
+
+
+def _moment(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise _not_valid("Field %(name)s must be a date and time with its offset.")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _not_valid("Field %(name)s must be a date and time with its offset.") from None
+    if moment.tzinfo is None:
+        raise _not_valid("Field %(name)s must be a date and time with its offset.")
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise _not_valid("Field %(name)s is out of range.")
+    return moment
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment), WithJsonSchema(
+    {"type": "string", "format": "date-time",
+     "description": "RFC 3339 with its offset, 2000–2100"})]
+
+# Response-side types: what the server sends (documented, not validated at runtime).
+Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are ignored (a newer client may send more)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Query(BaseModel):
+    """Query parameters, read from text: `?limit=20`. An empty value is a wrong one."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Out(BaseModel):
+    """A response body, for the document; every field is always present."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+def N_(message: str) -> str:  # noqa: N802 (the gettext convention): marks for extraction
+    return message
+
+
+# How pydantic's refusals read in the caller's language (msgids in torreya's catalog).
+_MESSAGES = {
+    "missing": N_("Field %(name)s is required."),
+    "int_type": N_("Field %(name)s must be a whole number."),
+    "int_parsing": N_("Field %(name)s must be a whole number."),
+    "int_from_float": N_("Field %(name)s must be a whole number."),
+    "bool_type": N_("Field %(name)s must be true or false."),
+    "bool_parsing": N_("Field %(name)s must be true or false."),
+    "string_type": N_("Field %(name)s must be text."),
+    "string_too_short": N_("Field %(name)s is required."),
+    "string_too_long": N_("Field %(name)s is too long (at most %(max)s characters)."),
+    "string_pattern_mismatch": N_("Field %(name)s may not contain < or >."),
+    "greater_than_equal": N_("Field %(name)s must be at least %(min)s."),
+    "less_than_equal": N_("Field %(name)s must be at most %(max)s."),
+    "literal_error": N_("Field %(name)s must be one of: %(choices)s."),
+    "enum": N_("Field %(name)s must be one of: %(choices)s."),
+    "list_type": N_("Field %(name)s must be a list."),
+    "too_long": N_("Field %(name)s has too many items (at most %(max)s)."),
+    "too_short": N_("Field %(name)s needs at least %(min)s items."),
+    "model_type": N_("The body must be a JSON object."),
+    "dict_type": N_("The body must be a JSON object."),
+    "model_attributes_type": N_("The body must be a JSON object."),
+}
+
+
+def _where(loc: tuple) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def refusal(error: ValidationError) -> InvalidRequestError:
+    """The first of pydantic's refusals as our 422, naming the field."""
+    first = error.errors(include_url=False)[0]
+    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith(
+        ("function-", "constrained-"))))
+    field = _where(loc)
+    name = next((p for p in reversed(loc) if isinstance(p, str)), field)
+    ctx = first.get("ctx") or {}
+    if first["type"] == "torreya":
+        return InvalidRequestError(first["msg"], field=field, name=name, **ctx)
+    message = _MESSAGES.get(first["type"], N_("Field %(name)s is not valid."))
+    params: dict[str, Any] = {}
+    if "max_length" in ctx:
+        params["max"] = ctx["max_length"]
+    if "min_length" in ctx:
+        params["min"] = ctx["min_length"]
+    if "ge" in ctx:
+        params["min"] = ctx["ge"]
+    if "le" in ctx:
+        params["max"] = ctx["le"]
+    if "expected" in ctx:
+        params["choices"] = ctx["expected"].replace("'", "").replace(" or ", ", ")
+    if first["type"] == "string_pattern_mismatch" and _CONTROL_RE.search(
+            str(first.get("input", ""))):
+        message = N_("Field %(name)s contains control characters.")
+    if first["type"] == "string_too_short" and ctx.get("min_length", 1) > 1:
+        message = N_("Field %(name)s needs at least %(min)s characters.")
+    if first["type"] == "missing" and not loc:
+        message = N_("The body must be a JSON object.")
+    return InvalidRequestError(message, field=field, name=name, **params)
+
+
+def validate_model(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise refusal(error) from None
