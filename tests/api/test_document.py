@@ -161,3 +161,27 @@ async def test_a_token_refusal_comes_before_the_body(client):
     answer = await client.post("/api/v1/towns", json={})
     assert answer.status_code == 401
     assert (await User.all().count()) == 0
+
+
+async def test_the_recorded_examples_fit_their_schemas(client):
+    """The examples are real answers (scripts/api_examples.py); if a model changes they must
+    be recorded again, or this fails."""
+    document = (await client.get("/api/v1/openapi.json")).json()
+    found = 0
+    for path, operations in document["paths"].items():
+        for method, op in operations.items():
+            media = [(status, r["content"]["application/json"])
+                     for status, r in op["responses"].items() if "content" in r]
+            if "requestBody" in op:
+                media.append(("request", op["requestBody"]["content"]["application/json"]))
+            for status, content in media:
+                for example in content.get("examples", {}).values():
+                    validator = jsonschema_rs.Draft202012Validator(
+                        {**content["schema"], "components": document["components"]})
+                    errors = [str(e) for e in validator.iter_errors(example["value"])]
+                    assert not errors, (method, path, status, errors)
+                    found += 1
+    assert found >= 30, found
+    check_in = document["paths"]["/api/v1/checkins"]["post"]
+    assert check_in["responses"]["409"]["content"]["application/json"]["examples"]["demo"][
+        "value"]["error"]["code"] == "already_checked_in"

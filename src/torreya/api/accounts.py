@@ -10,7 +10,7 @@ from starlette.responses import Response
 from torreya.accounts import service, sessions
 from torreya.accounts.permissions import require_over
 from torreya.api.registry import endpoint, json
-from torreya.api.schema import BIGID_MAX, Body, Id, Int, Out, Query, QueryInt, Text, Time
+from torreya.api.schema import BIGID_MAX, Body, Id, Int, Maybe, Out, Query, QueryInt, Text, Time
 from torreya.api.serializers import entry_json, user_json
 from torreya.checkins.codes import member_code
 from torreya.errors import ForbiddenError, InvalidRequestError, NotFoundError
@@ -35,11 +35,11 @@ class TokenIn(Body):
     """A username and password (and the app's code when two-step login is on), or a phone
     and the SMS code (and which account, when the phone has several)."""
 
-    username: Text(64, required=False) = ""
-    password: Text(256, markup=True, required=False) = ""
-    phone: Text(32, required=False) = ""
-    code: Text(12, required=False) = ""
-    totp: Text(12, required=False) = ""
+    username: Maybe(Text(64, required=False), "") = ""
+    password: Maybe(Text(256, markup=True, required=False), "") = ""
+    phone: Maybe(Text(32, required=False), "") = ""
+    code: Maybe(Text(12, required=False), "") = ""
+    totp: Maybe(Text(12, required=False), "") = ""
     user_id: Id | None = None
 
 

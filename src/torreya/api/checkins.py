@@ -9,7 +9,7 @@ from starlette.requests import Request
 from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import endpoint, json
-from torreya.api.schema import Body, Bool, Int, Moment, Out, Text, Time
+from torreya.api.schema import Body, Bool, Int, Maybe, Moment, Out, Text, Time
 from torreya.checkins import service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
@@ -29,8 +29,8 @@ class EventIn(Body):
     starts_at: Moment
     ends_at: Moment
     qr_mode: Literal["static", "rotating"]
-    place: Text(120, required=False) = ""
-    remind_day_before: Bool = False
+    place: Maybe(Text(120, required=False), "") = ""
+    remind_day_before: Maybe(Bool, False) = False
 
 
 class EventOut(Out):

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import endpoint, json
-from torreya.api.schema import Body, Int, Moment, Out, Text
+from torreya.api.schema import Body, Int, Maybe, Moment, Out, Text
 from torreya.models import ReportCategory
 from torreya.pledges import service as pledges
 from torreya.reports import service as reports
@@ -53,7 +53,7 @@ class SignatureOut(Out):
 class ReportIn(Body):
     category: Category
     description: Text(1000, markup=True)
-    location: Text(200, markup=True, required=False) = ""
+    location: Maybe(Text(200, markup=True, required=False), "") = ""
 
 
 class ReportOut(Out):
@@ -64,7 +64,7 @@ class ReportOut(Out):
 class ReviewIn(Body):
     decision: Literal["accept", "reject"]
     points: Int(0, 100_000) | None = None
-    note: Text(500, markup=True, required=False) = ""
+    note: Maybe(Text(500, markup=True, required=False), "") = ""
 
 
 class ReviewOut(ReportOut):
@@ -73,7 +73,7 @@ class ReviewOut(ReportOut):
 
 class ProgressIn(Body):
     status: Literal["in_progress", "resolved"]
-    note: Text(500, markup=True, required=False) = ""
+    note: Maybe(Text(500, markup=True, required=False), "") = ""
 
 
 @endpoint("POST", "/villages/{id:id}/pledges", idempotent=True, body=PledgeIn,

@@ -3,8 +3,10 @@ pydantic models it names (torreya/api/schema.py), so it says exactly what is ser
 
 from __future__ import annotations
 
+import json as json_module
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -52,9 +54,10 @@ HEADERS = {
         "schema": {"type": "string", "examples": ["zh-CN", "en"]}},
     "Idempotency-Key": {
         "name": "Idempotency-Key", "in": "header", "required": False,
-        "description": "Any unique text (a UUID): a retry with the same key and body replays "
-                       "the first answer (header Idempotent-Replayed: true) instead of acting "
-                       "twice; the same key with another body is 422. Kept 24 hours. "
+        "description": "Any unique text (a UUID), scoped to you and the operation: a retry "
+                       "with the same key and body replays the first answer (header "
+                       "Idempotent-Replayed: true) instead of acting twice; the same key with "
+                       "another body is 409 idempotency_mismatch. Kept 7 days. "
                        "重试时带同一个键，不会重复办理。",
         "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
 }
@@ -69,6 +72,18 @@ ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
 
 
 ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def _examples() -> dict:
+    """Real requests and answers by operationId and status (scripts/api_examples.py)."""
+    path = Path(__file__).with_name("examples.json")
+    return json_module.loads(path.read_text()) if path.exists() else {}
+
+
+def _with_example(content: dict, value) -> dict:
+    media = dict(content["application/json"])
+    media["examples"] = {"demo": {"summary": "A real one, from the demo town", "value": value}}
+    return {"application/json": media}
 
 
 def _path(path: str) -> str:
@@ -118,8 +133,10 @@ def _document(base_url: str) -> dict:
     refs, defs = models_json_schema(_models(), ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR
+    examples = _examples()
     paths: dict = {}
     for e in ENDPOINTS:
+        seen = examples.get(e.handler.__name__, {})
         description = "\n\n".join(part for part in (e.summary_zh, e.description) if part)
         op: dict = {"operationId": e.handler.__name__, "summary": e.summary,
                     "tags": [e.tag] if e.tag else [], "responses": {}}
@@ -131,12 +148,15 @@ def _document(base_url: str) -> dict:
         if e.returns is not None:
             ok["content"] = {"application/json": {
                 "schema": refs[(e.returns, "serialization")]}}
+        if "content" in ok and str(e.status) in seen:
+            ok["content"] = _with_example(ok["content"], seen[str(e.status)])
         if e.links:
             ok["links"] = {name: {"operationId": target, **spec}
                            for name, (target, spec) in e.links.items()}
         op["responses"][str(e.status) if e.status != 204 else "204"] = ok
         for status, codes in sorted(_errors(e).items()):
-            op["responses"][status] = {"description": ", ".join(codes), "content": ERROR_BODY}
+            op["responses"][status] = {"description": ", ".join(codes), "content": (
+                _with_example(ERROR_BODY, seen[status]) if status in seen else ERROR_BODY)}
         for status, text in _ALWAYS.items():
             op["responses"].setdefault(status, {"description": text, "content": ERROR_BODY})
         params = [{"name": name, "in": "path", "required": True,
@@ -153,6 +173,9 @@ def _document(base_url: str) -> dict:
             op["requestBody"] = {
                 "required": any(f.is_required() for f in e.body.model_fields.values()),
                 "content": {"application/json": {"schema": refs[(e.body, "validation")]}}}
+            if "request" in seen:
+                op["requestBody"]["content"] = _with_example(op["requestBody"]["content"],
+                                                             seen["request"])
         if e.auth:
             op["security"] = [{"bearer": []}]
         paths.setdefault("/api/v1" + _path(e.path), {})[e.method.lower()] = op

@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import endpoint, json
-from torreya.api.schema import Body, Id, Int, Moment, Out, Text, Time
+from torreya.api.schema import Body, Id, Int, Maybe, Moment, Out, Text, Time
 from torreya.rewards import queries, service
 from torreya.web import require_user
 
@@ -21,8 +21,8 @@ class RewardIn(Body):
     stock: Int(0, 1_000_000) | None = None
     per_user_limit: Int(1, 1000) | None = None
     limit_period: LimitPeriod | None = None
-    description: Text(500, required=False) = ""
-    category: Literal["goods", "service", "honour"] = "goods"
+    description: Maybe(Text(500, required=False), "") = ""
+    category: Maybe(Literal["goods", "service", "honour"], "goods") = "goods"
     available_from: Moment | None = None
     available_until: Moment | None = None
 

@@ -86,6 +86,12 @@ def Text(max_length: int, *, markup: bool = False, required: bool = True,
                      AfterValidator(_clean(markup, required))]
 
 
+def Maybe(kind: Any, default: Any) -> Any:
+    """An optional field that also takes null, meaning "not given" (as the API always has):
+    the field then holds `default`. The document says `T or null`."""
+    return Annotated[kind | None, AfterValidator(lambda v: default if v is None else v)]
+
+
 def Int(minimum: int, maximum: int, *, description: str = "") -> Any:
     """A JSON integer (not "12", not 12.0, not true) in [minimum, maximum]."""
     return Annotated[StrictInt, Field(ge=minimum, le=maximum, description=description or None)]
