@@ -111,6 +111,25 @@ async def test_daily_limit(client):
     assert await Report.filter(user_id=resident.id).count() == 5
 
 
+async def test_the_daily_limit_holds_just_after_midnight_in_beijing(client, monkeypatch):
+    """The day's bound was "00:00+08:00", which SQLite compared as text with the stored UTC
+    and so found no report of the day's first eight hours: the limit did nothing then."""
+    from datetime import datetime
+
+    from torreya.reports import service
+    from torreya.templating import LOCAL
+
+    moment = datetime(2026, 12, 2, 0, 30, tzinfo=LOCAL)
+    monkeypatch.setattr(service, "now", lambda: moment)
+    resident = await make_user()
+    headers = await api_token(client, resident)
+    for _ in range(5):
+        assert (await _file(client, headers)).status_code == 201
+    sixth = await _file(client, headers)
+    assert sixth.status_code == 429, sixth.text
+    assert await Report.filter(user_id=resident.id).count() == 5
+
+
 async def test_bad_bodies(client):
     resident = await make_user()
     headers = await api_token(client, resident)

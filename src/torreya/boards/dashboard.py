@@ -4,7 +4,7 @@ read from period totals, check-ins, patrols, reports, redemptions and signatures
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tortoise.functions import Count, Sum
 
@@ -50,9 +50,10 @@ def month_bounds(month: str | None) -> tuple[str, datetime, datetime]:
     if month:
         start = datetime.strptime(month, "%Y-%m").replace(tzinfo=LOCAL)
     else:
-        start = period_start("month", now())
+        start = period_start("month", now()).astimezone(LOCAL)
     end = (start + timedelta(days=32)).replace(day=1)
-    return period_key("month", start), start, end
+    # bounds in UTC, as the rows are stored (SQLite compares the text)
+    return period_key("month", start), start.astimezone(UTC), end.astimezone(UTC)
 
 
 def last_months(count: int) -> list[str]:

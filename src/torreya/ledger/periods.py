@@ -38,16 +38,18 @@ def total_keys(kind: str, moment: datetime) -> list[tuple[str, str]]:
 
 
 def period_start(period: str, moment: datetime) -> datetime:
-    """The first moment (Asia/Shanghai) of the day/week/month/year containing `moment`."""
-    local = moment.astimezone(LOCAL).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "day":
-        return local
-    if period == "week":
-        from datetime import timedelta
+    """The first moment (Asia/Shanghai) of the day/week/month/year containing `moment`, in
+    UTC: SQLite compares the stored UTC text, and a bound written "+08:00" would leave out
+    every row of the first eight hours."""
+    from datetime import UTC, timedelta
 
-        return local - timedelta(days=local.weekday())
-    if period == "month":
-        return local.replace(day=1)
-    if period == "year":
-        return local.replace(month=1, day=1)
-    raise ValueError(period)
+    local = moment.astimezone(LOCAL).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        local -= timedelta(days=local.weekday())
+    elif period == "month":
+        local = local.replace(day=1)
+    elif period == "year":
+        local = local.replace(month=1, day=1)
+    elif period != "day":
+        raise ValueError(period)
+    return local.astimezone(UTC)
