@@ -67,6 +67,32 @@ def test_poster_checkin_from_logged_out_to_points(page, live_server):
         assert resident.get("/api/v1/me").json()["balance"] == before + 10
 
 
+def test_the_event_page_shows_new_checkins_without_reloading(page, live_server):
+    """The staff event page fetches itself every 15 s and swaps its tables in place (a meta
+    refresh reloaded the whole page: axe-core's meta-refresh, critical)."""
+    page.clock.install()
+    event_id = open_event(page, live_server, "反诈知识讲座（大屏签到）")
+    before = int(page.locator("#checkin-count").inner_text())
+    page.evaluate("() => { window.sameDocument = true; }")
+    with live_server.api("gulaicun_admin") as admin:
+        village_id = admin.get("/api/v1/me").json()["village_id"]
+        made = admin.post("/api/v1/users", json={
+            "username": "live_event_r1", "password": "torreya2026", "display_name": "钱新来",
+            "role": "resident", "village_id": village_id})
+        assert made.status_code == 201, made.text
+    with live_server.api("live_event_r1") as resident:
+        card = resident.get("/api/v1/me/member-card").json()["code"]
+    with live_server.api("gulaicun_staff") as staff:
+        done = staff.post(f"/api/v1/events/{event_id}/checkins", json={"member_code": card})
+        assert done.status_code == 201, done.text
+    page.clock.run_for(16_000)
+    page.wait_for_function(
+        f"() => document.getElementById('checkin-count').textContent.trim() === '{before + 1}'")
+    assert "钱新来" in page.locator("#checkin-rows").inner_text()
+    assert page.evaluate("() => window.sameDocument") is True  # not reloaded
+    assert page.locator('meta[http-equiv="refresh"]').count() == 0
+
+
 def test_rotating_display_shows_and_refreshes_the_code(page, live_server):
     open_event(page, live_server, "反诈知识讲座（大屏签到）")
     page.click("text=大屏显示签到码")
