@@ -1,4 +1,4 @@
-"""Request bodies: one declaration per endpoint, used to validate and to document (OpenAPI).
+"""Forms and query strings of the web pages: one declaration per form, used to validate.
 
 Every failure is an InvalidRequestError (422 invalid_request) naming the field, with a
 message in the user's language. Nothing reaches a service unvalidated.
@@ -35,29 +35,6 @@ class Field:
     choices: Sequence[str] | None = None
     # Short text (names, titles) may not carry markup; long text is escaped where shown.
     allow_markup: bool = False
-    description: str = ""
-
-    def openapi(self) -> dict[str, Any]:
-        schema: dict[str, Any]
-        if self.type is int:
-            schema = {"type": "integer"}
-            if self.minimum is not None:
-                schema["minimum"] = self.minimum
-            if self.maximum is not None:
-                schema["maximum"] = self.maximum
-        elif self.type is bool:
-            schema = {"type": "boolean"}
-        elif self.type is datetime:
-            schema = {"type": "string", "format": "date-time"}
-        else:
-            schema = {"type": "string", "maxLength": self.max_length}
-            if self.choices:
-                schema["enum"] = list(self.choices)
-        if self.nullable:
-            schema["nullable"] = True
-        if self.description:
-            schema["description"] = self.description
-        return schema
 
 
 def _invalid(field: str, message: str, **params: Any) -> InvalidRequestError:
@@ -131,19 +108,13 @@ def clean_bool(field: Field, value: Any) -> bool:
 _CLEANERS = {str: clean_text, int: clean_int, datetime: clean_datetime, bool: clean_bool}
 
 
-def validate(data: Mapping[str, Any], fields: Sequence[Field], *, strict: bool = False
-             ) -> dict[str, Any]:
-    """The cleaned fields, or 422 naming the first bad one. `strict` (JSON bodies): numbers
-    and booleans must be JSON numbers and booleans, not text that looks like one (a form
-    sends everything as text, so forms are not strict)."""
+def validate(data: Mapping[str, Any], fields: Sequence[Field]) -> dict[str, Any]:
+    """The cleaned fields of a form or query, or 422 naming the first bad one. A form sends
+    everything as text, so "12" is read as a number here (API bodies are JSON, validated by
+    their models: `torreya.api.schema`)."""
     out: dict[str, Any] = {}
     for field in fields:
         value = data.get(field.name)
-        if strict and value is not None and field.type is int and (
-                isinstance(value, bool) or not isinstance(value, int)):
-            raise _invalid(field.name, "Field %(name)s must be a whole number.")
-        if strict and value is not None and field.type is bool and not isinstance(value, bool):
-            raise _invalid(field.name, "Field %(name)s must be true or false.")
         if field.type is bool and value is None:
             out[field.name] = False
             continue
@@ -191,22 +162,20 @@ def parse_json(body: bytes) -> Any:
     return data
 
 
-async def read_json(request: Request, fields: Sequence[Field] | None, *,
-                    optional: bool = False) -> dict[str, Any]:
-    """The validated JSON object body of a request; with `fields=None`, the object as sent,
-    for a body validated by its model (the API, `torreya.api.schema`). `optional`: no body
-    at all is an empty object."""
+async def read_json(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object body of a request, as sent, for its model to validate (the API's are
+    in `torreya.api.schema`); `optional`: no body at all is an empty object."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     body = await request.body()
-    if not body and (optional or (fields is not None and not any(f.required for f in fields))):
-        return {} if fields is None else validate({}, fields)
+    if not body and optional:
+        return {}
     if content_type != "application/json":
         raise InvalidRequestError("Send the body as JSON (Content-Type: application/json).",
                                   field="body")
     data = parse_json(body)
     if not isinstance(data, dict):
         raise InvalidRequestError("The body must be a JSON object.", field="body")
-    return data if fields is None else validate(data, fields, strict=True)
+    return data
 
 
 def coordinate(text: str | None, bound: float) -> float | None:

@@ -41,7 +41,8 @@ class Endpoint:
     tag: str = ""
     # Honours an Idempotency-Key header (torreya.idempotency): a retry replays the answer.
     idempotent: bool = False
-    # OpenAPI links from the answer to the next step: {name: (operationId, {param: expr})}.
+    # OpenAPI links from the answer to the next step:
+    # {name: (operationId, {"parameters" or "requestBody": {target: "$response.body#/…"}})}.
     links: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     description: str = ""
 
@@ -71,7 +72,7 @@ def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
                 request.state.query = validate_model(query, dict(request.query_params))
             data: Any = None
             if body is not None:
-                raw = await read_json(request, None, optional=not _required(body))
+                raw = await read_json(request, optional=not _required(body))
                 data = validate_model(body, raw)
             raw_key = request.headers.get("idempotency-key")
             if not idempotent or raw_key is None or user is None:
@@ -98,8 +99,8 @@ async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, da
         response = await call()
         return response.status_code, bytes(response.body).decode()
 
-    # The whole body as sent (lists read by handlers themselves included), not only the
-    # declared fields: another `village_ids` is another request.
+    # The whole body as sent, fields the model ignores included: another body is another
+    # request.
     raw = await request.body()
     sent = parse_json(raw) if raw else {}
     outcome = await idempotency.once(

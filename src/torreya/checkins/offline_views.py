@@ -54,7 +54,7 @@ async def sync(request: Request) -> Response:
         user = await _staff(request)
         if not csrf_ok(request, request.headers.get("x-csrf-token")):
             raise CsrfError()
-        scans = offline.read_batch(await read_json(request, None))
+        scans = offline.read_batch(await read_json(request))
         results = await offline.sync(request.app.state.settings, staff=user,
                                      event_id=request.path_params["id"], scans=scans)
     except DomainError as error:
