@@ -9,12 +9,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 
 from torreya import __version__
 from torreya.api.registry import ENDPOINTS, endpoint, json
+from torreya.api.schema import Out
 from torreya.convertors import BIGID_DIGITS, ID_DIGITS
 from torreya.errors import DomainError
 
@@ -229,7 +230,16 @@ def document(base_url: str) -> dict:
     return _document(base_url)
 
 
+class Document(Out):
+    """An OpenAPI 3.1 document (this one)."""
+
+    model_config = ConfigDict(extra="allow")
+    openapi: str
+    info: dict
+    paths: dict
+
+
 @endpoint("GET", "/openapi.json", summary="This document", summary_zh="本接口文档",
-          auth=False, tag="meta", returns=None)
+          auth=False, tag="meta", returns=Document)
 async def openapi(request: Request, body: None) -> object:
     return json(document(request.app.state.settings.BASE_URL))
