@@ -60,6 +60,34 @@ def pg_admin(sql: str) -> None:
             raise errors[0]
 
 
+def start_server(folder: Path, env: dict, log: Path, port: int, *,
+                 attempts: int = 5) -> tuple[subprocess.Popen, int]:
+    """`torreya serve` on `port`, ready; or on another free port if something took that one
+    meanwhile (a port picked early can become the source port of any outgoing connection
+    before the server binds it). `env`'s TORREYA_BASE_URL follows the port."""
+    for _attempt in range(attempts):
+        env["TORREYA_BASE_URL"] = f"http://127.0.0.1:{port}"
+        with log.open("w") as out:
+            process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=folder,
+                                       env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200:
+                    time.sleep(0.3)  # ours, not a server that had the port: still running
+                    if process.poll() is None:
+                        return process, port
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        if "address already in use" not in log.read_text():
+            break
+        port = _free_port()
+    pytest.fail(log.read_text())
+
+
 @dataclass
 class Live:
     folder: Path
@@ -72,19 +100,9 @@ class Live:
     def start(self) -> None:
         log = self.folder / f"server-{len(self.logs)}.log"
         self.logs.append(log)
-        with log.open("w") as out:
-            self.process = subprocess.Popen([*CLI, "serve", "--port", self.url.rsplit(":", 1)[1]],
-                                            cwd=self.folder, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/login", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        pytest.fail(log.read_text())
+        port = int(self.url.rsplit(":", 1)[1])
+        self.process, port = start_server(self.folder, self.env, log, port)
+        self.url = f"http://127.0.0.1:{port}"
 
     def kill9(self) -> None:
         assert self.process is not None

@@ -18,6 +18,7 @@ import pytest
 
 from tests.browser.axe_everywhere import AuditedBrowser, Collector
 from tests.conftest import BACKEND, PG_URL, SECRET
+from tests.live import start_server
 from tests.oidc_provider import start_provider, stop_provider
 from tests.receiver import Receiver
 from tests.wechat_standin import APPID, WechatStandIn
@@ -119,27 +120,14 @@ def live_server(tmp_path_factory):
     cli = [sys.executable, "-m", "torreya.cli"]
     subprocess.run([*cli, "demo", "--residents", "8"], cwd=folder, env=env, check=True,
                    capture_output=True, timeout=120)
-    log = (folder / "server.log").open("w")
-    server = subprocess.Popen([*cli, "serve", "--port", str(port)], cwd=folder, env=env,
-                              stdout=log, stderr=subprocess.STDOUT)
+    server, port = start_server(folder, env, folder / "server.log", port)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        log.close()
-        pytest.fail((folder / "server.log").read_text())
     yield LiveServer(url, env, sms, wechat)
     sms.__exit__(None, None, None)
     wechat.__exit__(None, None, None)
     stop_provider(provider)
     server.terminate()
     server.wait(timeout=10)
-    log.close()
     if BACKEND == "postgres":
         _pg(f"DROP DATABASE IF EXISTS {BROWSER_DB} WITH (FORCE)")
 

@@ -1,4 +1,5 @@
-"""Events and check-ins: every way of proving presence ends in `_check_in`."""
+"""Events and check-ins: every way of proving presence ends in `credit_check_in` (through
+`_check_in` online; the offline sync calls it in its own savepoint)."""
 
 from __future__ import annotations
 
