@@ -64,6 +64,9 @@ def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
     `idempotent`, a request carrying an Idempotency-Key runs once per key.
     """
     scope = f"{method} {path}"
+    # A body whose fields are all optional may be left out (once, not per request).
+    optional = body is not None and not any(
+        f.is_required() for f in body.model_fields.values())
 
     def register(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
@@ -72,7 +75,7 @@ def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
                 request.state.query = validate_model(query, dict(request.query_params))
             data: Any = None
             if body is not None:
-                raw = await read_json(request, optional=not _required(body))
+                raw = await read_json(request, optional=optional)
                 data = validate_model(body, raw)
             raw_key = request.headers.get("idempotency-key")
             if not idempotent or raw_key is None or user is None:
@@ -87,10 +90,6 @@ def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
         return handler
 
     return register
-
-
-def _required(model: type[BaseModel]) -> bool:
-    return any(f.is_required() for f in model.model_fields.values())
 
 
 async def _run_once(request: Request, user_id: int, scope: str, raw_key: str, data: Any,

@@ -150,16 +150,15 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
     rule = await rule_for(event.town_id, "checkin")
     results: dict[int, dict] = {}
 
-    async def run(chunk: list[tuple[int, Scan]]) -> None:
+    async def run(chunk: Chunk) -> None:
         # The chunk's residents in one read (whose cards they are is checked scan by scan).
-        ids = {int(subject[5:]) for _index, scan in chunk
-               if (subject := _subject(settings, scan.code)).startswith("card:")}
+        ids = chunk.resident_ids
         residents = {user.id: user for user in await User.filter(id__in=ids)} if ids else {}
         # A few dozen scans commit together, each in a savepoint of its own (a refusal or a
         # repeat undoes only itself): one commit, not one per scan, and the database is
         # never held for long (SQLite has one connection per process).
         async with in_transaction():
-            for index, scan in chunk:
+            for index, scan in chunk.scans:
                 results[index] = await _sync_one(settings, staff, event, scan, keys, rule,
                                                  residents)
 
@@ -174,7 +173,7 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
         # opposite orders.
         lanes = asyncio.Semaphore(LANES)
 
-        async def lane(chunk: list[tuple[int, Scan]]) -> None:
+        async def lane(chunk: Chunk) -> None:
             async with lanes:
                 await run(chunk)
 
@@ -182,18 +181,26 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
     return [results[index] for index in range(len(scans))]
 
 
-def _chunks(settings: Settings, scans: list[Scan]) -> list[list[tuple[int, Scan]]]:
-    """The scans (with their places in the batch) in chunks of about CHUNK, all the scans
-    of one resident or one voucher in the same chunk, in the order they were made."""
+@dataclass
+class Chunk:
+    scans: list[tuple[int, Scan]]  # with their places in the batch
+    resident_ids: set[int]  # whom its card scans name, to read them at once
+
+
+def _chunks(settings: Settings, scans: list[Scan]) -> list[Chunk]:
+    """The scans in chunks of about CHUNK, all the scans of one resident or one voucher in
+    the same chunk, in the order they were made."""
     by_subject: dict[str, list[tuple[int, Scan]]] = {}
     for index, scan in enumerate(scans):
         by_subject.setdefault(_subject(settings, scan.code), []).append((index, scan))
-    chunks: list[list[tuple[int, Scan]]] = [[]]
-    for group in by_subject.values():
-        if chunks[-1] and len(chunks[-1]) + len(group) > CHUNK:
-            chunks.append([])
-        chunks[-1].extend(group)
-    return [chunk for chunk in chunks if chunk]
+    chunks = [Chunk([], set())]
+    for subject, group in by_subject.items():
+        if chunks[-1].scans and len(chunks[-1].scans) + len(group) > CHUNK:
+            chunks.append(Chunk([], set()))
+        chunks[-1].scans.extend(group)
+        if subject.startswith("card:"):
+            chunks[-1].resident_ids.add(int(subject.removeprefix("card:")))
+    return [chunk for chunk in chunks if chunk.scans]
 
 
 def _subject(settings: Settings, code: str) -> str:
