@@ -189,6 +189,13 @@ class Settings:
             credentials["busy_timeout"] = int(self.DB_LOCK_TIMEOUT * 1000)
         else:
             credentials["timeout"] = self.DB_CONNECT_TIMEOUT
+            # A connection goes back to the pool as it is. asyncpg's default reset (RESET
+            # ALL, UNLISTEN *, CLOSE ALL, release advisory locks) costs one more round trip
+            # after every query outside a transaction, and Torreya leaves none of that on
+            # a connection: its advisory locks are transaction-scoped, and it uses no SET,
+            # LISTEN or cursors. asyncpg still rolls back a transaction left open. Keep it
+            # so; the bare baseline of bench/checkin.py shares this setting.
+            credentials["reset"] = _keep_session
             if timeouts:
                 credentials["server_settings"] = {
                     "statement_timeout": str(int(self.DB_STATEMENT_TIMEOUT * 1000)),
@@ -231,6 +238,10 @@ def _local_secret(*, debug: bool, explicit: bool) -> str:
             f"cannot keep the secret key in {path.resolve()}: {error.strerror or error}. "
             "Make ./data/ writable by this user, or set TORREYA_SECRET_KEY.") from None
     return key
+
+
+async def _keep_session(connection: Any) -> None:
+    """asyncpg's pool `reset`: nothing to undo (see tortoise_config)."""
 
 
 def _tortoise_orm() -> dict[str, Any]:
