@@ -13,7 +13,7 @@ from torreya.accounts.permissions import rank, require_village
 from torreya.db import get_one, now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError, UnauthenticatedError
 from torreya.models import Role, User, Village
-from torreya.security import csrf_ok, read_access_token
+from torreya.security import AccessClaims, csrf_ok, read_access_token
 
 
 class LoginRequired(Exception):
@@ -29,7 +29,7 @@ async def current_user(request: Request) -> User | None:
     header = request.headers.get("authorization", "")
     if request.url.path.startswith("/api/"):
         if header.lower().startswith("bearer "):
-            claims = read_access_token(request.app.state.settings, header[7:].strip())
+            claims = getattr(request.state, "claims", None) or bearer_claims(request)
             user = await get_one(User, id=claims.user_id, is_active=True)
             if (user is None or user.session_generation != claims.generation
                     or sessions.is_ended(user, claims.sid)):
@@ -59,6 +59,15 @@ async def current_user(request: Request) -> User | None:
     request.state.user = user
     request.state.sid = sid
     return user
+
+
+def bearer_claims(request: Request) -> AccessClaims:
+    """The claims of the request's bearer token, checked (signature, expiry) but with no
+    user read yet: `current_user` reads and checks the user. Raises 401."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("bearer "):
+        raise UnauthenticatedError()
+    return read_access_token(request.app.state.settings, header[7:].strip())
 
 
 async def _act_as_helper(request: Request, helper_id: object, user: User) -> User | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from starlette.requests import Request
@@ -17,8 +17,9 @@ from starlette.routing import Route
 
 from torreya import idempotency
 from torreya.api.schema import validate_model
+from torreya.errors import DomainError
 from torreya.validation import parse_json, read_json
-from torreya.web import require_user
+from torreya.web import bearer_claims, require_user
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -35,7 +36,10 @@ class Endpoint:
     query: type[BaseModel] | None = None
     # The response body's model (None: no body, as a 204).
     returns: type[BaseModel] | None = None
-    auth: bool = True
+    # True: the caller's user is read before the handler runs. "token": only the bearer
+    # token is checked (signature, expiry) and its claims are `request.state.claims`; the
+    # handler reads the user itself (the express check-in checks it in its one statement).
+    auth: bool | Literal["token"] = True
     status: int = 200
     errors: Sequence[str] = ()
     tag: str = ""
@@ -52,15 +56,17 @@ ENDPOINTS: list[Endpoint] = []
 
 def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
              body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-             returns: type[BaseModel] | None = None, auth: bool = True, status: int = 200,
-             errors: Sequence[str] = (), tag: str = "", idempotent: bool = False,
+             returns: type[BaseModel] | None = None, auth: bool | Literal["token"] = True,
+             status: int = 200, errors: Sequence[str] = (), tag: str = "",
+             idempotent: bool = False,
              links: dict[str, tuple[str, dict[str, str]]] | None = None,
              description: str = "") -> Callable[[Handler], Handler]:
     """Register an API handler `async def h(request, body) -> Response` under /api/v1;
     `body` is the validated `body` model (None without one), the query's model is
     `request.state.query`.
 
-    The caller is authenticated before the body is read (401 before 422). With
+    The caller is authenticated before the body is read (401 before 422; with
+    `auth="token"`, a body refused is first checked against the whole login). With
     `idempotent`, a request carrying an Idempotency-Key runs once per key.
     """
     scope = f"{method} {path}"
@@ -70,13 +76,22 @@ def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
 
     def register(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
-            user = await require_user(request) if auth else None
-            if query is not None:
-                request.state.query = validate_model(query, dict(request.query_params))
-            data: Any = None
-            if body is not None:
-                raw = await read_json(request, optional=optional)
-                data = validate_model(body, raw)
+            user = None
+            if auth == "token":
+                request.state.claims = bearer_claims(request)
+            elif auth:
+                user = await require_user(request)
+            try:
+                if query is not None:
+                    request.state.query = validate_model(query, dict(request.query_params))
+                data: Any = None
+                if body is not None:
+                    raw = await read_json(request, optional=optional)
+                    data = validate_model(body, raw)
+            except DomainError:
+                if auth == "token":  # an ended login is told so before a bad body
+                    await require_user(request)
+                raise
             raw_key = request.headers.get("idempotency-key")
             if not idempotent or raw_key is None or user is None:
                 return await handler(request, data)

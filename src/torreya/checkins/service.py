@@ -85,8 +85,10 @@ class AlreadyCheckedInError(ConflictError):
 
 @dataclass(frozen=True)
 class CheckinResult:
-    checkin: Checkin
+    id: int  # the check-in's
     event: Event
+    user_id: int
+    points: int
     balance: int
 
 
@@ -217,7 +219,7 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
                             user=user) from None
     except DomainError as error:  # already checked in, cap_reached: nothing was written
         raise await _refuse(error, method=method, event=event, user=user) from None
-    return CheckinResult(checkin, event, user.balance)
+    return CheckinResult(checkin.id, event, user.id, checkin.points, user.balance)
 
 
 def may_check_in(event: Event, user: User) -> None:

@@ -76,7 +76,7 @@ async def checkin_submit(request: Request) -> Response:
                        "upcoming": await service.upcoming_events(user.village_id)},
                       status=error.status)
     return render(request, "checkins/result.html",
-                  {"ok": True, "event": result.event, "points": result.checkin.points,
+                  {"ok": True, "event": result.event, "points": result.points,
                    "balance": result.balance, "currency": await currency_name(user.town_id),
                    "message": "", "code": "ok"}, status=201)
 
@@ -202,8 +202,8 @@ async def scanner_submit(request: Request) -> Response:
     try:
         result = await service.check_in_member(request.app.state.settings, staff=user,
                                                event=event, member_code_text=code)
-        resident = await User.get(id=result.checkin.user_id)
-        outcome = {"ok": True, "name": resident.display_name, "points": result.checkin.points,
+        resident = await User.get(id=result.user_id)
+        outcome = {"ok": True, "name": resident.display_name, "points": result.points,
                    "balance": result.balance}
         status = 201
     except DomainError as error:

@@ -79,6 +79,25 @@ def seal(key: bytes, entry: Mapping[str, Any]) -> str:
     return hmac.new(key, canonical(entry, with_id=False), hashlib.sha256).hexdigest()
 
 
+def seal_parts(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """The canonical text without its id, cut where `balance_after` goes: for a writer that
+    learns the balance only as it writes the entry (the express check-in, inside
+    PostgreSQL). `head + str(balance_after) + tail` is `canonical(entry, with_id=False)`."""
+    text = canonical({**entry, "balance_after": 0}, with_id=False).decode()
+    # Keys are sorted, and only "actor" (a number or null) comes before it, so this is
+    # the key itself, never text inside a value.
+    cut = text.index('"balance_after":0') + len('"balance_after":')
+    return text[:cut], text[cut + 1:]
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer keyed blocks (RFC 2104), so that
+    HMAC(key, m) == SHA-256(outer + SHA-256(inner + m)): what a database that has SHA-256
+    but no HMAC needs to compute a seal."""
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
 def seal_ok(key: bytes, entry: Mapping[str, Any]) -> bool:
     given = entry.get("seal")
     return bool(given) and hmac.compare_digest(str(given), seal(key, entry))

@@ -1,0 +1,251 @@
+"""The express check-in (issue 13): a resident's scan that simply succeeds, written together
+with the other scans the worker has waiting, in one transaction and one round trip.
+
+The ordinary path reads the user and the earning rule, then runs a transaction of claim,
+balance, totals and entry: about nine statements, each a round trip (PostgreSQL) or a hop
+through aiosqlite's thread (SQLite), with a connection held across all of them. Here a
+scan waits only for the batch being written to finish; then every scan that arrived
+meanwhile is written in one piece: on PostgreSQL one statement, the function
+`torreya_express_checkins` (migration 0024); on SQLite one function run in the
+connection's own thread. One commit, and one flush to disk, for the whole batch (group
+commit); each scan is answered only once its batch has committed, so a 201 still means
+"written", and an error still means "nothing written".
+
+Each scan in a batch is judged alone, exactly as the ordinary path judges it: the login
+(active resident of the event's town, the token's generation, its login not ended), the
+rule's caps, the claim of (event, user). A scan that is not simply a success (no such
+login, already checked in, over a cap, a family helper's token, an event of 0 points)
+comes back as None having written nothing, and the caller takes the ordinary path, which
+says why and logs the refusal. So the two paths cannot disagree on what is refused, and
+on success they write the same rows; tests compare them, and `torreya audit` checks the
+balances, totals and seals either wrote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+
+from torreya.checkins.codes import CodeError, read_checkin_token
+from torreya.checkins.service import CheckinResult, event_by_id, is_open
+from torreya.db import in_sqlite_thread, is_postgres, now
+from torreya.ledger.periods import CAP_PERIODS, total_keys
+from torreya.models import Event
+from torreya.security import AccessClaims
+from torreya.settings import Settings
+from torreya.trust import encoding, sealing
+
+KIND = "checkin"
+# Scans written by one statement at most; more wait for the next batch.
+MAX_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One check-in to write, worked out before its batch runs."""
+
+    event: Event
+    method: str
+    claims: AccessClaims
+    moment: datetime
+    entry: dict  # the ledger entry's columns but balance_after and seal
+
+    @property
+    def user_id(self) -> int:
+        return self.claims.user_id
+
+
+Written = tuple[int, int]  # (check-in id, balance after)
+
+
+async def check_in(settings: Settings, *, claims: AccessClaims, token: str
+                   ) -> CheckinResult | None:
+    """Check the login's resident in with a scanned poster or rotating code, if that is all
+    there is to it; None (nothing written) sends the caller to
+    `service.check_in_with_token`. Raises what the database raises when it cannot be
+    reached (503), having written nothing."""
+    scan = await _scan(settings, claims, token)
+    if scan is None:
+        return None
+    written = await _BATCHES.write(scan)
+    if written is None:
+        return None
+    return CheckinResult(written[0], scan.event, scan.user_id, scan.event.points, written[1])
+
+
+async def _scan(settings: Settings, claims: AccessClaims, token: str) -> Scan | None:
+    if claims.helper_id is not None:  # 亲属代办: the entry is marked, and audited
+        return None
+    try:
+        code = read_checkin_token(settings, token)
+    except CodeError:
+        return None
+    event = await event_by_id(code.event_id)
+    moment = now()
+    if (event is None or event.qr_mode != code.mode or event.points <= 0
+            or not is_open(event, moment)):
+        return None
+    entry = {"user_id": claims.user_id, "town_id": event.town_id, "delta": event.points,
+             "kind": KIND, "memo": event.title[:200], "source_type": "event",
+             "source_id": event.id, "idem_key": f"checkin:{event.id}:{claims.user_id}",
+             "actor_id": claims.user_id, "proxy": False, "counts_as_earned": True,
+             "created_at": moment}
+    return Scan(event, code.mode, claims, moment, entry)
+
+
+class Batches:
+    """Scans wait here while a batch is being written; the next batch takes them all."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Scan, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def write(self, scan: Scan) -> Written | None:
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((scan, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            # By resident: two batches (two workers) lock residents in the same order.
+            batch.sort(key=lambda pair: pair[0].user_id)
+            try:
+                written = await write_batch([scan for scan, _ in batch])
+            except IntegrityError:  # not expected (the claim comes first): each alone
+                written = [None] * len(batch)
+            except BaseException as error:  # the database unreachable: every scan says so
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(batch, written, strict=True):
+                if not future.done():  # its request gone meanwhile: written all the same
+                    future.set_result(result)
+
+
+_BATCHES = Batches()
+
+
+async def write_batch(scans: Sequence[Scan]) -> list[Written | None]:
+    """Write `scans` in one transaction: each one's (check-in id, balance), or None for a
+    scan skipped (nothing of it written)."""
+    client = connections.get("default")
+    if is_postgres(client):
+        return await _on_postgres(client, scans)
+    return await in_sqlite_thread(client, lambda db: _on_sqlite(db, scans))
+
+
+_PADS: dict[bytes, tuple[bytes, bytes]] = {}
+
+
+def _pads() -> tuple[bytes, bytes]:
+    key = sealing.key()
+    if key not in _PADS:
+        _PADS.clear()
+        _PADS[key] = encoding.hmac_pads(key)
+    return _PADS[key]
+
+
+async def _on_postgres(client, scans: Sequence[Scan]) -> list[Written | None]:
+    columns: dict[str, list] = {name: [] for name in (
+        "events", "users", "generations", "sids", "towns", "points", "methods", "ats",
+        "memos", "periods", "days", "months", "years", "heads", "tails")}
+    kinds: list[str] = []
+    for scan in scans:
+        keys = total_keys(KIND, scan.moment)
+        kinds = [kind for kind, _ in keys]
+        day, month, year = (period for _, period in keys[:len(CAP_PERIODS)])
+        head, tail = encoding.seal_parts(scan.entry)
+        for name, value in (
+                ("events", scan.event.id), ("users", scan.user_id),
+                ("generations", scan.claims.generation), ("sids", scan.claims.sid),
+                ("towns", scan.event.town_id), ("points", scan.event.points),
+                ("methods", scan.method), ("ats", scan.moment),
+                ("memos", scan.entry["memo"]), ("days", day), ("months", month),
+                ("years", year), ("heads", head), ("tails", tail)):
+            columns[name].append(value)
+        columns["periods"] += [period for _, period in keys]
+    inner, outer = _pads()
+    rows = await client.execute_query_dict(
+        "SELECT item, new_checkin_id, new_balance FROM torreya_express_checkins($1, $2, $3,"
+        " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        [columns["events"], columns["users"], columns["generations"], columns["sids"],
+         columns["towns"], columns["points"], columns["methods"], columns["ats"],
+         columns["memos"], kinds, columns["periods"], columns["days"], columns["months"],
+         columns["years"], columns["heads"], columns["tails"], inner, outer])
+    written: list[Written | None] = [None] * len(scans)
+    for row in rows:
+        written[row["item"] - 1] = (int(row["new_checkin_id"]), int(row["new_balance"]))
+    return written
+
+
+def _on_sqlite(db: sqlite3.Connection, scans: Sequence[Scan]) -> list[Written | None]:
+    """In aiosqlite's thread, on Tortoise's connection (nothing else uses it meanwhile)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        written = [_write_sqlite(db, scan) for scan in scans]
+    except sqlite3.IntegrityError:  # not expected: every scan alone, on the ordinary path
+        db.execute("ROLLBACK")
+        return [None] * len(scans)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return written
+
+
+def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
+    """One scan, as the PostgreSQL function writes it (SQLite has one writer at a time, so
+    the reads before the writes cannot go stale)."""
+    event, user_id, points, moment = scan.event, scan.user_id, scan.event.points, scan.moment
+    user = db.execute(
+        "SELECT village_id, ended_sessions FROM users WHERE id = ? AND is_active"
+        " AND role = 'resident' AND town_id = ? AND session_generation = ?",
+        [user_id, event.town_id, scan.claims.generation]).fetchone()
+    if user is None or (scan.claims.sid and scan.claims.sid in json.loads(user[1] or "{}")):
+        return None
+    caps = db.execute("SELECT cap_day, cap_month, cap_year FROM earning_rules"
+                      " WHERE town_id = ? AND kind = ?", [event.town_id, KIND]).fetchone()
+    if caps is not None and any(cap is not None for cap in caps):
+        keys = [period for _, period in total_keys(KIND, moment)[:len(CAP_PERIODS)]]
+        totals = dict(db.execute(
+            "SELECT period, total FROM earning_totals WHERE user_id = ? AND kind = ?"
+            f" AND period IN ({', '.join('?' * len(keys))})", [user_id, KIND, *keys]))
+        if any(cap is not None and totals.get(key, 0) + points > cap
+               for key, cap in zip(keys, caps, strict=True)):
+            return None
+    claim = db.execute(
+        "INSERT INTO checkins (event_id, user_id, method, staff_id, points, created_at)"
+        " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (event_id, user_id) DO NOTHING"
+        " RETURNING id", [event.id, user_id, scan.method, points, moment]).fetchone()
+    if claim is None:
+        return None
+    [balance] = db.execute(
+        "UPDATE users SET balance = balance + ?, lifetime_points = lifetime_points + ?"
+        " WHERE id = ? RETURNING balance", [points, points, user_id]).fetchone()
+    keys = total_keys(KIND, moment)
+    values: list[object] = []
+    for kind, period in keys:
+        values += [user_id, event.town_id, user[0], kind, period, points]
+    db.execute(
+        "INSERT INTO earning_totals (user_id, town_id, village_id, kind, period, total)"
+        f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(keys))}"
+        " ON CONFLICT (user_id, kind, period)"
+        " DO UPDATE SET total = earning_totals.total + excluded.total", values)
+    entry = {**scan.entry, "balance_after": balance}
+    entry["seal"] = encoding.seal(sealing.key(), entry)
+    db.execute(f"INSERT INTO ledger_entries ({', '.join(entry)})"
+               f" VALUES ({', '.join('?' * len(entry))})", list(entry.values()))
+    return claim[0], balance
