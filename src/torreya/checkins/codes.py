@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from torreya.db import now
-from torreya.security import derive_key, read_claims, sign_claims
+from torreya.security import claims_signed_with, derive_key, sign_claims
 from torreya.settings import Settings
 
 POSTER = "checkin-poster"
@@ -58,19 +59,29 @@ def rotating_token(settings: Settings, *, event_id: int, window: int) -> tuple[s
 
 def read_checkin_token(settings: Settings, token: str) -> CodeClaims:
     """Claims of a poster or rotating code. Raises CodeError(invalid_token|token_expired)."""
-    token = (token or "").strip()
+    signed = _signed_claims(settings.SECRET_KEY, (token or "").strip())
+    if signed is None:
+        raise CodeError("invalid_token")
+    if signed.expires_at.timestamp() < now().timestamp():
+        raise CodeError("token_expired", signed.event_id)
+    return signed
+
+
+@functools.lru_cache(maxsize=1024)
+def _signed_claims(secret: str, token: str) -> CodeClaims | None:
+    """What a genuine poster or rotating code says, its expiry not yet checked; None for
+    anything else. Kept per worker: one poster's code, or one screen's code of the last
+    30 seconds, is what a whole village scans, and its signature is the same every time."""
     for purpose, mode in ((POSTER, "static"), (ROTATING, "rotating")):
-        claims = read_claims(settings, purpose, token)
+        claims = claims_signed_with(secret, purpose, token)
         if claims is None:
             continue
         try:
             event_id, exp = int(claims["e"]), int(claims["exp"])
-        except (KeyError, TypeError, ValueError):
-            raise CodeError("invalid_token") from None
-        if exp < now().timestamp():
-            raise CodeError("token_expired", event_id)
-        return CodeClaims(event_id, mode, datetime.fromtimestamp(exp, UTC))
-    raise CodeError("invalid_token")
+            return CodeClaims(event_id, mode, datetime.fromtimestamp(exp, UTC))
+        except (KeyError, TypeError, ValueError, OverflowError, OSError):
+            return None
+    return None
 
 
 def _card_mac(settings: Settings, user_id: int, serial: int) -> str:
