@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from torreya.accounts import views as accounts
-from torreya.api.registry import api_routes
+from torreya.api.registry import ApiRouter, api_routes
 from torreya.boards import views as boards
 from torreya.checkins import offline_views
 from torreya.checkins import views as checkins
@@ -27,7 +27,7 @@ from torreya.trust import views as trust_views
 
 def build_routes() -> list[BaseRoute]:
     return [
-        Mount("/api/v1", routes=api_routes(), name="api"),
+        Mount("/api/v1", app=ApiRouter(api_routes()), name="api"),
         Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))), name="static"),
         *rewards.routes,
         *pledges.routes,
