@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Mapping
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,6 +21,7 @@ from torreya.i18n import gettext
 from torreya.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
+    PageSessions,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
     TrackedSend,
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
         Middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES,
                    max_upload_bytes=settings.MAX_UPLOAD_BYTES),
-        Middleware(SessionMiddleware, secret_key=settings.SECRET_KEY, session_cookie="torreya",
+        Middleware(PageSessions, secret_key=settings.SECRET_KEY, session_cookie="torreya",
                    max_age=max(settings.RESIDENT_SESSION_SECONDS,
                                settings.STAFF_SESSION_SECONDS), same_site="lax",
                    https_only=settings.secure_cookies),

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 from starlette.datastructures import Headers
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from torreya import audit, i18n
@@ -43,6 +45,22 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class PageSessions:
+    """Starlette's signed-cookie sessions, for pages only. The API authenticates by bearer
+    token and never reads a session, so its requests skip the cookie's parsing and the
+    wrapped `send` (the check-in is the hottest request there is)."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self.app = app
+        self.with_sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.with_sessions(scope, receive, send)
 
 
 class BodyTooLarge(Exception):
