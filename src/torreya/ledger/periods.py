@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from torreya.templating import LOCAL
@@ -12,7 +13,18 @@ ALL_KINDS = "*"
 
 
 def period_key(period: str, moment: datetime) -> str:
-    local = moment.astimezone(LOCAL)
+    return _key_of_minute(period, _minute(moment))
+
+
+def _minute(moment: datetime) -> int:
+    # Asia/Shanghai is a whole number of hours from UTC, so every period starts on a UTC
+    # minute: the keys of one minute are worked out once (every credit needs eight).
+    return int(moment.timestamp()) // 60
+
+
+@functools.lru_cache(maxsize=256)
+def _key_of_minute(period: str, minute: int) -> str:
+    local = datetime.fromtimestamp(minute * 60, LOCAL)
     if period == "day":
         return local.strftime("d%Y-%m-%d")
     if period == "week":
@@ -29,12 +41,18 @@ def period_key(period: str, moment: datetime) -> str:
     raise ValueError(period)
 
 
-def total_keys(kind: str, moment: datetime) -> list[tuple[str, str]]:
-    """(kind, period) rows one earned credit adds to: its own kind for caps, all kinds for
-    the boards. Keep in sync with the audit's recomputation."""
-    own = [(kind, period_key(p, moment)) for p in CAP_PERIODS]
-    boards = [(ALL_KINDS, period_key(p, moment)) for p in BOARD_PERIODS]
-    return own + boards
+def total_keys(kind: str, moment: datetime) -> tuple[tuple[str, str], ...]:
+    """(kind, period) rows one earned credit adds to: its own kind for caps (first, in the
+    order of CAP_PERIODS), all kinds for the boards. Keep in sync with the audit's
+    recomputation."""
+    return _total_keys(kind, _minute(moment))
+
+
+@functools.lru_cache(maxsize=64)
+def _total_keys(kind: str, minute: int) -> tuple[tuple[str, str], ...]:
+    own = [(kind, _key_of_minute(p, minute)) for p in CAP_PERIODS]
+    boards = [(ALL_KINDS, _key_of_minute(p, minute)) for p in BOARD_PERIODS]
+    return tuple(own + boards)
 
 
 def period_start(period: str, moment: datetime) -> datetime:
