@@ -2,7 +2,7 @@
 bare JSON endpoint, all driven by wrk in the same run.
 
     python bench/checkin.py --db sqlite            # or --db postgres
-    python bench/checkin.py --db postgres --workers 2 --seconds 10
+    python bench/checkin.py --db postgres --workers 2 --rounds 5 --seconds 5
 
 Two uvicorn servers (the same worker count) on the same database: Torreya, and a bare
 Starlette app (bench/bare.py) doing one INSERT through the same driver and pool. wrk (one
@@ -10,6 +10,10 @@ thread, 64 connections) posts a different resident x event pair with every reque
 (bench/wrk/rotate.lua), so every check-in is a first one: token check, event, rule, claim,
 balance, period totals, ledger entry, outbox messages. The bare JSON endpoint shows what the
 generator itself can do on this machine; it must be far above both.
+
+The three are measured in rounds, the order of the bare INSERT and the check-in swapped
+each round; the ratio of each round is printed, then their median. On a small shared
+machine one measurement moves by 15 % from the next, so one round alone says little.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,11 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=8, help="of each measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of (bare JSON, bare INSERT, check-in), alternating")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--residents", type=int, default=6000)
-    parser.add_argument("--events", type=int, default=4)
+    parser.add_argument("--rate-cap", type=int, default=4000,
+                        help="check-ins/s a round may reach before its pairs run out")
     parser.add_argument("--offline-scans", type=int, default=2000,
                         help="residents' cards synced as offline scans after the load")
     parser.add_argument("--batch", type=int, default=200)
@@ -203,76 +211,109 @@ def main(argv: list[str] | None = None) -> int:
         db_url = recreate_pg(args.pg_url, "torreya_bench")
     else:
         db_url = f"sqlite://{workdir}/bench.sqlite3"
-    tokens, bearers = asyncio.run(prepare(db_url, args.residents, args.events))
+    # Every request of every round is a distinct resident x event pair: each check-in is a
+    # first one that moves points. Enough pairs for each round at the rate cap.
+    per_round = int(args.rate_cap * max(args.seconds, 1))
+    events = -(-(per_round * args.rounds + args.residents) // args.residents)
+    tokens, bearers = asyncio.run(prepare(db_url, args.residents, events))
     offline = asyncio.run(prepare_offline(db_url, min(args.offline_scans, args.residents)))
     # Event by event, resident by resident: consecutive requests are different people. The
     # bare INSERT gets the same requests at its own path.
     pairs = [(bearer, {"token": token}) for token in tokens for bearer in bearers]
+    warm, pairs = pairs[:args.residents], pairs[args.residents:]
+    slices = [pairs[n * per_round:(n + 1) * per_round] for n in range(args.rounds)]
 
-    def requests_for(path: str, chosen: list) -> list[wrk.Request]:
-        return [wrk.Request("POST", path, bearer, body) for bearer, body in chosen]
+    def requests_file(name: str, path: str, chosen: list) -> Path:
+        return wrk.write_requests(workdir / f"{name}.txt", [
+            wrk.Request("POST", path, bearer, body) for bearer, body in chosen])
 
-    files = {}
-    for path in ("/api/v1/checkins", "/insert"):
-        files[path] = (
-            wrk.write_requests(workdir / f"warm{len(files)}.txt",
-                               requests_for(path, pairs[-len(bearers):])),
-            wrk.write_requests(workdir / f"measured{len(files)}.txt",
-                               requests_for(path, pairs[:-len(bearers)])))
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": "http://bench",
            # This checkout's code, also when another checkout's package is installed (a
            # before/after comparison from a git worktree).
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     servers = []
+    rounds: list[tuple[wrk.Figures, wrk.Figures, wrk.Figures]] = []
     try:
         ours_port, bare_port = free_port(), free_port()
         servers.append(start("torreya.asgi:app", ours_port, env, args.workers))
         servers.append(start("bench.bare:app", bare_port, env, args.workers))
         ours_url = f"http://127.0.0.1:{ours_port}/api/v1/checkins"
         bare_url = f"http://127.0.0.1:{bare_port}/insert"
+        json_url = f"http://127.0.0.1:{bare_port}/json"
         short = min(2.0, args.seconds)
-        wrk.run("warm-up", bare_url, seconds=short, requests_file=files["/insert"][0])
-        wrk.run("warm-up", ours_url, seconds=short, requests_file=files["/api/v1/checkins"][0])
-        c = args.connections
-        figures = [
-            wrk.run("bare JSON (generator cap)", f"http://127.0.0.1:{bare_port}/json",
-                    seconds=args.seconds, connections=c),
-            wrk.run("bare one-INSERT", bare_url, seconds=args.seconds, connections=c,
-                    requests_file=files["/insert"][1]),
-            wrk.run("Torreya check-in", ours_url, seconds=args.seconds, connections=c,
-                    requests_file=files["/api/v1/checkins"][1]),
-        ]
+        wrk.run("warm-up", bare_url, seconds=short,
+                requests_file=requests_file("warm-bare", "/insert", warm))
+        wrk.run("warm-up", ours_url, seconds=short,
+                requests_file=requests_file("warm-ours", "/api/v1/checkins", warm))
+        c, seconds = args.connections, args.seconds
+        for n, chosen in enumerate(slices):
+            def bare_insert(n=n, chosen=chosen) -> wrk.Figures:
+                return wrk.run("bare one-INSERT", bare_url, seconds=seconds, connections=c,
+                               requests_file=requests_file(f"bare{n}", "/insert", chosen))
+
+            def check_in(n=n, chosen=chosen) -> wrk.Figures:
+                return wrk.run("Torreya check-in", ours_url, seconds=seconds, connections=c,
+                               requests_file=requests_file(f"ours{n}", "/api/v1/checkins",
+                                                           chosen))
+
+            generator = wrk.run("bare JSON (generator cap)", json_url, seconds=seconds,
+                                connections=c)
+            # Which goes first alternates, so a drift of the machine favours neither.
+            if n % 2 == 0:
+                bare = bare_insert()
+                ours = check_in()
+            else:
+                ours = check_in()
+                bare = bare_insert()
+            rounds.append((generator, bare, ours))
         if offline is not None:
             synced = offline_sync(f"http://127.0.0.1:{ours_port}", *offline, args.batch)
     finally:
         for server in servers:
             server.terminate()
             server.wait()
-    generator, bare, ours = figures
-    print(f"database: {args.db}; {os.cpu_count()} cores; workers {args.workers}; wrk -t1 "
-          f"-c{args.connections} -d{args.seconds:g}s; {len(pairs) - len(bearers)} distinct "
-          "resident x event pairs")
-    for f in figures:
-        print(f.line())
-    print(f"  ratio check-in / bare INSERT: {ours.rps / bare.rps:.2f}   "
-          f"(generator at {generator.rps / ours.rps:.0f}x the check-in rate)")
+    print(f"database: {args.db}; {os.cpu_count()} cores ({cpu_model()}); workers "
+          f"{args.workers}; wrk -t1 -c{args.connections}, {args.rounds} rounds of "
+          f"{args.seconds:g} s each, distinct resident x event pairs")
+    ratios = []
+    for n, (generator, bare, ours) in enumerate(rounds, start=1):
+        print(f" round {n}")
+        for f in (generator, bare, ours):
+            print(f.line())
+        ratios.append(ours.rps / bare.rps)
+        print(f"  ratio check-in / bare INSERT: {ratios[-1]:.2f}   (generator at "
+              f"{generator.rps / ours.rps:.0f}x the check-in rate)")
+    print(f"ratio check-in / bare INSERT, median of {len(ratios)} rounds: "
+          f"{statistics.median(ratios):.2f} (rounds: "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.6)")
     coverage = asyncio.run(chain_coverage(db_url))
     if coverage is not None:  # linked by the worker while the load ran (about once a second)
         print(f"  hash chain: {coverage[0]} of {coverage[1]} entries linked when the load "
               "stopped")
+    rate = statistics.median(ours.rps for _, _, ours in rounds)
     if offline is not None:
         seconds, credited = synced
-        per_scan, per_checkin = seconds / max(credited, 1), 1 / ours.rps
+        per_scan, per_checkin = seconds / max(credited, 1), 1 / rate
         print(f"  offline sync: {credited} of {len(offline[2])} scans credited, {args.batch} "
               f"per request, one request at a time: {per_scan * 1000:.2f} ms per scan; "
               f"a check-in under load costs {per_checkin * 1000:.2f} ms of the server "
-              f"(1 / its rate): ratio {per_scan / per_checkin:.2f}")
-    if ours.requests > len(pairs) - len(bearers):
-        print("  note: more requests than pairs; repeats answered 409")
-    clean = ours.non2xx == 0 and ours.socket_errors == 0 and bare.non2xx == 0 and (
+              f"(1 / its median rate): ratio {per_scan / per_checkin:.2f}")
+    if any(ours.requests > per_round for _, _, ours in rounds):
+        print("  note: a round ran out of pairs (raise --rate-cap); repeats answered 409")
+    clean = all(f.non2xx == 0 and f.socket_errors == 0 for r in rounds for f in r[1:]) and (
         offline is None or synced[1] == len(offline[2]))
     return 0 if clean else 1
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
 
 def test_checkin_benchmark_runs():
     result = _bench("bench/checkin.py", "--db", BACKEND, "--pg-url", PG_URL, "--seconds", "1",
-                    "--residents", "400", "--events", "3", "--connections", "16")
+                    "--residents", "400", "--rounds", "2",
+                    "--connections", "16")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio check-in / bare INSERT" in result.stdout
     assert "bare JSON (generator cap)" in result.stdout
