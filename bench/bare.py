@@ -13,6 +13,7 @@ from starlette.routing import Route
 from tortoise import connections
 from tortoise.contrib.starlette import RegisterTortoise
 
+from torreya.app import settle_heap
 from torreya.db import fetch
 from torreya.settings import Settings
 
@@ -27,8 +28,10 @@ async def insert(request: Request) -> JSONResponse:
 
 @contextlib.asynccontextmanager
 async def lifespan(app):
-    # The same connection settings as Torreya (driver, pool); only the endpoint differs.
+    # The same connection settings as Torreya (driver, pool), and the same garbage collector
+    # settings; only the endpoint differs.
     async with RegisterTortoise(app, config=Settings.from_env().tortoise_config()):
+        settle_heap()  # the same collector settings as Torreya's
         yield
 
 
