@@ -45,6 +45,7 @@ from torreya.trust import encoding, sealing
 KIND = "checkin"
 # Scans written by one statement at most; more wait for the next batch.
 MAX_BATCH = 256
+LANES = {"postgres": 2, "sqlite": 1}  # batches written at once, by dialect
 
 
 @dataclass(frozen=True)
@@ -101,23 +102,30 @@ async def _scan(settings: Settings, claims: AccessClaims, token: str) -> Scan | 
 
 
 class Batches:
-    """Scans wait here while a batch is being written; the next batch takes them all."""
+    """Scans wait here while batches are being written; a writer takes all that wait. On
+    PostgreSQL two batches are written at once, on two connections (one waits for its
+    commit or its answer while the other runs: a sixth more check-ins, docs/benchmarks.md);
+    SQLite has one connection."""
 
     def __init__(self) -> None:
         self._waiting: list[tuple[Scan, asyncio.Future]] = []
-        self._writer: asyncio.Task | None = None
+        self._writers: set[asyncio.Task] = set()
 
     async def write(self, scan: Scan) -> Written | None:
         future = asyncio.get_running_loop().create_future()
         self._waiting.append((scan, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
+        # A writer that has returned is done at once (its done-callbacks come later): one
+        # still running will see this scan before it returns.
+        self._writers = {writer for writer in self._writers if not writer.done()}
+        if len(self._writers) < LANES[connections.get("default").capabilities.dialect]:
+            self._writers.add(asyncio.create_task(self._drain()))
         return await future
 
     async def _drain(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-            # By resident: two batches (two workers) lock residents in the same order.
+            # By resident: batches written at once (two here, more with more workers) lock
+            # residents in the same order, so they wait for each other, never in a circle.
             batch.sort(key=lambda pair: pair[0].user_id)
             try:
                 written = await write_batch([scan for scan, _ in batch])
