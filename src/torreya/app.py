@@ -164,10 +164,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from torreya.checkins import express
         from torreya.checkins.service import forget_events
         from torreya.outbox import worker
 
         forget_events()
+        express.forget()
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()
             tasks = [asyncio.create_task(housekeeping(settings))]

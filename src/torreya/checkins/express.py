@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from torreya.security import AccessClaims
 from torreya.settings import Settings
 from torreya.trust import encoding, sealing
 
+log = logging.getLogger("torreya")
 KIND = "checkin"
 # Scans written by one statement at most; more wait for the next batch.
 MAX_BATCH = 256
@@ -73,7 +75,7 @@ async def check_in(settings: Settings, *, claims: AccessClaims, token: str
     `service.check_in_with_token`. Raises what the database raises when it cannot be
     reached (503), having written nothing."""
     scan = await _scan(settings, claims, token)
-    if scan is None:
+    if scan is None or not await _may_seal_in_database():
         return None
     written = await _BATCHES.write(scan)
     if written is None:
@@ -156,6 +158,49 @@ async def write_batch(scans: Sequence[Scan]) -> list[Written | None]:
 
 
 _PADS: dict[bytes, tuple[bytes, bytes]] = {}
+# Whether PostgreSQL may be given the sealing key's blocks (None: not asked yet).
+_SEALS_IN_DATABASE: list[bool] = []
+
+_LOG_SETTINGS = ("log_parameter_max_length", "log_statement", "log_min_duration_statement",
+                 "log_min_duration_sample", "log_statement_sample_rate",
+                 "log_transaction_sample_rate")
+
+
+def logs_parameters(setting: dict[str, str]) -> bool:
+    """Whether PostgreSQL, set so (pg_settings: durations in ms), writes a statement's
+    parameters to its log: when it logs the statement itself (all of them, the slow ones, a
+    sample) and log_parameter_max_length is not 0."""
+    return int(setting["log_parameter_max_length"]) != 0 and (
+        setting["log_statement"] == "all"
+        or int(setting["log_min_duration_statement"]) >= 0
+        or (int(setting["log_min_duration_sample"]) >= 0
+            and float(setting["log_statement_sample_rate"]) > 0)
+        or float(setting["log_transaction_sample_rate"]) > 0)
+
+
+async def _may_seal_in_database() -> bool:
+    """On PostgreSQL the batch's statement is given the HMAC blocks of the sealing key (it
+    seals entries whose balance only it knows). Where the server would write statement
+    parameters to its log, that key would sit in the log, readable by whoever reads it and
+    able to seal entries written behind Torreya's back; there every check-in takes the
+    ordinary path, which seals in Python, and the log says why. Asked once per worker."""
+    if not _SEALS_IN_DATABASE:
+        client = connections.get("default")
+        logged = is_postgres(client) and logs_parameters({
+            row["name"]: row["setting"] for row in await client.execute_query_dict(
+                "SELECT name, setting FROM pg_settings WHERE name = ANY($1)",
+                [list(_LOG_SETTINGS)])})
+        if logged:
+            log.warning("PostgreSQL writes statement parameters to its log, so check-ins are "
+                        "written one by one, sealed here, not in batches (set "
+                        "log_parameter_max_length = 0 to write them in batches)")
+        _SEALS_IN_DATABASE.append(not logged)
+    return _SEALS_IN_DATABASE[0]
+
+
+def forget() -> None:
+    """A new database (tests, a new app): ask again."""
+    _SEALS_IN_DATABASE.clear()
 
 
 def _pads() -> tuple[bytes, bytes]:
