@@ -36,6 +36,15 @@ def test_checkin_benchmark_runs():
     assert "bare JSON (generator cap)" in result.stdout
 
 
+def test_burst_benchmark_runs():
+    result = _bench("bench/burst.py", "--db", BACKEND, "--pg-url", PG_URL, "--residents",
+                    "120", "--spread", "2", "--rush-connections", "20",
+                    "--spread-connections", "10", "--rush-seconds", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "120 of 120 scans answered 2xx" in result.stdout
+    assert "ledger audit clean" in result.stdout
+
+
 @pytest.mark.postgres_only
 def test_boards_benchmark_runs():
     result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "3000", "--entries",

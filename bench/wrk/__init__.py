@@ -51,18 +51,38 @@ def run(name: str, url: str, *, seconds: float, connections: int = 64, threads: 
         requests_file: Path | None = None) -> Figures:
     """One wrk run against `url` (its host; with `requests_file`, each request is the next
     line of that file, see `write_requests`; without, GET `url`)."""
-    env = {**os.environ, "TORREYA_BENCH_DONE": str(HERE / "done.lua")}
-    script = HERE / "get.lua"
-    if requests_file is not None:
-        env["TORREYA_BENCH_REQUESTS"] = str(requests_file)
-        script = HERE / "rotate.lua"
+    if requests_file is None:
+        lines = invoke(url, HERE / "get.lua", seconds=seconds, connections=connections,
+                       threads=threads)
+    else:
+        lines = invoke(url, HERE / "rotate.lua", seconds=seconds, connections=connections,
+                       threads=threads, env={"TORREYA_BENCH_REQUESTS": str(requests_file)})
+    return figures(name, lines)
+
+
+def invoke(url: str, script: Path, *, seconds: float, connections: int, threads: int = 1,
+           env: dict[str, str] | None = None) -> dict[str, dict]:
+    """Run wrk with `script` and return the machine-readable lines it printed, by name
+    ("WRK_JSON {...}" → {"WRK_JSON": {...}})."""
     command = [wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                "--timeout", "10s", "-s", str(script), url]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if line is None:
+    result = subprocess.run(command, capture_output=True, text=True, env={
+        **os.environ, "TORREYA_BENCH_DONE": str(HERE / "done.lua"), **(env or {})})
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed ({result.returncode}):\n{result.stdout}\n"
+                           f"{result.stderr}")
+    lines = {}
+    for line in result.stdout.splitlines():
+        tag, _, data = line.partition(" ")
+        if tag.startswith("WRK_"):
+            lines[tag] = json.loads(data)
+    if "WRK_JSON" not in lines:
         raise RuntimeError(f"wrk printed no figures:\n{result.stdout}\n{result.stderr}")
-    data = json.loads(line.removeprefix("WRK_JSON "))
+    return lines
+
+
+def figures(name: str, lines: dict[str, dict]) -> Figures:
+    data = lines["WRK_JSON"]
     return Figures(name, data["requests"], data["duration_us"] / 1e6, data["non2xx"],
                    data["connect"] + data["read"] + data["write"] + data["timeout"],
                    data["p50_ms"], data["p99_ms"])
