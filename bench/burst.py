@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,8 +30,9 @@ from bench.checkin import (  # noqa: E402
     SECRET,
     cpu_model,
     free_port,
+    fresh_database,
     prepare,
-    recreate_pg,
+    server_env,
     start,
 )
 
@@ -95,11 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="how long wrk runs for the rush (it ends sooner)")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="torreya-burst-"))
-    if args.db == "postgres":
-        db_url = recreate_pg(args.pg_url, "torreya_bench")
-    else:
-        db_url = f"sqlite://{workdir}/burst.sqlite3"
+    workdir, db_url = fresh_database(args.db, args.pg_url, "torreya_bench")
     _tokens, bearers = asyncio.run(prepare(db_url, args.residents, 0))
     minutes = int(args.spread // 60) + 3
     events = asyncio.run(rotating_events(db_url, 2, minutes))
@@ -109,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, (_event_id, lines) in enumerate(events):
         codes.append(workdir / f"codes{n}.txt")
         codes[-1].write_text(lines, encoding="utf-8")
-    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
-           "TORREYA_BASE_URL": "http://bench",
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env = server_env(db_url)
     per_connection = args.spread * args.spread_connections / args.residents
     # wrk runs for as long as it is told; each run's last answer comes well before.
     runs = [("all at once", args.rush_connections, 0, args.rush_seconds),

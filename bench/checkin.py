@@ -176,6 +176,24 @@ def start(module: str, port: int, env: dict, workers: int = 1) -> subprocess.Pop
     raise RuntimeError(f"{module} did not start")
 
 
+def fresh_database(db: str, pg_url: str, name: str) -> tuple[Path, str]:
+    """A work folder and a new, empty database for one run: PostgreSQL's `name`, dropped
+    and made again, or an SQLite file in the folder."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    if db == "postgres":
+        return workdir, recreate_pg(pg_url, name)
+    return workdir, f"sqlite://{workdir}/{name}.sqlite3"
+
+
+def server_env(db_url: str) -> dict[str, str]:
+    """The environment of the servers a benchmark starts: its database and secret, and this
+    checkout's code, also when another checkout's package is installed (a before/after
+    comparison from a git worktree)."""
+    return {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
+            "TORREYA_BASE_URL": "http://bench",
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+
+
 def recreate_pg(pg_url: str, name: str) -> str:
     import asyncpg
 
@@ -206,11 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="torreya-bench-"))
-    if args.db == "postgres":
-        db_url = recreate_pg(args.pg_url, "torreya_bench")
-    else:
-        db_url = f"sqlite://{workdir}/bench.sqlite3"
+    workdir, db_url = fresh_database(args.db, args.pg_url, "torreya_bench")
     # Every request of every round is a distinct resident x event pair: each check-in is a
     # first one that moves points. Enough pairs for each round at the rate cap.
     per_round = int(args.rate_cap * max(args.seconds, 1))
@@ -227,11 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return wrk.write_requests(workdir / f"{name}.txt", [
             wrk.Request("POST", path, bearer, body) for bearer, body in chosen])
 
-    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
-           "TORREYA_BASE_URL": "http://bench",
-           # This checkout's code, also when another checkout's package is installed (a
-           # before/after comparison from a git worktree).
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env = server_env(db_url)
     servers = []
     rounds: list[tuple[wrk.Figures, wrk.Figures, wrk.Figures]] = []
     try:

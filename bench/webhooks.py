@@ -14,14 +14,13 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench import wrk  # noqa: E402
-from bench.checkin import SECRET, free_port, recreate_pg, start  # noqa: E402
+from bench.checkin import SECRET, free_port, fresh_database, server_env, start  # noqa: E402
 
 
 async def fill_and_drain(db_url: str, receiver: str, messages: int) -> tuple[float, int]:
@@ -70,12 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=5)
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="torreya-bench-hooks-"))
-    db_url = (recreate_pg(args.pg_url, "torreya_bench_hooks") if args.db == "postgres"
-              else f"sqlite://{workdir}/hooks.sqlite3")
+    workdir, db_url = fresh_database(args.db, args.pg_url, "torreya_bench_hooks")
     port = free_port()
-    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
-           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env = server_env(db_url)
     receiver_url = f"http://127.0.0.1:{port}/receive"
     server = start("bench.bare:app", port, env)
     try:
