@@ -1,15 +1,16 @@
 """The express check-in (issue 13): a resident's scan that simply succeeds, written together
-with the other scans the worker has waiting, in one transaction and one round trip.
+with the other scans the worker has waiting, in one transaction and one round trip
+(docs/architecture.md).
 
 The ordinary path reads the user and the earning rule, then runs a transaction of claim,
 balance, totals and entry: about nine statements, each a round trip (PostgreSQL) or a hop
 through aiosqlite's thread (SQLite), with a connection held across all of them. Here a
 scan waits only for the batch being written to finish; then every scan that arrived
 meanwhile is written in one piece: on PostgreSQL one statement, the function
-`torreya_express_checkins` (migration 0024); on SQLite one function run in the
-connection's own thread. One commit, and one flush to disk, for the whole batch (group
-commit); each scan is answered only once its batch has committed, so a 201 still means
-"written", and an error still means "nothing written".
+`torreya_express_checkins` (migration 0024), two batches at once on two connections; on
+SQLite one function run in the connection's own thread. One commit, and one flush to
+disk, for the whole batch (group commit); each scan is answered only once its batch has
+committed, so a 201 still means "written", and an error still means "nothing written".
 
 Each scan in a batch is judged alone, exactly as the ordinary path judges it: the login
 (active resident of the event's town, the token's generation, its login not ended), the
@@ -158,7 +159,7 @@ async def write_batch(scans: Sequence[Scan]) -> list[Written | None]:
 
 
 _PADS: dict[bytes, tuple[bytes, bytes]] = {}
-# Whether PostgreSQL may be given the sealing key's blocks (None: not asked yet).
+# Whether the database may be given the sealing key's blocks (empty: not asked yet).
 _SEALS_IN_DATABASE: list[bool] = []
 
 _LOG_SETTINGS = ("log_parameter_max_length", "log_statement", "log_min_duration_statement",
