@@ -42,8 +42,9 @@ def pytest_report_header(config) -> str:
 
 def settings_for(url: str, **over) -> Settings:
     # The delivery worker runs only where a test starts it (tests/outbox/test_webhooks.py).
+    # Boards read fresh totals on every request (tests/boards has the one kept for seconds).
     values = {"DATABASE_URL": url, "SECRET_KEY": SECRET, "BASE_URL": "http://testserver",
-              "RUN_WORKER": False}
+              "RUN_WORKER": False, "BOARD_CACHE_SECONDS": 0}
     values.update(over)
     return Settings(**values)
 

@@ -164,11 +164,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        from torreya.boards.queries import forget_boards
         from torreya.checkins import express
         from torreya.checkins.service import forget_events
         from torreya.outbox import worker
 
         forget_events()
+        forget_boards()
         express.forget()
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()

@@ -68,6 +68,9 @@ class Settings:
     LOGIN_MAX_PER_ACCOUNT: int = 5
     LOGIN_MAX_PER_IP: int = 30
     ROTATING_CODE_SECONDS: int = 30
+    # A worker may answer a leaderboard with a top it worked out this long ago (the
+    # viewer's own row is always fresh; 0: every request reads the totals).
+    BOARD_CACHE_SECONDS: float = 5.0
     # Expiring vouchers and other chores, in every worker (they are safe to overlap).
     HOUSEKEEPING_FIRST_SECONDS: int = 30
     HOUSEKEEPING_SECONDS: int = 600
@@ -132,10 +135,24 @@ class Settings:
                 raise ConfigurationError(f"{name} must be a whole number of hours")
             return int(value) * 3600
 
+        def seconds(name: str, default: float) -> float:
+            value = env.get(name)
+            if value is None:
+                return default
+            wrong = ConfigurationError(f"{name} must be a number of seconds (0–3600)")
+            try:
+                number = float(value)
+            except ValueError:
+                raise wrong from None
+            if not 0 <= number <= 3600:
+                raise wrong
+            return number
+
         return cls(
             RESIDENT_SESSION_SECONDS=hours("TORREYA_RESIDENT_SESSION_HOURS", 30 * 24 * 3600),
             STAFF_SESSION_SECONDS=hours("TORREYA_STAFF_SESSION_HOURS", 12 * 3600),
             RUN_WORKER=flag("TORREYA_WORKER", True),
+            BOARD_CACHE_SECONDS=seconds("TORREYA_BOARD_CACHE_SECONDS", 5.0),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             SMS_BACKEND=sms_backend,
             OIDC_ISSUER=env.get("TORREYA_OIDC_ISSUER", "").rstrip("/"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import defaultdict
 from datetime import datetime
@@ -10,11 +11,13 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from tests.factories import api_token, make_event, make_user, make_village, web_login
-from torreya.boards.queries import rank_residents
+from torreya.boards.queries import forget_boards, rank_residents
 from torreya.checkins.codes import poster_token
+from torreya.i18n import current_language
 from torreya.ledger.periods import period_key
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import LedgerEntry, Role, Town, User
+from torreya.settings import ConfigurationError, Settings
 from torreya.templating import LOCAL
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
@@ -182,3 +185,45 @@ async def test_dashboard_and_monthly_csv(client, settings):
     assert rows[-1] == "合计,2,1,0.0,1,0,0,47,0,47"
     bad = await client.get(f"/console/towns/{town.id}/report.csv?month=2026-13")
     assert bad.status_code == 422
+
+
+async def test_a_worker_keeps_a_board_for_seconds_and_the_viewers_row_is_fresh(app):
+    """BOARD_CACHE_SECONDS: the top is worked out once per worker for that long; the
+    viewer's own row is read every time, and a hidden resident is named in each reader's
+    language."""
+    village = await make_village()
+    first, second = await make_user(village=village), await make_user(village=village)
+    hidden = await make_user(village=village, hide_from_boards=True)
+    await credit(first, 30, datetime.now(LOCAL))
+    await credit(hidden, 20, datetime.now(LOCAL))
+
+    async def board(viewer=None, keep=0.5):
+        return await rank_residents(scope="village", scope_id=village.id, period="month",
+                                    limit=10, viewer=viewer, keep=keep)
+
+    forget_boards()
+    rows, _mine = await board()
+    assert [(r.user_id, r.points) for r in rows] == [(first.id, 30), (hidden.id, 20)]
+    await credit(second, 50, datetime.now(LOCAL))
+    kept, mine = await board(viewer=second)
+    assert [(r.user_id, r.points) for r in kept] == [(first.id, 30), (hidden.id, 20)]
+    assert mine is not None and (mine.rank, mine.points) == (1, 50)  # the viewer's own: fresh
+    assert [(r.user_id, r.points) for r in (await board(keep=0))[0]][0] == (second.id, 50)
+    token = current_language.set("en")
+    try:
+        assert (await board())[0][1].display_name == "Anonymous resident"
+    finally:
+        current_language.reset(token)
+    assert (await board())[0][1].display_name != "Anonymous resident"  # zh-CN
+    await asyncio.sleep(0.6)
+    assert [r.user_id for r in (await board())[0]] == [second.id, first.id, hidden.id]
+
+
+def test_board_cache_seconds_from_the_environment():
+    env = {"TORREYA_SECRET_KEY": "x" * 40}
+    assert Settings.from_env(env).BOARD_CACHE_SECONDS == 5.0
+    assert Settings.from_env(env | {"TORREYA_BOARD_CACHE_SECONDS": "0"}).BOARD_CACHE_SECONDS \
+        == 0
+    for wrong in ("-1", "soon", "nan", "7200"):
+        with pytest.raises(ConfigurationError, match="TORREYA_BOARD_CACHE_SECONDS"):
+            Settings.from_env(env | {"TORREYA_BOARD_CACHE_SECONDS": wrong})

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from torreya.api.registry import endpoint, json
 from torreya.api.schema import Out, Query, QueryInt
 from torreya.boards import queries
+from torreya.db import get_one
 from torreya.errors import NotFoundError
 from torreya.models import Group, Town, Village
 
@@ -32,12 +33,13 @@ class Board(Out):
 
 
 async def _board(request: Request, scope: str, model) -> object:
-    subject = await model.get_or_none(id=request.path_params["id"])
+    subject = await get_one(model, id=request.path_params["id"])
     if subject is None:
         raise NotFoundError()
     params: BoardQuery = request.state.query
-    rows, _mine = await queries.rank_residents(scope=scope, scope_id=subject.id,
-                                               period=params.period, limit=params.limit)
+    rows, _mine = await queries.rank_residents(
+        scope=scope, scope_id=subject.id, period=params.period, limit=params.limit,
+        keep=request.app.state.settings.BOARD_CACHE_SECONDS)
     return json({"period": params.period, "items": [
         {"rank": r.rank, "display_name": r.display_name, "points": r.points} for r in rows]})
 

@@ -3,7 +3,8 @@ the ledger at request time. Ties share a rank (1, 1, 3)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from torreya.db import now
@@ -30,10 +31,11 @@ def public_name(user: User) -> str:
 
 
 async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int = 20,
-                         viewer: User | None = None, moment: datetime | None = None
-                         ) -> tuple[list[BoardRow], BoardRow | None]:
+                         viewer: User | None = None, moment: datetime | None = None,
+                         keep: float = 0) -> tuple[list[BoardRow], BoardRow | None]:
     """Top `limit` of a village, town or group for the period, and the viewer's own row
-    (also when it is below the top)."""
+    (also when it is below the top). `keep`: seconds this worker may answer with a top it
+    worked out that long ago (BOARD_CACHE_SECONDS; the viewer's own row is always fresh)."""
     key = period_key(period, moment or now())
     query = EarningTotal.filter(kind=ALL_KINDS, period=key, total__gt=0)
     if scope == "village":
@@ -44,22 +46,52 @@ async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int =
         members = GroupMember.filter(group_id=scope_id, approved=True).values_list("user_id",
                                                                                   flat=True)
         query = query.filter(user_id__in=await members)
-    top = await query.order_by("-total", "-user_id").limit(limit).values("user_id", "total")
-    users = {u.id: u for u in await User.filter(id__in=[t["user_id"] for t in top])}
-    rows: list[BoardRow] = []
-    for position, entry in enumerate(top, start=1):
-        rank = rows[-1].rank if rows and rows[-1].points == entry["total"] else position
-        user = users[entry["user_id"]]
-        rows.append(BoardRow(rank, user.id, public_name(user), entry["total"],
-                             viewer is not None and viewer.id == user.id,
-                             user.lifetime_points))
-    mine = next((r for r in rows if r.is_viewer), None)
+    top = await _top(query, (scope, scope_id, key, limit), keep)
+    if viewer is not None:
+        top = [replace(row, is_viewer=row.user_id == viewer.id) for row in top]
+    mine = next((r for r in top if r.is_viewer), None)
     if viewer is not None and mine is None:
         own = await query.filter(user_id=viewer.id).first()
         if own is not None:
             above = await query.filter(total__gt=own.total).count()
             mine = BoardRow(above + 1, viewer.id, public_name(viewer), own.total, True)
-    return rows, mine
+    return top, mine
+
+
+# The tops of boards this worker worked out lately: (scope, id, period key, limit) → (when,
+# [(rank, user id, masked name or None for a hidden resident, points, lifetime points)]).
+# A hidden resident is named in each reader's language. A board is read far more often
+# than it changes much: a meeting-room screen, every resident who has just checked in.
+_TOPS: dict[tuple, tuple[float, list[tuple[int, int, str | None, int, int]]]] = {}
+_TOPS_KEPT = 1024
+
+
+async def _top(query, key: tuple, keep: float) -> list[BoardRow]:
+    made = _TOPS.get(key)
+    if keep > 0 and made is not None and time.monotonic() - made[0] < keep:
+        top = made[1]
+    else:
+        found = await query.order_by("-total", "-user_id").limit(key[-1]).values(
+            "user_id", "total")
+        users = {u.id: u for u in await User.filter(id__in=[t["user_id"] for t in found])}
+        top = []
+        for position, entry in enumerate(found, start=1):
+            rank = top[-1][0] if top and top[-1][3] == entry["total"] else position
+            user = users[entry["user_id"]]
+            top.append((rank, user.id, None if user.hide_from_boards else
+                        mask_name(user.display_name), entry["total"], user.lifetime_points))
+        if keep > 0:
+            if len(_TOPS) >= _TOPS_KEPT:
+                _TOPS.clear()
+            _TOPS[key] = (time.monotonic(), top)
+    hidden = _("Anonymous resident")
+    return [BoardRow(rank, user_id, hidden if name is None else name, points, False, lifetime)
+            for rank, user_id, name, points, lifetime in top]
+
+
+def forget_boards() -> None:
+    """A new database (tests, a new app): nothing kept is valid."""
+    _TOPS.clear()
 
 
 async def month_totals(user_id: int, months: int = 3, moment: datetime | None = None

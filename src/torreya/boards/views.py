@@ -50,8 +50,9 @@ async def board_page(request: Request) -> Response:
     params = board_params(request)
     period = params["period"] or "month"
     viewer = await current_user(request)
-    rows, mine = await queries.rank_residents(scope=scope, scope_id=subject.id, period=period,
-                                              limit=params["limit"] or 50, viewer=viewer)
+    rows, mine = await queries.rank_residents(
+        scope=scope, scope_id=subject.id, period=period, limit=params["limit"] or 50,
+        viewer=viewer, keep=request.app.state.settings.BOARD_CACHE_SECONDS)
     from torreya.boards.levels import level_for
 
     town = subject if scope == "town" else await Town.get_or_none(id=subject.town_id)
@@ -73,8 +74,9 @@ async def display(request: Request) -> Response:
 
 async def display_json(request: Request) -> Response:
     scope, subject = await _subject(request)
-    rows, _mine = await queries.rank_residents(scope=scope, scope_id=subject.id,
-                                               period="month", limit=10)
+    rows, _mine = await queries.rank_residents(
+        scope=scope, scope_id=subject.id, period="month", limit=10,
+        keep=request.app.state.settings.BOARD_CACHE_SECONDS)
     recent = LedgerEntry.filter(counts_as_earned=True).order_by("-id").limit(8)
     if scope == "village":
         recent = recent.filter(user__village_id=subject.id)
@@ -108,6 +110,7 @@ async def settings_page(request: Request) -> Response:
         hide = form.get("hide_from_boards") == "on"
         sms = form.get("sms_notifications") == "on"
         await User.filter(id=user.id).update(hide_from_boards=hide, sms_notifications=sms)
+        queries.forget_boards()  # this worker's at once; the others' within seconds
         flash(request, _("Settings saved."))
         return redirect("/me/settings")
     from torreya.accounts import sessions
