@@ -196,6 +196,8 @@ def test_patrol_from_start_to_points(page, live_server):
     page.goto(f"{live_server.url}/groups")
     page.click("a:text-is('红枫义警')")
     page.click("a:text-is('打印巡更牌')")
+    page.wait_for_url(re.compile(r".*/routes/\d+/sheet$"))
+    page.wait_for_selector(".plate-code")
     plates = page.locator(".plate-code").all_inner_texts()
     assert len(plates) == 5
 
