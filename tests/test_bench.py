@@ -47,8 +47,8 @@ def test_burst_benchmark_runs():
 
 @pytest.mark.postgres_only
 def test_boards_benchmark_runs():
-    result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "3000", "--entries",
-                    "30000", "--seconds", "2", "--checkins", "1400")
+    result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "6000", "--entries",
+                    "30000", "--seconds", "2", "--checkins", "3000")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio leaderboard / bare JSON" in result.stdout
 
