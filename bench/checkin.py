@@ -89,7 +89,10 @@ async def prepare(db_url: str, residents: int, events: int = 1) -> tuple[list[st
 
 async def prepare_offline(db_url: str, scans: int) -> tuple[str, int, list[str]] | None:
     """A staff member's bearer token, an open event and `scans` residents' signed member
-    cards, for the offline sync; None for a checkout without it (a before/after run)."""
+    cards, for the offline sync; None for none asked, or a checkout without it (a
+    before/after run)."""
+    if scans <= 0:
+        return None
     try:
         from torreya.checkins.signed import card_code
     except ImportError:
@@ -220,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-cap", type=int, default=4000,
                         help="check-ins/s a round may reach before its pairs run out")
     parser.add_argument("--offline-scans", type=int, default=2000,
-                        help="residents' cards synced as offline scans after the load")
+                        help="residents' cards synced as offline scans after the load "
+                             "(0: none)")
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args(argv)
 

@@ -2,7 +2,10 @@
 -- bearer token) scans the rotating code once, the code the screen shows at that moment
 -- (TORREYA_BENCH_CODES: "window<TAB>code" lines, 30-second windows of the Unix clock, as
 -- the server counts them). TORREYA_BENCH_PACE: the mean milliseconds a connection waits
--- before its next resident (0: all at once). After the last answer the thread stops. The
+-- before its next resident (0: all at once). Each scan comes on a new connection
+-- ("Connection: close"), as from a phone of its own: a connection kept idle past the
+-- server's keep-alive would be closed under a request, which wrk, unlike a browser, does
+-- not send again. After the last answer the thread stops. The
 -- WRK_BURST line counts every answer by status; WRK_JSON has wrk's latency figures.
 local bearers, codes, pace = {}, {}, tonumber(os.getenv("TORREYA_BENCH_PACE") or "0")
 local path = os.getenv("TORREYA_BENCH_PATH") or "/api/v1/checkins"
@@ -46,7 +49,8 @@ function request()
   sent = sent + 1
   local code = codes[math.floor(os.time() / 30)]
   return wrk.format("POST", path, {["Content-Type"] = "application/json",
-                                   ["Authorization"] = "Bearer " .. bearers[sent]},
+                                   ["Authorization"] = "Bearer " .. bearers[sent],
+                                   ["Connection"] = "close"},
                     '{"token": "' .. code .. '"}')
 end
 
