@@ -10,9 +10,9 @@ moment (30-second windows, as staff's display rotates them; bench/wrk/burst.lua)
    connections waiting a random 0–2× the mean before its next resident (the eager ones
    scan at once, the rest as they get their phones out).
 Every scan opens a connection of its own, as 1,000 phones would (the TCP handshake is
-part of each figure). The bar: no error, and 99 % of scans answered within 250 ms. wrk also drives a bare JSON
-endpoint in the same run, to show it could send far more. Afterwards every resident holds
-one check-in of each event and the points of both.
+part of each figure). The bar: no error, and 99 % of scans answered within 250 ms. wrk
+also drives a bare JSON endpoint in the same run, to show it could send far more.
+Afterwards every resident holds one check-in of each event and the points of both.
 """
 
 from __future__ import annotations
