@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
+from tests.conftest import BACKEND
 from tests.factories import api_token, make_event, make_user, make_village
 from torreya.checkins.codes import poster_token
 from torreya.ledger.invariants import audit_ledger
@@ -212,3 +215,34 @@ async def test_housekeeping_signs_yesterday_once_per_town(app, settings):
     assert [(h.kind, h.period, h.seq) for h in heads] == [
         ("daily", "2026-11-30", 2), ("monthly", "2026-11", 2)]
     assert await _problems() == []
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's locking between processes")
+async def test_the_chainer_waits_for_another_process_writing_on_sqlite(app, settings):
+    """`torreya worker` or a second server writes the same SQLite file: the chainer waits
+    for its write lock, and does not fail for having read before the other committed."""
+    import sqlite3
+    import threading
+
+    village, _admin, _people, entries = await _ledger(3)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        db = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("UPDATE towns SET name = name")
+        locked.set()
+        release.wait(5)
+        db.execute("COMMIT")
+        db.close()
+
+    holder = threading.Thread(target=other_process)
+    holder.start()
+    assert locked.wait(5)
+    threading.Timer(0.3, release.set).start()
+    try:
+        assert await chain_pending() == len(entries)
+    finally:
+        release.set()
+        holder.join()
+    assert await ChainLink.filter(town_id=village.town_id).count() == len(entries)
