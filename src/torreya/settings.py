@@ -202,8 +202,10 @@ class Settings:
         credentials = connection["credentials"]
         if self.is_sqlite:
             # Another process (a second worker, the CLI) holding the write lock: wait this
-            # long, then "database is locked" (503) instead of failing at once.
+            # long, then "database is locked" (503) instead of failing at once. Transactions
+            # take that lock when they begin (torreya/sqlite_backend.py), so they wait too.
             credentials["busy_timeout"] = int(self.DB_LOCK_TIMEOUT * 1000)
+            connection["engine"] = "torreya.sqlite_backend"
         else:
             credentials["timeout"] = self.DB_CONNECT_TIMEOUT
             # A connection goes back to the pool as it is. asyncpg's default reset (RESET

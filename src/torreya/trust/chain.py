@@ -73,13 +73,9 @@ async def chain_pending(progress: Callable[[int], None] | None = None, *,
 async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
     started = now()
     async with in_transaction() as connection:
-        lock = " FOR UPDATE" if is_postgres(connection) else ""  # one chainer per town
-        if not lock:
-            # SQLite: take the write lock first (waiting, as for any write, up to the busy
-            # timeout). A transaction that has read cannot write once another process (a
-            # second server, `torreya worker`) has committed since: it fails at once.
-            await fetch(connection, "UPDATE chain_heads SET seq = seq WHERE town_id = ?",
-                        [town_id])
+        # One chainer per town: on SQLite the transaction holds the write lock from its
+        # BEGIN (torreya/sqlite_backend.py).
+        lock = " FOR UPDATE" if is_postgres(connection) else ""
         select = ("SELECT seq, hash, total, entry_id, legacy_through, swept_at FROM chain_heads"
                   f" WHERE town_id = ?{lock}")
         heads = await fetch(connection, select, [town_id])
