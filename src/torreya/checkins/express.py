@@ -216,10 +216,10 @@ async def _on_postgres(client, scans: Sequence[Scan]) -> list[Written | None]:
     columns: dict[str, list] = {name: [] for name in (
         "events", "users", "generations", "sids", "towns", "points", "methods", "ats",
         "memos", "periods", "days", "months", "years", "heads", "tails")}
-    kinds: list[str] = []
+    # The kinds of the eight totals are the same for every scan; their periods are not.
+    kinds = [kind for kind, _ in total_keys(KIND, scans[0].moment)] if scans else []
     for scan in scans:
         keys = total_keys(KIND, scan.moment)
-        kinds = [kind for kind, _ in keys]
         day, month, year = (period for _, period in keys[:len(CAP_PERIODS)])
         head, tail = encoding.seal_parts(scan.entry)
         for name, value in (
@@ -264,6 +264,7 @@ def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
     """One scan, as the PostgreSQL function writes it (SQLite has one writer at a time, so
     the reads before the writes cannot go stale)."""
     event, user_id, points, moment = scan.event, scan.user_id, scan.event.points, scan.moment
+    keys = total_keys(KIND, moment)
     user = db.execute(
         "SELECT village_id, ended_sessions FROM users WHERE id = ? AND is_active"
         " AND role = 'resident' AND town_id = ? AND session_generation = ?",
@@ -273,12 +274,12 @@ def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
     caps = db.execute("SELECT cap_day, cap_month, cap_year FROM earning_rules"
                       " WHERE town_id = ? AND kind = ?", [event.town_id, KIND]).fetchone()
     if caps is not None and any(cap is not None for cap in caps):
-        keys = [period for _, period in total_keys(KIND, moment)[:len(CAP_PERIODS)]]
+        capped = [period for _, period in keys[:len(CAP_PERIODS)]]
         totals = dict(db.execute(
             "SELECT period, total FROM earning_totals WHERE user_id = ? AND kind = ?"
-            f" AND period IN ({', '.join('?' * len(keys))})", [user_id, KIND, *keys]))
+            f" AND period IN ({', '.join('?' * len(capped))})", [user_id, KIND, *capped]))
         if any(cap is not None and totals.get(key, 0) + points > cap
-               for key, cap in zip(keys, caps, strict=True)):
+               for key, cap in zip(capped, caps, strict=True)):
             return None
     claim = db.execute(
         "INSERT INTO checkins (event_id, user_id, method, staff_id, points, created_at)"
@@ -289,7 +290,6 @@ def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
     [balance] = db.execute(
         "UPDATE users SET balance = balance + ?, lifetime_points = lifetime_points + ?"
         " WHERE id = ? RETURNING balance", [points, points, user_id]).fetchone()
-    keys = total_keys(KIND, moment)
     values: list[object] = []
     for kind, period in keys:
         values += [user_id, event.town_id, user[0], kind, period, points]
