@@ -10,7 +10,7 @@ import pytest
 import qrcode
 
 from tests.browser.conftest import CHROMIUM, shot
-from tests.browser.test_pages import login
+from tests.browser.test_pages import login, new_resident
 from tests.conftest import SECRET
 from torreya.checkins.codes import member_code
 from torreya.settings import Settings
@@ -29,8 +29,7 @@ def card_video(path, url: str) -> None:
 def test_staff_scan_a_member_card_with_the_camera(live_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    with live_server.api("gulaicun_r008") as resident:
-        me = resident.get("/api/v1/me").json()
+    me = new_resident(live_server, "camera_r1", "罗志强")
     settings = Settings(SECRET_KEY=SECRET, BASE_URL=live_server.url)
     code = member_code(settings, user_id=me["id"], serial=1)
     video = tmp_path / "card.mjpeg"
@@ -55,5 +54,5 @@ def test_staff_scan_a_member_card_with_the_camera(live_server, tmp_path):
         assert me["display_name"] in page.locator("#scan-result").inner_text()
         context.close()
         browser.close()
-    with live_server.api("gulaicun_r008") as resident:
+    with live_server.api("camera_r1") as resident:
         assert resident.get("/api/v1/me").json()["balance"] == me["balance"] + 10
