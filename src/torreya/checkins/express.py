@@ -5,10 +5,10 @@ with the other scans the worker has waiting, in one transaction and one round tr
 The ordinary path reads the user and the earning rule, then runs a transaction of claim,
 balance, totals and entry: about nine statements, each a round trip (PostgreSQL) or a hop
 through aiosqlite's thread (SQLite), with a connection held across all of them. Here a
-scan waits only for the batch being written to finish; then every scan that arrived
-meanwhile is written in one piece: on PostgreSQL one statement, the function
-`torreya_express_checkins` (migration 0024), two batches at once on two connections; on
-SQLite one function run in the connection's own thread. One commit, and one flush to
+scan waits only for the batch being written to finish; then the scans that arrived
+meanwhile are written in one piece: on PostgreSQL one statement, the function
+`torreya_express_checkins` (migrations 0024, 0025), up to three batches at once on three
+connections; on SQLite one function run in the connection's own thread. One commit, and one flush to
 disk, for the whole batch (group commit); each scan is answered only once its batch has
 committed, so a 201 still means "written", and an error still means "nothing written".
 
@@ -48,7 +48,10 @@ log = logging.getLogger("torreya")
 KIND = "checkin"
 # Scans written by one statement at most; more wait for the next batch.
 MAX_BATCH = 256
-LANES = {"postgres": 2, "sqlite": 1}  # batches written at once, by dialect
+# A writer takes a lane's share of the scans waiting but at least this many: never all of
+# them while they are few (docs/benchmarks.md).
+SHARE_FLOOR = 32
+LANES = {"postgres": 3, "sqlite": 1}  # batches written at once, by dialect
 
 
 @dataclass(frozen=True)
@@ -105,10 +108,10 @@ async def _scan(settings: Settings, claims: AccessClaims, token: str) -> Scan | 
 
 
 class Batches:
-    """Scans wait here while batches are being written; a writer takes all that wait. On
-    PostgreSQL two batches are written at once, on two connections (one waits for its
-    commit or its answer while the other runs: a sixth more check-ins, docs/benchmarks.md);
-    SQLite has one connection."""
+    """Scans wait here while batches are being written; a writer takes its share of those
+    waiting. On PostgreSQL three batches are written at once, on three connections (one
+    waits for its commit or its answer while the others run, docs/benchmarks.md); SQLite
+    has one connection."""
 
     def __init__(self) -> None:
         self._waiting: list[tuple[Scan, asyncio.Future]] = []
@@ -120,13 +123,31 @@ class Batches:
         # A writer that has returned is done at once (its done-callbacks come later): one
         # still running will see this scan before it returns.
         self._writers = {writer for writer in self._writers if not writer.done()}
-        if len(self._writers) < LANES[connections.get("default").capabilities.dialect]:
-            self._writers.add(asyncio.create_task(self._drain()))
+        lanes = LANES[connections.get("default").capabilities.dialect]
+        if len(self._writers) < lanes:
+            self._writers.add(asyncio.create_task(self._drain(lanes)))
         return await future
 
-    async def _drain(self) -> None:
+    async def _drain(self, lanes: int) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            # Not every scan waiting into one batch while they are few: with one batch
+            # holding every request there is, the server has nothing to do while the
+            # database writes it, and the database nothing while the server answers and
+            # reads the next ones. In shares, one batch is answered while another is written
+            # (on one worker under 64 connections, a third more check-ins on PostgreSQL).
+            share = min(MAX_BATCH, max(SHARE_FLOOR, -(-len(self._waiting) // lanes)))
+            # A resident once per batch (PostgreSQL's statement writes each resident's
+            # balance once): a second scan of theirs waits for the next batch.
+            batch: list[tuple[Scan, asyncio.Future]] = []
+            later: list[tuple[Scan, asyncio.Future]] = []
+            residents: set[int] = set()
+            for pair in self._waiting:
+                if len(batch) < share and pair[0].user_id not in residents:
+                    residents.add(pair[0].user_id)
+                    batch.append(pair)
+                else:
+                    later.append(pair)
+            self._waiting = later
             # By resident: batches written at once (two here, more with more workers) lock
             # residents in the same order, so they wait for each other, never in a circle.
             batch.sort(key=lambda pair: pair[0].user_id)
