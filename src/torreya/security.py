@@ -137,16 +137,39 @@ class AccessClaims:
     helper_id: int | None = None
 
 
+# Access tokens whose signature this worker has checked, by their text and the secret, with
+# their expiry: a phone sends the same token with every request of a login, and what a
+# signature proves does not change. Expiry is checked on every use; whether the login still
+# stands (ended, password changed) is checked against the user as before. Only genuine
+# tokens are kept, at most _VERIFIED_KEPT (then the lot is forgotten).
+_VERIFIED: dict[tuple[str, str], tuple[AccessClaims, int]] = {}
+_VERIFIED_KEPT = 20_000
+
+
 def read_access_token(settings: Settings, token: str) -> AccessClaims:
     """The claims of a valid, unexpired token; else 401."""
-    claims = read_claims(settings, "api-access", token)
-    if not claims or int(claims.get("exp", 0)) < now().timestamp():
+    known = _VERIFIED.get((settings.SECRET_KEY, token))
+    if known is None:
+        known = _verify_access_token(settings, token)
+        if known is not None:
+            if len(_VERIFIED) >= _VERIFIED_KEPT:
+                _VERIFIED.clear()
+            _VERIFIED[settings.SECRET_KEY, token] = known
+    if known is None or known[1] < now().timestamp():
         raise UnauthenticatedError("Your login has expired or is not valid. Please log in again.")
+    return known[0]
+
+
+def _verify_access_token(settings: Settings, token: str) -> tuple[AccessClaims, int] | None:
+    claims = read_claims(settings, "api-access", token)
+    if not claims:
+        return None
     sid = claims.get("sid")
     return AccessClaims(int(claims["sub"]), int(claims.get("gen", 0)),
                         sid if isinstance(sid, str) else None,
                         datetime.fromtimestamp(int(claims.get("iat", 0)), UTC),
-                        claims["hlp"] if isinstance(claims.get("hlp"), int) else None)
+                        claims["hlp"] if isinstance(claims.get("hlp"), int) else None
+                        ), int(claims.get("exp", 0))
 
 
 def csrf_token_for(request: Request) -> str:

@@ -138,3 +138,27 @@ async def test_resident_cannot_open_console(client):
     resident = await make_user()
     await web_login(client, resident)
     assert (await client.get("/console/")).status_code == 403
+
+
+async def test_a_token_checked_once_still_expires_and_its_forgeries_fail(client, settings):
+    """Workers keep the tokens whose signature they checked; expiry is checked every time,
+    and a token changed by one character is not the one they checked."""
+    from datetime import timedelta
+
+    from torreya.db import now, replaying
+
+    user = await make_user()
+    headers = await api_token(client, user)
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    token = headers["Authorization"].removeprefix("Bearer ")
+    head, body, signature = token.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    for forged in (f"{head}.{body}.{flipped}", f"{head}.{body[:-2]}xx.{signature}"):
+        answer = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
+        assert answer.status_code == 401
+        assert answer.json()["error"]["code"] == "unauthenticated"
+    later = now() + timedelta(seconds=settings.ACCESS_TOKEN_SECONDS + 1)
+    with replaying(later):
+        expired = await client.get("/api/v1/me", headers=headers)
+    assert expired.status_code == 401 and expired.json()["error"]["code"] == "unauthenticated"
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
