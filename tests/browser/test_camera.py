@@ -27,6 +27,7 @@ def card_video(path, url: str) -> None:
 
 
 def test_staff_scan_a_member_card_with_the_camera(live_server, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     me = new_resident(live_server, "camera_r1", "罗志强")
@@ -49,7 +50,20 @@ def test_staff_scan_a_member_card_with_the_camera(live_server, tmp_path):
         page.click("a:text-is('平安积分集市·现场签到')")
         page.click("a:text-is('扫会员卡签到')")
         page.click("#camera-start")
-        page.wait_for_selector("#scan-result", timeout=20_000)
+        for attempt in (1, 2):
+            try:
+                page.wait_for_selector("#scan-result", timeout=20_000)
+                break
+            except PlaywrightTimeout:
+                # Still the scanner, nothing read: the fake camera did not start (once in a
+                # CI run, with both suites on two cores). A staff member opens the page
+                # again and taps once more; anything else on the page is a failure.
+                shot(page, f"camera-scan-waiting-{attempt}")
+                assert page.locator("#camera-start").count() == 1, page.inner_text("body")
+                if attempt == 2:
+                    raise
+                page.reload()
+                page.click("#camera-start")
         shot(page, "camera-scan")
         assert me["display_name"] in page.locator("#scan-result").inner_text()
         context.close()
