@@ -137,31 +137,21 @@ class AccessClaims:
     helper_id: int | None = None
 
 
-# Access tokens whose signature this worker has checked, by their text and the secret, with
-# their expiry: a phone sends the same token with every request of a login, and what a
-# signature proves does not change. Expiry is checked on every use; whether the login still
-# stands (ended, password changed) is checked against the user as before. Only genuine
-# tokens are kept, at most _VERIFIED_KEPT (then the lot is forgotten).
-_VERIFIED: dict[tuple[str, str], tuple[AccessClaims, int]] = {}
-_VERIFIED_KEPT = 20_000
-
-
 def read_access_token(settings: Settings, token: str) -> AccessClaims:
     """The claims of a valid, unexpired token; else 401."""
-    known = _VERIFIED.get((settings.SECRET_KEY, token))
-    if known is None:
-        known = _verify_access_token(settings, token)
-        if known is not None:
-            if len(_VERIFIED) >= _VERIFIED_KEPT:
-                _VERIFIED.clear()
-            _VERIFIED[settings.SECRET_KEY, token] = known
+    known = _access_claims(settings.SECRET_KEY, token)
     if known is None or known[1] < now().timestamp():
         raise UnauthenticatedError("Your login has expired or is not valid. Please log in again.")
     return known[0]
 
 
-def _verify_access_token(settings: Settings, token: str) -> tuple[AccessClaims, int] | None:
-    claims = read_claims(settings, "api-access", token)
+@functools.lru_cache(maxsize=20_000)
+def _access_claims(secret: str, token: str) -> tuple[AccessClaims, int] | None:
+    """A genuine access token's claims and expiry (not yet checked); None for anything
+    else. Kept per worker, as the check-in codes are (checkins/codes.py): a phone sends the
+    same token with every request of a login, and its signature proves the same every time.
+    Whether the login still stands (ended, password changed) is checked against the user."""
+    claims = claims_signed_with(secret, "api-access", token)
     if not claims:
         return None
     sid = claims.get("sid")

@@ -148,7 +148,7 @@ class Batches:
                 else:
                     later.append(pair)
             self._waiting = later
-            # By resident: batches written at once (two here, more with more workers) lock
+            # By resident: batches written at once (three here, more with more workers) lock
             # residents in the same order, so they wait for each other, never in a circle.
             batch.sort(key=lambda pair: pair[0].user_id)
             try:
