@@ -191,6 +191,18 @@ async def fetch(connection: BaseDBAsyncClient, sql: str, values: list[Any]) -> l
     return await connection.execute_query_dict(placeholders(connection, sql), values)
 
 
+async def insert_rows(connection: BaseDBAsyncClient, table: str, rows: list[dict]) -> None:
+    """Rows (dicts with the same columns, values as the columns take them: JSON as text) in
+    one INSERT statement: a set written by one statement, not a statement and a model object
+    per row as Tortoise's bulk_create does."""
+    if rows:
+        columns = list(rows[0])
+        row = f"({', '.join('?' * len(columns))})"
+        await connection.execute_query(placeholders(connection, (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(rows))}"
+        )), [value for item in rows for value in item.values()])
+
+
 async def in_sqlite_thread(client: BaseDBAsyncClient,
                            work: Callable[[sqlite3.Connection], T]) -> T:
     """Run `work` on Tortoise's SQLite connection in aiosqlite's own thread: a whole

@@ -298,3 +298,149 @@ async def test_the_page_syncs_with_its_session_and_csrf_header(client, settings)
     worker = await client.get("/sw.js")
     assert worker.headers["service-worker-allowed"] == "/"
     assert worker.headers["content-type"].startswith("text/javascript")
+
+
+async def test_scans_credited_in_sets_write_what_one_by_one_writes(client, settings,
+                                                                   monkeypatch):
+    """A sync's card scans that simply succeed are written by the express batches; where
+    those cannot run (PostgreSQL logging statement parameters), one by one. Both write the
+    same rows and answer the same."""
+    from torreya.checkins import express
+    from torreya.models import EarningTotal, OutboxMessage
+    from torreya.trust import encoding, sealing
+
+    village, staff, event = await setup_event(points=15, title="反诈宣传")
+    fast, slow = await make_user(village=village), await make_user(village=village)
+    headers = await api_token(client, staff)
+    batches = []
+    write_batch = express.write_batch
+
+    async def counted(scans, **kw):
+        batches.append(len(scans))
+        return await write_batch(scans, **kw)
+
+    monkeypatch.setattr(express, "write_batch", counted)
+    at = now() - timedelta(minutes=30)
+    answers = {}
+    for person in (fast, slow):
+        if person is slow:
+            async def no():
+                return False
+            monkeypatch.setattr(express, "may_seal_in_database", no)
+        response = await _sync(client, headers, event.id,
+                               [scan(await signed.card_code(settings, person), at)])
+        assert response.status_code == 200, response.text
+        answers[person.id] = response.json()["results"][0]
+    assert batches == [1], "the first sync is written in a set, the second is not"
+
+    def same(row: dict, user: User, *drop: str) -> dict:
+        mine = {k: "ME" for k, v in row.items() if v == user.id and k.endswith("_id")}
+        return {k: v for k, v in row.items() if k not in ("id", "seal", *drop)} | mine
+
+    entries = {p.id: await LedgerEntry.get(user_id=p.id).values() for p in (fast, slow)}
+    for person in (fast, slow):
+        assert encoding.seal_ok(sealing.key(), entries[person.id])
+        assert entries[person.id]["actor_id"] == staff.id and entries[person.id]["proxy"]
+        assert abs((entries[person.id]["created_at"] - at).total_seconds()) < 1
+    assert same(entries[fast.id], fast, "idem_key", "created_at") == same(
+        entries[slow.id], slow, "idem_key", "created_at")
+    checkins = [await Checkin.get(user_id=p.id).values() for p in (fast, slow)]
+    assert same(checkins[0], fast, "created_at") == same(checkins[1], slow, "created_at")
+    assert checkins[0]["staff_id"] == staff.id and checkins[0]["method"] == "offline"
+
+    async def totals(user: User) -> set:
+        return set(await EarningTotal.filter(user_id=user.id).values_list(
+            "kind", "period", "total", "town_id", "village_id"))
+
+    assert await totals(fast) == await totals(slow) and len(await totals(fast)) == 8
+    records = {p.id: await AuditEvent.get(tag="checkins:checkin:proxy",
+                                          subject=f"user:{p.id}").values() for p in (fast, slow)}
+    for person in (fast, slow):
+        record = records[person.id]
+        assert record["entry_id"] == entries[person.id]["id"]
+        assert record["actor_id"] == staff.id
+        assert abs((record["created_at"] - at).total_seconds()) < 1
+    unlike = ("entry_id", "created_at", "subject", "data")
+    assert same(records[fast.id], fast, *unlike) == same(records[slow.id], slow, *unlike)
+    assert [sorted(r["data"]) for r in records.values()] == [
+        ["event", "nonce", "offline", "points", "scanned_at", "synced_at"]] * 2
+    assert records[fast.id]["data"]["scanned_at"] == records[slow.id]["data"]["scanned_at"]
+    rows = {p.id: await OfflineScan.get(subject_id=p.id).values() for p in (fast, slow)}
+    unlike = ("nonce", "name", "synced_at")
+    assert same(rows[fast.id], fast, *unlike) == same(rows[slow.id], slow, *unlike)
+    assert {k: v for k, v in answers[fast.id].items() if k not in ("nonce", "name")} == {
+        k: v for k, v in answers[slow.id].items() if k not in ("nonce", "name")}
+    assert answers[fast.id]["outcome"] == "credited" and answers[fast.id]["points"] == 15
+
+    def message(m: OutboxMessage, user: User) -> tuple:
+        data = {k: v for k, v in m.payload.items() if k not in ("id", "created_at")}
+        return m.event_type, m.town_id, data | {"user_id": "ME"}
+
+    messages = await OutboxMessage.filter(
+        event_type__in=("checkin.created", "ledger.entry_created")).order_by("id")
+    assert [m.event_type for m in messages] == ["checkin.created", "ledger.entry_created"] * 2
+    assert [message(m, fast) for m in messages[:2]] == [message(m, slow) for m in messages[2:]]
+
+
+async def test_a_card_reissued_as_its_set_is_written_is_not_credited(settings):
+    """The set checks the card's serial under the resident's lock: a card reissued after
+    the sync read the resident writes nothing (and goes one by one, which refuses it)."""
+    from torreya.checkins import express
+
+    village, staff, event = await setup_event()
+    resident = await make_user(village=village)
+    await User.filter(id=resident.id).update(card_serial=2)
+    stale = express.staff_scan(event, user_id=resident.id, serial=1, staff_id=staff.id,
+                               method="offline", moment=now())
+    fresh = express.staff_scan(event, user_id=resident.id, serial=2, staff_id=staff.id,
+                               method="offline", moment=now())
+    assert await express.write_batch([stale]) == [None]
+    assert not await Checkin.filter(user_id=resident.id).exists()
+    assert (await User.get(id=resident.id)).balance == 0
+    [done] = await express.write_batch([fresh])
+    assert done is not None and done[1] == 10
+    entry = await LedgerEntry.get(user_id=resident.id)
+    assert entry.id == done[2] and entry.actor_id == staff.id and entry.proxy
+    # write_batch alone writes no audit record: tell the audit the sync would have
+    await AuditEvent.create(actor=staff, tag="checkins:checkin:proxy", entry_id=entry.id,
+                            subject=f"user:{resident.id}", town_id=event.town_id)
+
+
+async def test_a_sync_cut_off_midway_answers_503_and_its_retry_counts_each_scan_once(
+        client, settings, monkeypatch):
+    """The database goes away as the second set of a 150-scan sync is written: the sync
+    answers 503 (not a 500), and the phone's retry of the same queue credits the rest, each
+    scan once, any set written before as repeats."""
+    from torreya.checkins import express
+
+    village, staff, event = await setup_event()
+    await User.bulk_create([User(username=f"cut{i}", display_name=f"钱{i}", role=Role.RESIDENT,
+                                 town_id=village.town_id, village_id=village.id)
+                            for i in range(150)])
+    people = await User.filter(username__startswith="cut").order_by("id")
+    scans = [scan(await signed.card_code(settings, p)) for p in people]
+    headers = await api_token(client, staff)
+    write_batch, sets = express.write_batch, []
+
+    async def cut_off(credits, **kw):
+        sets.append(len(credits))
+        if len(sets) > 1:
+            raise ConnectionResetError("the database went away")
+        return await write_batch(credits, **kw)
+
+    monkeypatch.setattr(express, "write_batch", cut_off)
+    answer = await _sync(client, headers, event.id, scans)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "unavailable"
+    # The first set committed (SQLite writes sets in turn), or was cut off with the second
+    # (PostgreSQL writes them at once): whole sets, either way
+    first = await Checkin.filter(event_id=event.id).count()
+    assert first in (0, sets[0]) and first < 150
+    assert await OfflineScan.filter(event_id=event.id).count() == first
+    monkeypatch.setattr(express, "write_batch", write_batch)
+    retry = await _sync(client, headers, event.id, scans)
+    assert retry.status_code == 200, retry.text
+    results = retry.json()["results"]
+    assert {r["outcome"] for r in results} == {"credited"}
+    assert sum(r["repeat"] for r in results) == first
+    assert await Checkin.filter(event_id=event.id).count() == 150
+    assert {u.balance for u in await User.filter(username__startswith="cut")} == {10}

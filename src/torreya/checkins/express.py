@@ -7,7 +7,7 @@ balance, totals and entry: about nine statements, each a round trip (PostgreSQL)
 through aiosqlite's thread (SQLite), with a connection held across all of them. Here a
 scan waits only for the batch being written to finish; then the scans that arrived
 meanwhile are written in one piece: on PostgreSQL one statement, the function
-`torreya_express_checkins` (migrations 0024, 0025), up to three batches at once on three
+`torreya_express_checkins` (migrations 0024-0026), up to three batches at once on three
 connections; on SQLite one function run in the connection's own thread. One commit, and one flush to
 disk, for the whole batch (group commit); each scan is answered only once its batch has
 committed, so a 201 still means "written", and an error still means "nothing written".
@@ -20,6 +20,10 @@ comes back as None having written nothing, and the caller takes the ordinary pat
 says why and logs the refusal. So the two paths cannot disagree on what is refused, and
 on success they write the same rows; tests compare them, and `torreya audit` checks the
 balances, totals and seals either wrote.
+
+An offline sync writes its card scans through `write_batch` too (`staff_scan`: the staff
+member's, with the card's serial checked instead of a login), in its own transaction with
+the nonces' rows and audit records (checkins/offline.py).
 """
 
 from __future__ import annotations
@@ -56,20 +60,21 @@ LANES = {"postgres": 3, "sqlite": 1}  # batches written at once, by dialect
 
 @dataclass(frozen=True)
 class Scan:
-    """One check-in to write, worked out before its batch runs."""
+    """One check-in to write, worked out before its batch runs: a resident's own scan
+    (`claims`, their login, is checked as it is written) or a staff member's scan of their
+    card (`staff_id`; the card's `serial` is checked instead)."""
 
     event: Event
     method: str
-    claims: AccessClaims
+    user_id: int
     moment: datetime
     entry: dict  # the ledger entry's columns but balance_after and seal
+    claims: AccessClaims | None = None
+    staff_id: int | None = None
+    serial: int | None = None
 
-    @property
-    def user_id(self) -> int:
-        return self.claims.user_id
 
-
-Written = tuple[int, int]  # (check-in id, balance after)
+Written = tuple[int, int, int]  # (check-in id, balance after, entry id)
 
 
 async def check_in(settings: Settings, *, claims: AccessClaims, token: str
@@ -79,7 +84,7 @@ async def check_in(settings: Settings, *, claims: AccessClaims, token: str
     `service.check_in_with_token`. Raises what the database raises when it cannot be
     reached (503), having written nothing."""
     scan = await _scan(settings, claims, token)
-    if scan is None or not await _may_seal_in_database():
+    if scan is None or not await may_seal_in_database():
         return None
     written = await _BATCHES.write(scan)
     if written is None:
@@ -99,12 +104,24 @@ async def _scan(settings: Settings, claims: AccessClaims, token: str) -> Scan | 
     if (event is None or event.qr_mode != code.mode or event.points <= 0
             or not is_open(event, moment)):
         return None
-    entry = {"user_id": claims.user_id, "town_id": event.town_id, "delta": event.points,
-             "kind": KIND, "memo": event.title[:200], "source_type": "event",
-             "source_id": event.id, "idem_key": f"checkin:{event.id}:{claims.user_id}",
-             "actor_id": claims.user_id, "proxy": False, "counts_as_earned": True,
-             "created_at": moment}
-    return Scan(event, code.mode, claims, moment, entry)
+    return Scan(event, code.mode, claims.user_id, moment,
+                _entry(event, claims.user_id, claims.user_id, moment), claims=claims)
+
+
+def staff_scan(event: Event, *, user_id: int, serial: int, staff_id: int, method: str,
+               moment: datetime) -> Scan:
+    """A staff member's scan of a resident's card (serial `serial`), credited at `moment`:
+    written as the ordinary path writes it, the entry the staff member's, as a proxy."""
+    return Scan(event, method, user_id, moment, _entry(event, user_id, staff_id, moment),
+                staff_id=staff_id, serial=serial)
+
+
+def _entry(event: Event, user_id: int, actor_id: int, moment: datetime) -> dict:
+    return {"user_id": user_id, "town_id": event.town_id, "delta": event.points,
+            "kind": KIND, "memo": event.title[:200], "source_type": "event",
+            "source_id": event.id, "idem_key": f"checkin:{event.id}:{user_id}",
+            "actor_id": actor_id, "proxy": actor_id != user_id, "counts_as_earned": True,
+            "created_at": moment}
 
 
 class Batches:
@@ -170,12 +187,15 @@ class Batches:
 _BATCHES = Batches()
 
 
-async def write_batch(scans: Sequence[Scan]) -> list[Written | None]:
-    """Write `scans` in one transaction: each one's (check-in id, balance), or None for a
-    scan skipped (nothing of it written)."""
-    client = connections.get("default")
+async def write_batch(scans: Sequence[Scan], *, connection=None) -> list[Written | None]:
+    """Write `scans` in one transaction: each one's (check-in id, balance, entry id), or None
+    for a scan skipped (nothing of it written). In the caller's transaction `connection`,
+    with what else it writes, if given (a database error then leaves it to roll back)."""
+    client = connection or connections.get("default")
     if is_postgres(client):
         return await _on_postgres(client, scans)
+    if connection is not None:
+        return await in_sqlite_thread(client, lambda db: _write_all_sqlite(db, scans))
     return await in_sqlite_thread(client, lambda db: _on_sqlite(db, scans))
 
 
@@ -200,7 +220,7 @@ def logs_parameters(setting: dict[str, str]) -> bool:
         or float(setting["log_transaction_sample_rate"]) > 0)
 
 
-async def _may_seal_in_database() -> bool:
+async def may_seal_in_database() -> bool:
     """On PostgreSQL the batch's statement is given the HMAC blocks of the sealing key (it
     seals entries whose balance only it knows). Where the server would write statement
     parameters to its log, that key would sit in the log, readable by whoever reads it and
@@ -236,7 +256,8 @@ def _pads() -> tuple[bytes, bytes]:
 async def _on_postgres(client, scans: Sequence[Scan]) -> list[Written | None]:
     columns: dict[str, list] = {name: [] for name in (
         "events", "users", "generations", "sids", "towns", "points", "methods", "ats",
-        "memos", "periods", "days", "months", "years", "heads", "tails")}
+        "memos", "periods", "days", "months", "years", "heads", "tails", "staffs",
+        "serials")}
     # The kinds of the eight totals are the same for every scan; their periods are not.
     kinds = [kind for kind, _ in total_keys(KIND, scans[0].moment)] if scans else []
     for scan in scans:
@@ -245,24 +266,29 @@ async def _on_postgres(client, scans: Sequence[Scan]) -> list[Written | None]:
         head, tail = encoding.seal_parts(scan.entry)
         for name, value in (
                 ("events", scan.event.id), ("users", scan.user_id),
-                ("generations", scan.claims.generation), ("sids", scan.claims.sid),
+                ("generations", scan.claims.generation if scan.claims else None),
+                ("sids", scan.claims.sid if scan.claims else None),
                 ("towns", scan.event.town_id), ("points", scan.event.points),
                 ("methods", scan.method), ("ats", scan.moment),
                 ("memos", scan.entry["memo"]), ("days", day), ("months", month),
-                ("years", year), ("heads", head), ("tails", tail)):
+                ("years", year), ("heads", head), ("tails", tail),
+                ("staffs", scan.staff_id), ("serials", scan.serial)):
             columns[name].append(value)
         columns["periods"] += [period for _, period in keys]
     inner, outer = _pads()
     rows = await client.execute_query_dict(
-        "SELECT item, new_checkin_id, new_balance FROM torreya_express_checkins($1, $2, $3,"
-        " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        "SELECT item, new_checkin_id, new_balance, new_entry_id FROM torreya_express_checkins("
+        "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+        " $19, $20)",
         [columns["events"], columns["users"], columns["generations"], columns["sids"],
          columns["towns"], columns["points"], columns["methods"], columns["ats"],
          columns["memos"], kinds, columns["periods"], columns["days"], columns["months"],
-         columns["years"], columns["heads"], columns["tails"], inner, outer])
+         columns["years"], columns["heads"], columns["tails"], inner, outer, columns["staffs"],
+         columns["serials"]])
     written: list[Written | None] = [None] * len(scans)
     for row in rows:
-        written[row["item"] - 1] = (int(row["new_checkin_id"]), int(row["new_balance"]))
+        written[row["item"] - 1] = (int(row["new_checkin_id"]), int(row["new_balance"]),
+                                    int(row["new_entry_id"]))
     return written
 
 
@@ -270,7 +296,7 @@ def _on_sqlite(db: sqlite3.Connection, scans: Sequence[Scan]) -> list[Written | 
     """In aiosqlite's thread, on Tortoise's connection (nothing else uses it meanwhile)."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        written = [_write_sqlite(db, scan) for scan in scans]
+        written = _write_all_sqlite(db, scans)
     except sqlite3.IntegrityError:  # not expected: every scan alone, on the ordinary path
         db.execute("ROLLBACK")
         return [None] * len(scans)
@@ -281,17 +307,27 @@ def _on_sqlite(db: sqlite3.Connection, scans: Sequence[Scan]) -> list[Written | 
     return written
 
 
+def _write_all_sqlite(db: sqlite3.Connection, scans: Sequence[Scan]) -> list[Written | None]:
+    return [_write_sqlite(db, scan) for scan in scans]
+
+
 def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
     """One scan, as the PostgreSQL function writes it (SQLite has one writer at a time, so
     the reads before the writes cannot go stale)."""
     event, user_id, points, moment = scan.event, scan.user_id, scan.event.points, scan.moment
     keys = total_keys(KIND, moment)
     user = db.execute(
-        "SELECT village_id, ended_sessions FROM users WHERE id = ? AND is_active"
-        " AND role = 'resident' AND town_id = ? AND session_generation = ?",
-        [user_id, event.town_id, scan.claims.generation]).fetchone()
-    if user is None or (scan.claims.sid and scan.claims.sid in json.loads(user[1] or "{}")):
+        "SELECT village_id, ended_sessions, session_generation, card_serial FROM users"
+        " WHERE id = ? AND is_active AND role = 'resident' AND town_id = ?",
+        [user_id, event.town_id]).fetchone()
+    if user is None:
         return None
+    claims = scan.claims
+    if claims is not None and (user[2] != claims.generation or (
+            claims.sid and claims.sid in json.loads(user[1] or "{}"))):
+        return None  # a resident's own scan: their login, ended or not theirs
+    if scan.serial is not None and user[3] != scan.serial:
+        return None  # a staff member's scan of a card reissued since
     caps = db.execute("SELECT cap_day, cap_month, cap_year FROM earning_rules"
                       " WHERE town_id = ? AND kind = ?", [event.town_id, KIND]).fetchone()
     if caps is not None and any(cap is not None for cap in caps):
@@ -304,8 +340,9 @@ def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
             return None
     claim = db.execute(
         "INSERT INTO checkins (event_id, user_id, method, staff_id, points, created_at)"
-        " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (event_id, user_id) DO NOTHING"
-        " RETURNING id", [event.id, user_id, scan.method, points, moment]).fetchone()
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, user_id) DO NOTHING"
+        " RETURNING id", [event.id, user_id, scan.method, scan.staff_id, points, moment]
+    ).fetchone()
     if claim is None:
         return None
     [balance] = db.execute(
@@ -321,6 +358,6 @@ def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
         " DO UPDATE SET total = earning_totals.total + excluded.total", values)
     entry = {**scan.entry, "balance_after": balance}
     entry["seal"] = encoding.seal(sealing.key(), entry)
-    db.execute(f"INSERT INTO ledger_entries ({', '.join(entry)})"
-               f" VALUES ({', '.join('?' * len(entry))})", list(entry.values()))
-    return claim[0], balance
+    cursor = db.execute(f"INSERT INTO ledger_entries ({', '.join(entry)})"
+                        f" VALUES ({', '.join('?' * len(entry))})", list(entry.values()))
+    return claim[0], balance, cursor.lastrowid

@@ -7,11 +7,17 @@ list (reissued cards, deactivated residents) and the event. A sync is a batch of
 `{nonce, code, scanned_at}`; each scan's nonce is claimed in the transaction that applies
 it, so a queue sent twice (a second tab, a retry after a lost answer, two phones that
 shared it) is applied once and the repeat is answered with the first outcome.
+
+The card scans that simply succeed are credited in sets, through the express check-in's
+batches (`_credit_in_sets`); every other scan (a voucher, a refusal, a repeat, a resident's
+second scan) is applied one by one (`_sync_one`), which says why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -22,10 +28,12 @@ from tortoise.transactions import in_transaction
 
 from torreya.accounts.permissions import require_village
 from torreya.api.schema import Body, Moment, Text, validate_model
+from torreya.audit import acting_helper, request_ip
+from torreya.checkins import express
 from torreya.checkins import signed as signed_codes
 from torreya.checkins.codes import read_member_code
 from torreya.checkins.service import AlreadyCheckedInError, credit_check_in, may_check_in
-from torreya.db import now, replaying
+from torreya.db import insert_rows, now, replaying
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import rule_for
@@ -49,6 +57,9 @@ from torreya.trust.encoding import utc_text
 
 MAX_BATCH = 500
 CHUNK = 50
+# Card scans credited in one set (express.write_batch): two sets to a 200-scan sync, so the
+# second's checking overlaps the first's writing (docs/benchmarks.md: 50 and 200 were slower).
+SET = 100
 # Chunks applied at once on PostgreSQL, each on its own connection.
 LANES = 4
 # A phone's clock may be a little ahead; a queue may wait a fortnight for signal.
@@ -149,6 +160,7 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
     keys = {k.id: k for k in await TownKey.filter(town_id=event.town_id)}
     rule = await rule_for(event.town_id, "checkin")
     results: dict[int, dict] = {}
+    await _credit_in_sets(settings, staff, event, scans, keys, results)
 
     async def run(chunk: Chunk) -> None:
         # The chunk's residents in one read (whose cards they are is checked scan by scan).
@@ -162,7 +174,8 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
                 results[index] = await _sync_one(settings, staff, event, scan, keys, rule,
                                                  residents)
 
-    chunks = _chunks(settings, scans)
+    chunks = _chunks(settings, [(index, scan) for index, scan in enumerate(scans)
+                                if index not in results])
     if settings.is_sqlite:  # one connection: chunks at once would only queue for it
         for chunk in chunks:
             await run(chunk)
@@ -187,15 +200,16 @@ class Chunk:
     resident_ids: set[int]  # whom its card scans name, to read them at once
 
 
-def _chunks(settings: Settings, scans: list[Scan]) -> list[Chunk]:
-    """The scans in chunks of about CHUNK, all the scans of one resident or one voucher in
-    the same chunk, in the order they were made."""
+def _chunks(settings: Settings, scans: list[tuple[int, Scan]], size: int = CHUNK
+            ) -> list[Chunk]:
+    """The scans (with their places in the batch) in chunks of about `size`, all the scans
+    of one resident or one voucher in the same chunk, in the order they were made."""
     by_subject: dict[str, list[tuple[int, Scan]]] = {}
-    for index, scan in enumerate(scans):
+    for index, scan in scans:
         by_subject.setdefault(_subject(settings, scan.code), []).append((index, scan))
     chunks = [Chunk([], set())]
     for subject, group in by_subject.items():
-        if chunks[-1].scans and len(chunks[-1].scans) + len(group) > CHUNK:
+        if chunks[-1].scans and len(chunks[-1].scans) + len(group) > size:
             chunks.append(Chunk([], set()))
         chunks[-1].scans.extend(group)
         if subject.startswith("card:"):
@@ -212,6 +226,124 @@ def _subject(settings: Settings, code: str) -> str:
         return f"card:{fields.subject_id}" if fields.kind == "card" else f"voucher:{fields.voucher}"
     card = read_member_code(settings, code) if code.upper().startswith("M") else None
     return f"card:{card[0]}" if card else f"voucher:{normalize_voucher_code(code) or code}"
+
+
+async def _credit_in_sets(settings: Settings, staff: User, event: Event, scans: list[Scan],
+                          keys: dict[int, TownKey], results: dict[int, dict]) -> None:
+    """Credit the card scans that simply succeed in sets (express.write_batch): a genuine
+    card of the town, not reissued, its resident active and the event open at the scan's
+    moment, the nonce not seen before, within the caps. Their outcomes go in `results`; a
+    scan left out (or skipped by the set, which judges the caps and the claim) wrote
+    nothing and is left for `_sync_one`. The same rows as `_sync_one` writes: the check-in,
+    entry, balance and totals, the staff member's audit record and the nonce's row.
+
+    In chunks, each resident's scans in one. The cards' signatures (most of the server's
+    work here) are checked in threads, all chunks at once, while the chunks checked are
+    written: the server's cores and the database work at the same time, not in turn."""
+    if (acting_helper.get() is not None or event.points <= 0
+            or not await express.may_seal_in_database()):
+        return
+    synced_at = now()
+    chunks = _chunks(settings, list(enumerate(scans)), SET)
+    lanes = asyncio.Semaphore(LANES)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            checked = [tasks.create_task(asyncio.to_thread(
+                _cards, settings, chunk.scans, keys, synced_at)) for chunk in chunks]
+            for chunk, cards in zip(chunks, checked, strict=True):
+                judged = await _judge(staff, event, chunk.scans, await cards, synced_at)
+                if judged is not None:
+                    await lanes.acquire()
+                    writer = tasks.create_task(_write_in_set(staff, event, scans, *judged,
+                                                             synced_at, results))
+                    writer.add_done_callback(lambda _writer: lanes.release())
+    except ExceptionGroup as group:  # the database gone: its own error (a 503), not a group
+        raise group.exceptions[0] from None
+
+
+def _cards(settings: Settings, chunk: list[tuple[int, Scan]], keys: dict[int, TownKey],
+           synced_at: datetime) -> dict[int, tuple[int, int]]:
+    """(resident, serial) of each genuine card scanned at a possible time, by its place."""
+    cards = {}
+    for index, scan in chunk:
+        parsed = signed_codes.parse(scan.code)
+        if ((parsed[0].kind == "card") if parsed else scan.code.upper().startswith("M")) and (
+                synced_at - MAX_AGE <= scan.scanned_at <= synced_at + CLOCK_SLACK):
+            card = signed_codes.member_with(settings, scan.code, keys)
+            if card is not None:
+                cards[index] = card
+    return cards
+
+
+async def _judge(staff: User, event: Event, chunk: list[tuple[int, Scan]],
+                 cards: dict[int, tuple[int, int]], synced_at: datetime
+                 ) -> tuple[list[tuple[int, express.Scan]], dict[int, User]] | None:
+    """The chunk's scans that may be credited in a set (by resident, as the express batches
+    lock them; a resident's scans in the order made), and their residents; None for none."""
+    if not cards:
+        return None
+    residents = {user.id: user for user in await User.filter(
+        id__in={user_id for user_id, _serial in cards.values()}, town_id=event.town_id)}
+    seen = set(await OfflineScan.filter(nonce__in=[scan.nonce for index, scan in chunk
+                                                   if index in cards]
+                                        ).values_list("nonce", flat=True))
+    pending: list[tuple[int, express.Scan]] = []
+    for index, scan in chunk:
+        user_id, serial = cards.get(index, (0, 0))
+        resident = residents.get(user_id)
+        moment = min(scan.scanned_at, synced_at)
+        if (resident is not None and scan.nonce not in seen and resident.card_serial == serial
+                and _may_check_in_at(event, resident, moment)):
+            pending.append((index, express.staff_scan(
+                event, user_id=user_id, serial=serial, staff_id=staff.id, method="offline",
+                moment=moment)))
+    pending.sort(key=lambda pair: pair[1].user_id)
+    return (pending, residents) if pending else None
+
+
+def _may_check_in_at(event: Event, resident: User, moment: datetime) -> bool:
+    with replaying(moment):
+        try:
+            may_check_in(event, resident)
+        except DomainError:
+            return False
+    return True
+
+
+async def _write_in_set(staff: User, event: Event, scans: list[Scan],
+                        batch: list[tuple[int, express.Scan]], residents: dict[int, User],
+                        synced_at: datetime, results: dict[int, dict]) -> None:
+    rows = {index: {
+        "nonce": scans[index].nonce, "staff_id": staff.id, "event_id": event.id, "kind": "card",
+        "subject_id": credit.user_id, "outcome": "credited", "reason": "", "detail": "{}",
+        "points": event.points, "name": mask_name(residents[credit.user_id].display_name),
+        "scanned_at": scans[index].scanned_at, "synced_at": synced_at}
+        for index, credit in batch}
+    try:
+        async with in_transaction() as connection:
+            # The nonces first: they claim the scans (a repeat fails here, before anything
+            # else is written; and on SQLite a write first takes the write lock at once).
+            await insert_rows(connection, "offline_scans", list(rows.values()))
+            written = await express.write_batch([credit for _, credit in batch],
+                                                connection=connection)
+            skipped = [rows.pop(index)["nonce"]
+                       for (index, _), done in zip(batch, written, strict=True) if done is None]
+            if skipped:
+                await OfflineScan.filter(nonce__in=skipped).using_db(connection).delete()
+            await insert_rows(connection, "audit_events", [{
+                "actor_id": staff.id, "tag": "checkins:checkin:proxy",
+                "subject": f"user:{credit.user_id}", "town_id": event.town_id,
+                "village_id": event.village_id, "ip": request_ip.get(), "entry_id": done[2],
+                "created_at": credit.moment, "data": json.dumps({
+                    "event": event.id, "points": event.points, "offline": True,
+                    "scanned_at": utc_text(scans[index].scanned_at),
+                    "synced_at": utc_text(synced_at), "nonce": scans[index].nonce})}
+                for (index, credit), done in zip(batch, written, strict=True)
+                if done is not None])
+    except (IntegrityError, sqlite3.IntegrityError):
+        return  # a nonce synced meanwhile (another tab): each scan on its own, which says so
+    for index, row in rows.items():
+        results[index] = _result(OfflineScan(**row | {"detail": {}}), repeat=False)
 
 
 async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,

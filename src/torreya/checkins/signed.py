@@ -107,13 +107,23 @@ async def verify(code: str, keys: dict[int, TownKey] | None = None) -> Signed | 
     parsed = parse(code)
     if parsed is None:
         return None
+    if keys is None:
+        key = await TownKey.get_or_none(id=parsed[0].key_id, town_id=parsed[0].town_id)
+        keys = {key.id: key} if key is not None else {}
+    return _checked(parsed, keys)
+
+
+def verify_with(code: str, keys: dict[int, TownKey]) -> Signed | None:
+    """`verify` with the town's keys given, without the event loop: the signature check
+    lets other threads run meanwhile (a sync checks its cards in threads)."""
+    parsed = parse(code)
+    return _checked(parsed, keys) if parsed is not None else None
+
+
+def _checked(parsed: tuple[Signed, bytes, bytes], keys: dict[int, TownKey]) -> Signed | None:
     signed, payload, signature = parsed
-    if keys is not None:
-        key = keys.get(signed.key_id)
-        key = key if key is not None and key.town_id == signed.town_id else None
-    else:
-        key = await TownKey.get_or_none(id=signed.key_id, town_id=signed.town_id)
-    if key is None:
+    key = keys.get(signed.key_id)
+    if key is None or key.town_id != signed.town_id:
         return None
     try:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(key.public_key)).verify(signature,
@@ -136,11 +146,20 @@ async def member_of(settings: Settings, code: str, keys: dict[int, TownKey] | No
                     ) -> tuple[int, int] | None:
     """(user_id, serial) of a genuine member card, signed (the QR) or typed (the short code).
     `keys` as for `verify`."""
+    if keys is not None or not is_signed(code):
+        return member_with(settings, code, keys or {})
+    fields = await verify(code)
+    return (fields.subject_id, fields.serial) if fields and fields.kind == "card" else None
+
+
+def member_with(settings: Settings, code: str, keys: dict[int, TownKey]
+                ) -> tuple[int, int] | None:
+    """`member_of` with the town's keys given, without the event loop (see `verify_with`)."""
     from torreya.checkins.codes import read_member_code
 
     if not is_signed(code):
         return read_member_code(settings, code)
-    fields = await verify(code, keys)
+    fields = verify_with(code, keys)
     return (fields.subject_id, fields.serial) if fields and fields.kind == "card" else None
 
 
