@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     env = server_env(db_url)
     servers = []
     rounds: list[tuple[wrk.Figures, wrk.Figures, wrk.Figures]] = []
+    spent: list[float] = []  # CPU seconds of Torreya's server and the database, per round
     try:
         ours_port, bare_port = free_port(), free_port()
         servers.append(start("torreya.asgi:app", ours_port, env, args.workers))
@@ -278,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         short = min(2.0, args.seconds)
         wrk.run("warm-up", bare_url, seconds=short,
                 requests_file=requests_file("warm-bare", "/insert", warm))
-        wrk.run("warm-up", ours_url, seconds=short,
-                requests_file=requests_file("warm-ours", "/api/v1/checkins", warm))
+        warmed = wrk.run("warm-up", ours_url, seconds=short,
+                         requests_file=requests_file("warm-ours", "/api/v1/checkins", warm))
         c, seconds = args.connections, args.seconds
         for n, chosen in enumerate(slices):
             def bare_insert(n=n, chosen=chosen) -> wrk.Figures:
@@ -287,9 +288,12 @@ def main(argv: list[str] | None = None) -> int:
                                requests_file=requests_file(f"bare{n}", "/insert", chosen))
 
             def check_in(n=n, chosen=chosen) -> wrk.Figures:
-                return wrk.run("Torreya check-in", ours_url, seconds=seconds, connections=c,
-                               requests_file=requests_file(f"ours{n}", "/api/v1/checkins",
-                                                           chosen))
+                before = cpu_seconds(servers[0].pid)
+                figures = wrk.run("Torreya check-in", ours_url, seconds=seconds,
+                                  connections=c, requests_file=requests_file(
+                                      f"ours{n}", "/api/v1/checkins", chosen))
+                spent.append(cpu_seconds(servers[0].pid) - before)
+                return figures
 
             generator = wrk.run("bare JSON (generator cap)", json_url, seconds=seconds,
                                 connections=c)
@@ -302,8 +306,11 @@ def main(argv: list[str] | None = None) -> int:
                 bare = bare_insert()
             rounds.append((generator, bare, ours))
         if offline is not None:
+            before = cpu_seconds(servers[0].pid)
             drained = asyncio.run(drain_outbox(db_url))
+            middle = cpu_seconds(servers[0].pid)
             synced = offline_sync(f"http://127.0.0.1:{ours_port}", *offline, args.batch)
+            sync_cpu, drain_cpu = cpu_seconds(servers[0].pid) - middle, middle - before
     finally:
         for server in servers:
             server.terminate()
@@ -336,11 +343,43 @@ def main(argv: list[str] | None = None) -> int:
               f"per request, one request at a time: {per_scan * 1000:.2f} ms per scan; "
               f"a check-in under load costs {per_checkin * 1000:.2f} ms of the server "
               f"(1 / its median rate): ratio {per_scan / per_checkin:.2f}")
+        # The same in CPU time, which one request at a time cannot turn into throughput
+        # the way 64 connections do: the server's and the database's processes, from /proc.
+        # A check-in's share of the outbox dispatch left to after the load is added to it.
+        checkins = warmed.requests + sum(ours.requests for _, _, ours in rounds)
+        dispatch = drain_cpu / checkins
+        checkin_cpu = statistics.median(
+            cpu / ours.requests for cpu, (_, _, ours) in zip(spent, rounds, strict=True)
+        ) + dispatch
+        scan_cpu = sync_cpu / max(credited, 1)
+        print(f"  CPU (Torreya's server and the database): {scan_cpu * 1000:.2f} ms per "
+              f"synced scan; {checkin_cpu * 1000:.2f} ms per check-in (median of the rounds, "
+              f"{dispatch * 1000:.2f} ms of it the dispatch after the load): ratio "
+              f"{scan_cpu / checkin_cpu:.2f}")
     if any(ours.requests > per_round for _, _, ours in rounds):
         print("  note: a round ran out of pairs (raise --rate-cap); repeats answered 409")
     clean = all(f.non2xx == 0 and f.socket_errors == 0 for r in rounds for f in r[1:]) and (
         offline is None or synced[1] == len(offline[2]))
     return 0 if clean else 1
+
+
+def cpu_seconds(server: int) -> float:
+    """CPU seconds (user and system) used so far by the process `server`, its children
+    (the workers of `--workers N`) and every PostgreSQL process on the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    processes: dict[int, tuple[str, int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[
+                stat.rindex(")") + 2:].split()
+            processes[int(entry.name)] = (name, int(fields[1]),
+                                          (int(fields[11]) + int(fields[12])) / ticks)
+    return sum(cpu for pid, (name, parent, cpu) in processes.items()
+               if server in (pid, parent) or name == "postgres")
 
 
 def cpu_model() -> str:
