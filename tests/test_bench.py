@@ -34,6 +34,8 @@ def test_checkin_benchmark_runs():
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio check-in / bare INSERT" in result.stdout
     assert "bare JSON (generator cap)" in result.stdout
+    assert "offline sync: 400 of 400 scans credited" in result.stdout
+    assert "ms per synced scan" in result.stdout and "ms per check-in" in result.stdout
 
 
 def test_burst_benchmark_runs():
