@@ -105,22 +105,27 @@ async def _scan(settings: Settings, claims: AccessClaims, token: str) -> Scan | 
             or not is_open(event, moment)):
         return None
     return Scan(event, code.mode, claims.user_id, moment,
-                _entry(event, claims.user_id, claims.user_id, moment), claims=claims)
+                _entry(event, claims.user_id, claims.user_id, moment, proxy=False),
+                claims=claims)
 
 
 def staff_scan(event: Event, *, user_id: int, serial: int, staff_id: int, method: str,
                moment: datetime) -> Scan:
     """A staff member's scan of a resident's card (serial `serial`), credited at `moment`:
     written as the ordinary path writes it, the entry the staff member's, as a proxy."""
-    return Scan(event, method, user_id, moment, _entry(event, user_id, staff_id, moment),
-                staff_id=staff_id, serial=serial)
+    return Scan(event, method, user_id, moment,
+                _entry(event, user_id, staff_id, moment, proxy=True), staff_id=staff_id,
+                serial=serial)
 
 
-def _entry(event: Event, user_id: int, actor_id: int, moment: datetime) -> dict:
+def _entry(event: Event, user_id: int, actor_id: int, moment: datetime, *, proxy: bool
+           ) -> dict:
+    """The entry's columns but balance_after and seal; `proxy` as the function writes it
+    (a staff member's scan)."""
     return {"user_id": user_id, "town_id": event.town_id, "delta": event.points,
             "kind": KIND, "memo": event.title[:200], "source_type": "event",
             "source_id": event.id, "idem_key": f"checkin:{event.id}:{user_id}",
-            "actor_id": actor_id, "proxy": actor_id != user_id, "counts_as_earned": True,
+            "actor_id": actor_id, "proxy": proxy, "counts_as_earned": True,
             "created_at": moment}
 
 
