@@ -14,7 +14,7 @@ from typing import Any
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from torreya.api.schema import Out, Time
-from torreya.db import now, placeholders
+from torreya.db import insert_rows, now
 
 
 class CheckinCreated(Out):
@@ -135,10 +135,7 @@ async def emit(connection: BaseDBAsyncClient, *messages: Message) -> None:
     if not messages:
         return
     moment = now()
-    values: list[object] = []
-    for message in messages:
-        values += [message.town_id, message.event_type,
-                   json.dumps(message.data, default=_encode, ensure_ascii=False), moment]
-    rows = ", ".join(["(?, ?, ?, ?)"] * len(messages))
-    sql = f"INSERT INTO outbox (town_id, event_type, payload, created_at) VALUES {rows}"
-    await connection.execute_query(placeholders(connection, sql), values)
+    await insert_rows(connection, "outbox", [
+        {"town_id": message.town_id, "event_type": message.event_type,
+         "payload": json.dumps(message.data, default=_encode, ensure_ascii=False),
+         "created_at": moment} for message in messages])
