@@ -436,6 +436,8 @@ async def test_a_sync_cut_off_midway_answers_503_and_its_retry_counts_each_scan_
     first = await Checkin.filter(event_id=event.id).count()
     assert first in (0, sets[0]) and first < 150
     assert await OfflineScan.filter(event_id=event.id).count() == first
+    assert await LedgerEntry.filter(source_id=event.id, kind="checkin").count() == first
+    assert await AuditEvent.filter(tag="checkins:checkin:proxy").count() == first
     monkeypatch.setattr(express, "write_batch", write_batch)
     retry = await _sync(client, headers, event.id, scans)
     assert retry.status_code == 200, retry.text
