@@ -26,6 +26,11 @@ SECURITY_HEADERS = [
 
 
 class SecurityHeadersMiddleware:
+    """The headers every answer carries; and `Cache-Control: no-store` on every answer for
+    a logged-in user (a bearer token, or a page whose login was read): a shared computer's
+    browser or a proxy keeps no copy of a resident's balance or a village's roster. Public
+    pages and static files keep their own caching."""
+
     def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
         self.headers = list(SECURITY_HEADERS)
@@ -39,12 +44,24 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
                 extra = [(k, v) for k, v in self.headers if k not in present]
-                message["headers"] = list(message.get("headers", [])) + extra
+                if _for_a_login(scope):
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = headers + extra
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _for_a_login(scope: Scope) -> bool:
+    """Did this request come with a login: a bearer token, or a user read by the page?"""
+    state = scope.get("state") or {}
+    if state.get("user") is not None or state.get("claims") is not None:
+        return True
+    return any(k == b"authorization" for k, _ in scope.get("headers", ()))
 
 
 class PageSessions:

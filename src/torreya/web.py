@@ -76,6 +76,9 @@ async def _act_as_helper(request: Request, helper_id: object, user: User) -> Use
     from torreya.signin import family
 
     acting = await family.acting_for(helper_id, user)
+    if acting is not None and not family.helper_may(request.method,
+                                                     route_template(request.scope)):
+        raise family.HelperCannotDoThisError(name=user.display_name)
     if acting is None:
         if request.url.path.startswith("/api/"):
             raise UnauthenticatedError("Your login has expired or is not valid. Please log "
@@ -85,6 +88,17 @@ async def _act_as_helper(request: Request, helper_id: object, user: User) -> Use
     family.acting_helper.set(acting)
     request.state.helper = acting
     return user
+
+
+def route_template(scope) -> str:
+    """The path template a request reached ("/api/v1/me/sessions/{sid}/revoke"), the
+    mounts' prefixes included; "" before routing."""
+    route = scope.get("route")
+    # A mount sets app_root_path and adds its prefix to root_path; outside any mount the
+    # root_path is the server's own (uvicorn --root-path), not part of the template.
+    prefix = (scope.get("root_path", "").removeprefix(scope["app_root_path"])
+              if "app_root_path" in scope else "")
+    return prefix + getattr(route, "path", "") if route is not None else ""
 
 
 def current_helper(request: Request):
@@ -195,6 +209,21 @@ async def confirm_big_action(request: Request, user: User, form: FormData | None
         await sessions.step_up(settings, user=user, sid=current_sid(request),
                                password=password[:256], ip=client_ip(request))
     await sessions.require_step_up(settings, user=user, sid=current_sid(request))
+
+
+async def confirmed(request: Request, user: User, form: FormData | None = None) -> bool:
+    """`confirm_big_action` for pages that send the person to /me/confirm instead of
+    answering 403: False when this login has not confirmed lately."""
+    try:
+        await confirm_big_action(request, user, form)
+    except sessions.StepUpRequiredError:
+        return False
+    return True
+
+
+def confirm_first(back: str) -> RedirectResponse:
+    """To the page where a person confirms it is them (/me/confirm), then back to `back`."""
+    return redirect(f"/me/confirm?next={quote(safe_next(back))}")
 
 
 async def needs_step_up_for(person: User, delta: int) -> bool:

@@ -96,11 +96,14 @@ async def test_turning_it_off_needs_the_password(client):
                                            "code": app.now()})
     page = await client.get("/me/totp")
     assert "关闭两步登录" in page.text
+    past = now() - timedelta(minutes=6)  # the login's own confirmation has lapsed
+    await UserSession.filter(user_id=admin.id).update(created_at=past, stepped_up_at=past)
     form = {"csrf_token": csrf_from(page.text), "action": "disable"}
-    wrong = await client.post("/me/totp", data={**form, "password": "guess-guess"})
+    assert (await client.post("/me/totp", data=form)).status_code == 403  # step_up_required
+    wrong = await client.post("/me/totp", data={**form, "confirm_password": "guess-guess"})
     assert wrong.status_code == 401
     assert (await User.get(id=admin.id)).totp_secret
-    off = await client.post("/me/totp", data={**form, "password": PASSWORD})
+    off = await client.post("/me/totp", data={**form, "confirm_password": PASSWORD})
     assert off.status_code == 303
     assert (await User.get(id=admin.id)).totp_secret is None
     assert (await client.post("/api/v1/auth/token", json={

@@ -97,8 +97,10 @@ async def active_sessions(user: User) -> list[UserSession]:
     return [s for s in rows if s.id not in ended]
 
 
-async def end_session(*, actor: User, user: User, sid: str) -> None:
-    """End one login of `user` (their own, from settings). Not found if it is not theirs."""
+async def end_session(*, actor: User, user: User, sid: str,
+                      tag: str = "accounts:session:end") -> None:
+    """End one login of `user` (their own, from settings; `tag` "accounts:logout" for the
+    login that logs out). Not found if it is not theirs or already ended."""
     session = await UserSession.get_or_none(id=sid, user_id=user.id, ended_at=None)
     if session is None:
         raise NotFoundError()
@@ -110,7 +112,7 @@ async def end_session(*, actor: User, user: User, sid: str) -> None:
         ended[sid] = int(session.expires_at.timestamp())
         await User.filter(id=user.id).using_db(connection).update(ended_sessions=ended)
         await UserSession.filter(id=sid).using_db(connection).update(ended_at=moment)
-        await audit.record(actor, "accounts:session:end", connection=connection,
+        await audit.record(actor, tag, connection=connection,
                            subject=f"user:{user.id}", town_id=user.town_id,
                            village_id=user.village_id, data={"session": sid})
     user.ended_sessions = ended
@@ -127,20 +129,28 @@ async def end_all(connection, user: User) -> None:
 # -- step-up ---------------------------------------------------------------------------------
 
 
-async def step_up(settings: Settings, *, user: User, sid: str | None, password: str,
-                  ip: str) -> None:
-    """Confirm the password (or, where two-step login is on, the app's current code) for
-    this login; big actions are allowed for STEP_UP_SECONDS.
-    Throttled like a login. Raises InvalidCredentialsError, TooManyAttemptsError."""
+async def step_up(settings: Settings, *, user: User, sid: str | None, password: str = "",
+                  code: str = "", ip: str) -> None:
+    """Confirm it is still the person, for this login; big actions (and changes to how
+    they log in) are allowed for STEP_UP_SECONDS. The proof is the password; or, where
+    two-step login is on, the app's current code; or, for someone with no password (a
+    resident who logs in by SMS), a code sent to their own phone (`code`).
+    Throttled like a login. Raises InvalidCredentialsError, InvalidCodeError,
+    InvalidTotpError, TooManyAttemptsError."""
     from torreya.errors import InvalidCredentialsError
     from torreya.security import release_login_attempt, reserve_login_attempt
-    from torreya.signin import totp
+    from torreya.signin import codes, totp
 
-    if sid and user.totp_secret and password.strip().isdigit() and len(password.strip()) == 6:
-        await totp.check(settings, user=user, code=password, ip=ip)  # the app's code
+    typed = (code or password).strip()
+    if not sid:
+        raise InvalidCredentialsError("Wrong password.")
+    if user.totp_secret and typed.isdigit() and len(typed) == 6:
+        await totp.check(settings, user=user, code=typed, ip=ip)  # the app's code
+    elif code and not user.password_hash and user.phone:
+        await codes.prove_phone(settings, phone=user.phone, code=code)
     else:
         reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
-        if not sid or not verify_password(user.password_hash, password):
+        if not verify_password(user.password_hash, password):
             await audit.record(user, "accounts:step_up:fail", connection=None,
                                subject=f"user:{user.id}", village_id=user.village_id)
             raise InvalidCredentialsError("Wrong password.")
@@ -148,6 +158,11 @@ async def step_up(settings: Settings, *, user: User, sid: str | None, password: 
     await UserSession.filter(id=sid, user_id=user.id).update(stepped_up_at=now())
     await audit.record(user, "accounts:step_up:success", connection=None,
                        subject=f"user:{user.id}", village_id=user.village_id)
+
+
+def confirms_by_sms(user: User) -> bool:
+    """Someone without a password confirms with a code sent to their phone."""
+    return not user.password_hash and bool(user.phone)
 
 
 async def require_step_up(settings: Settings, *, user: User, sid: str | None) -> None:

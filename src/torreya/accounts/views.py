@@ -19,6 +19,7 @@ from torreya.signin.family import refuse_helper
 from torreya.templating import render
 from torreya.web import (
     client_ip,
+    current_sid,
     current_user,
     flash,
     read_form,
@@ -186,7 +187,16 @@ async def _sign_in_by_phone(request: Request, choice, target: str) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """This browser's login ends on the server too: its session row is ended, so the cookie
+    is worth nothing even if it was copied (a family helper's login likewise)."""
     await read_form(request)
+    user = await current_user(request)
+    sid = current_sid(request)
+    if user is not None and sid:
+        try:
+            await sessions.end_session(actor=user, user=user, sid=sid, tag="accounts:logout")
+        except NotFoundError:  # ended a moment ago from another tab: out all the same
+            pass
     request.session.clear()
     return redirect("/login")
 
@@ -229,6 +239,42 @@ async def change_my_password(request: Request) -> Response:
     await start_web_session(request, user)
     flash(request, _("Password changed. Every other device is logged out."))
     return redirect("/me/settings")
+
+
+async def confirm_page(request: Request) -> Response:
+    """Confirm it is you (a bank's or GitHub's "sudo mode"): before changing how you log
+    in, or a big action, when you last logged in or confirmed more than 5 minutes ago.
+    With the password; the authenticator's code where two-step login is on; or, for a
+    resident who has no password, a code sent by SMS to their own phone."""
+    from torreya.console.views import error_text
+    from torreya.signin import codes
+    from torreya.signin.phones import mask_phone
+
+    user = await require_user(request)
+    settings = request.app.state.settings
+    target = safe_next(request.query_params.get("next"))
+    by_sms = sessions.confirms_by_sms(user)
+    error, sent, status = None, False, 200
+    if request.method == "POST":
+        form = await read_form(request)
+        target = safe_next(str(form.get("next", "")))
+        try:
+            if form.get("action") == "send" and by_sms:
+                await codes.request_code(settings, phone=user.phone, ip=client_ip(request))
+                sent = True
+            else:
+                await sessions.step_up(settings, user=user, sid=current_sid(request),
+                                       password=str(form.get("password", ""))[:256],
+                                       code=str(form.get("code", ""))[:12],
+                                       ip=client_ip(request))
+                flash(request, _("Thank you. For the next 5 minutes you can go on without "
+                                 "confirming again."))
+                return redirect(target)
+        except DomainError as exc:
+            error, status, sent = error_text(exc), exc.status, by_sms
+    return render(request, "accounts/confirm.html", {
+        "next": target, "by_sms": by_sms, "sent": sent, "error": error,
+        "masked": mask_phone(user.phone), "totp": bool(user.totp_secret)}, status=status)
 
 
 async def end_sessions_of(request: Request) -> Response:
@@ -285,6 +331,7 @@ routes = [
     Route("/logout/everywhere", end_my_sessions, methods=["POST"], name="logout_everywhere"),
     Route("/me/sessions/{sid}/end", end_one_session, methods=["POST"], name="end_session"),
     Route("/me/password", change_my_password, methods=["POST"], name="change_password"),
+    Route("/me/confirm", confirm_page, methods=["GET", "POST"], name="confirm"),
     Route("/users/{id:id}/sessions/end", end_sessions_of, methods=["POST"],
           name="end_sessions"),
     Route("/lang", switch_language, name="lang"),

@@ -124,7 +124,7 @@ class VillageOut(Out):
 
 class UserIn(Body):
     username: Text(64, min_length=3)
-    password: Text(256, markup=True, min_length=6) | None = None
+    password: Text(256, markup=True, min_length=8) | None = None
     display_name: Text(64)
     village_id: Id | None = None
     town_id: Id | None = None
@@ -157,8 +157,13 @@ class PasswordChangeIn(Body):
     new_password: Text(256, markup=True)
 
 
-class PasswordIn(Body):
-    password: Text(256, markup=True)
+class StepUpIn(Body):
+    """The password; or the authenticator's 6-digit code where two-step login is on; or,
+    for a resident without a password, `code`: the SMS code sent to their own phone by
+    POST /auth/sms-code."""
+
+    password: Text(256, markup=True) | None = None
+    code: Text(12) | None = None
 
 
 @endpoint("POST", "/auth/token", body=TokenIn, returns=TokenOut,
@@ -299,7 +304,7 @@ async def adjust(request: Request, body: AdjustmentIn) -> object:
 
 @endpoint("POST", "/me/sessions/revoke", status=204, tag="accounts",
           summary="Log out everywhere: end every session and bearer token of mine, this one too",
-          summary_zh="退出所有登录（包括这一个）")
+          summary_zh="退出所有登录（包括这一个）", errors=["helper_forbidden"])
 async def revoke_my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     await service.end_sessions(actor=user, target=user)
@@ -320,7 +325,7 @@ async def revoke_sessions(request: Request, body: None) -> object:
 
 @endpoint("GET", "/me/sessions", returns=SessionList,
           summary="Where I am logged in: each login's device, address and last use",
-          summary_zh="我在哪些设备上登录着", tag="accounts")
+          summary_zh="我在哪些设备上登录着", tag="accounts", errors=["helper_forbidden"])
 async def my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     this = current_sid(request)
@@ -333,7 +338,7 @@ async def my_sessions(request: Request, body: None) -> object:
 
 @endpoint("POST", "/me/sessions/{sid}/revoke", status=204, tag="accounts",
           summary="End one of my logins (a device I no longer use)",
-          summary_zh="结束我的某一个登录", errors=["not_found"])
+          summary_zh="结束我的某一个登录", errors=["not_found", "helper_forbidden"])
 async def revoke_one_session(request: Request, body: None) -> object:
     user = await require_user(request)
     await sessions.end_session(actor=user, user=user, sid=request.path_params["sid"])
@@ -343,7 +348,8 @@ async def revoke_one_session(request: Request, body: None) -> object:
 @endpoint("POST", "/me/password", body=PasswordChangeIn, returns=TokenOut,
           summary="Change my password: every login ends; a new token for this client",
           summary_zh="修改密码：其他登录全部结束，本客户端得到新令牌", tag="accounts",
-          errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
+          errors=["invalid_credentials", "too_many_attempts", "invalid_request",
+                  "helper_forbidden"])
 async def change_password(request: Request, body: PasswordChangeIn) -> object:
     settings = request.app.state.settings
     user = await service.change_password(settings, user=await require_user(request),
@@ -352,12 +358,18 @@ async def change_password(request: Request, body: PasswordChangeIn) -> object:
     return json(await _token_for(request, user))
 
 
-@endpoint("POST", "/auth/step-up", status=204, tag="accounts", body=PasswordIn,
-          summary="Confirm my password again: big actions are allowed for 5 minutes",
-          summary_zh="再次确认密码：5 分钟内可以做大额操作",
-          errors=["invalid_credentials", "too_many_attempts", "invalid_request"])
-async def step_up(request: Request, body: PasswordIn) -> object:
+@endpoint("POST", "/auth/step-up", status=204, tag="accounts", body=StepUpIn,
+          summary="Confirm it is me again (password, app code or SMS code): big actions "
+                  "and changes to how I log in are allowed for 5 minutes",
+          summary_zh="再次确认身份（密码、验证器或短信验证码）：5 分钟内可以做大额操作",
+          errors=["invalid_credentials", "invalid_code", "too_many_attempts",
+                  "invalid_request", "helper_forbidden"])
+async def step_up(request: Request, body: StepUpIn) -> object:
     user = await require_user(request)
+    if not (body.password or body.code):
+        raise InvalidRequestError("Field %(name)s is required.", field="password",
+                                  name="password")
     await sessions.step_up(request.app.state.settings, user=user, sid=current_sid(request),
-                           password=body.password, ip=client_ip(request))
+                           password=body.password or "", code=body.code or "",
+                           ip=client_ip(request))
     return Response(status_code=204)

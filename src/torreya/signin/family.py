@@ -154,6 +154,39 @@ def refuse_helper(member: User) -> None:
     _not_by_a_helper(member)
 
 
+# -- what a helper's login may reach -------------------------------------------------------
+#
+# A helper acts for the resident in what the resident does with points (check in, redeem,
+# sign, report, read their inbox), never in the resident's own ways in: their logins and
+# devices, password, two-step login, linked WeChat/OIDC accounts, their family helpers, and
+# confirming big actions (a helper's login is never the resident's password). Checked for
+# every request a helper's login makes, web and API alike (web.current_user), by the route
+# the request reached; the route walk in tests/accounts/test_route_walk.py holds every
+# route of the app to it.
+OWNER_ONLY: frozenset[tuple[str, str]] = frozenset({
+    ("GET", "/api/v1/me/sessions"),
+    ("POST", "/api/v1/me/sessions/revoke"),
+    ("POST", "/api/v1/me/sessions/{sid}/revoke"),
+    ("POST", "/api/v1/me/password"),
+    ("POST", "/api/v1/auth/step-up"),
+    ("POST", "/logout/everywhere"),
+    ("POST", "/me/sessions/{sid}/end"),
+    ("POST", "/me/password"),
+    ("GET", "/me/totp"),
+    ("POST", "/me/totp"),
+    ("POST", "/me/identities/{id:id}/unlink"),
+    ("POST", "/me/family"),
+    ("GET", "/me/confirm"),
+    ("POST", "/me/confirm"),
+})
+
+
+def helper_may(method: str, route: str) -> bool:
+    """May a family helper's login make this request (`route`: the path template the
+    request reached, e.g. "/api/v1/me/sessions")? The one place that decides."""
+    return (("GET" if method == "HEAD" else method), route) not in OWNER_ONLY
+
+
 @dataclass(frozen=True)
 class Choice:
     """Someone a proven phone may act as: the phone's own resident, or a helped one."""

@@ -13,7 +13,17 @@ from torreya.models import Role, User
 from torreya.signin import family
 from torreya.signin.phones import mask_phone
 from torreya.templating import render
-from torreya.web import current_helper, flash, pop_flashes, read_form, redirect, require_user
+from torreya.web import (
+    confirm_big_action,
+    confirm_first,
+    confirmed,
+    current_helper,
+    flash,
+    pop_flashes,
+    read_form,
+    redirect,
+    require_user,
+)
 
 
 async def my_family(request: Request) -> Response:
@@ -29,6 +39,8 @@ async def my_family(request: Request) -> Response:
                                            helper_id=_int(form.get("helper_id")))
                 flash(request, _("Removed: that number can no longer act for you."))
             else:
+                if not await confirmed(request, user, form):
+                    return confirm_first("/me/family")
                 helper = await family.add_helper(
                     actor=user, member=user, phone=str(form.get("phone", ""))[:32],
                     name=str(form.get("name", ""))[:64])
@@ -60,6 +72,7 @@ async def helpers_of_resident(request: Request) -> Response:
             flash(request, _("Removed: that number can no longer act for %(name)s.",
                              name=person.display_name))
         else:
+            await confirm_big_action(request, staff, form)  # naming who may act for them
             helper = await family.add_helper(actor=staff, member=person,
                                              phone=str(form.get("phone", ""))[:32],
                                              name=str(form.get("name", ""))[:64])

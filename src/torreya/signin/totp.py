@@ -14,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.accounts.permissions import rank
-from torreya.errors import DomainError, ForbiddenError, InvalidCredentialsError
+from torreya.errors import DomainError, ForbiddenError
 from torreya.models import Role, User
 from torreya.security import derive_key, release_login_attempt, reserve_login_attempt
 from torreya.settings import Settings
@@ -89,7 +89,9 @@ def _matching_step(secret: str, code: str) -> int | None:
 
 
 async def enable(settings: Settings, *, user: User, secret: str, code: str) -> None:
-    """Turn TOTP on after the person proved their app has the secret."""
+    """Turn TOTP on after the person proved their app has the secret (and, the caller,
+    that they are who they say: web.confirm_big_action; a stolen session must not put its
+    own authenticator on the account)."""
     if not may_use(user):
         raise ForbiddenError()
     if _matching_step(secret, code) is None:
@@ -101,15 +103,9 @@ async def enable(settings: Settings, *, user: User, secret: str, code: str) -> N
                            subject=f"user:{user.id}", village_id=user.village_id)
 
 
-async def disable(settings: Settings, *, user: User, password: str, ip: str) -> None:
-    from torreya.security import verify_password
-
-    reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
-    if not verify_password(user.password_hash, password):
-        raise InvalidCredentialsError("Wrong password.")
-    await release_login_attempt(username=user.username, reserved=reserved)
+async def disable(settings: Settings, *, user: User) -> None:
+    """Turn TOTP off (the caller has made the person confirm: web.confirm_big_action)."""
     async with in_transaction() as connection:
         await User.filter(id=user.id).using_db(connection).update(totp_secret=None)
         await audit.record(user, "accounts:totp:disable", connection=connection,
                            subject=f"user:{user.id}", village_id=user.village_id)
-

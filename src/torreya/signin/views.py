@@ -15,7 +15,9 @@ from torreya.models import Role
 from torreya.signin import oidc
 from torreya.templating import render
 from torreya.web import (
-    client_ip,
+    confirm_big_action,
+    confirm_first,
+    confirmed,
     current_user,
     flash,
     read_form,
@@ -33,6 +35,8 @@ async def oidc_start(request: Request) -> Response:
     request.session["oidc_next"] = safe_next(request.query_params.get("next"))
     user = await current_user(request)
     if request.query_params.get("link") == "1" and user is not None:
+        if not await confirmed(request, user):
+            return confirm_first("/login/oidc?link=1")
         request.session["oidc_link"] = user.id
     else:
         request.session.pop("oidc_link", None)
@@ -52,6 +56,8 @@ async def oidc_callback(request: Request) -> Response:
             from torreya.signin.family import refuse_helper
 
             refuse_helper(user)
+            if not await confirmed(request, user):
+                return confirm_first("/me/settings")
             await oidc.link(settings, user=user, subject=str(claims["sub"])[:255])
             flash(request, _("%(provider)s is linked: you can log in with it.",
                              provider=oidc.label(settings)))
@@ -76,6 +82,8 @@ async def wechat_start(request: Request) -> Response:
     request.session["wechat_next"] = safe_next(request.query_params.get("next"))
     user = await current_user(request)
     if request.query_params.get("link") == "1" and user is not None:
+        if not await confirmed(request, user):
+            return confirm_first("/login/wechat?link=1")
         request.session["wechat_link"] = user.id
     else:
         request.session.pop("wechat_link", None)
@@ -99,6 +107,8 @@ async def wechat_callback(request: Request) -> Response:
         from torreya.signin.family import refuse_helper
 
         refuse_helper(user)
+        if not await confirmed(request, user):
+            return confirm_first("/me/settings")
         if await wechat.link(settings, user=user, openid=person["openid"]):
             flash(request, _("WeChat is linked: you can log in with it."))
         else:
@@ -128,7 +138,9 @@ async def unlink_identity(request: Request) -> Response:
 
     user = await require_user(request)
     refuse_helper(user)
-    await read_form(request)
+    form = await read_form(request)
+    if not await confirmed(request, user, form):
+        return confirm_first("/me/settings")
     await oidc.unlink(user=user, identity_id=request.path_params["id"])
     flash(request, _("Unlinked."))
     return redirect("/me/settings")
@@ -230,14 +242,15 @@ async def totp_page(request: Request) -> Response:
         secret = request.session.get("totp_new", "")
         if form.get("action") == "disable":
             try:
-                await totp.disable(settings, user=user, ip=client_ip(request),
-                                   password=str(form.get("password", ""))[:256])
+                await confirm_big_action(request, user, form)
+                await totp.disable(settings, user=user)
                 flash(request, _("Two-step login is off."))
                 return redirect("/me/settings")
             except DomainError as exc:
                 error, status = error_text(exc), exc.status
         else:
             try:
+                await confirm_big_action(request, user, form)
                 await totp.enable(settings, user=user, secret=secret,
                                   code=str(form.get("code", ""))[:12])
                 request.session.pop("totp_new", None)
