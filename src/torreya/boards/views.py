@@ -3,9 +3,6 @@ committee dashboard with its monthly CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,10 +12,12 @@ from torreya.boards import dashboard, queries
 from torreya.errors import NotFoundError
 from torreya.i18n import gettext as _
 from torreya.models import CheckinRefusal, Group, LedgerEntry, Role, Town, User, Village
+from torreya.spreadsheet import csv_response
 from torreya.templating import mask_name, render
 from torreya.trust.signing import signed_head_for_report
 from torreya.validation import Field, validate
 from torreya.web import (
+    current_helper,
     current_sid,
     current_user,
     flash,
@@ -117,17 +116,18 @@ async def settings_page(request: Request) -> Response:
     from torreya.models import UserIdentity
     from torreya.signin.providers import configured
 
-    logins = await sessions.active_sessions(user)
-    identities = await UserIdentity.filter(user_id=user.id).order_by("id")
+    owner = current_helper(request) is None  # a helper sees none of the ways in
+    logins = await sessions.active_sessions(user) if owner else []
+    identities = await UserIdentity.filter(user_id=user.id).order_by("id") if owner else []
     return render(request, "boards/settings.html", {
         "flashes": pop_flashes(request), "public_name": mask_name(user.display_name),
         "logins": [{"id": s.id, "device": sessions.device_label(s.user_agent), "ip": s.ip,
                     "last_seen": s.last_seen_at, "kind": s.kind,
                     "this": s.id == current_sid(request)} for s in logins],
-        "history": await sessions.login_history(user),
+        "history": await sessions.login_history(user) if owner else [],
         "identities": identities,
         "to_link": [p for p in configured(request)
-                    if p.issuer not in {i.issuer for i in identities}]})
+                    if owner and p.issuer not in {i.issuer for i in identities}]})
 
 
 # -- committee dashboard ----------------------------------------------------------------------
@@ -174,10 +174,8 @@ async def monthly_csv(request: Request) -> Response:
 
         raise InvalidRequestError("Field %(name)s must be a date and time.", field="month",
                                   name="month") from None
-    out = io.StringIO()
-    writer = csv.writer(out)
-    headers = [_("Village")] + [_(c) for c in dashboard.COLUMNS] + [_("outstanding_points")]
-    writer.writerow(headers)
+    rows: list[list[object]] = [
+        [_("Village")] + [_(c) for c in dashboard.COLUMNS] + [_("outstanding_points")]]
     ids = [v.id for v in villages]
     per_village = await dashboard.figures_by_village(ids, month)
     owed = await dashboard.outstanding_by_village(ids)
@@ -185,23 +183,21 @@ async def monthly_csv(request: Request) -> Response:
     for village in villages:
         figures = per_village[village.id]
         total.add(figures)
-        writer.writerow([village.name] + [getattr(figures, c) for c in dashboard.COLUMNS]
-                        + [owed.get(village.id, 0)])
+        rows.append([village.name] + [getattr(figures, c) for c in dashboard.COLUMNS]
+                    + [owed.get(village.id, 0)])
     if len(villages) > 1:
         total.patrol_hours = round(total.patrol_hours, 1)
-        writer.writerow([_("Total")] + [getattr(total, c) for c in dashboard.COLUMNS]
-                        + [sum(owed.values())])
+        rows.append([_("Total")] + [getattr(total, c) for c in dashboard.COLUMNS]
+                    + [sum(owed.values())])
     label = month or dashboard.last_months(1)[0]
     head = await signed_head_for_report(_town_id, label) if _town_id else None
     if head is not None:  # the footer: what ties the figures to the signed ledger
-        writer.writerow([])
-        writer.writerow([_("Ledger signed record"), head["period"], head["seq"], head["total"],
-                         head["hash"], head["public_key"], head["signature"]])
-        writer.writerow([_("Check it at"),
-                         f"{request.app.state.settings.BASE_URL}/towns/{_town_id}/trust"])
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition":
-                             f'attachment; filename="report-{label}.csv"'})
+        rows.append([])
+        rows.append([_("Ledger signed record"), head["period"], head["seq"], head["total"],
+                     head["hash"], head["public_key"], head["signature"]])
+        rows.append([_("Check it at"),
+                     f"{request.app.state.settings.BASE_URL}/towns/{_town_id}/trust"])
+    return csv_response(f"report-{label}.csv", rows)
 
 
 def _scoped(endpoint, scope: str):

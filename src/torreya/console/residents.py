@@ -6,8 +6,6 @@ deactivate or reactivate. Every bulk change is in the audit log, one record per 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 
@@ -26,6 +24,7 @@ from torreya.errors import DomainError, ForbiddenError
 from torreya.i18n import gettext as _
 from torreya.models import Role, User
 from torreya.signin.phones import mask_phone
+from torreya.spreadsheet import csv_response
 from torreya.templating import render
 from torreya.terms import N_
 from torreya.web import flash, pop_flashes, read_form, redirect, village_from_path
@@ -58,9 +57,15 @@ def _where(village_id: int, search: str, which: str) -> tuple[str, list]:
     search = search.strip()
     if search:
         pattern = "%" + re.sub(r"([%_\\])", r"\\\1", search.lower()) + "%"
-        if search.isdigit() and 3 <= len(search) <= 11:  # the end of a phone number
-            sql += " AND (u.phone LIKE ? ESCAPE '\\' OR LOWER(u.username) LIKE ? ESCAPE '\\')"
+        # A phone is found by its last 4 digits or the whole number, nothing between: a
+        # search by any run of digits would let someone who sees only 138****0001 read the
+        # hidden digits off the hits, one query at a time.
+        if search.isdigit() and len(search) == 4:
+            sql += " AND (u.phone LIKE ? OR LOWER(u.username) LIKE ? ESCAPE '\\')"
             values += ["%" + search, pattern]
+        elif search.isdigit() and len(search) == 11:
+            sql += " AND (u.phone = ? OR LOWER(u.username) LIKE ? ESCAPE '\\')"
+            values += ["+86" + search, pattern]
         else:
             sql += (" AND (LOWER(u.display_name) LIKE ? ESCAPE '\\'"
                     " OR LOWER(u.username) LIKE ? ESCAPE '\\')")
@@ -119,21 +124,15 @@ async def residents_csv(request: Request) -> Response:
     user, village = await village_from_path(request, Role.STAFF)
     search, which, _page = _params(request)
     listing = await residents(village.id, search=search, which=which, per_page=None)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([_("Name"), _("Username"), _("Mobile"), _("Balance"),
-                     _("Earned in total"), _("Active"), _("Family helpers"),
-                     _("Checked in")])
-    for r in listing.rows:
-        writer.writerow([r["display_name"], r["username"], _phone_for(user, r["phone"]),
-                         r["balance"], r["lifetime_points"], _yes(r["is_active"]),
-                         _yes(r["family"]), _yes(r["checked_in"])])
     await audit.record(user, "console:residents:export", connection=None,
                        subject=f"village:{village.id}", village_id=village.id,
                        data={"rows": len(listing.rows), "filter": which, "q": search})
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition":
-                             f'attachment; filename="residents-{village.code}.csv"'})
+    return csv_response(f"residents-{village.code}.csv", [
+        [_("Name"), _("Username"), _("Mobile"), _("Balance"), _("Earned in total"),
+         _("Active"), _("Family helpers"), _("Checked in")],
+        *([r["display_name"], r["username"], _phone_for(user, r["phone"]), r["balance"],
+           r["lifetime_points"], _yes(r["is_active"]), _yes(r["family"]),
+           _yes(r["checked_in"])] for r in listing.rows)])
 
 
 def _yes(flag: bool) -> str:

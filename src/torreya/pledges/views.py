@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 
 from starlette.requests import Request
@@ -19,6 +17,7 @@ from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
 from torreya.models import Pledge, PledgeSignature, Role, Village
 from torreya.pledges import service
+from torreya.spreadsheet import csv_response
 from torreya.templating import local_time, render
 from torreya.validation import Field, validate
 from torreya.web import (
@@ -147,17 +146,10 @@ async def signatures_csv(request: Request) -> Response:
     _user, pledge = await _pledge_for_staff(request)
     rows = await PledgeSignature.filter(pledge_id=pledge.id).order_by("id").prefetch_related(
         "user")
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["签署时间", "姓名", "签名", "用户名", "积分"])
-    for row in rows:
-        # A leading = + - @ would be a formula in Excel: neutralise it.
-        name = row.signed_name if row.signed_name[:1] not in "=+-@" else "'" + row.signed_name
-        writer.writerow([local_time(row.created_at), row.user.display_name, name,
-                         row.user.username, row.points])
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition":
-                             f'attachment; filename="pledge-{pledge.id}-signatures.csv"'})
+    return csv_response(f"pledge-{pledge.id}-signatures.csv", [
+        ["签署时间", "姓名", "签名", "用户名", "积分"],
+        *([local_time(row.created_at), row.user.display_name, row.signed_name,
+           row.user.username, row.points] for row in rows)])
 
 
 routes = [
