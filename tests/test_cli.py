@@ -69,11 +69,11 @@ async def test_import_residents_from_the_command_line(tmp_path, cli_db, client):
     assert "2 residents imported" in result.stdout
     assert await User.filter(village_id=village.id, role=Role.RESIDENT).count() == 2
     bad = tmp_path / "bad.csv"
-    bad.write_text("姓名,手机号\n王秀英,13900000003\n赵六,13900000003\n", encoding="utf-8")
+    bad.write_text("姓名,手机号\n王秀英,13900000003\n赵六,1390000\n", encoding="utf-8")
     refused = run(["import-residents", str(bad), "--town", town.code, "--village",
                    village.code], tmp_path, cli_db)
     assert refused.returncode == 1 and "bad.csv" in refused.stdout
-    assert not await User.exists(username="13900000003")
+    assert not await User.exists(phone="+8613900000003")
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="the embedded default is SQLite")

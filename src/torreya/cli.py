@@ -73,17 +73,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from torreya.accounts import passwords
     from torreya.accounts.service import create_platform_admin
     from torreya.db import orm
     from torreya.errors import DomainError
     from torreya.i18n import gettext
+    from torreya.models import Role
 
     if not args.password_stdin:
         console.print("[red]Pass the password on standard input with --password-stdin.[/red]")
         return 2
     password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < 8:
-        console.print("[red]The password needs at least 8 characters.[/red]")
+    weak = passwords.problem(password, role=Role.PLATFORM_ADMIN, username=args.username)
+    if weak is not None:
+        console.print(f"[red]{gettext(weak[0], **weak[1])}[/red]")
         return 2
 
     async def run() -> int:

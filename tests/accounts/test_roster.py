@@ -7,7 +7,7 @@ import pytest
 from tests.factories import make_user, make_village, web_login
 from torreya.models import AuditEvent, Role, User
 
-GOOD = "姓名,手机号,密码\n王秀英,13800000001,secret123\n李建国,13800000002,\n".encode()
+GOOD = "姓名,手机号,密码\n王秀英,13800000001,xiangfei-wxy-58\n李建国,13800000002,\n".encode()
 
 
 async def _upload(client, token, village, data: bytes, name="roster.csv"):
@@ -23,10 +23,15 @@ async def test_import_creates_residents(client):
     response = await _upload(client, token, village, GOOD)
     assert response.status_code == 200
     assert "已导入 2 位居民" in response.text
-    wang = await User.get(username="13800000001")
+    wang = await User.get(phone="+8613800000001")
     assert wang.display_name == "王秀英" and wang.role == Role.RESIDENT
     assert wang.village_id == village.id and wang.password_hash.startswith("$argon2")
-    assert (await User.get(username="13800000002")).password_hash is None
+    li = await User.get(phone="+8613800000002")
+    assert li.password_hash is None
+    # The 手机号 column is the phone; a username is made up, never holding the number.
+    for person in (wang, li):
+        assert person.username.startswith(f"{village.code}_")
+        assert "0000000" not in person.username
     assert await AuditEvent.filter(tag="accounts:roster:import").exists()
 
 
@@ -42,10 +47,14 @@ async def test_import_accepts_excel_bom_and_english_headers(client):
 
 @pytest.mark.parametrize(("data", "expected"), [
     ("姓名,手机号\n王秀英,13800000001\n".encode("gbk"), "UTF-8"),
-    ("姓名,密码\n王秀英,secret123\n".encode(), "缺少列"),
-    ("姓名,手机号\n王秀英,13800000001\n李四,13800000001\n".encode(), "第 3 行"),
+    ("手机号,密码\n13800000001,xiangfei-wxy-58\n".encode(), "缺少列"),
+    ("姓名,用户名,手机号\n王秀英,wxy13800000001,13800000001\n".encode(),
+     "第 2 行：用户名不能包含手机号"),
+    ("姓名,用户名\n王秀英,wang\n李四,WANG\n".encode(), "第 3 行"),
     ("姓名,手机号\n王秀英,13800000001\n<b>坏人</b>,13800000003\n".encode(), "第 3 行"),
-    ("姓名,手机号,密码\n王秀英,13800000001,123\n".encode(), "密码至少 6 位"),
+    ("姓名,手机号,密码\n王秀英,13800000001,123\n".encode(), "第 2 行：密码至少需要 8 个字符"),
+    ("姓名,手机号,密码\n王秀英,13800000001,secret123\n".encode(), "第 2 行：这个密码太常见"),
+    ("姓名,手机号,密码\n王秀英,13800000001,a13800000001\n".encode(), "第 2 行：这个密码太常见"),
     (b"", "文件是空的"),
 ])
 async def test_bad_roster_imports_nothing(client, data, expected):
@@ -61,11 +70,12 @@ async def test_bad_roster_imports_nothing(client, data, expected):
 async def test_existing_username_refuses_the_whole_file(client):
     village = await make_village()
     admin = await make_user(Role.VILLAGE_ADMIN, village)
-    await make_user(village=village, username="13800000002")
+    await make_user(village=village, username="lijianguo")
     token = await web_login(client, admin)
-    response = await _upload(client, token, village, GOOD)
+    roster = "姓名,用户名,手机号\n王秀英,,13800000001\n李建国,lijianguo,13800000002\n"
+    response = await _upload(client, token, village, roster.encode())
     assert response.status_code == 422 and "第 3 行" in response.text
-    assert not await User.exists(username="13800000001")
+    assert not await User.exists(phone="+8613800000001")
 
 
 async def test_staff_cannot_import(client):

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+from types import SimpleNamespace
 
 import pytest
+from tortoise import connections
 
 from tests.factories import csrf_from, make_user, make_village, web_login
 from torreya.models import AuditEvent, Registration, RegistrationStatus, Role, User
@@ -145,3 +148,26 @@ async def test_staff_of_another_village_cannot_decide(client, phone_inbox):
     await client.post(f"/registrations/{registration.id}/decide",
                       data={"csrf_token": outsider_csrf, "decision": "approve"})
     assert (await Registration.get(id=registration.id)).status == RegistrationStatus.PENDING
+
+
+async def test_a_self_registered_username_does_not_hold_the_phone(client, phone_inbox):
+    """Issue 26 (5): the username is seen by staff and in exports; the number is not in it."""
+    village = await make_village()
+    staff = await make_user(Role.STAFF, village)
+    registration = await Registration.create(phone="+8613612345678", name="新居民",
+                                             village_id=village.id)
+    user = await registrations.approve(staff=staff, registration_id=registration.id)
+    assert "12345678" not in user.username
+    assert user.username == f"{village.code}_r{registration.id}"
+
+
+async def test_the_migration_renames_usernames_that_held_a_phone(app):
+    migration = importlib.import_module("torreya.migrations.0027_usernames_without_phones")
+    village = await make_village()
+    held = await make_user(village=village, username=f"{village.code}_13612345678",
+                           phone="+8613612345678")
+    chosen = await make_user(village=village, username="wang", phone="+8613612345679")
+    await migration.rename_phone_usernames(None, SimpleNamespace(client=connections.get(
+        "default")))
+    assert (await User.get(id=held.id)).username == f"{village.code}_u{held.id}"
+    assert (await User.get(id=chosen.id)).username == "wang"

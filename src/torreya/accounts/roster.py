@@ -1,7 +1,9 @@
 """CSV rosters of residents: parsing and checking, before anything is written.
 
-Columns (header row required, Chinese or English): 姓名/name, 用户名/手机号/username,
-optional 密码/password and 电话/phone. Every problem is reported with its line number.
+Columns (header row required, Chinese or English): 姓名/name, and optional 手机号/电话/phone,
+用户名/username and 密码/password. Every problem is reported with its line number. A
+resident without a username gets one made up (residents log in by SMS and never type it);
+a username never holds the phone number (staff and exports show usernames whole).
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ import io
 import re
 from dataclasses import dataclass
 
+from torreya.accounts import passwords
 from torreya.errors import DomainError
 from torreya.i18n import gettext as _
+from torreya.models import Role
 from torreya.signin.phones import normalize_phone
 
 HEADERS = {
     "name": {"name", "姓名", "display_name"},
-    "username": {"username", "用户名", "手机号", "账号"},
+    "username": {"username", "用户名", "账号"},
     "password": {"password", "密码"},
-    "phone": {"phone", "电话", "联系电话"},
+    "phone": {"phone", "手机号", "手机", "电话", "联系电话"},
 }
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
 MAX_ROWS = 20_000
@@ -29,7 +33,7 @@ MAX_ROWS = 20_000
 class RosterRow:
     line: int
     name: str
-    username: str
+    username: str  # "" to be made up
     password: str | None
     phone: str | None
 
@@ -63,7 +67,7 @@ def parse_roster(data: bytes) -> tuple[list[RosterRow], list[RosterProblem]]:
     except (StopIteration, csv.Error):
         return [], [RosterProblem(1, _("The file is empty."))]
     columns = _column_map(header)
-    missing = [c for c in ("name", "username") if c not in columns]
+    missing = [c for c in ("name",) if c not in columns]
     if missing:
         return [], [RosterProblem(1, _("Missing column(s): %(columns)s.",
                                        columns=", ".join(missing)))]
@@ -102,14 +106,20 @@ def _row(line, cells, columns, seen, problems) -> RosterRow | None:
     problem = None
     if not name or len(name) > 64 or re.search(r"[<>]", name):
         problem = _("Line %(line)s: the name is missing or not valid.", line=line)
-    elif not USERNAME.match(username):
+    elif username and not USERNAME.match(username):
         problem = _("Line %(line)s: the username must be 3–64 letters, digits or . _ -",
                     line=line)
-    elif username.lower() in seen:
+    elif username and phone and len(tail := re.sub(r"\D", "", phone)[-8:]) == 8 \
+            and tail in username:
+        problem = _("Line %(line)s: the username must not contain the phone number (leave "
+                    "it empty and one is made up).", line=line)
+    elif username and username.lower() in seen:
         problem = _("Line %(line)s: username %(username)s repeats line %(first)s.",
                     line=line, username=username, first=seen[username.lower()])
-    elif password is not None and len(password) < 6:
-        problem = _("Line %(line)s: the password must have at least 6 characters.", line=line)
+    elif password is not None and (weak := passwords.problem(
+            password, role=Role.RESIDENT, username=username, phone=phone)):
+        problem = _("Line %(line)s: %(problem)s", line=line,
+                    problem=_(weak[0], **weak[1]))
     elif phone is not None:
         try:
             phone = normalize_phone(phone)
@@ -119,5 +129,6 @@ def _row(line, cells, columns, seen, problems) -> RosterRow | None:
     if problem:
         problems.append(RosterProblem(line, problem))
         return None
-    seen[username.lower()] = line
+    if username:
+        seen[username.lower()] = line
     return RosterRow(line, name, username, password, phone)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from torreya import audit
-from torreya.accounts import sessions
+from torreya.accounts import passwords, sessions
 from torreya.accounts.permissions import (
     assignable_roles,
     require_over,
@@ -136,6 +137,8 @@ async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> Us
     """Create a login. Raises UsernameTakenError (409), ForbiddenError, NotFoundError."""
     require_role(actor, Role.VILLAGE_ADMIN)
     phone = normalize_phone(new.phone) if new.phone else None
+    if new.password:
+        passwords.check(new.password, role=new.role, username=new.username, phone=phone)
     town_id, village_id = await _placement(actor, new)
     password_hash = hash_password(new.password) if new.password else None
     try:
@@ -161,6 +164,7 @@ async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> Us
 
 
 async def create_platform_admin(*, username: str, password: str) -> User:
+    passwords.check(password, role=Role.PLATFORM_ADMIN, username=username)
     password_hash = hash_password(password)
     try:
         async with in_transaction() as connection:
@@ -194,6 +198,9 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
 
     require_village(actor, village, Role.VILLAGE_ADMIN)
     rows, problems = parse_roster(data)
+    # A made-up username: the village's code and 8 random hex digits (never the phone).
+    rows = [r if r.username else replace(r, username=f"{village.code}_{secrets.token_hex(4)}")
+            for r in rows]
     if not problems:
         taken = set(await User.filter(username__in=[r.username for r in rows])
                     .values_list("username", flat=True))
@@ -249,14 +256,12 @@ async def change_password(settings: Settings, *, user: User, current: str, new: 
     """Set a new password after checking the current one (throttled like a login). Every
     login of the user ends, this one too: the caller starts a fresh one for this device.
 
-    Raises InvalidCredentialsError, TooManyAttemptsError, InvalidRequestError (too short).
+    Raises InvalidCredentialsError, TooManyAttemptsError, WeakPasswordError.
     """
-    from torreya.errors import InvalidRequestError
     from torreya.security import verify_password
 
-    if len(new) < 8:
-        raise InvalidRequestError("The new password needs at least %(min)s characters.",
-                                  field="new_password", min=8)
+    passwords.check(new, role=user.role, username=user.username, phone=user.phone,
+                    field="new_password")
     reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
     if not verify_password(user.password_hash, current):
         await audit.record(user, "accounts:password:fail", connection=None,

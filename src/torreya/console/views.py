@@ -180,7 +180,7 @@ async def _create_user(request: Request, actor: User, form, **placement) -> None
         data = validate(form, [
             Field(name="username", max_length=64, min_length=3),
             Field(name="display_name", max_length=64),
-            Field(name="password", max_length=256, min_length=6, required=False, nullable=True),
+            Field(name="password", max_length=256, min_length=8, required=False, nullable=True),
             Field(name="phone", max_length=32, required=False, nullable=True),
             Field(name="role", max_length=16, required=False, nullable=True,
                   choices=[r.value for r in Role])])

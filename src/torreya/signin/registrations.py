@@ -80,7 +80,6 @@ async def approve(*, staff: User, registration_id: int) -> User:
     """Make the resident's account (no password: they log in with their phone) and tell
     them. Raises NotFoundError (out of reach), RegistrationStateError."""
     registration, village = await _decidable(staff, registration_id)
-    digits = registration.phone.removeprefix("+86")
     try:
         async with in_transaction() as connection:
             claimed = await Registration.filter(
@@ -89,7 +88,8 @@ async def approve(*, staff: User, registration_id: int) -> User:
                                    decided_by_id=staff.id)
             if not claimed:
                 raise RegistrationStateError()
-            user = await User.create(username=f"{village.code}_{digits}"[:64],
+            # Never the phone number: a username is seen by staff and in exports.
+            user = await User.create(username=f"{village.code}_r{registration.id}"[:64],
                                      display_name=registration.name, role=Role.RESIDENT,
                                      town_id=village.town_id, village_id=village.id,
                                      phone=registration.phone, using_db=connection)
@@ -103,7 +103,7 @@ async def approve(*, staff: User, registration_id: int) -> User:
                 user_id=user.id, town_id=village.town_id, kind="registration_approved",
                 dedup_key=f"registration:{registration.id}",
                 params={"village": clip(village.name)})])
-    except IntegrityError:  # the username (village code + number) is taken
+    except IntegrityError:  # the username (village code + registration) is taken
         raise ConflictError("An account with this number's username exists already.",
                             code="username_taken") from None
     return user
