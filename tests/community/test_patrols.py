@@ -265,3 +265,16 @@ async def test_a_join_code_in_any_script_is_refused_in_the_callers_language(clie
         assert answer.json()["error"]["message"] == message
     assert await PatrolParticipant.filter(patrol_id=patrol["id"], user_id=crew.members[0].id
                                           ).count() == 0
+
+
+async def test_another_towns_resident_does_not_see_a_patrols_join_page(client):
+    """Issue 26: the join page named the route to a resident of any town."""
+    crew = await Crew().build(client)
+    patrol = await crew.start(client)
+    await web_login(client, crew.members[0])
+    own = await client.get(f"/patrols/{patrol['id']}/join?code={patrol['join_code']}")
+    assert own.status_code == 200 and "夜巡一线" in own.text
+    client.cookies.clear()
+    await web_login(client, await make_user(village=await make_village()))
+    other = await client.get(f"/patrols/{patrol['id']}/join?code={patrol['join_code']}")
+    assert other.status_code == 404 and "夜巡一线" not in other.text

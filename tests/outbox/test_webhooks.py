@@ -184,7 +184,10 @@ async def test_private_addresses_are_refused_unless_the_platform_allows_them(cli
     admin = await make_user(Role.TOWN_ADMIN, town=await Town.get(id=village.town_id))
     headers = await api_token(client, admin)
     for url in (receiver.url, "http://169.254.169.254/latest/meta-data",
-                "http://10.0.0.8/hook", "http://[::1]:8080/hook"):
+                "http://10.0.0.8/hook", "http://[::1]:8080/hook",
+                # IPv6 forms of IPv4 addresses (::127.0.0.1 passed: Python counts it global)
+                "http://[::127.0.0.1]/", "http://[::ffff:127.0.0.1]/", "http://[::10.0.0.8]/",
+                "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:a00:8::]/"):
         refused = await client.post(f"/api/v1/towns/{village.town_id}/webhooks",
                                     headers=headers,
                                     json={"url": url, "events": ["checkin.created"]})

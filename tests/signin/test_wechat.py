@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from tests.factories import make_user, make_village, web_login
-from tests.signin.flows import web_code_login
+from tests.signin.flows import code_login_from, web_code_login
 from tests.wechat_standin import APPID, SECRET, WechatStandIn
 from torreya.models import AuditEvent, UserIdentity
+from torreya.signin import wechat as wechat_module
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 PHONE = "+8613912345678"
@@ -72,8 +73,7 @@ async def test_first_wechat_login_links_after_one_sms_code_then_one_tap(
     first = await _wechat(client, "o-wang")
     assert first.status_code == 200 and "第一次用微信登录" in first.text
     assert not await UserIdentity.exists()
-    assert (await client.get("/")).status_code == 303  # not in yet
-    done = await web_code_login(client, phone_inbox, PHONE)
+    done = await code_login_from(client, phone_inbox, first, PHONE)
     assert done.status_code == 303
     identity = await UserIdentity.get(subject="o-wang")
     assert identity.user_id == resident.id and identity.issuer == f"wechat:{APPID}"
@@ -153,3 +153,22 @@ async def test_a_resident_links_wechat_in_settings_and_one_openid_is_one_residen
     assert taken.status_code == 303
     assert "已关联另一位居民" in (await client.get("/me/settings")).text
     assert await UserIdentity.filter(subject="o-mine").count() == 1
+
+
+async def test_a_waiting_wechat_account_links_only_in_its_own_flow_and_only_for_minutes(
+        wechat_app, client, phone_inbox, monkeypatch):
+    """Issue 26: an unlinked WeChat identity waited 15 minutes in the browser and was linked
+    to whoever next logged in by SMS there (a shared phone, the office PC)."""
+    village = await make_village()
+    await make_user(village=village, phone=PHONE, password_hash=None)
+    other = "+8613912345679"
+    await make_user(village=village, phone=other, password_hash=None)
+    await _wechat(client, "o-stranger")
+    assert (await web_code_login(client, phone_inbox, other)).status_code == 303
+    assert not await UserIdentity.exists()  # the next person's login from a fresh page
+    client.cookies.clear()
+    first = await _wechat(client, "o-late")
+    assert wechat_module.PENDING_SECONDS <= 5 * 60
+    monkeypatch.setattr(wechat_module, "PENDING_SECONDS", 0)  # its minutes are up
+    assert (await code_login_from(client, phone_inbox, first, PHONE)).status_code == 303
+    assert not await UserIdentity.exists()

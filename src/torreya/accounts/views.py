@@ -31,6 +31,9 @@ from torreya.web import (
 
 
 async def login_page(request: Request) -> Response:
+    from torreya.signin import wechat
+
+    wechat.drop_pending(request)  # a new login: not the one WeChat's first time started
     if await current_user(request):
         return redirect(safe_next(request.query_params.get("next")))
     return render(request, "accounts/login.html",
@@ -90,16 +93,21 @@ async def login_totp(request: Request) -> Response:
 async def sms_login(request: Request) -> Response:
     """Step 1: a number → a code by SMS (the same page whether the number is known)."""
     from torreya.console.views import error_text
-    from torreya.signin import codes
+    from torreya.signin import codes, wechat
     from torreya.signin.phones import mask_phone, normalize_phone
 
     form = await read_form(request)
     target = safe_next(str(form.get("next", "")))
     typed = str(form.get("phone", ""))[:32]
+    from_wechat = form.get("wechat") == "1"
     try:
         phone = normalize_phone(typed)
         await codes.request_code(request.app.state.settings, phone=phone,
                                  ip=client_ip(request))
+        if from_wechat:
+            wechat.bind_pending(request, phone)
+        else:
+            wechat.drop_pending(request)
     except DomainError as error:
         if error.code == "too_many_attempts" and typed:  # keep them on the code page
             phone = normalize_phone(typed)
@@ -107,10 +115,12 @@ async def sms_login(request: Request) -> Response:
                 "next": target, "phone": phone, "masked": mask_phone(phone),
                 "error": error_text(error)}, status=error.status)
         return render(request, "accounts/login.html", {
-            "next": target, "error": error_text(error), "username": "", "phone": typed},
+            "next": target, "error": error_text(error), "username": "", "phone": typed,
+            "wechat_pending": from_wechat and wechat.has_pending(request)},
             status=error.status)
     return render(request, "accounts/login_code.html", {
-        "next": target, "phone": phone, "masked": mask_phone(phone), "error": None})
+        "next": target, "phone": phone, "masked": mask_phone(phone), "error": None,
+        "wechat": from_wechat})
 
 
 async def sms_login_verify(request: Request) -> Response:
@@ -178,7 +188,7 @@ async def _sign_in_by_phone(request: Request, choice, target: str) -> Response:
     is linked to them (only to the phone's own resident, never to someone helped)."""
     from torreya.signin import wechat
 
-    openid = wechat.take_pending(request)
+    openid = wechat.take_pending(request, choice.user.phone or "")
     await start_web_session(request, choice.user, helper=choice.helper)
     if openid and choice.helper is None and wechat.enabled(request.app.state.settings):
         if await wechat.link(request.app.state.settings, user=choice.user, openid=openid):

@@ -30,6 +30,25 @@ def check_url(url: str) -> str:
     return url.strip()
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A global address, and so is every IPv4 address an IPv6 one carries: IPv4-mapped
+    (::ffff:127.0.0.1), IPv4-compatible (::127.0.0.1, which Python counts as global),
+    NAT64, 6to4 and Teredo all lead to the IPv4 address inside."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inside = [address.ipv4_mapped, address.sixtofour,
+                  address.teredo[1] if address.teredo else None]
+        if address in _NAT64 or address in _IPV4_COMPATIBLE:
+            inside.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(v4 is None or v4.is_global for v4 in inside)
+    return True
+
+
 async def check_public(url: str, *, allow_private: bool) -> None:
     """Raise PrivateAddressError if the host resolves to any non-public address."""
     if allow_private:
@@ -42,7 +61,6 @@ async def check_public(url: str, *, allow_private: bool) -> None:
     except socket.gaierror:
         raise InvalidRequestError("This address cannot be found.", field="url") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
+        if not is_public(ipaddress.ip_address(info[4][0])):
             # the message named, or Babel takes "url" for one
             raise PrivateAddressError(PrivateAddressError.message, field="url")

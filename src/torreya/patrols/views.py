@@ -205,10 +205,12 @@ async def patrol_page(request: Request) -> Response:
 
 
 async def join_patrol_page(request: Request) -> Response:
-    await require_user(request)
+    user = await require_user(request)
     patrol = await Patrol.get_or_none(id=request.path_params["id"])
     if patrol is None:
         raise NotFoundError()
+    # Another town's patrol is not found (its route's name is the town's own business).
+    require_town(user, (await Group.get(id=patrol.group_id)).town_id, Role.RESIDENT)
     return render(request, "patrols/join_patrol.html", {
         "patrol": patrol, "code": request.query_params.get("code", "")[:16],
         "route": await Route.get(id=patrol.route_id)})

@@ -128,9 +128,11 @@ async def wechat_callback(request: Request) -> Response:
 def login_page_with(request: Request, target: str, *, error: str | None = None,
                     notice: str | None = None, status: int = 200) -> Response:
     """The login page again, saying what happened."""
+    from torreya.signin import wechat
+
     return render(request, "accounts/login.html", {
-        "next": target, "error": error, "notice": notice, "username": "", "phone": ""},
-        status=status)
+        "next": target, "error": error, "notice": notice, "username": "", "phone": "",
+        "wechat_pending": wechat.has_pending(request)}, status=status)
 
 
 async def unlink_identity(request: Request) -> Response:

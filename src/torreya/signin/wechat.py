@@ -35,7 +35,7 @@ from torreya.models import User, UserIdentity
 from torreya.settings import Settings
 
 log = logging.getLogger("torreya.signin")
-PENDING_SECONDS = 15 * 60  # how long an unlinked openid waits for its SMS code
+PENDING_SECONDS = 5 * 60  # how long an unlinked openid waits for its SMS code
 
 
 class WechatError(DomainError):
@@ -168,17 +168,49 @@ async def linked_resident(settings: Settings, openid: str) -> User | None:
     return await User.get_or_none(id=identity.user_id, is_active=True)
 
 
+# A WeChat account nobody has yet is linked to the person who proves their phone in the
+# same flow: the login page WeChat's callback shows carries a mark in its SMS form; the
+# code asked for there binds the waiting account to that number; the login by that
+# number's code links it, within PENDING_SECONDS. Any other login in that browser (a fresh
+# login page, a code asked for without the mark) drops it: on a shared phone or an office
+# PC, whoever logs in next must not get someone else's WeChat linked to their account.
+
+
 def remember_pending(request, openid: str) -> None:
-    """An openid nobody has yet: linked to whoever proves their phone next, soon."""
-    request.session["wechat_pending"] = [openid, int(time.time())]
+    request.session["wechat_pending"] = [openid, int(time.time()), ""]
 
 
-def take_pending(request) -> str | None:
-    value = request.session.pop("wechat_pending", None)
-    if (isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+def _pending(request) -> list | None:
+    value = request.session.get("wechat_pending")
+    if (isinstance(value, list) and len(value) == 3 and isinstance(value[1], int)
             and time.time() - value[1] < PENDING_SECONDS):
-        return str(value[0])
+        return value
     return None
+
+
+def has_pending(request) -> bool:
+    value = _pending(request)
+    return value is not None and not value[2]
+
+
+def bind_pending(request, phone: str) -> None:
+    """A code was asked for `phone` from the WeChat first-time page: bind the account."""
+    value = _pending(request)
+    if value is not None and value[2] in ("", phone):  # a new code for the same number too
+        request.session["wechat_pending"] = [value[0], value[1], phone]
+    else:
+        drop_pending(request)
+
+
+def drop_pending(request) -> None:
+    request.session.pop("wechat_pending", None)
+
+
+def take_pending(request, phone: str) -> str | None:
+    """The waiting openid, if it was bound to `phone` (just proven) in this flow."""
+    value = _pending(request)
+    drop_pending(request)
+    return str(value[0]) if value is not None and value[2] == phone else None
 
 
 async def link(settings: Settings, *, user: User, openid: str) -> bool:
