@@ -14,7 +14,7 @@ from torreya.checkins.codes import poster_token
 from torreya.ledger.invariants import audit_ledger
 from torreya.ledger.service import adjust_points
 from torreya.models import ChainHead, ChainLink, LedgerEntry, Role, SignedHead
-from torreya.trust import encoding
+from torreya.trust import encoding, sealing
 from torreya.trust.chain import chain_pending
 from torreya.trust.signing import rotate_key, sign_head
 
@@ -141,7 +141,7 @@ async def test_a_rewritten_chain_is_caught_by_the_signed_head(app, settings, tam
     rows = await LedgerEntry.filter(town_id=village.town_id).order_by("id").values()
     prev = encoding.GENESIS
     for row in rows:
-        d = encoding.digest(row)
+        d = encoding.digest(row | {"salt": sealing.salt(row["id"])}, encoding.SALTED)
         h = encoding.link_hash(prev, d)
         await tamper(f"UPDATE ledger_chain SET digest = '{d}', prev_hash = '{prev}',"
                      f" hash = '{h}' WHERE entry_id = {row['id']}")

@@ -7,7 +7,7 @@ import pytest
 
 from tests.factories import api_token
 from tests.trust.test_chain import _ledger
-from torreya.trust import encoding
+from torreya.trust import encoding, sealing
 from torreya.trust.chain import chain_pending
 from torreya.trust.receipts import receipt_code
 from torreya.trust.signing import sign_head
@@ -75,3 +75,67 @@ async def test_the_monthly_report_ends_with_the_signed_record(app, client, setti
     assert last[0].startswith("账本签名记录,2026-11,2,") and head.hash in last[0]
     assert head.signature in last[0]
     assert last[1].endswith(f"/towns/{village.town_id}/trust")
+
+
+async def test_a_receipts_digest_does_not_give_away_the_residents_id_and_balance(
+        app, client, settings):
+    """Issue 26 (7): the digest was a hash over fields a stranger can guess; from what the
+    receipt shows (id, time, delta, kind, town) a search over user id × balance found the
+    resident's id and balance (12,506 guesses). Now the digest covers a salt only the
+    server and an export know; the same search finds nothing."""
+    from torreya.models import ChainLink, LedgerEntry
+
+    village, _admin, people, entries = await _ledger(3)
+    await chain_pending()
+    await sign_head(settings, village.town_id, kind="daily", period="2026-11-30")
+    target = entries[2]
+    answer = (await client.get(f"/api/v1/receipts/{receipt_code(target.id)}")).json()
+    assert answer["status"] == "verified"
+    row = (await LedgerEntry.filter(id=target.id).values())[0]
+    link = await ChainLink.get(entry_id=target.id)
+    assert link.v == encoding.SALTED and answer["link"]["digest"] == link.digest
+    assert sealing.salt(target.id) not in str(answer)
+
+    def search(version_digest) -> set[tuple[int, int]]:
+        found = set()
+        for user in range(1, 60):
+            for balance in range(0, 400):
+                guess = {**row, "user_id": user, "balance_after": balance}
+                if version_digest(guess) == answer["link"]["digest"]:
+                    found.add((user, balance))
+        return found
+
+    # The search itself works: against version 1's digest it finds the resident.
+    v1 = encoding.digest(row)
+    assert (row["user_id"], row["balance_after"]) in {
+        (u, b) for u in range(1, 60) for b in range(0, 400)
+        if encoding.digest({**row, "user_id": u, "balance_after": b}) == v1}
+    assert search(encoding.digest) == set()  # …and finds nothing in the receipt
+
+
+def test_links_of_both_versions_verify_and_a_salt_taken_away_is_caught():
+    from torreya.trust.verify import ChainChecker
+
+    base = {"town": 1, "user": 7, "delta": 5, "balance_after": 5, "kind": "checkin",
+            "memo": "", "source": "", "idem_key": "a", "actor": None, "proxy": False,
+            "created_at": "2026-12-01T08:30:00.000000Z"}
+    old = {**base, "id": 1}
+    new = {**base, "id": 2, "balance_after": 10, "idem_key": "b",
+           "salt": "0123456789abcdef0123456789abcdef"}
+    links, prev = [], encoding.GENESIS
+    for seq, (entry, version) in enumerate([(old, 1), (new, 2)], 1):
+        digest = encoding.digest(entry, version)
+        link = {"seq": seq, "entry_id": entry["id"], "digest": digest, "prev_hash": prev,
+                "hash": encoding.link_hash(prev, digest), "v": version}
+        links.append((link, entry))
+        prev = link["hash"]
+    problems: list[str] = []
+    checker = ChainChecker(1, problems.append)
+    for link, entry in links:
+        checker.link(link, entry)
+    assert problems == []
+    stripped = {k: v for k, v in new.items() if k != "salt"}
+    checker = ChainChecker(1, problems.append)
+    checker.link(*links[0])
+    checker.link(links[1][0], stripped)
+    assert problems == ["entry 2 (link 2 of town 1) was changed after it was recorded"]

@@ -21,6 +21,9 @@ class ChainLink(Model):
     digest = fields.CharField(max_length=64)
     prev_hash = fields.CharField(max_length=64)
     hash = fields.CharField(max_length=64)
+    # The encoding its digest covers: 1 (the entry's fields), 2 (the same and a salt only
+    # the server and an export know: docs/trust.md). Links made before version 2 stay 1.
+    v = fields.SmallIntField(default=1, db_default=1)
 
     class Meta:
         table = "ledger_chain"

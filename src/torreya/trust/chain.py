@@ -106,22 +106,22 @@ async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
             # Entries from before sealing are linked in the first run only (the migration).
             legacy = (first and row["seal"] is None
                       and row["id"] <= head["legacy_through"])
-            sealed, text = encoding.both_texts(row)
+            sealed, text = encoding.both_texts(row, sealing.salt(row["id"]))
             if not legacy and not encoding.seal_ok(key, row, sealed):
                 log.warning("ledger entry %s has no valid seal: not linked", row["id"])
                 continue
             entry_digest = hashlib.sha256(text).hexdigest()
             seq += 1
             link = encoding.link_hash(prev, entry_digest)
-            links += [row["id"], town_id, seq, entry_digest, prev, link]
+            links += [row["id"], town_id, seq, entry_digest, prev, link, encoding.SALTED]
             prev, total, last_id = link, total + int(row["delta"]), row["id"]
         if links:
-            for start in range(0, len(links), 600):  # within SQLite's 999 parameters
-                part = links[start:start + 600]
+            for start in range(0, len(links), 700):  # within SQLite's 999 parameters
+                part = links[start:start + 700]
                 await fetch(connection,
                             "INSERT INTO ledger_chain (entry_id, town_id, seq, digest,"
-                            " prev_hash, hash) VALUES "
-                            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * (len(part) // 6)), part)
+                            " prev_hash, hash, v) VALUES "
+                            + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * (len(part) // 7)), part)
         if not links and not (first or sweep):
             return 0, len(rows)  # nothing new: no write
         changes = {"seq": seq, "hash": prev, "total": total}
@@ -130,7 +130,7 @@ async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
         if (first or sweep) and len(rows) < BATCH:  # a sweep is done once it saw it all
             changes["swept_at"] = started
         await ChainHead.filter(town_id=town_id).using_db(connection).update(**changes)
-    return len(links) // 6, len(rows)
+    return len(links) // 7, len(rows)
 
 
 def as_datetime(value) -> datetime:

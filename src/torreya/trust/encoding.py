@@ -1,4 +1,4 @@
-"""The canonical encoding of a ledger entry and the chain's arithmetic, version 1.
+"""The canonical encoding of a ledger entry and the chain's arithmetic, versions 1 and 2.
 
 Pure functions on plain values, with no database: `torreya verify-export` and any outside
 auditor's own program need nothing else (docs/trust.md says the same in plain words).
@@ -6,7 +6,12 @@ auditor's own program need nothing else (docs/trust.md says the same in plain wo
 - canonical(entry): UTF-8 JSON, keys sorted, no spaces, of
   {"v": 1, "id", "town", "user", "delta", "balance_after", "kind", "memo", "source",
    "idem_key", "actor", "proxy", "created_at"}; `source` is "type:id" or ""; `actor` an
-  id or null; `created_at` UTC as 2026-12-01T08:30:00.000000Z.
+  id or null; `created_at` UTC as 2026-12-01T08:30:00.000000Z. The seal covers it without
+  the id.
+- version 2 (links made since issue 26): the same with "v": 2 and the entry's "salt" (32
+  hex digits the server derives; an export carries it). Version 1's digest was over
+  fields a stranger could guess (a user id, a balance): the digest a public receipt shows
+  gave them away in thousands of guesses. The link records its version.
 - digest = SHA-256(canonical), hex.
 - hash = SHA-256(prev_hash + digest) over the two hex strings (ASCII); the first link's
   prev_hash is 64 zeros.
@@ -24,7 +29,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-VERSION = 1
+VERSION = 1  # of the signed heads, the seal's text and the export's format
+SALTED = 2  # the version of the entry text new links digest
 GENESIS = "0" * 64
 
 
@@ -62,6 +68,8 @@ def entry_doc(entry: Mapping[str, Any], *, with_id: bool = True) -> dict:
         doc["actor"] = int(doc["actor"])
     if with_id:
         doc["id"] = int(entry["id"])
+    if with_id and entry.get("salt"):  # version 2: only the digest's text has a salt
+        doc["v"], doc["salt"] = SALTED, str(entry["salt"])
     return doc
 
 
@@ -69,16 +77,23 @@ def canonical(entry: Mapping[str, Any], *, with_id: bool = True) -> bytes:
     return _json(entry_doc(entry, with_id=with_id))
 
 
-def both_texts(entry: Mapping[str, Any]) -> tuple[bytes, bytes]:
-    """`canonical(entry, with_id=False)` (what the seal covers) and `canonical(entry)` (what
-    the digest covers), from one reading of the entry: the chainer needs both."""
+def both_texts(entry: Mapping[str, Any], salt: str) -> tuple[bytes, bytes]:
+    """`canonical(entry, with_id=False)` (what the seal covers) and the version 2 text with
+    `salt` (what the digest covers), from one reading of the entry: the chainer needs
+    both."""
     doc = entry_doc(entry, with_id=False)
     sealed = _json(doc)
-    doc["id"] = int(entry["id"])
+    doc.update(id=int(entry["id"]), v=SALTED, salt=salt)
     return sealed, _json(doc)
 
 
-def digest(entry: Mapping[str, Any]) -> str:
+def digest(entry: Mapping[str, Any], version: int = 1) -> str:
+    """The digest a link of `version` holds for `entry` (version 2: `entry["salt"]`; an
+    entry without one cannot match)."""
+    if version == SALTED and not entry.get("salt"):
+        return ""
+    if version != SALTED:
+        entry = {k: v for k, v in entry.items() if k != "salt"}
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 

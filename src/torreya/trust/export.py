@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from torreya.db import conn, fetch, now
 from torreya.models import Town, TownKey
-from torreya.trust import encoding
+from torreya.trust import encoding, sealing
 from torreya.trust.signing import heads_of
 from torreya.trust.verify import BATCH, LINKS_SQL
 
@@ -20,10 +20,12 @@ async def export_town(town: Town, progress: Callable[[int], None] | None = None)
     while True:
         rows = await fetch(conn(), LINKS_SQL, [town.id, after, BATCH])
         for row in rows:
-            item = {k: row[k] for k in ("seq", "entry_id", "digest", "prev_hash", "hash")}
+            item = {k: row[k] for k in ("seq", "entry_id", "digest", "prev_hash", "hash", "v")}
             if row["present"] is not None:
                 raw = {k[2:]: v for k, v in row.items() if k.startswith("e_")}
-                item["entry"] = encoding.entry_doc(raw | {"id": row["present"]})
+                salted = {"salt": sealing.salt(row["present"])} if row["v"] == encoding.SALTED \
+                    else {}
+                item["entry"] = encoding.entry_doc(raw | {"id": row["present"]} | salted)
             else:
                 item["entry"] = None
             entries.append(item)

@@ -71,7 +71,7 @@ async def receipt(code: str) -> dict | None:
                         "path": [], "signed_head": None}
     link_doc = {"seq": link.seq, "digest": link.digest, "prev_hash": link.prev_hash,
                 "hash": link.hash}
-    if encoding.digest(values) != link.digest or \
+    if encoding.digest(values | {"salt": sealing.salt(entry_id)}, link.v) != link.digest or \
             encoding.link_hash(link.prev_hash, link.digest) != link.hash:
         return shown | {"status": "invalid", "link": link_doc, "path": [],
                         "signed_head": None}

@@ -19,7 +19,7 @@ from torreya.trust.chain import ENTRY_COLUMNS, LOOK_BACK, as_datetime, chain_pen
 
 BATCH = 5000
 LINKS_SQL = (
-    "SELECT c.seq, c.entry_id, c.digest, c.prev_hash, c.hash, e.id AS present, "
+    "SELECT c.seq, c.entry_id, c.digest, c.prev_hash, c.hash, c.v, e.id AS present, "
     + ", ".join(f"e.{c} AS e_{c}" for c in ENTRY_COLUMNS if c != "id")
     + " FROM ledger_chain c LEFT JOIN ledger_entries e ON e.id = c.entry_id"
     " WHERE c.town_id = ? AND c.seq > ? ORDER BY c.seq LIMIT ?")
@@ -49,7 +49,7 @@ class ChainChecker:
         else:
             if int(entry.get("town_id", entry.get("town", -1))) != self.town_id:
                 self.add(f"{where} was moved to another town")
-            if encoding.digest(entry) != link["digest"]:
+            if encoding.digest(entry, int(link.get("v") or 1)) != link["digest"]:
                 self.add(f"{where} was changed after it was recorded")
             self.total += int(entry["delta"])
         if link["prev_hash"] != self.hash:
@@ -97,6 +97,7 @@ async def verify_chains(add: Callable[[str], None],
                 if row["present"] is not None:
                     entry = {c: row[f"e_{c}"] for c in ENTRY_COLUMNS if c != "id"}
                     entry["id"] = row["present"]
+                    entry["salt"] = sealing.salt(int(row["present"]))
                 checker.link(row, entry)
             checked += len(rows)
             if progress and rows:
