@@ -30,6 +30,12 @@ class DomainError(Exception):
         self.params = params
         super().__init__(self.code, self.message, params)
 
+    def text(self) -> str:
+        """The message in the request's language, its placeholders filled."""
+        from torreya.i18n import gettext
+
+        return gettext(self.message, **self.params) if self.params else gettext(self.message)
+
 
 class InvalidRequestError(DomainError):
     status = 422

@@ -187,6 +187,12 @@ def flash(request: Request, message: str, kind: str = "ok") -> None:
     request.session.setdefault("flash", []).append([kind, message])
 
 
+def flash_error(request: Request, error: DomainError) -> None:
+    """A refusal shown on the next page, with its code (the page carries it as
+    data-code, for the route walk and for anyone who reads the page by machine)."""
+    request.session.setdefault("flash", []).append(["error", error.text(), error.code])
+
+
 def pop_flashes(request: Request) -> list[list[str]]:
     return request.session.pop("flash", []) if "flash" in request.session else []
 

@@ -22,6 +22,7 @@ from torreya.web import (
     current_sid,
     current_user,
     flash,
+    flash_error,
     read_form,
     redirect,
     require_user,
@@ -242,9 +243,8 @@ async def change_my_password(request: Request) -> Response:
             current=str(form.get("current_password", ""))[:256],
             new=str(form.get("new_password", ""))[:256])
     except DomainError as error:
-        from torreya.console.views import error_text
 
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
         return redirect("/me/settings")
     await start_web_session(request, user)
     flash(request, _("Password changed. Every other device is logged out."))

@@ -7,8 +7,10 @@ from typing import Literal
 from pydantic import Field
 from starlette.requests import Request
 
+from torreya.accounts.permissions import require_town
 from torreya.api.registry import endpoint, json
 from torreya.api.schema import Body, Bool, Out, Text, Time
+from torreya.models import Role
 from torreya.outbox import webhooks as service
 from torreya.outbox.service import EVENT_TYPES
 from torreya.web import confirm_big_action, require_user
@@ -89,6 +91,7 @@ def delivery_json(delivery) -> dict:
                   "step_up_required"])
 async def create_webhook(request: Request, body: WebhookIn) -> object:
     actor = await require_user(request)
+    require_town(actor, request.path_params["id"], Role.TOWN_ADMIN)  # who, then step-up
     await confirm_big_action(request, actor)
     webhook = await service.create_webhook(request.app.state.settings, actor=actor,
                                            town_id=request.path_params["id"], url=body.url,

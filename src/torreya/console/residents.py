@@ -27,7 +27,7 @@ from torreya.signin.phones import mask_phone
 from torreya.spreadsheet import csv_response
 from torreya.templating import render
 from torreya.terms import N_
-from torreya.web import flash, pop_flashes, read_form, redirect, village_from_path
+from torreya.web import flash, flash_error, pop_flashes, read_form, redirect, village_from_path
 
 PAGE = 50
 MAX_BULK = 400  # rows one bulk action takes (8 pages of 50 and a print run of 50 sheets)
@@ -141,7 +141,6 @@ def _yes(flag: bool) -> str:
 
 async def bulk(request: Request) -> Response:
     """The ticked rows: cards (a printable sheet), reissue, deactivate, activate."""
-    from torreya.console.views import error_text
 
     user, village = await village_from_path(request, Role.STAFF)
     form = await read_form(request)
@@ -176,7 +175,7 @@ async def bulk(request: Request) -> Response:
         else:
             flash(request, _("Choose what to do with the ticked residents."), "error")
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(back)
 
 

@@ -32,6 +32,7 @@ from torreya.validation import Field, validate
 from torreya.web import (
     confirm_big_action,
     flash,
+    flash_error,
     needs_step_up_for,
     pop_flashes,
     read_form,
@@ -42,7 +43,7 @@ from torreya.web import (
 
 
 def error_text(error: DomainError) -> str:
-    return _(error.message, **error.params) if error.params else _(error.message)
+    return error.text()
 
 
 async def dashboard(request: Request) -> Response:
@@ -73,7 +74,7 @@ async def create_town(request: Request) -> Response:
         town = await service.create_town(actor=user, **data)
         flash(request, _("Town %(name)s created.", name=town.name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect("/console/")
 
 
@@ -103,7 +104,7 @@ async def create_village(request: Request) -> Response:
     except DomainError as error:
         if error.code == "not_found":
             raise
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/towns/{town_id}")
 
 
@@ -143,7 +144,7 @@ async def update_rules(request: Request) -> Response:
                 await update_rule(actor=user, rule=rule, **values)
         flash(request, _("Earning rules saved."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/towns/{town_id}")
 
 
@@ -160,7 +161,7 @@ async def update_step_up(request: Request) -> Response:
                                subject=f"town:{town_id}", town_id=town_id, data=data)
         flash(request, _("Saved."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/towns/{town_id}")
 
 
@@ -190,7 +191,7 @@ async def _create_user(request: Request, actor: User, form, **placement) -> None
                                                                          **placement))
         flash(request, _("User %(name)s created.", name=user.display_name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
 
 
 async def create_village_user(request: Request) -> Response:
@@ -277,7 +278,7 @@ async def adjust(request: Request) -> Response:
                                         body=body, run=run)
         flash(request, _("Points adjusted."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/users/{person.id}")
 
 

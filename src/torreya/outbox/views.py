@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.models import Role, Town, Webhook, WebhookAttempt
@@ -18,6 +17,7 @@ from torreya.validation import Field, validate
 from torreya.web import (
     confirm_big_action,
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -53,7 +53,7 @@ async def create(request: Request) -> Response:
         flash(request, _("Endpoint added. Its secret, shown only now: %(secret)s",
                          secret=hook.secret))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/towns/{town.id}/webhooks")
 
 
@@ -80,7 +80,7 @@ async def rotate(request: Request) -> Response:
     try:
         await confirm_big_action(request, user, form)
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
         return redirect(f"/console/webhooks/{hook.id}")
     hook = await service.rotate_secret(actor=user, webhook=hook)
     flash(request, _("New secret, shown only now (the old one works for 24 more hours): "

@@ -8,7 +8,6 @@ from starlette.routing import Route as Path
 
 from torreya import qr
 from torreya.accounts.permissions import require_town, require_village
-from torreya.console.views import error_text
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
@@ -34,6 +33,7 @@ from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -128,7 +128,7 @@ async def add_member(request: Request) -> Response:
         await service.add_member(actor=user, group=group, user_id=person.id, role=data["role"])
         flash(request, _("%(name)s added.", name=person.display_name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/groups/{group.id}")
 
 
@@ -148,7 +148,7 @@ async def create_route(request: Request) -> Response:
                                    village_id=data["village_id"])
         flash(request, _("Route saved. Print the plates and put them up along the route."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/groups/{group.id}")
 
 
@@ -160,7 +160,7 @@ async def start_patrol(request: Request) -> Response:
         data = validate(form, [Field(name="route_id", type=int, minimum=1)])
         patrol = await service.start_patrol(leader=user, group=group, route_id=data["route_id"])
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
         return redirect(f"/groups/{group.id}")
     return redirect(f"/patrols/{patrol.id}")
 
@@ -227,7 +227,7 @@ async def join_patrol(request: Request) -> Response:
     except DomainError as error:
         if error.code == "not_found":
             raise
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/patrols/{patrol_id}")
 
 
@@ -264,7 +264,7 @@ async def record_plate(request: Request) -> Response:
     except DomainError as error:
         if error.code == "not_found":
             raise
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
         return redirect(f"/cp/{request.path_params['code']}")
 
 
@@ -277,7 +277,7 @@ async def _act(request: Request, action) -> Response:
     except DomainError as error:
         if error.code == "not_found":
             raise
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/patrols/{patrol_id}")
 
 
@@ -324,7 +324,7 @@ async def town_groups(request: Request) -> Response:
             await service.create_group(actor=user, town_id=town.id, name=data["name"])
             flash(request, _("Group created."))
         except DomainError as error:
-            flash(request, error_text(error), "error")
+            flash_error(request, error)
         return redirect(f"/console/towns/{town.id}/groups")
     groups = await Group.filter(town_id=town.id).order_by("id")
     return render(request, "patrols/town_groups.html", {"town": town, "groups": groups,

@@ -22,6 +22,7 @@ from torreya.templating import local_time, render
 from torreya.validation import Field, validate
 from torreya.web import (
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -122,7 +123,7 @@ async def console_create(request: Request) -> Response:
                                     **data)
         flash(request, _("Pledge campaign started."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/villages/{village.id}/pledges")
 
 

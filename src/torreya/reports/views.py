@@ -23,6 +23,7 @@ from torreya.templating import render
 from torreya.validation import Field, coordinate, validate
 from torreya.web import (
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -118,7 +119,7 @@ async def _staff_step(request: Request, fields: list[Field], command) -> Respons
     except DomainError as error:
         if error.code == "not_found":
             raise
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/reports/{report_id}")
 
 

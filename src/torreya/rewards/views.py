@@ -25,6 +25,7 @@ from torreya.validation import Field, validate
 from torreya.web import (
     confirm_big_action,
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -130,7 +131,7 @@ async def cancel_voucher(request: Request) -> Response:
         await service.cancel_redemption(actor=user, redemption_id=redemption.id)
         flash(request, _("Voucher cancelled; the points are back."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/vouchers/{redemption.id}")
 
 
@@ -160,7 +161,7 @@ async def fulfil(request: Request) -> Response:
                                                   code=await signed.short_voucher(code))
         flash(request, _("Handed over: %(name)s.", name=(await redemption.reward).name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     from torreya.web import safe_next
 
     return redirect(safe_next(back))
@@ -212,7 +213,7 @@ async def create_reward(request: Request) -> Response:
             await service.set_reward_image(actor=user, reward=reward, data=content)
         flash(request, _("Item %(name)s added.", name=reward.name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     finally:
         await form.close()
     return redirect(f"/console/villages/{village.id}/rewards")
@@ -236,7 +237,7 @@ async def restock(request: Request) -> Response:
         await service.restock(actor=user, reward=reward, delta=data["delta"])
         flash(request, _("Stock updated."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/villages/{reward.village_id}/rewards")
 
 
@@ -249,7 +250,7 @@ async def edit_reward(request: Request) -> Response:
                                     fields=service.RewardFields(**data))
         flash(request, _("Item %(name)s saved.", name=reward.name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/villages/{reward.village_id}/rewards")
 
 
@@ -281,7 +282,7 @@ async def counter_redeem(request: Request) -> Response:
     except DomainError as error:
         if error.code == "not_found" and error.field is None:
             raise
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/users/{resident.id}")
 
 
@@ -301,7 +302,7 @@ async def upload_image(request: Request) -> Response:
         await service.set_reward_image(actor=user, reward=reward, data=content)
         flash(request, _("Picture saved."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     finally:
         await form.close()
     return redirect(f"/console/villages/{reward.village_id}/rewards")

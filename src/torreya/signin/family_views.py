@@ -19,6 +19,7 @@ from torreya.web import (
     confirmed,
     current_helper,
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -28,7 +29,6 @@ from torreya.web import (
 
 async def my_family(request: Request) -> Response:
     """Settings → family helpers: who may act for me, and what they did."""
-    from torreya.console.views import error_text
 
     user = await require_user(request)
     if request.method == "POST":
@@ -47,7 +47,7 @@ async def my_family(request: Request) -> Response:
                 flash(request, _("%(name)s can now log in with their number and act for "
                                  "you. They are told by SMS.", name=helper.name))
         except DomainError as error:
-            flash(request, error_text(error), "error")
+            flash_error(request, error)
         return redirect("/me/family")
     return render(request, "signin/family.html", {
         "flashes": pop_flashes(request), "acting": current_helper(request),
@@ -58,7 +58,6 @@ async def my_family(request: Request) -> Response:
 
 async def helpers_of_resident(request: Request) -> Response:
     """Console: staff add or remove a resident's family helper (POST only)."""
-    from torreya.console.views import error_text
 
     staff = await require_user(request, Role.STAFF)
     person = await User.get_or_none(id=request.path_params["id"])
@@ -79,7 +78,7 @@ async def helpers_of_resident(request: Request) -> Response:
             flash(request, _("%(helper)s can now act for %(name)s; they are told by SMS.",
                              helper=helper.name, name=person.display_name))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/users/{person.id}")
 
 

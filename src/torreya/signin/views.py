@@ -20,6 +20,7 @@ from torreya.web import (
     confirmed,
     current_user,
     flash,
+    flash_error,
     read_form,
     redirect,
     require_user,
@@ -207,7 +208,6 @@ async def registration_queue(request: Request) -> Response:
 
 
 async def decide_registration(request: Request) -> Response:
-    from torreya.console.views import error_text
     from torreya.models import Registration
     from torreya.signin import registrations
 
@@ -226,7 +226,7 @@ async def decide_registration(request: Request) -> Response:
                                        reason=str(form.get("reason", ""))[:200])
             flash(request, _("Rejected; they are told why by SMS."))
     except DomainError as error:
-        flash(request, error_text(error), "error")
+        flash_error(request, error)
     return redirect(f"/console/villages/{village_id}/registrations")
 
 
