@@ -10,7 +10,14 @@ from datetime import datetime, timedelta
 from torreya.db import now
 from torreya.i18n import gettext as _
 from torreya.ledger.periods import ALL_KINDS, period_key
-from torreya.models import EarningTotal, GroupMember, LedgerEntry, PledgeSignature, User
+from torreya.models import (
+    EarningTotal,
+    Event,
+    GroupMember,
+    LedgerEntry,
+    PledgeSignature,
+    User,
+)
 from torreya.templating import mask_name
 
 PERIODS = ("week", "month", "quarter", "year", "all")
@@ -28,6 +35,18 @@ class BoardRow:
 
 def public_name(user: User) -> str:
     return _("Anonymous resident") if user.hide_from_boards else mask_name(user.display_name)
+
+
+async def public_whats(entries: list[LedgerEntry]) -> list[str]:
+    """What a screen anyone can see (the big screen, SPEC §3) says each entry was for: the
+    event's title for a check-in, else only the kind ("隐患上报", "巡逻"). Never a memo: a
+    report's memo is its text, an adjustment's the clerk's reason, a family helper's act
+    names the helper, and in a village of 40 a masked name beside them is a person."""
+    events = {e.source_id for e in entries if e.source_type == "event" and e.source_id}
+    titles = dict(await Event.filter(id__in=events).values_list("id", "title")) \
+        if events else {}
+    return [titles.get(e.source_id) if e.source_type == "event" and e.source_id in titles
+            else _(e.kind) for e in entries]
 
 
 async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int = 20,

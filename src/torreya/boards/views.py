@@ -86,8 +86,9 @@ async def display_json(request: Request) -> Response:
 
         members = await GroupMember.filter(group_id=subject.id).values_list("user_id", flat=True)
         recent = recent.filter(user_id__in=members)
-    activity = [{"name": queries.public_name(e.user), "points": e.delta,
-                 "what": e.memo or _(e.kind)} for e in await recent.prefetch_related("user")]
+    entries = await recent.prefetch_related("user")
+    activity = [{"name": queries.public_name(e.user), "points": e.delta, "what": what}
+                for e, what in zip(entries, await queries.public_whats(entries), strict=True)]
     groups = []
     if scope != "group":
         town_id = subject.id if scope == "town" else subject.town_id
