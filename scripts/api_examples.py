@@ -30,8 +30,7 @@ async def record(folder: Path) -> dict:
     from torreya.app import create_app
     from torreya.db import migrate
     from torreya.demo import load_demo
-    from torreya.settings import Settings
-    from torreya.templating import LOCAL
+    from torreya.settings import LOCAL, Settings
 
     settings = Settings(DATABASE_URL=f"sqlite://{folder}/examples.sqlite3", SECRET_KEY=SECRET,
                         BASE_URL="https://torreya.example.cn")

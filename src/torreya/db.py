@@ -151,11 +151,9 @@ async def migrate(
 
 @contextlib.asynccontextmanager
 async def orm(settings: Settings) -> AsyncIterator[None]:
-    """Tortoise for a CLI command (the web app uses RegisterTortoise in its lifespan)."""
-    from torreya.trust import sealing
-
+    """Tortoise for a CLI command (the web app uses RegisterTortoise in its lifespan). The
+    caller has configured the sealing keys (cli.main, create_app)."""
     check_sqlite_path(settings)
-    sealing.configure(settings)
     async with TortoiseContext() as ctx:
         await ctx.init(config=settings.tortoise_config())
         try:

@@ -6,7 +6,17 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from torreya.accounts import views as accounts
-from torreya.api.registry import ApiRouter, api_routes
+from torreya.api import accounts as api_accounts
+from torreya.api import boards as api_boards
+from torreya.api import checkins as api_checkins
+from torreya.api import community as api_community
+from torreya.api import notifications as api_notifications
+from torreya.api import openapi as api_openapi
+from torreya.api import patrols as api_patrols
+from torreya.api import rewards as api_rewards
+from torreya.api import trust as api_trust
+from torreya.api import webhooks as api_webhooks
+from torreya.api.registry import ApiRouter
 from torreya.boards import views as boards
 from torreya.checkins import offline_views
 from torreya.checkins import views as checkins
@@ -24,10 +34,15 @@ from torreya.signin import family_views
 from torreya.signin import views as signin
 from torreya.trust import views as trust_views
 
+# The API's endpoints, each module's list in turn (the OpenAPI document follows this order).
+API = (*api_accounts.api, *api_boards.api, *api_checkins.api, *api_community.api,
+       *api_notifications.api, *api_openapi.api, *api_patrols.api, *api_rewards.api,
+       *api_trust.api, *api_webhooks.api)
+
 
 def build_routes() -> list[BaseRoute]:
     return [
-        Mount("/api/v1", app=ApiRouter(api_routes()), name="api"),
+        Mount("/api/v1", app=ApiRouter(API), name="api"),
         Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))), name="static"),
         *rewards.routes,
         *pledges.routes,

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TIME_ZONE = "Asia/Shanghai"
+LOCAL = ZoneInfo(TIME_ZONE)  # village time: days, periods, opening hours
 DEFAULT_DATABASE_URL = "sqlite://data/torreya.sqlite3"
 PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "secret", "dev"}
 MODELS_MODULE = "torreya.models"

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from torreya import i18n
-from torreya.settings import TIME_ZONE, resource_dir
-
-LOCAL = ZoneInfo(TIME_ZONE)
+from torreya.masking import mask_name
+from torreya.settings import LOCAL, resource_dir
 
 
 def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -26,16 +24,6 @@ def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str
         except ValueError:
             return value
     return value.astimezone(LOCAL).strftime(fmt)
-
-
-def mask_name(name: str | None) -> str:
-    """张三 → 张*, 张小明 → 张*明, 欧阳小明 → 欧**明; Latin names keep the first letter."""
-    name = (name or "").strip()
-    if len(name) <= 1:
-        return name or "*"
-    if len(name) == 2:
-        return name[0] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 def signed_points(value: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.requests import Request
 
 from torreya.errors import InvalidRequestError
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 _MARKUP = re.compile(r"[<>]")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from starlette.routing import Match
 
-from torreya.api.registry import ApiRouter, api_routes
+from torreya.api.registry import ApiRouter
+from torreya.routes import API
 
 
 def _ordered(routes, path: str, method: str):
@@ -21,7 +22,7 @@ def _ordered(routes, path: str, method: str):
 
 
 def test_every_path_looked_up_is_the_route_ordered_matching_finds():
-    router = ApiRouter(api_routes())
+    router = ApiRouter(API)
     assert "/checkins" in router.exact and "/me" in router.exact
     for path, route in router.exact.items():
         for method in ("GET", "POST", "DELETE"):

@@ -17,8 +17,7 @@ from torreya.i18n import current_language
 from torreya.ledger.periods import period_key
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import LedgerEntry, Role, Town, User
-from torreya.settings import ConfigurationError, Settings
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL, ConfigurationError, Settings
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.browser.conftest import shot
 from tests.browser.test_pages import login
-from torreya.templating import mask_name
+from torreya.masking import mask_name
 
 pytestmark = pytest.mark.browser
 

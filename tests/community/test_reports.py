@@ -117,7 +117,7 @@ async def test_the_daily_limit_holds_just_after_midnight_in_beijing(client, monk
     from datetime import datetime
 
     from torreya.reports import service
-    from torreya.templating import LOCAL
+    from torreya.settings import LOCAL
 
     moment = datetime(2026, 12, 2, 0, 30, tzinfo=LOCAL)
     monkeypatch.setattr(service, "now", lambda: moment)

@@ -204,7 +204,7 @@ async def test_an_entry_that_commits_late_is_linked_by_the_next_sweep(app, tampe
 async def test_housekeeping_signs_yesterday_once_per_town(app, settings):
     from datetime import datetime
 
-    from torreya.templating import LOCAL
+    from torreya.settings import LOCAL
     from torreya.trust.signing import sign_due
 
     village, _admin, _people, _entries = await _ledger(2)

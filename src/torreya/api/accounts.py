@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from torreya.accounts import service, sessions
 from torreya.accounts.permissions import require_over
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import BIGID_MAX, Body, Id, Int, Maybe, Out, Query, QueryInt, Text, Time
 from torreya.api.serializers import entry_json, user_json
 from torreya.checkins.codes import member_code
@@ -29,6 +29,9 @@ from torreya.web import (
 
 ROLES = tuple(r.value for r in Role if r != Role.PLATFORM_ADMIN)
 RoleName = Literal[ROLES]  # type: ignore[valid-type]
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class TokenIn(Body):
@@ -166,12 +169,12 @@ class StepUpIn(Body):
     code: Text(12) | None = None
 
 
-@endpoint("POST", "/auth/token", body=TokenIn, returns=TokenOut,
-          summary="A bearer token for a username and password, or a phone and its SMS code",
-          summary_zh="登录：用户名和密码，或手机号和短信验证码，换取访问令牌",
-          auth=False, tag="accounts",
-          errors=["invalid_credentials", "invalid_code", "too_many_attempts", "no_account",
-                  "choose_account", "totp_required", "invalid_request"])
+@api.endpoint("POST", "/auth/token", body=TokenIn, returns=TokenOut,
+              summary="A bearer token for a username and password, or a phone and its SMS code",
+              summary_zh="登录：用户名和密码，或手机号和短信验证码，换取访问令牌",
+              auth=False, tag="accounts",
+              errors=["invalid_credentials", "invalid_code", "too_many_attempts", "no_account",
+                      "choose_account", "totp_required", "invalid_request"])
 async def token(request: Request, body: TokenIn) -> object:
     settings = request.app.state.settings
     if body.phone:
@@ -193,11 +196,11 @@ async def token(request: Request, body: TokenIn) -> object:
     return json(await _token_for(request, user))
 
 
-@endpoint("POST", "/auth/sms-code", body=PhoneIn, returns=CodeSent,
-          summary="Send a sign-in code by SMS (the same answer for any well-formed number)",
-          summary_zh="发送短信验证码（任何格式正确的号码都得到同样的回答）",
-          auth=False, status=202, tag="accounts",
-          errors=["invalid_request", "too_many_attempts", "sms_unavailable"])
+@api.endpoint("POST", "/auth/sms-code", body=PhoneIn, returns=CodeSent,
+              summary="Send a sign-in code by SMS (the same answer for any well-formed number)",
+              summary_zh="发送短信验证码（任何格式正确的号码都得到同样的回答）",
+              auth=False, status=202, tag="accounts",
+              errors=["invalid_request", "too_many_attempts", "sms_unavailable"])
 async def sms_code(request: Request, body: PhoneIn) -> object:
     sent = await codes.request_code(request.app.state.settings, phone=body.phone,
                                     ip=client_ip(request))
@@ -216,17 +219,17 @@ async def _token_for(request: Request, user: User, *, helper=None) -> dict:
             "token_type": "bearer", "expires_in": settings.ACCESS_TOKEN_SECONDS}
 
 
-@endpoint("GET", "/me", returns=MeOut,
-          summary="The logged-in user with balance and lifetime points",
-          summary_zh="我的账户：余额和累计积分", tag="accounts")
+@api.endpoint("GET", "/me", returns=MeOut,
+              summary="The logged-in user with balance and lifetime points",
+              summary_zh="我的账户：余额和累计积分", tag="accounts")
 async def me(request: Request, body: None) -> object:
     user = await require_user(request)
     return json(user_json(user, full=True))
 
 
-@endpoint("GET", "/me/ledger", query=LedgerQuery, returns=LedgerPage,
-          summary="My ledger entries, newest first (cursor pagination)",
-          summary_zh="我的积分明细，最新的在前（游标分页）", tag="ledger")
+@api.endpoint("GET", "/me/ledger", query=LedgerQuery, returns=LedgerPage,
+              summary="My ledger entries, newest first (cursor pagination)",
+              summary_zh="我的积分明细，最新的在前（游标分页）", tag="ledger")
 async def my_ledger(request: Request, body: None) -> object:
     user = await require_user(request)
     params: LedgerQuery = request.state.query
@@ -236,9 +239,9 @@ async def my_ledger(request: Request, body: None) -> object:
                  "next_cursor": str(next_cursor) if next_cursor else None})
 
 
-@endpoint("GET", "/me/member-card", returns=CardOut,
-          summary="The code on my member card, for staff to scan",
-          summary_zh="我的积分卡（工作人员扫码代签）", tag="checkins", errors=["forbidden"])
+@api.endpoint("GET", "/me/member-card", returns=CardOut,
+              summary="The code on my member card, for staff to scan",
+              summary_zh="我的积分卡（工作人员扫码代签）", tag="checkins", errors=["forbidden"])
 async def my_member_card(request: Request, body: None) -> object:
     user = await require_user(request)
     if user.role != Role.RESIDENT:
@@ -248,9 +251,9 @@ async def my_member_card(request: Request, body: None) -> object:
     return json({"code": code, "url": f"{settings.BASE_URL}/card/{code}"})
 
 
-@endpoint("POST", "/towns", idempotent=True, body=TownIn, returns=TownOut,
-          summary="Create a town (platform admin)", summary_zh="创建镇（平台管理员）",
-          status=201, tag="accounts", errors=["forbidden", "code_taken", "invalid_request"])
+@api.endpoint("POST", "/towns", idempotent=True, body=TownIn, returns=TownOut,
+              summary="Create a town (platform admin)", summary_zh="创建镇（平台管理员）",
+              status=201, tag="accounts", errors=["forbidden", "code_taken", "invalid_request"])
 async def create_town(request: Request, body: TownIn) -> object:
     actor = await require_user(request)
     town = await service.create_town(actor=actor, **body.model_dump())
@@ -258,10 +261,10 @@ async def create_town(request: Request, body: TownIn) -> object:
                  "currency_name": town.currency_name}, 201)
 
 
-@endpoint("POST", "/towns/{id:id}/villages", idempotent=True, body=VillageIn,
-          returns=VillageOut, summary="Create a village (town admin)",
-          summary_zh="创建村（镇管理员）", status=201, tag="accounts",
-          errors=["forbidden", "not_found", "code_taken", "invalid_request"])
+@api.endpoint("POST", "/towns/{id:id}/villages", idempotent=True, body=VillageIn,
+              returns=VillageOut, summary="Create a village (town admin)",
+              summary_zh="创建村（镇管理员）", status=201, tag="accounts",
+              errors=["forbidden", "not_found", "code_taken", "invalid_request"])
 async def create_village(request: Request, body: VillageIn) -> object:
     actor = await require_user(request)
     village = await service.create_village(actor=actor, town_id=request.path_params["id"],
@@ -270,10 +273,10 @@ async def create_village(request: Request, body: VillageIn) -> object:
                  "code": village.code}, 201)
 
 
-@endpoint("POST", "/users", idempotent=True, body=UserIn, returns=UserOut,
-          summary="Create a user in a village the admin manages",
-          summary_zh="在自己管理的村里添加用户", status=201, tag="accounts",
-          errors=["forbidden", "not_found", "username_taken", "invalid_request"])
+@api.endpoint("POST", "/users", idempotent=True, body=UserIn, returns=UserOut,
+              summary="Create a user in a village the admin manages",
+              summary_zh="在自己管理的村里添加用户", status=201, tag="accounts",
+              errors=["forbidden", "not_found", "username_taken", "invalid_request"])
 async def create_user(request: Request, body: UserIn) -> object:
     actor = await require_user(request)
     user = await service.create_user(actor=actor, new=service.NewUser(
@@ -283,11 +286,11 @@ async def create_user(request: Request, body: UserIn) -> object:
     return json(user_json(user), 201)
 
 
-@endpoint("POST", "/users/{id:id}/adjustments", idempotent=True, body=AdjustmentIn,
-          returns=EntryOut, summary="Add or take points with a reason",
-          summary_zh="加减积分（须写明原因）", status=201, tag="ledger",
-          errors=["forbidden", "not_found", "insufficient_points", "invalid_request",
-                  "step_up_required"])
+@api.endpoint("POST", "/users/{id:id}/adjustments", idempotent=True, body=AdjustmentIn,
+              returns=EntryOut, summary="Add or take points with a reason",
+              summary_zh="加减积分（须写明原因）", status=201, tag="ledger",
+              errors=["forbidden", "not_found", "insufficient_points", "invalid_request",
+                      "step_up_required"])
 async def adjust(request: Request, body: AdjustmentIn) -> object:
     actor = await require_user(request)
     target = await User.get_or_none(id=request.path_params["id"])
@@ -302,18 +305,19 @@ async def adjust(request: Request, body: AdjustmentIn) -> object:
     return json(entry_json(entry), 201)
 
 
-@endpoint("POST", "/me/sessions/revoke", status=204, tag="accounts",
-          summary="Log out everywhere: end every session and bearer token of mine, this one too",
-          summary_zh="退出所有登录（包括这一个）", errors=["helper_forbidden"])
+@api.endpoint("POST", "/me/sessions/revoke", status=204, tag="accounts",
+              summary="Log out everywhere: end every session and bearer token of mine, "
+                      "this one too",
+              summary_zh="退出所有登录（包括这一个）", errors=["helper_forbidden"])
 async def revoke_my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     await service.end_sessions(actor=user, target=user)
     return Response(status_code=204)
 
 
-@endpoint("POST", "/users/{id:id}/sessions/revoke", status=204, tag="accounts",
-          summary="Lost phone: end every session and bearer token of someone below me",
-          summary_zh="手机丢了：结束某位居民的全部登录", errors=["forbidden", "not_found"])
+@api.endpoint("POST", "/users/{id:id}/sessions/revoke", status=204, tag="accounts",
+              summary="Lost phone: end every session and bearer token of someone below me",
+              summary_zh="手机丢了：结束某位居民的全部登录", errors=["forbidden", "not_found"])
 async def revoke_sessions(request: Request, body: None) -> object:
     actor = await require_user(request)
     target = await User.get_or_none(id=request.path_params["id"])
@@ -323,9 +327,9 @@ async def revoke_sessions(request: Request, body: None) -> object:
     return Response(status_code=204)
 
 
-@endpoint("GET", "/me/sessions", returns=SessionList,
-          summary="Where I am logged in: each login's device, address and last use",
-          summary_zh="我在哪些设备上登录着", tag="accounts", errors=["helper_forbidden"])
+@api.endpoint("GET", "/me/sessions", returns=SessionList,
+              summary="Where I am logged in: each login's device, address and last use",
+              summary_zh="我在哪些设备上登录着", tag="accounts", errors=["helper_forbidden"])
 async def my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     this = current_sid(request)
@@ -336,20 +340,20 @@ async def my_sessions(request: Request, body: None) -> object:
          "current": s.id == this} for s in await sessions.active_sessions(user)]})
 
 
-@endpoint("POST", "/me/sessions/{sid}/revoke", status=204, tag="accounts",
-          summary="End one of my logins (a device I no longer use)",
-          summary_zh="结束我的某一个登录", errors=["not_found", "helper_forbidden"])
+@api.endpoint("POST", "/me/sessions/{sid}/revoke", status=204, tag="accounts",
+              summary="End one of my logins (a device I no longer use)",
+              summary_zh="结束我的某一个登录", errors=["not_found", "helper_forbidden"])
 async def revoke_one_session(request: Request, body: None) -> object:
     user = await require_user(request)
     await sessions.end_session(actor=user, user=user, sid=request.path_params["sid"])
     return Response(status_code=204)
 
 
-@endpoint("POST", "/me/password", body=PasswordChangeIn, returns=TokenOut,
-          summary="Change my password: every login ends; a new token for this client",
-          summary_zh="修改密码：其他登录全部结束，本客户端得到新令牌", tag="accounts",
-          errors=["invalid_credentials", "too_many_attempts", "invalid_request",
-                  "helper_forbidden"])
+@api.endpoint("POST", "/me/password", body=PasswordChangeIn, returns=TokenOut,
+              summary="Change my password: every login ends; a new token for this client",
+              summary_zh="修改密码：其他登录全部结束，本客户端得到新令牌", tag="accounts",
+              errors=["invalid_credentials", "too_many_attempts", "invalid_request",
+                      "helper_forbidden"])
 async def change_password(request: Request, body: PasswordChangeIn) -> object:
     settings = request.app.state.settings
     user = await service.change_password(settings, user=await require_user(request),
@@ -358,12 +362,12 @@ async def change_password(request: Request, body: PasswordChangeIn) -> object:
     return json(await _token_for(request, user))
 
 
-@endpoint("POST", "/auth/step-up", status=204, tag="accounts", body=StepUpIn,
-          summary="Confirm it is me again (password, app code or SMS code): big actions "
-                  "and changes to how I log in are allowed for 5 minutes",
-          summary_zh="再次确认身份（密码、验证器或短信验证码）：5 分钟内可以做大额操作",
-          errors=["invalid_credentials", "invalid_code", "too_many_attempts",
-                  "invalid_request", "helper_forbidden"])
+@api.endpoint("POST", "/auth/step-up", status=204, tag="accounts", body=StepUpIn,
+              summary="Confirm it is me again (password, app code or SMS code): big actions "
+                      "and changes to how I log in are allowed for 5 minutes",
+              summary_zh="再次确认身份（密码、验证器或短信验证码）：5 分钟内可以做大额操作",
+              errors=["invalid_credentials", "invalid_code", "too_many_attempts",
+                      "invalid_request", "helper_forbidden"])
 async def step_up(request: Request, body: StepUpIn) -> object:
     user = await require_user(request)
     if not (body.password or body.code):

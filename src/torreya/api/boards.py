@@ -6,7 +6,7 @@ from typing import Literal
 
 from starlette.requests import Request
 
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Out, Query, QueryInt
 from torreya.boards import queries
 from torreya.db import get_one
@@ -14,6 +14,9 @@ from torreya.errors import NotFoundError
 from torreya.models import Group, Town, Village
 
 Period = Literal[queries.PERIODS]  # type: ignore[valid-type]
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class BoardQuery(Query):
@@ -44,22 +47,22 @@ async def _board(request: Request, scope: str, model) -> object:
         {"rank": r.rank, "display_name": r.display_name, "points": r.points} for r in rows]})
 
 
-@endpoint("GET", "/villages/{id:id}/leaderboard", query=BoardQuery, returns=Board,
-          summary="Village leaderboard", summary_zh="村排行榜（姓名已遮挡）", auth=False,
-          tag="boards", errors=["not_found", "invalid_request"])
+@api.endpoint("GET", "/villages/{id:id}/leaderboard", query=BoardQuery, returns=Board,
+              summary="Village leaderboard", summary_zh="村排行榜（姓名已遮挡）", auth=False,
+              tag="boards", errors=["not_found", "invalid_request"])
 async def village_board(request: Request, body: None) -> object:
     return await _board(request, "village", Village)
 
 
-@endpoint("GET", "/towns/{id:id}/leaderboard", query=BoardQuery, returns=Board,
-          summary="Town leaderboard", summary_zh="镇排行榜（姓名已遮挡）", auth=False,
-          tag="boards", errors=["not_found", "invalid_request"])
+@api.endpoint("GET", "/towns/{id:id}/leaderboard", query=BoardQuery, returns=Board,
+              summary="Town leaderboard", summary_zh="镇排行榜（姓名已遮挡）", auth=False,
+              tag="boards", errors=["not_found", "invalid_request"])
 async def town_board(request: Request, body: None) -> object:
     return await _board(request, "town", Town)
 
 
-@endpoint("GET", "/groups/{id:id}/leaderboard", query=BoardQuery, returns=Board,
-          summary="Volunteer group leaderboard", summary_zh="志愿队排行榜（姓名已遮挡）",
-          auth=False, tag="boards", errors=["not_found", "invalid_request"])
+@api.endpoint("GET", "/groups/{id:id}/leaderboard", query=BoardQuery, returns=Board,
+              summary="Volunteer group leaderboard", summary_zh="志愿队排行榜（姓名已遮挡）",
+              auth=False, tag="boards", errors=["not_found", "invalid_request"])
 async def group_board(request: Request, body: None) -> object:
     return await _board(request, "group", Group)

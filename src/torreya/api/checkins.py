@@ -9,7 +9,7 @@ from starlette.requests import Request
 from torreya.accounts import sessions
 from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Bool, Int, Maybe, Moment, Out, Text, Time
 from torreya.checkins import express, service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
@@ -21,6 +21,9 @@ from torreya.web import require_user
 CHECKIN_ERRORS = ["invalid_token", "token_expired", "event_not_open", "already_checked_in",
                   "cap_reached", "forbidden"]
 EventKind = Literal[service.EVENT_KINDS]  # type: ignore[valid-type]
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class EventIn(Body):
@@ -140,10 +143,11 @@ async def event_for_staff(request: Request) -> Event:
     return event
 
 
-@endpoint("POST", "/villages/{id:id}/events", idempotent=True, body=EventIn, returns=EventOut,
-          summary="Create an event with QR check-in", summary_zh="创建活动（扫码签到）",
-          status=201, tag="checkins", errors=["forbidden", "not_found", "invalid_request"],
-          links={"checkin_code": ("checkin_code", {"parameters": {"id": "$response.body#/id"}})})
+@api.endpoint("POST", "/villages/{id:id}/events", idempotent=True, body=EventIn, returns=EventOut,
+              summary="Create an event with QR check-in", summary_zh="创建活动（扫码签到）",
+              status=201, tag="checkins", errors=["forbidden", "not_found", "invalid_request"],
+              links={"checkin_code": ("checkin_code",
+              {"parameters": {"id": "$response.body#/id"}})})
 async def create_event(request: Request, body: EventIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
@@ -151,10 +155,10 @@ async def create_event(request: Request, body: EventIn) -> object:
     return json(event_json(request, event), 201)
 
 
-@endpoint("GET", "/events/{id:id}/checkin-code", returns=CodeOut,
-          summary="The code to show now", summary_zh="当前签到码（轮换码每 30 秒更新）",
-          tag="checkins", errors=["forbidden", "not_found"],
-          links={"check_in": ("check_in", {"requestBody": {"token": "$response.body#/token"}})})
+@api.endpoint("GET", "/events/{id:id}/checkin-code", returns=CodeOut,
+              summary="The code to show now", summary_zh="当前签到码（轮换码每 30 秒更新）",
+              tag="checkins", errors=["forbidden", "not_found"],
+              links={"check_in": ("check_in", {"requestBody": {"token": "$response.body#/token"}})})
 async def checkin_code(request: Request, body: None) -> object:
     event = await event_for_staff(request)
     settings = request.app.state.settings
@@ -164,9 +168,9 @@ async def checkin_code(request: Request, body: None) -> object:
                  "expires_at": expires.isoformat()})
 
 
-@endpoint("POST", "/checkins", body=CheckinIn, returns=CheckinOut, auth="token",
-          summary="Check in with a scanned code", summary_zh="居民扫码签到，积分入账",
-          status=201, tag="checkins", errors=CHECKIN_ERRORS)
+@api.endpoint("POST", "/checkins", body=CheckinIn, returns=CheckinOut, auth="token",
+              summary="Check in with a scanned code", summary_zh="居民扫码签到，积分入账",
+              status=201, tag="checkins", errors=CHECKIN_ERRORS)
 async def check_in(request: Request, body: CheckinIn) -> object:
     settings = request.app.state.settings
     claims = request.state.claims
@@ -180,10 +184,10 @@ async def check_in(request: Request, body: CheckinIn) -> object:
                  "points": result.points, "balance": result.balance}, 201)
 
 
-@endpoint("POST", "/events/{id:id}/checkins", body=MemberCheckinIn, returns=MemberCheckinOut,
-          summary="Staff check a resident in by member card",
-          summary_zh="工作人员扫居民的积分卡代为签到",
-          status=201, tag="checkins", errors=CHECKIN_ERRORS + ["not_found", "card_revoked"])
+@api.endpoint("POST", "/events/{id:id}/checkins", body=MemberCheckinIn, returns=MemberCheckinOut,
+              summary="Staff check a resident in by member card",
+              summary_zh="工作人员扫居民的积分卡代为签到",
+              status=201, tag="checkins", errors=CHECKIN_ERRORS + ["not_found", "card_revoked"])
 async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
     event = await event_for_staff(request)
     result = await service.check_in_member(request.app.state.settings,
@@ -194,11 +198,11 @@ async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
                  "balance": result.balance}, 201)
 
 
-@endpoint("GET", "/events/{id:id}/offline-kit", returns=KitOut,
-          summary="What a staff phone keeps to scan this event without signal: the town's "
-                  "public keys, the revocation list, the event",
-          summary_zh="离线扫码包：镇的公钥、作废卡名单和活动信息", tag="checkins",
-          errors=["forbidden", "not_found"])
+@api.endpoint("GET", "/events/{id:id}/offline-kit", returns=KitOut,
+              summary="What a staff phone keeps to scan this event without signal: the town's "
+                      "public keys, the revocation list, the event",
+              summary_zh="离线扫码包：镇的公钥、作废卡名单和活动信息", tag="checkins",
+              errors=["forbidden", "not_found"])
 async def offline_kit(request: Request, body: None) -> object:
     from torreya.checkins import offline
 
@@ -207,11 +211,11 @@ async def offline_kit(request: Request, body: None) -> object:
                                   event_id=request.path_params["id"]))
 
 
-@endpoint("POST", "/events/{id:id}/offline-scans", body=ScanBatch, returns=ScanResults,
-          summary="Sync the scans a staff phone queued offline: each applied once, judged at "
-                  "the time it was made; the outcome of each",
-          summary_zh="同步无信号时记录的扫码：每条只办一次，按扫码时间判断", tag="checkins",
-          errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/events/{id:id}/offline-scans", body=ScanBatch, returns=ScanResults,
+              summary="Sync the scans a staff phone queued offline: each applied once, judged at "
+                      "the time it was made; the outcome of each",
+              summary_zh="同步无信号时记录的扫码：每条只办一次，按扫码时间判断", tag="checkins",
+              errors=["forbidden", "not_found", "invalid_request"])
 async def offline_scans(request: Request, body: ScanBatch) -> object:
     from torreya.checkins import offline
 

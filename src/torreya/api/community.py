@@ -8,7 +8,7 @@ from pydantic import Field
 from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Int, Maybe, Moment, Out, Text
 from torreya.models import ReportCategory
 from torreya.pledges import service as pledges
@@ -16,6 +16,9 @@ from torreya.reports import service as reports
 from torreya.web import require_user
 
 Category = Literal[tuple(c.value for c in ReportCategory)]  # type: ignore[valid-type]
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class PledgeIn(Body):
@@ -76,9 +79,9 @@ class ProgressIn(Body):
     note: Maybe(Text(500, markup=True, required=False), "") = ""
 
 
-@endpoint("POST", "/villages/{id:id}/pledges", idempotent=True, body=PledgeIn,
-          returns=PledgeOut, summary="Start a pledge campaign", summary_zh="发起承诺书签名活动",
-          status=201, tag="pledges", errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/villages/{id:id}/pledges", idempotent=True, body=PledgeIn,
+              returns=PledgeOut, summary="Start a pledge campaign", summary_zh="发起承诺书签名活动",
+              status=201, tag="pledges", errors=["forbidden", "not_found", "invalid_request"])
 async def create_pledge(request: Request, body: PledgeIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
@@ -87,11 +90,11 @@ async def create_pledge(request: Request, body: PledgeIn) -> object:
                  "confirmations": pledge.confirmations}, 201)
 
 
-@endpoint("POST", "/pledges/{id:id}/signatures", idempotent=True, body=SignatureIn,
-          returns=SignatureOut, summary="Sign a pledge (points once)",
-          summary_zh="签署承诺书（积分只得一次）", status=201, tag="pledges",
-          errors=["not_found", "forbidden", "already_signed", "event_not_open", "cap_reached",
-                  "invalid_request"])
+@api.endpoint("POST", "/pledges/{id:id}/signatures", idempotent=True, body=SignatureIn,
+              returns=SignatureOut, summary="Sign a pledge (points once)",
+              summary_zh="签署承诺书（积分只得一次）", status=201, tag="pledges",
+              errors=["not_found", "forbidden", "already_signed", "event_not_open", "cap_reached",
+                      "invalid_request"])
 async def sign(request: Request, body: SignatureIn) -> object:
     user = await require_user(request)
     signature, balance = await pledges.sign_pledge(
@@ -103,19 +106,21 @@ async def sign(request: Request, body: SignatureIn) -> object:
                  "certificate_url": f"{settings.BASE_URL}/certificates/{code}"}, 201)
 
 
-@endpoint("POST", "/reports", idempotent=True, body=ReportIn, returns=ReportOut,
-          summary="Report a hazard, fraud clue or dispute", summary_zh="上报隐患、诈骗线索或纠纷",
-          status=201, tag="reports", errors=["forbidden", "too_many_attempts", "invalid_request"])
+@api.endpoint("POST", "/reports", idempotent=True, body=ReportIn, returns=ReportOut,
+              summary="Report a hazard, fraud clue or dispute",
+              summary_zh="上报隐患、诈骗线索或纠纷",
+              status=201, tag="reports", errors=["forbidden", "too_many_attempts",
+              "invalid_request"])
 async def file_report(request: Request, body: ReportIn) -> object:
     user = await require_user(request)
     report = await reports.file_report(user=user, **body.model_dump())
     return json({"id": report.id, "status": str(report.status)}, 201)
 
 
-@endpoint("POST", "/reports/{id:bigid}/review", idempotent=True, body=ReviewIn,
-          returns=ReviewOut, summary="Accept with points, or reject",
-          summary_zh="审核上报：采纳并给积分，或驳回", tag="reports",
-          errors=["not_found", "forbidden", "invalid_state", "invalid_request", "cap_reached"])
+@api.endpoint("POST", "/reports/{id:bigid}/review", idempotent=True, body=ReviewIn,
+              returns=ReviewOut, summary="Accept with points, or reject",
+              summary_zh="审核上报：采纳并给积分，或驳回", tag="reports",
+              errors=["not_found", "forbidden", "invalid_state", "invalid_request", "cap_reached"])
 async def review(request: Request, body: ReviewIn) -> object:
     staff = await require_user(request)
     report = await reports.review_report(staff=staff, report_id=request.path_params["id"],
@@ -123,10 +128,10 @@ async def review(request: Request, body: ReviewIn) -> object:
     return json({"id": report.id, "status": str(report.status), "points": report.points})
 
 
-@endpoint("POST", "/reports/{id:bigid}/progress", idempotent=True, body=ProgressIn,
-          returns=ReportOut, summary="Move an accepted report on",
-          summary_zh="推进已采纳的上报：处理中、已解决", tag="reports",
-          errors=["not_found", "forbidden", "invalid_state", "invalid_request"])
+@api.endpoint("POST", "/reports/{id:bigid}/progress", idempotent=True, body=ProgressIn,
+              returns=ReportOut, summary="Move an accepted report on",
+              summary_zh="推进已采纳的上报：处理中、已解决", tag="reports",
+              errors=["not_found", "forbidden", "invalid_state", "invalid_request"])
 async def progress(request: Request, body: ProgressIn) -> object:
     staff = await require_user(request)
     report = await reports.advance_report(staff=staff, report_id=request.path_params["id"],

@@ -5,10 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Out, Time
 from torreya.notifications import service
 from torreya.web import require_user
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class NotificationOut(Out):
@@ -25,9 +27,9 @@ class Inbox(Out):
     unread: int
 
 
-@endpoint("GET", "/me/notifications", returns=Inbox,
-          summary="My notifications, newest first, in my language",
-          summary_zh="我的消息，最新的在前", tag="accounts")
+@api.endpoint("GET", "/me/notifications", returns=Inbox,
+              summary="My notifications, newest first, in my language",
+              summary_zh="我的消息，最新的在前", tag="accounts")
 async def my_notifications(request: Request, body: None) -> object:
     user = await require_user(request)
     items = await service.inbox(user)
@@ -37,8 +39,8 @@ async def my_notifications(request: Request, body: None) -> object:
                  "unread": await service.unread_count(user)})
 
 
-@endpoint("POST", "/me/notifications/read", status=204, tag="accounts",
-          summary="Mark all my notifications read", summary_zh="全部标为已读")
+@api.endpoint("POST", "/me/notifications/read", status=204, tag="accounts",
+              summary="Mark all my notifications read", summary_zh="全部标为已读")
 async def read_notifications(request: Request, body: None) -> object:
     await service.mark_read(await require_user(request))
     return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json as json_module
 import re
-from functools import cache
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,16 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 
 from torreya import __version__
-from torreya.api.registry import ENDPOINTS, endpoint, json
+from torreya.api.registry import Endpoint, Endpoints, json
 from torreya.api.schema import Out
 from torreya.convertors import BIGID_DIGITS, ID_DIGITS
 from torreya.errors import DomainError
 
 # Codes raised with an explicit status rather than by a class of their own.
 _EXTRA_STATUS = {"unavailable": 503, "server_error": 500, "too_large": 413}
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 def _error_classes(cls: type[DomainError] = DomainError):
@@ -91,9 +94,9 @@ def _path(path: str) -> str:
     return re.sub(r"\{(\w+):\w+\}", r"{\1}", path)
 
 
-def _models() -> list[tuple[type[BaseModel], str]]:
+def _models(endpoints: Sequence[Endpoint]) -> list[tuple[type[BaseModel], str]]:
     pairs: list[tuple[type[BaseModel], str]] = []
-    for e in ENDPOINTS:
+    for e in endpoints:
         for model, mode in ((e.body, "validation"), (e.returns, "serialization")):
             if model is not None and (model, mode) not in pairs:
                 pairs.append((model, mode))
@@ -129,14 +132,25 @@ def _errors(e) -> dict[str, list[str]]:
     return by_status
 
 
-@cache
-def _document(base_url: str) -> dict:
-    refs, defs = models_json_schema(_models(), ref_template="#/components/schemas/{model}")
+_DOCUMENTS: dict[tuple[str, int], dict] = {}  # (base URL, the router's endpoints) → document
+
+
+def document(base_url: str, endpoints: Sequence[Endpoint]) -> dict:
+    """The OpenAPI document of `endpoints` (the router's), made once per worker."""
+    key = (base_url, id(endpoints))
+    if key not in _DOCUMENTS:
+        _DOCUMENTS[key] = _document(base_url, endpoints)
+    return _DOCUMENTS[key]
+
+
+def _document(base_url: str, endpoints: Sequence[Endpoint]) -> dict:
+    refs, defs = models_json_schema(_models(endpoints),
+                                    ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     schemas["Error"] = ERROR
     examples = _examples()
     paths: dict = {}
-    for e in ENDPOINTS:
+    for e in endpoints:
         seen = examples.get(e.handler.__name__, {})
         description = "\n\n".join(part for part in (e.summary_zh, e.description) if part)
         op: dict = {"operationId": e.handler.__name__, "summary": e.summary,
@@ -226,10 +240,6 @@ def webhooks(refs: dict) -> dict:
     }} for event_type, model in PAYLOADS.items()}
 
 
-def document(base_url: str) -> dict:
-    return _document(base_url)
-
-
 class Document(Out):
     """An OpenAPI 3.1 document (this one)."""
 
@@ -239,7 +249,7 @@ class Document(Out):
     paths: dict
 
 
-@endpoint("GET", "/openapi.json", summary="This document", summary_zh="本接口文档",
-          auth=False, tag="meta", returns=Document)
+@api.endpoint("GET", "/openapi.json", summary="This document", summary_zh="本接口文档",
+              auth=False, tag="meta", returns=Document)
 async def openapi(request: Request, body: None) -> object:
-    return json(document(request.app.state.settings.BASE_URL))
+    return json(document(request.app.state.settings.BASE_URL, request.scope["api"].endpoints))

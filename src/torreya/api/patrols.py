@@ -7,12 +7,14 @@ from typing import Literal
 from pydantic import Field
 from starlette.requests import Request
 
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Id, Int, Out, Text
 from torreya.models import Checkpoint
 from torreya.patrols import service
 from torreya.patrols.codes import plate_code
 from torreya.web import require_user
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class GroupIn(Body):
@@ -119,9 +121,9 @@ async def _group(request: Request):
     return user, await service.group_for(user, request.path_params["id"])
 
 
-@endpoint("POST", "/towns/{id:id}/groups", idempotent=True, body=GroupIn, returns=GroupOut,
-          summary="Create a volunteer group", summary_zh="创建志愿队（如红枫义警）", status=201,
-          tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/towns/{id:id}/groups", idempotent=True, body=GroupIn, returns=GroupOut,
+              summary="Create a volunteer group", summary_zh="创建志愿队（如红枫义警）", status=201,
+              tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
 async def create_group(request: Request, body: GroupIn) -> object:
     actor = await require_user(request)
     group = await service.create_group(actor=actor, town_id=request.path_params["id"],
@@ -129,18 +131,18 @@ async def create_group(request: Request, body: GroupIn) -> object:
     return json({"id": group.id, "name": group.name, "village_ids": group.village_ids}, 201)
 
 
-@endpoint("POST", "/groups/{id:id}/members", body=MemberIn, returns=MemberOut,
-          summary="Add a member or leader", summary_zh="添加队员或队长", status=201,
-          tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/groups/{id:id}/members", body=MemberIn, returns=MemberOut,
+              summary="Add a member or leader", summary_zh="添加队员或队长", status=201,
+              tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
 async def add_member(request: Request, body: MemberIn) -> object:
     user, group = await _group(request)
     member = await service.add_member(actor=user, group=group, **body.model_dump())
     return json({"group_id": group.id, "user_id": member.user_id, "role": member.role}, 201)
 
 
-@endpoint("POST", "/groups/{id:id}/routes", idempotent=True, body=RouteIn, returns=RouteOut,
-          summary="A route of checkpoint plates", summary_zh="设置巡逻路线和打卡点",
-          status=201, tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/groups/{id:id}/routes", idempotent=True, body=RouteIn, returns=RouteOut,
+              summary="A route of checkpoint plates", summary_zh="设置巡逻路线和打卡点",
+              status=201, tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
 async def create_route(request: Request, body: RouteIn) -> object:
     user, group = await _group(request)
     route = await service.create_route(actor=user, group=group, **body.model_dump())
@@ -152,9 +154,9 @@ async def create_route(request: Request, body: RouteIn) -> object:
                 201)
 
 
-@endpoint("POST", "/groups/{id:id}/patrols", idempotent=True, body=StartIn, returns=PatrolOut,
-          summary="The leader starts a patrol", summary_zh="队长开始巡逻", status=201,
-          tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/groups/{id:id}/patrols", idempotent=True, body=StartIn, returns=PatrolOut,
+              summary="The leader starts a patrol", summary_zh="队长开始巡逻", status=201,
+              tag="patrols", errors=["forbidden", "not_found", "invalid_request"])
 async def start(request: Request, body: StartIn) -> object:
     user, group = await _group(request)
     patrol = await service.start_patrol(leader=user, group=group, route_id=body.route_id)
@@ -162,10 +164,11 @@ async def start(request: Request, body: StartIn) -> object:
                 201)
 
 
-@endpoint("POST", "/patrols/{id:id}/participants", body=JoinIn, returns=ParticipantOut,
-          summary="Join with the leader's code", summary_zh="凭队长给的加入码参加巡逻",
-          status=201, tag="patrols",
-          errors=["forbidden", "not_found", "invalid_token", "invalid_state", "invalid_request"])
+@api.endpoint("POST", "/patrols/{id:id}/participants", body=JoinIn, returns=ParticipantOut,
+              summary="Join with the leader's code", summary_zh="凭队长给的加入码参加巡逻",
+              status=201, tag="patrols",
+              errors=["forbidden", "not_found", "invalid_token", "invalid_state",
+              "invalid_request"])
 async def join(request: Request, body: JoinIn) -> object:
     user = await require_user(request)
     participant = await service.join_patrol(user=user, patrol_id=request.path_params["id"],
@@ -173,10 +176,11 @@ async def join(request: Request, body: JoinIn) -> object:
     return json({"patrol_id": participant.patrol_id, "user_id": participant.user_id}, 201)
 
 
-@endpoint("POST", "/patrols/{id:id}/scans", body=PlateScanIn, returns=PlateScanOut,
-          summary="Record a checkpoint plate (optional numbers latitude, longitude)",
-          summary_zh="巡逻中扫打卡点", status=201, tag="patrols",
-          errors=["forbidden", "not_found", "invalid_token", "invalid_state", "invalid_request"])
+@api.endpoint("POST", "/patrols/{id:id}/scans", body=PlateScanIn, returns=PlateScanOut,
+              summary="Record a checkpoint plate (optional numbers latitude, longitude)",
+              summary_zh="巡逻中扫打卡点", status=201, tag="patrols",
+              errors=["forbidden", "not_found", "invalid_token", "invalid_state",
+              "invalid_request"])
 async def scan(request: Request, body: PlateScanIn) -> object:
     user = await require_user(request)
     result = await service.record_scan(request.app.state.settings, user=user,
@@ -187,9 +191,9 @@ async def scan(request: Request, body: PlateScanIn) -> object:
                  "repeated": result.repeated}, 201)
 
 
-@endpoint("POST", "/patrols/{id:id}/finish", returns=FinishedOut,
-          summary="The leader finishes the patrol", summary_zh="队长结束巡逻，提交审核",
-          tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
+@api.endpoint("POST", "/patrols/{id:id}/finish", returns=FinishedOut,
+              summary="The leader finishes the patrol", summary_zh="队长结束巡逻，提交审核",
+              tag="patrols", errors=["forbidden", "not_found", "invalid_state"])
 async def finish(request: Request, body: None) -> object:
     user = await require_user(request)
     patrol = await service.finish_patrol(leader=user, patrol_id=request.path_params["id"])
@@ -197,9 +201,9 @@ async def finish(request: Request, body: None) -> object:
                  "duration_minutes": patrol.duration_minutes})
 
 
-@endpoint("POST", "/patrols/{id:id}/approve", idempotent=True, returns=ReviewedOut,
-          summary="Approve and pay the participants", summary_zh="审核通过，给队员记积分",
-          tag="patrols", errors=["forbidden", "not_found", "invalid_state", "cap_reached"])
+@api.endpoint("POST", "/patrols/{id:id}/approve", idempotent=True, returns=ReviewedOut,
+              summary="Approve and pay the participants", summary_zh="审核通过，给队员记积分",
+              tag="patrols", errors=["forbidden", "not_found", "invalid_state", "cap_reached"])
 async def approve(request: Request, body: None) -> object:
     user = await require_user(request)
     patrol, awards = await service.approve_patrol(actor=user, patrol_id=request.path_params["id"])
@@ -207,9 +211,10 @@ async def approve(request: Request, body: None) -> object:
                  "awards": [{"user_id": a.user_id, "points": a.points} for a in awards]})
 
 
-@endpoint("POST", "/patrols/{id:id}/reject", idempotent=True, body=RejectIn, returns=ReviewedOut,
-          summary="Reject with a reason", summary_zh="驳回并说明理由", tag="patrols",
-          errors=["forbidden", "not_found", "invalid_state", "invalid_request"])
+@api.endpoint("POST", "/patrols/{id:id}/reject", idempotent=True, body=RejectIn,
+              returns=ReviewedOut,
+              summary="Reject with a reason", summary_zh="驳回并说明理由", tag="patrols",
+              errors=["forbidden", "not_found", "invalid_state", "invalid_request"])
 async def reject(request: Request, body: RejectIn) -> object:
     user = await require_user(request)
     patrol = await service.reject_patrol(actor=user, patrol_id=request.path_params["id"],

@@ -1,7 +1,9 @@
-"""The API's one table: each endpoint declares its method, path, body and errors once.
+"""How an API endpoint is declared: its method, path, body and errors, once.
 
-The same declaration builds the Starlette route, validates the body and writes the
-OpenAPI document, so the document cannot drift from what is served.
+Each API module lists its endpoints (`api = Endpoints()`, then `@api.endpoint(...)`), and
+torreya/routes.py gathers the modules' lists into the one table (as polar's api.py
+includes its routers). The same declaration builds the Starlette route, validates the
+body and writes the OpenAPI document, so the document cannot drift from what is served.
 """
 
 from __future__ import annotations
@@ -52,24 +54,36 @@ class Endpoint:
     description: str = ""
 
 
-ENDPOINTS: list[Endpoint] = []
+class Endpoints(list[Endpoint]):
+    """One API module's endpoints, in the order it declares them."""
+
+    def endpoint(self, method: str, path: str, *, summary: str, summary_zh: str = "",
+                 body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
+                 returns: type[BaseModel] | None = None,
+                 auth: bool | Literal["token"] = True, status: int = 200,
+                 errors: Sequence[str] = (), tag: str = "", idempotent: bool = False,
+                 links: dict[str, tuple[str, dict[str, str]]] | None = None,
+                 description: str = "") -> Callable[[Handler], Handler]:
+        """Declare an API handler `async def h(request, body) -> Response` under /api/v1;
+        `body` is the validated `body` model (None without one), the query's model is
+        `request.state.query`.
+
+        The caller is authenticated before the body is read (401 before 422; with
+        `auth="token"`, a body refused is first checked against the whole login). With
+        `idempotent`, a request carrying an Idempotency-Key runs once per key.
+        """
+        return _declare(self, method, path, summary=summary, summary_zh=summary_zh,
+                        body=body, query=query, returns=returns, auth=auth, status=status,
+                        errors=errors, tag=tag, idempotent=idempotent, links=links,
+                        description=description)
 
 
-def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
-             body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
-             returns: type[BaseModel] | None = None, auth: bool | Literal["token"] = True,
-             status: int = 200, errors: Sequence[str] = (), tag: str = "",
-             idempotent: bool = False,
-             links: dict[str, tuple[str, dict[str, str]]] | None = None,
-             description: str = "") -> Callable[[Handler], Handler]:
-    """Register an API handler `async def h(request, body) -> Response` under /api/v1;
-    `body` is the validated `body` model (None without one), the query's model is
-    `request.state.query`.
-
-    The caller is authenticated before the body is read (401 before 422; with
-    `auth="token"`, a body refused is first checked against the whole login). With
-    `idempotent`, a request carrying an Idempotency-Key runs once per key.
-    """
+def _declare(into: list[Endpoint], method: str, path: str, *, summary: str, summary_zh: str,
+             body: type[BaseModel] | None, query: type[BaseModel] | None,
+             returns: type[BaseModel] | None, auth: bool | Literal["token"], status: int,
+             errors: Sequence[str], tag: str, idempotent: bool,
+             links: dict[str, tuple[str, dict[str, str]]] | None,
+             description: str) -> Callable[[Handler], Handler]:
     scope = f"{method} {path}"
     # A body whose fields are all optional may be left out (once, not per request).
     optional = body is not None and not any(
@@ -100,9 +114,9 @@ def endpoint(method: str, path: str, *, summary: str, summary_zh: str = "",
                                    lambda: handler(request, data))
 
         run.__name__ = handler.__name__
-        ENDPOINTS.append(Endpoint(method, path, run, summary, summary_zh, body, query,
-                                  returns, auth, status, tuple(errors), tag, idempotent,
-                                  dict(links or {}), description))
+        into.append(Endpoint(method, path, run, summary, summary_zh, body, query, returns,
+                             auth, status, tuple(errors), tag, idempotent, dict(links or {}),
+                             description))
         return handler
 
     return register
@@ -131,23 +145,10 @@ def json(data: object, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 
 
-def api_routes() -> list[Route]:
-    from torreya.api import (  # noqa: F401  (importing them registers their endpoints)
-        accounts,
-        boards,
-        checkins,
-        community,
-        notifications,
-        openapi,
-        patrols,
-        rewards,
-        trust,
-        webhooks,
-    )
-
+def api_routes(endpoints: Sequence[Endpoint]) -> list[Route]:
     # One route per path, whatever its methods, so a 405's Allow header names them all.
     by_path: dict[str, dict[str, Handler]] = {}
-    for e in ENDPOINTS:
+    for e in endpoints:
         by_path.setdefault(e.path, {})[e.method] = e.handler
     return [Route(path, _dispatch(handlers), methods=list(handlers))
             for path, handlers in by_path.items()]
@@ -160,13 +161,16 @@ class ApiRouter(Router):
     check-in's time. The answer is the same: a path is looked up only when no route with
     parameters could also match it."""
 
-    def __init__(self, routes: Sequence[Route]) -> None:
-        super().__init__(routes=list(routes))
+    def __init__(self, endpoints: Sequence[Endpoint]) -> None:
+        self.endpoints = tuple(endpoints)  # what the OpenAPI document describes
+        routes = api_routes(self.endpoints)
+        super().__init__(routes=routes)
         patterned = [r for r in routes if r.param_convertors]
         self.exact = {r.path: r for r in routes if not r.param_convertors
                       and not any(p.path_regex.match(r.path) for p in patterned)}
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["api"] = self
         route = None
         if scope["type"] == "http":
             route = self.exact.get(scope["path"].removeprefix(scope.get("root_path", "")))

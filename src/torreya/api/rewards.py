@@ -7,12 +7,15 @@ from typing import Literal
 from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Id, Int, Maybe, Moment, Out, Text, Time
 from torreya.rewards import queries, service
 from torreya.web import require_user
 
 LimitPeriod = Literal[service.LIMIT_PERIODS]  # type: ignore[valid-type]
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class RewardIn(Body):
@@ -93,11 +96,11 @@ def reward_json(reward) -> dict:
             else None}
 
 
-@endpoint("POST", "/villages/{id:id}/rewards", idempotent=True, body=RewardIn,
-          returns=RewardOut, summary="Add an item to the village catalog",
-          summary_zh="在村的兑换目录里添加物品", status=201, tag="rewards",
-          errors=["forbidden", "not_found", "invalid_request"],
-          links={"redeem": ("redeem", {"requestBody": {"reward_id": "$response.body#/id"}})})
+@api.endpoint("POST", "/villages/{id:id}/rewards", idempotent=True, body=RewardIn,
+              returns=RewardOut, summary="Add an item to the village catalog",
+              summary_zh="在村的兑换目录里添加物品", status=201, tag="rewards",
+              errors=["forbidden", "not_found", "invalid_request"],
+              links={"redeem": ("redeem", {"requestBody": {"reward_id": "$response.body#/id"}})})
 async def create_reward(request: Request, body: RewardIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
@@ -106,10 +109,10 @@ async def create_reward(request: Request, body: RewardIn) -> object:
     return json(reward_json(reward), 201)
 
 
-@endpoint("GET", "/villages/{id:id}/rewards", returns=Catalog,
-          summary="The village catalog (with town-wide items)",
-          summary_zh="村的兑换目录（含全镇通用的物品）", tag="rewards",
-          errors=["not_found", "forbidden"])
+@api.endpoint("GET", "/villages/{id:id}/rewards", returns=Catalog,
+              summary="The village catalog (with town-wide items)",
+              summary_zh="村的兑换目录（含全镇通用的物品）", tag="rewards",
+              errors=["not_found", "forbidden"])
 async def list_rewards(request: Request, body: None) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
@@ -117,13 +120,13 @@ async def list_rewards(request: Request, body: None) -> object:
     return json({"items": [reward_json(r) for r in rewards]})
 
 
-@endpoint("POST", "/redemptions", idempotent=True, body=RedeemIn, returns=RedemptionOut,
-          summary="Redeem points for an item; honours Idempotency-Key",
-          summary_zh="用积分兑换物品，得到兑换券", status=201, tag="rewards",
-          errors=["not_found", "forbidden", "not_available", "out_of_stock", "limit_reached",
-                  "insufficient_points", "invalid_request"],
-          links={"fulfil": ("fulfil", {"parameters": {"code": "$response.body#/voucher_code"}}),
-                 "cancel": ("cancel", {"parameters": {"id": "$response.body#/id"}})})
+@api.endpoint("POST", "/redemptions", idempotent=True, body=RedeemIn, returns=RedemptionOut,
+              summary="Redeem points for an item; honours Idempotency-Key",
+              summary_zh="用积分兑换物品，得到兑换券", status=201, tag="rewards",
+              errors=["not_found", "forbidden", "not_available", "out_of_stock", "limit_reached",
+                      "insufficient_points", "invalid_request"],
+              links={"fulfil": ("fulfil", {"parameters": {"code": "$response.body#/voucher_code"}}),
+                     "cancel": ("cancel", {"parameters": {"id": "$response.body#/id"}})})
 async def redeem(request: Request, body: RedeemIn) -> object:
     user = await require_user(request)
     result = await service.redeem_reward(user=user, reward_id=body.reward_id)
@@ -133,19 +136,20 @@ async def redeem(request: Request, body: RedeemIn) -> object:
                  "expires_at": r.expires_at.isoformat()}, 201)
 
 
-@endpoint("POST", "/vouchers/{code}/fulfil", idempotent=True, returns=StatusOut,
-          summary="Staff hand over the item of a voucher",
-          summary_zh="工作人员核销兑换券、交付物品",
-          tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
+@api.endpoint("POST", "/vouchers/{code}/fulfil", idempotent=True, returns=StatusOut,
+              summary="Staff hand over the item of a voucher",
+              summary_zh="工作人员核销兑换券、交付物品",
+              tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def fulfil(request: Request, body: None) -> object:
     staff = await require_user(request)
     redemption = await service.fulfil_voucher(staff=staff, code=request.path_params["code"])
     return json({"id": redemption.id, "status": str(redemption.status)})
 
 
-@endpoint("POST", "/redemptions/{id:bigid}/cancel", idempotent=True, returns=CancelledOut,
-          summary="Cancel a pending voucher (refund)", summary_zh="取消未交付的兑换券（退回积分）",
-          tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
+@api.endpoint("POST", "/redemptions/{id:bigid}/cancel", idempotent=True, returns=CancelledOut,
+              summary="Cancel a pending voucher (refund)",
+              summary_zh="取消未交付的兑换券（退回积分）",
+              tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def cancel(request: Request, body: None) -> object:
     actor = await require_user(request)
     redemption, balance = await service.cancel_redemption(actor=actor,
@@ -153,8 +157,8 @@ async def cancel(request: Request, body: None) -> object:
     return json({"id": redemption.id, "status": str(redemption.status), "balance": balance})
 
 
-@endpoint("GET", "/me/redemptions", returns=Vouchers, summary="My vouchers, newest first",
-          summary_zh="我的兑换券，最新的在前", tag="rewards")
+@api.endpoint("GET", "/me/redemptions", returns=Vouchers, summary="My vouchers, newest first",
+              summary_zh="我的兑换券，最新的在前", tag="rewards")
 async def my_redemptions(request: Request, body: None) -> object:
     user = await require_user(request)
     items = await queries.vouchers_of(user.id)

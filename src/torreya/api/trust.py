@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Out, Time
 from torreya.errors import NotFoundError
 from torreya.models import Town, TownKey
 from torreya.trust import receipts
 from torreya.trust.signing import heads_of
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class Link(Out):
@@ -63,11 +65,11 @@ class SignedHeads(Out):
     items: list[ListedHead]
 
 
-@endpoint("GET", "/receipts/{code}", auth=False, tag="trust",
-          summary="A receipt: the entry (masked), its link, the path of hashes to the signed "
-                  "head that covers it, and that head with its signature",
-          summary_zh="积分凭证：明细（姓名遮挡）、哈希链位置和覆盖它的签名链头，谁都能核对",
-          returns=Receipt, errors=["not_found"])
+@api.endpoint("GET", "/receipts/{code}", auth=False, tag="trust",
+              summary="A receipt: the entry (masked), its link, the path of hashes to the signed "
+                      "head that covers it, and that head with its signature",
+              summary_zh="积分凭证：明细（姓名遮挡）、哈希链位置和覆盖它的签名链头，谁都能核对",
+              returns=Receipt, errors=["not_found"])
 async def receipt(request: Request, body: None) -> object:
     found = await receipts.receipt(request.path_params["code"])
     if found is None:
@@ -75,10 +77,10 @@ async def receipt(request: Request, body: None) -> object:
     return json(found)
 
 
-@endpoint("GET", "/towns/{id:id}/signed-heads", auth=False, tag="trust",
-          summary="The town's public keys and signed chain heads, newest first",
-          summary_zh="镇的公钥和签名链头，最新的在前",
-          returns=SignedHeads, errors=["not_found"])
+@api.endpoint("GET", "/towns/{id:id}/signed-heads", auth=False, tag="trust",
+              summary="The town's public keys and signed chain heads, newest first",
+              summary_zh="镇的公钥和签名链头，最新的在前",
+              returns=SignedHeads, errors=["not_found"])
 async def signed_heads(request: Request, body: None) -> object:
     town = await Town.get_or_none(id=request.path_params["id"])
     if town is None:

@@ -8,7 +8,7 @@ from pydantic import Field
 from starlette.requests import Request
 
 from torreya.accounts.permissions import require_town
-from torreya.api.registry import endpoint, json
+from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Bool, Out, Text, Time
 from torreya.models import Role
 from torreya.outbox import webhooks as service
@@ -16,6 +16,9 @@ from torreya.outbox.service import EVENT_TYPES
 from torreya.web import confirm_big_action, require_user
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 
 
 class WebhookIn(Body):
@@ -82,13 +85,13 @@ def delivery_json(delivery) -> dict:
             if delivery.next_attempt_at else None}
 
 
-@endpoint("POST", "/towns/{id:id}/webhooks", idempotent=True,
-          body=WebhookIn, returns=NewWebhookOut,
-          summary="Subscribe an endpoint to the town's events (the secret is shown once)",
-          summary_zh="订阅镇的事件推送（密钥只显示这一次）",
-          status=201, tag="webhooks",
-          errors=["forbidden", "not_found", "invalid_request", "private_address",
-                  "step_up_required"])
+@api.endpoint("POST", "/towns/{id:id}/webhooks", idempotent=True,
+              body=WebhookIn, returns=NewWebhookOut,
+              summary="Subscribe an endpoint to the town's events (the secret is shown once)",
+              summary_zh="订阅镇的事件推送（密钥只显示这一次）",
+              status=201, tag="webhooks",
+              errors=["forbidden", "not_found", "invalid_request", "private_address",
+                      "step_up_required"])
 async def create_webhook(request: Request, body: WebhookIn) -> object:
     actor = await require_user(request)
     require_town(actor, request.path_params["id"], Role.TOWN_ADMIN)  # who, then step-up
@@ -99,11 +102,11 @@ async def create_webhook(request: Request, body: WebhookIn) -> object:
     return json(webhook_json(webhook, secret=True), 201)
 
 
-@endpoint("POST", "/webhooks/{id:id}/rotate-secret", idempotent=True,
-          returns=NewWebhookOut,
-          summary="A new secret; the old one keeps signing beside it for 24 hours",
-          summary_zh="换新密钥；旧密钥并行签名 24 小时",
-          tag="webhooks", errors=["forbidden", "not_found", "step_up_required"])
+@api.endpoint("POST", "/webhooks/{id:id}/rotate-secret", idempotent=True,
+              returns=NewWebhookOut,
+              summary="A new secret; the old one keeps signing beside it for 24 hours",
+              summary_zh="换新密钥；旧密钥并行签名 24 小时",
+              tag="webhooks", errors=["forbidden", "not_found", "step_up_required"])
 async def rotate_secret(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
@@ -112,9 +115,9 @@ async def rotate_secret(request: Request, body: None) -> object:
     return json(webhook_json(webhook, secret=True))
 
 
-@endpoint("POST", "/webhooks/{id:id}/active", body=ActiveIn, returns=WebhookOut,
-          summary="Enable or disable an endpoint", summary_zh="启用或停用推送地址",
-          tag="webhooks", errors=["forbidden", "not_found", "invalid_request"])
+@api.endpoint("POST", "/webhooks/{id:id}/active", body=ActiveIn, returns=WebhookOut,
+              summary="Enable or disable an endpoint", summary_zh="启用或停用推送地址",
+              tag="webhooks", errors=["forbidden", "not_found", "invalid_request"])
 async def set_active(request: Request, body: ActiveIn) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
@@ -122,18 +125,19 @@ async def set_active(request: Request, body: ActiveIn) -> object:
     return json(webhook_json(webhook))
 
 
-@endpoint("GET", "/webhooks/{id:id}/deliveries", returns=Deliveries,
-          summary="The delivery log, newest first", summary_zh="推送记录，最新的在前",
-          tag="webhooks", errors=["forbidden", "not_found"])
+@api.endpoint("GET", "/webhooks/{id:id}/deliveries", returns=Deliveries,
+              summary="The delivery log, newest first", summary_zh="推送记录，最新的在前",
+              tag="webhooks", errors=["forbidden", "not_found"])
 async def deliveries(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     return json({"items": [delivery_json(d) for d in await service.deliveries_of(webhook)]})
 
 
-@endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/attempts",
-          returns=Attempts, summary="Each attempt of a delivery with the receiver's answer",
-          summary_zh="每次推送尝试和对方的回答", tag="webhooks", errors=["forbidden", "not_found"])
+@api.endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/attempts",
+              returns=Attempts, summary="Each attempt of a delivery with the receiver's answer",
+              summary_zh="每次推送尝试和对方的回答", tag="webhooks", errors=["forbidden",
+              "not_found"])
 async def attempts(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
@@ -144,9 +148,9 @@ async def attempts(request: Request, body: None) -> object:
                            for a in await service.attempts_of(delivery)]})
 
 
-@endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
-          returns=DeliveryOut, summary="Send a delivery again now", summary_zh="立即重新推送",
-          status=202, tag="webhooks", errors=["forbidden", "not_found"])
+@api.endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
+              returns=DeliveryOut, summary="Send a delivery again now", summary_zh="立即重新推送",
+              status=202, tag="webhooks", errors=["forbidden", "not_found"])
 async def redeliver(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])

@@ -23,7 +23,7 @@ from torreya.models import (
     Reward,
     User,
 )
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 
 @dataclass

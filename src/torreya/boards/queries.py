@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from torreya.db import now
 from torreya.i18n import gettext as _
 from torreya.ledger.periods import ALL_KINDS, period_key
+from torreya.masking import mask_name
 from torreya.models import (
     EarningTotal,
     Event,
@@ -18,7 +19,6 @@ from torreya.models import (
     PledgeSignature,
     User,
 )
-from torreya.templating import mask_name
 
 PERIODS = ("week", "month", "quarter", "year", "all")
 

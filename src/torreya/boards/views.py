@@ -11,9 +11,10 @@ from torreya.accounts.permissions import require_town, require_village
 from torreya.boards import dashboard, queries
 from torreya.errors import NotFoundError
 from torreya.i18n import gettext as _
+from torreya.masking import mask_name
 from torreya.models import CheckinRefusal, Group, LedgerEntry, Role, Town, User, Village
 from torreya.spreadsheet import csv_response
-from torreya.templating import mask_name, render
+from torreya.templating import render
 from torreya.trust.signing import signed_head_for_report
 from torreya.validation import Field, validate
 from torreya.web import (

@@ -37,6 +37,7 @@ from torreya.db import insert_rows, now, replaying
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import rule_for
+from torreya.masking import mask_name
 from torreya.models import (
     CheckinRefusal,
     EarningRule,
@@ -52,7 +53,6 @@ from torreya.models import (
 from torreya.rewards.codes import normalize_voucher_code
 from torreya.rewards.service import InvalidStateError, fulfil_voucher
 from torreya.settings import Settings
-from torreya.templating import mask_name
 from torreya.trust.encoding import utc_text
 
 MAX_BATCH = 500

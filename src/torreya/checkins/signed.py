@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from torreya.masking import mask_name
 from torreya.models import Redemption, TownKey, User
 from torreya.settings import Settings
-from torreya.templating import mask_name
 
 PREFIX = "S1"
 MAX_LENGTH = 400

@@ -27,7 +27,8 @@ from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.security import AccessClaims
-from torreya.templating import LOCAL, render
+from torreya.settings import LOCAL
+from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
     current_helper,

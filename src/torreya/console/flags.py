@@ -11,7 +11,7 @@ from datetime import timedelta
 from torreya.db import now
 from torreya.i18n import lazy_gettext
 from torreya.models import AuditEvent, Role, Town, User
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 NIGHT_FROM, NIGHT_UNTIL = 22, 6
 MANY_PER_HOUR = 20

@@ -28,7 +28,7 @@ from torreya.models import (
     Village,
     WebhookDelivery,
 )
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 LOW_STOCK = 5
 

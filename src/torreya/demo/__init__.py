@@ -15,8 +15,7 @@ from torreya.ledger.rules import ensure_default_rules
 from torreya.models import Role, Town, User, Village
 from torreya.rewards.scheme import import_pack, load_pack_file
 from torreya.security import hash_password
-from torreya.settings import Settings, resource_dir
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL, Settings, resource_dir
 
 PASSWORD = "torreya2026"
 VILLAGES = [("古来村", "gulaicun"), ("榧香村", "feixiang"), ("溪口村", "xikou")]

@@ -58,7 +58,7 @@ from torreya.rewards.service import (
     fulfil_voucher,
     redeem_reward,
 )
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 # A little over the six months the dashboard shows, so its first month is full too.
 WEEKS = 27

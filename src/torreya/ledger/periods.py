@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 BOARD_PERIODS = ("week", "month", "quarter", "year", "all")
 CAP_PERIODS = {"day": "cap_day", "month": "cap_month", "year": "cap_year"}

@@ -16,7 +16,7 @@ from datetime import timedelta
 from torreya.db import now
 from torreya.models import SmsMessage, SmsStatus, User
 from torreya.notifications.texts import sms_send_time
-from torreya.outbox.worker import lease
+from torreya.outbox.leases import lease
 from torreya.signin.gateway import SmsGateway, SmsGatewayError
 
 log = logging.getLogger("torreya.sms")

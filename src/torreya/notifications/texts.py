@@ -13,7 +13,7 @@ from typing import Any
 
 from torreya import i18n
 from torreya.i18n import gettext as _
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 SMS_MAX_CHARS = 70
 QUIET_FROM, QUIET_UNTIL = time(21, 0), time(8, 0)

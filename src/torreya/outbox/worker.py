@@ -24,11 +24,15 @@ from tortoise.transactions import in_transaction
 
 from torreya.db import conn, fetch, is_postgres, now, placeholders
 from torreya.models.webhooks import DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery
+from torreya.notifications.sender import send_due_sms
 from torreya.notifications.service import notices_from_outbox, notify
 from torreya.outbox import signing
 from torreya.outbox.addresses import check_public
+from torreya.outbox.leases import lease
 from torreya.outbox.webhooks import secrets_in_force
 from torreya.settings import Settings
+from torreya.signin.gateway import gateway_for
+from torreya.trust.chain import chain_pending
 
 log = logging.getLogger("torreya.worker")
 
@@ -36,7 +40,6 @@ log = logging.getLogger("torreya.worker")
 # first attempt that is 9 tries over about 33 hours (SPEC §5.1: at least 24 h).
 RETRY_DELAYS = (5, 60, 300, 1800, 7200, 14400, 36000, 57600)
 JITTER = 0.2
-LEASE = timedelta(seconds=60)  # a claimed delivery is not claimed again for this long
 
 
 def retry_delay(attempts: int, rng: random.Random | None = None) -> float | None:
@@ -105,26 +108,6 @@ async def purge_delivered(*, limit: int = 5000) -> int:
         " WHERE d.message_id = o.id AND d.status = ?) ORDER BY o.id LIMIT ?) RETURNING id"),
         [now() - KEEP_MESSAGES, "pending", limit])
     return len(rows)
-
-
-async def lease(table: str, due_column: str, batch: int) -> list[int]:
-    """Lease due pending rows of `table` (webhook deliveries, text messages): only the rows
-    this UPDATE changed are ours to send; a crashed sender's lease runs out after LEASE."""
-    moment = now()
-    async with in_transaction() as connection:
-        lock = " FOR UPDATE SKIP LOCKED" if is_postgres(connection) else ""
-        due = await fetch(connection, f"SELECT id FROM {table} WHERE status = ?"
-                          f" AND {due_column} <= ? ORDER BY {due_column} LIMIT ?{lock}",
-                          ["pending", moment, batch])
-        if not due:
-            return []
-        ids = [d["id"] for d in due]
-        claimed = await fetch(connection, (
-            f"UPDATE {table} SET {due_column} = ?"
-            f" WHERE id IN ({', '.join('?' * len(ids))}) AND status = ?"
-            f" AND {due_column} <= ? RETURNING id"),
-            [moment + LEASE, *ids, "pending", moment])
-    return [c["id"] for c in claimed]
 
 
 def envelope(message: dict) -> bytes:
@@ -202,9 +185,6 @@ SWEEP_SECONDS = 300.0  # and between its sweeps for entries that committed late
 
 async def run(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Drain the outbox until `stop` is set (or forever), resting when there is nothing."""
-    from torreya.notifications.sender import send_due_sms
-    from torreya.signin.gateway import gateway_for
-    from torreya.trust.chain import chain_pending
 
     stop = stop or asyncio.Event()
     gateway = gateway_for(settings)

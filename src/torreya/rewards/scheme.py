@@ -22,7 +22,7 @@ from torreya.i18n import gettext as _
 from torreya.ledger.rules import ACTIVITY_KINDS, ensure_default_rules
 from torreya.models import EarningRule, Reward, RewardCategory, StockMovement, Town, User, Village
 from torreya.rewards.service import LIMIT_PERIODS
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL
 
 KINDS = tuple(k.kind for k in ACTIVITY_KINDS)
 CATEGORIES = tuple(c.value for c in RewardCategory)

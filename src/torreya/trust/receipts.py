@@ -48,7 +48,7 @@ async def receipt(code: str) -> dict | None:
     "pending" (recorded and chained or sealed, not yet under a signed head: the next
     daily signature covers it), "invalid" (the entry or its link does not match).
     """
-    from torreya.templating import mask_name
+    from torreya.masking import mask_name
 
     entry_id = parse(code)
     if entry_id is None:

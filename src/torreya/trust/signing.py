@@ -18,8 +18,7 @@ from torreya import audit
 from torreya.db import now
 from torreya.models import ChainHead, SignedHead, Town, TownKey
 from torreya.security import derive_key
-from torreya.settings import Settings
-from torreya.templating import LOCAL
+from torreya.settings import LOCAL, Settings
 from torreya.trust import encoding
 
 _RAW = {"encoding": serialization.Encoding.Raw, "format": serialization.PublicFormat.Raw}
