@@ -42,6 +42,7 @@ from tortoise.exceptions import IntegrityError
 from torreya.checkins.codes import CodeError, read_checkin_token
 from torreya.checkins.service import CheckinResult, event_by_id, is_open
 from torreya.db import in_sqlite_thread, is_postgres, now
+from torreya.ledger.caps import within_caps
 from torreya.ledger.periods import CAP_PERIODS, total_keys
 from torreya.models import Event
 from torreya.security import AccessClaims
@@ -333,15 +334,15 @@ def _write_sqlite(db: sqlite3.Connection, scan: Scan) -> Written | None:
         return None  # a resident's own scan: their login, ended or not theirs
     if scan.serial is not None and user[3] != scan.serial:
         return None  # a staff member's scan of a card reissued since
-    caps = db.execute("SELECT cap_day, cap_month, cap_year FROM earning_rules"
+    rule = db.execute("SELECT cap_day, cap_month, cap_year FROM earning_rules"
                       " WHERE town_id = ? AND kind = ?", [event.town_id, KIND]).fetchone()
-    if caps is not None and any(cap is not None for cap in caps):
-        capped = [period for _, period in keys[:len(CAP_PERIODS)]]
-        totals = dict(db.execute(
+    caps = dict(zip(CAP_PERIODS, rule, strict=True)) if rule is not None else {}
+    if any(cap is not None for cap in caps.values()):
+        capped = {key: period for (_, key), period in zip(keys, CAP_PERIODS, strict=False)}
+        totals = {capped[key]: total for key, total in db.execute(
             "SELECT period, total FROM earning_totals WHERE user_id = ? AND kind = ?"
-            f" AND period IN ({', '.join('?' * len(capped))})", [user_id, KIND, *capped]))
-        if any(cap is not None and totals.get(key, 0) + points > cap
-               for key, cap in zip(capped, caps, strict=True)):
+            f" AND period IN ({', '.join('?' * len(capped))})", [user_id, KIND, *capped])}
+        if not within_caps(caps, totals, points):
             return None
     claim = db.execute(
         "INSERT INTO checkins (event_id, user_id, method, staff_id, points, created_at)"

@@ -21,6 +21,7 @@ from torreya.accounts.permissions import require_over
 from torreya.db import fetch, now
 from torreya.errors import ConflictError, ForbiddenError
 from torreya.i18n import lazy_gettext
+from torreya.ledger.caps import caps_of, within_caps
 from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
 from torreya.models import EarningRule, LedgerEntry, Role, User
 from torreya.outbox.service import Message, emit
@@ -137,11 +138,15 @@ async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> Non
     rule = credit.rule
     if rule is None:
         return
-    totals = {(r["kind"], r["period"]): int(r["total"]) for r in rows}
-    for period, attribute in CAP_PERIODS.items():
-        cap = getattr(rule, attribute)
-        if cap is not None and totals[(credit.kind, period_key(period, moment))] > cap:
-            raise CapReachedError(cap=cap, period=lazy_gettext(period))
+    after = {(r["kind"], r["period"]): int(r["total"]) for r in rows}
+    # What was earned before this credit, per capped period: the totals it just raised.
+    before = {period: after[(credit.kind, period_key(period, moment))] - earned
+              for period in CAP_PERIODS}
+    caps = caps_of(rule)
+    if not within_caps(caps, before, earned):
+        period = next(p for p, cap in caps.items()
+                      if cap is not None and before[p] + earned > cap)
+        raise CapReachedError(cap=caps[period], period=lazy_gettext(period))
 
 
 async def adjust_points(

@@ -24,6 +24,7 @@ from torreya.errors import (
     InvalidRequestError,
     NotFoundError,
 )
+from torreya.ledger.caps import caps_of, room_under_caps
 from torreya.ledger.periods import CAP_PERIODS, period_key
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
@@ -390,16 +391,11 @@ async def approve_patrol(*, actor: User, patrol_id: int) -> tuple[Patrol, list[A
 async def _room_under_caps(person: User, rule, connection) -> int:
     """Points the person may still earn from patrols today/this month/this year."""
     moment = now()
-    room = 10**9
-    for period, attribute in CAP_PERIODS.items():
-        cap = getattr(rule, attribute)
-        if cap is None:
-            continue
-        total = await EarningTotal.get_or_none(
-            user_id=person.id, kind="patrol", period=period_key(period, moment)
-        ).using_db(connection)
-        room = min(room, cap - (total.total if total else 0))
-    return room
+    keys = {period_key(period, moment): period for period in CAP_PERIODS}
+    totals = {keys[t.period]: t.total for t in await EarningTotal.filter(
+        user_id=person.id, kind="patrol", period__in=list(keys)).using_db(connection)}
+    room = room_under_caps(caps_of(rule), totals)
+    return 10**9 if room is None else room
 
 
 async def reject_patrol(*, actor: User, patrol_id: int, reason: str) -> Patrol:
