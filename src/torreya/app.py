@@ -18,7 +18,6 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.db import is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
-from torreya.i18n import gettext
 from torreya.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -40,7 +39,7 @@ def wants_json(request: Request) -> bool:
 
 def error_response(request: Request, error: DomainError,
                    headers: Mapping[str, str] | None = None) -> Response:
-    message = gettext(error.message, **error.params) if error.params else gettext(error.message)
+    message = error.text()
     if wants_json(request):
         body: dict = {"code": error.code, "message": message}
         if error.field:

@@ -70,7 +70,6 @@ TOTP_STEP_SECONDS = 300  # how long the password stays good while the code is ty
 
 async def login_totp(request: Request) -> Response:
     """Step 2 of a staff login with two-step login on: the authenticator's code."""
-    from torreya.console.views import error_text
     from torreya.signin import totp
 
     form = await read_form(request)
@@ -85,7 +84,7 @@ async def login_totp(request: Request) -> Response:
         await totp.check(request.app.state.settings, user=user,
                          code=str(form.get("code", ""))[:12], ip=client_ip(request))
     except DomainError as error:
-        return render(request, "accounts/login_totp.html", {"error": error_text(error)},
+        return render(request, "accounts/login_totp.html", {"error": error.text()},
                       status=error.status)
     await start_web_session(request, user)
     return redirect(safe_next(pending[2]))
@@ -93,7 +92,6 @@ async def login_totp(request: Request) -> Response:
 
 async def sms_login(request: Request) -> Response:
     """Step 1: a number → a code by SMS (the same page whether the number is known)."""
-    from torreya.console.views import error_text
     from torreya.signin import codes, wechat
     from torreya.signin.phones import mask_phone, normalize_phone
 
@@ -114,9 +112,9 @@ async def sms_login(request: Request) -> Response:
             phone = normalize_phone(typed)
             return render(request, "accounts/login_code.html", {
                 "next": target, "phone": phone, "masked": mask_phone(phone),
-                "error": error_text(error)}, status=error.status)
+                "error": error.text()}, status=error.status)
         return render(request, "accounts/login.html", {
-            "next": target, "error": error_text(error), "username": "", "phone": typed,
+            "next": target, "error": error.text(), "username": "", "phone": typed,
             "wechat_pending": from_wechat and wechat.has_pending(request)},
             status=error.status)
     return render(request, "accounts/login_code.html", {
@@ -127,7 +125,6 @@ async def sms_login(request: Request) -> Response:
 async def sms_login_verify(request: Request) -> Response:
     """Step 2: the code → logged in; or, when the number may act for several residents
     (亲属代办, or two people sharing one phone), step 3: whom for."""
-    from torreya.console.views import error_text
     from torreya.signin import codes, family
     from torreya.signin.phones import mask_phone
 
@@ -140,7 +137,7 @@ async def sms_login_verify(request: Request) -> Response:
     except DomainError as error:
         return render(request, "accounts/login_code.html", {
             "next": target, "phone": phone, "masked": mask_phone(phone),
-            "error": error_text(error)}, status=error.status)
+            "error": error.text()}, status=error.status)
     choices = await family.choices_for(phone)
     if not choices:
         # The number is theirs (the code was right) and nobody has it: they may register.
@@ -256,7 +253,6 @@ async def confirm_page(request: Request) -> Response:
     in, or a big action, when you last logged in or confirmed more than 5 minutes ago.
     With the password; the authenticator's code where two-step login is on; or, for a
     resident who has no password, a code sent by SMS to their own phone."""
-    from torreya.console.views import error_text
     from torreya.signin import codes
     from torreya.signin.phones import mask_phone
 
@@ -281,7 +277,7 @@ async def confirm_page(request: Request) -> Response:
                                  "confirming again."))
                 return redirect(target)
         except DomainError as exc:
-            error, status, sent = error_text(exc), exc.status, by_sms
+            error, status, sent = exc.text(), exc.status, by_sms
     return render(request, "accounts/confirm.html", {
         "next": target, "by_sms": by_sms, "sent": sent, "error": error,
         "masked": mask_phone(user.phone), "totp": bool(user.totp_secret)}, status=status)

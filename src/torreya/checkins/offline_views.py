@@ -9,7 +9,6 @@ from starlette.routing import Route
 
 from torreya.checkins import offline
 from torreya.checkins.views import _event_for
-from torreya.console.views import error_text
 from torreya.errors import DomainError, UnauthenticatedError
 from torreya.models import Role
 from torreya.security import csrf_ok
@@ -34,7 +33,7 @@ async def _staff(request: Request):
 
 
 def _error(error: DomainError) -> JSONResponse:
-    return JSONResponse({"error": {"code": error.code, "message": error_text(error),
+    return JSONResponse({"error": {"code": error.code, "message": error.text(),
                                    "field": error.field}}, status_code=error.status)
 
 

@@ -20,7 +20,6 @@ from torreya.checkins.codes import (
     poster_token,
     read_checkin_token,
 )
-from torreya.console.views import error_text
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
@@ -54,11 +53,11 @@ async def checkin_page(request: Request) -> Response:
         if event is None:
             problem = _("This code is not valid for check-in.")
         elif not service.is_open(event):
-            problem = error_text(service.not_open_error(event))
+            problem = (service.not_open_error(event)).text()
     except CodeError as exc:
         expired = await Event.get_or_none(id=exc.event_id) if exc.event_id else None
-        problem = error_text(service.InvalidTokenError() if exc.code == "invalid_token"
-                             else service.expired_error(expired))
+        problem = (service.InvalidTokenError() if exc.code == "invalid_token"
+                             else service.expired_error(expired)).text()
     return render(request, "checkins/checkin.html",
                   {"event": event, "token": token, "problem": problem,
                    "currency": await currency_name(user.town_id),
@@ -80,7 +79,7 @@ async def checkin_submit(request: Request) -> Response:
             result = await service.check_in_with_token(settings, user=user, token=token)
     except DomainError as error:
         return render(request, "checkins/result.html",
-                      {"ok": False, "message": error_text(error), "code": error.code,
+                      {"ok": False, "message": error.text(), "code": error.code,
                        "event": None, "currency": await currency_name(user.town_id),
                        "upcoming": await service.upcoming_events(user.village_id)},
                       status=error.status)
@@ -191,7 +190,7 @@ async def create_event(request: Request) -> Response:
         event = await service.create_event(actor=user, village=village, **data)
     except DomainError as error:
         return render(request, "checkins/new_event.html", {
-            "village": village, "kinds": service.EVENT_KINDS, "error": error_text(error),
+            "village": village, "kinds": service.EVENT_KINDS, "error": error.text(),
             "defaults": dict(form)}, status=error.status)
     flash(request, _("Event created."))
     return redirect(f"/events/{event.id}")
@@ -216,7 +215,7 @@ async def scanner_submit(request: Request) -> Response:
                    "balance": result.balance}
         status = 201
     except DomainError as error:
-        outcome = {"ok": False, "message": error_text(error), "code": error.code}
+        outcome = {"ok": False, "message": error.text(), "code": error.code}
         status = error.status
     return render(request, "checkins/scan.html", {"event": event, "village": village,
                                                   "result": outcome, "flashes": []},

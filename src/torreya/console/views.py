@@ -42,10 +42,6 @@ from torreya.web import (
 )
 
 
-def error_text(error: DomainError) -> str:
-    return error.text()
-
-
 async def dashboard(request: Request) -> Response:
     user = await require_user(request, Role.STAFF)
     from torreya.console import workbench

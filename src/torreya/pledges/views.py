@@ -11,7 +11,6 @@ from tortoise.functions import Count
 
 from torreya import qr
 from torreya.accounts.permissions import require_village
-from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
@@ -63,7 +62,7 @@ async def sign(request: Request) -> Response:
         if error.code == "already_signed":
             return redirect(f"/pledges/{pledge.id}/certificate")
         return render(request, "pledges/sign.html", {
-            "pledge": pledge, "signature": None, "error": error_text(error), "open": True,
+            "pledge": pledge, "signature": None, "error": error.text(), "open": True,
             "currency": await currency_name(pledge.town_id)}, status=error.status)
     return redirect(f"/pledges/{pledge.id}/certificate")
 

@@ -6,7 +6,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import rule_for
@@ -64,7 +63,7 @@ async def submit_report(request: Request) -> Response:
                                            longitude=coordinate(coords["longitude"], 180),
                                            **data)
     except DomainError as error:
-        return await new_report(request, error=error_text(error), values=dict(form),
+        return await new_report(request, error=error.text(), values=dict(form),
                                 status=error.status)
     finally:
         await form.close()

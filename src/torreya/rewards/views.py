@@ -12,7 +12,6 @@ from starlette.routing import Route
 from torreya import idempotency, qr
 from torreya.accounts.permissions import require_town, require_village
 from torreya.checkins import signed
-from torreya.console.views import error_text
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
@@ -89,7 +88,7 @@ async def redeem(request: Request) -> Response:
             user_id=user.id, scope="shop:redeem", key=str(form.get("idem_key", "")),
             path=request.url.path, body={"reward_id": reward_id}, run=run)
     except DomainError as error:
-        return await shop(request, error=error_text(error), status=error.status)
+        return await shop(request, error=error.text(), status=error.status)
     return redirect(f"/vouchers/{done['redemption_id']}")
 
 
@@ -350,7 +349,7 @@ async def scheme_import(request: Request) -> Response:
         result = await import_pack(pack, town=town, actor=user)
     except DomainError as error:
         return render(request, "rewards/scheme_result.html",
-                      {"town": town, "problems": [error_text(error)], "result": None},
+                      {"town": town, "problems": [error.text()], "result": None},
                       status=error.status)
     return render(request, "rewards/scheme_result.html",
                   {"town": town, "problems": [], "result": result})

@@ -45,8 +45,6 @@ async def oidc_start(request: Request) -> Response:
 
 
 async def oidc_callback(request: Request) -> Response:
-    from torreya.console.views import error_text
-
     settings = request.app.state.settings
     target = request.session.pop("oidc_next", "/")
     linking = request.session.pop("oidc_link", None)
@@ -65,7 +63,7 @@ async def oidc_callback(request: Request) -> Response:
             return redirect("/me/settings")
         user = await oidc.resident_for(settings, claims)
     except DomainError as error:
-        return login_page_with(request, target, error=error_text(error), status=error.status)
+        return login_page_with(request, target, error=error.text(), status=error.status)
     await start_web_session(request, user)
     return redirect(target)
 
@@ -93,7 +91,6 @@ async def wechat_start(request: Request) -> Response:
 
 
 async def wechat_callback(request: Request) -> Response:
-    from torreya.console.views import error_text
     from torreya.signin import wechat
 
     settings = request.app.state.settings
@@ -102,7 +99,7 @@ async def wechat_callback(request: Request) -> Response:
     try:
         person = await wechat.openid_from_callback(settings, request)
     except DomainError as error:
-        return login_page_with(request, target, error=error_text(error), status=error.status)
+        return login_page_with(request, target, error=error.text(), status=error.status)
     user = await current_user(request)
     if linking is not None and user is not None and user.id == linking:
         from torreya.signin.family import refuse_helper
@@ -168,7 +165,6 @@ def _proven_phone(request: Request) -> str | None:
 
 async def register_page(request: Request) -> Response:
     """居民认证: a newcomer whose number the SMS code proved asks to join a village."""
-    from torreya.console.views import error_text
     from torreya.signin import registrations
     from torreya.signin.phones import mask_phone
 
@@ -188,7 +184,7 @@ async def register_page(request: Request) -> Response:
                 else None, id_last4=values["id_last4"])
             request.session.pop("proven_phone", None)
         except DomainError as exc:
-            error, status = error_text(exc), exc.status
+            error, status = exc.text(), exc.status
     return render(request, "signin/register.html", {
         "masked": mask_phone(phone), "towns": await registrations.villages_to_choose(),
         "error": error, "done": done, "values": values}, status=status)
@@ -233,7 +229,6 @@ async def decide_registration(request: Request) -> Response:
 async def totp_page(request: Request) -> Response:
     """Turn two-step login on: scan the QR with an authenticator app, type its code."""
     from torreya import qr
-    from torreya.console.views import error_text
     from torreya.signin import totp
 
     user = await require_user(request, Role.STAFF)
@@ -249,7 +244,7 @@ async def totp_page(request: Request) -> Response:
                 flash(request, _("Two-step login is off."))
                 return redirect("/me/settings")
             except DomainError as exc:
-                error, status = error_text(exc), exc.status
+                error, status = exc.text(), exc.status
         else:
             try:
                 await confirm_big_action(request, user, form)
@@ -260,7 +255,7 @@ async def totp_page(request: Request) -> Response:
                                  "password and the app's code."))
                 return redirect("/me/settings")
             except DomainError as exc:
-                error, status = error_text(exc), exc.status
+                error, status = exc.text(), exc.status
     if not user.totp_secret and not request.session.get("totp_new"):
         request.session["totp_new"] = totp.new_secret()
     secret = request.session.get("totp_new", "")
