@@ -16,8 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
+from torreya.boards.queries import forget_boards
+from torreya.checkins import express
+from torreya.checkins.service import forget_events
 from torreya.db import is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
+from torreya.idempotency import purge_expired
 from torreya.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -26,8 +30,16 @@ from torreya.middleware import (
     SecurityHeadersMiddleware,
     TrackedSend,
 )
+from torreya.notifications.service import remind_events, remind_expiring_vouchers
+from torreya.outbox import worker
+from torreya.outbox.worker import purge_delivered
+from torreya.patrols.service import auto_submit_stale
+from torreya.rewards.service import expire_vouchers
+from torreya.routes import build_routes
 from torreya.settings import Settings
 from torreya.templating import render
+from torreya.trust import sealing
+from torreya.trust.signing import sign_due
 from torreya.web import LoginRequired, login_redirect
 
 log = logging.getLogger("torreya")
@@ -122,13 +134,6 @@ class FaultBarrier:
 
 async def housekeeping(settings: Settings) -> None:
     """Periodic chores of every worker; each is safe to run concurrently with itself."""
-    from torreya.idempotency import purge_expired
-    from torreya.notifications.service import remind_events, remind_expiring_vouchers
-    from torreya.outbox.worker import purge_delivered
-    from torreya.patrols.service import auto_submit_stale
-    from torreya.rewards.service import expire_vouchers
-    from torreya.trust.signing import sign_due
-
     await asyncio.sleep(settings.HOUSEKEEPING_FIRST_SECONDS)
     while True:
         try:
@@ -155,18 +160,12 @@ def settle_heap() -> None:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    from torreya.routes import build_routes
-    from torreya.trust import sealing
 
     settings = settings or Settings.from_env()
     sealing.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        from torreya.boards.queries import forget_boards
-        from torreya.checkins import express
-        from torreya.checkins.service import forget_events
-        from torreya.outbox import worker
 
         forget_events()
         forget_boards()

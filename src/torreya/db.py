@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from tortoise import Tortoise, connections
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.context import TortoiseContext
+from tortoise.exceptions import DBConnectionError
 from tortoise.migrations.api import migrate as migrate_api
 from tortoise.models import Model
 
@@ -65,8 +66,6 @@ def is_unavailable(error: BaseException) -> bool:
     """True when `error` (or what caused it) means the database could not be reached or gave
     up on a statement. The transaction was rolled back, so nothing was changed: the client
     may retry (503 `unavailable`)."""
-    from tortoise.exceptions import DBConnectionError
-
     network = (ConnectionError, TimeoutError, DatabaseUnavailableError, DBConnectionError,
                *_asyncpg_unavailable())
     seen: set[int] = set()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from torreya.i18n import gettext
+
 
 class DomainError(Exception):
     status = 400
@@ -32,8 +34,6 @@ class DomainError(Exception):
 
     def text(self) -> str:
         """The message in the request's language, its placeholders filled."""
-        from torreya.i18n import gettext
-
         return gettext(self.message, **self.params) if self.params else gettext(self.message)
 
 

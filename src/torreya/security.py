@@ -20,7 +20,7 @@ from starlette.requests import Request
 from tortoise.transactions import in_transaction
 
 from torreya.db import fetch, is_postgres, now
-from torreya.errors import UnauthenticatedError
+from torreya.errors import TooManyAttemptsError, UnauthenticatedError
 from torreya.models import LoginFailure
 from torreya.settings import Settings
 
@@ -190,8 +190,6 @@ async def reserve_login_attempt(settings: Settings, *, username: str, ip: str) -
     Returns the reserved rows' ids; they stay as failures unless `release_login_attempt`
     is called after a success. Raises TooManyAttemptsError.
     """
-    from torreya.errors import TooManyAttemptsError
-
     moment = now()
     account, address = f"u:{username.lower()}", f"ip:{ip}"
     since = moment - timedelta(seconds=settings.LOGIN_WINDOW_SECONDS)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.backends.base.config_generator import expand_db_url
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 TIME_ZONE = "Asia/Shanghai"
 LOCAL = ZoneInfo(TIME_ZONE)  # village time: days, periods, opening hours
@@ -198,8 +200,6 @@ class Settings:
         """Tortoise's configuration. With `timeouts` (the server and the CLI's short
         commands), nothing waits on the database for longer than a few seconds; migrations
         pass False, since rewriting a large table may rightly take minutes."""
-        from tortoise.backends.base.config_generator import expand_db_url
-
         connection = expand_db_url(self.DATABASE_URL)
         credentials = connection["credentials"]
         if self.is_sqlite:

@@ -11,7 +11,10 @@ from starlette.templating import Jinja2Templates
 
 from torreya import i18n
 from torreya.masking import mask_name
+from torreya.security import csrf_token_for
 from torreya.settings import LOCAL, resource_dir
+from torreya.signin.providers import configured
+from torreya.trust.receipts import receipt_code
 
 
 def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -31,19 +34,16 @@ def signed_points(value: int) -> str:
 
 
 def csrf_token(request: Request) -> str:
-    from torreya.security import csrf_token_for
 
     return csrf_token_for(request)
 
 
 def _receipt_code(entry_id: int) -> str:
-    from torreya.trust.receipts import receipt_code
 
     return receipt_code(entry_id)
 
 
 def _signin_providers(request: Request) -> list:
-    from torreya.signin.providers import configured
 
     return configured(request)
 

@@ -12,8 +12,9 @@ from torreya.accounts import sessions
 from torreya.accounts.permissions import rank, require_village
 from torreya.db import get_one, now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError, UnauthenticatedError
-from torreya.models import Role, User, Village
+from torreya.models import Role, Town, User, Village
 from torreya.security import AccessClaims, csrf_ok, read_access_token
+from torreya.signin import family
 
 
 class LoginRequired(Exception):
@@ -73,8 +74,6 @@ def bearer_claims(request: Request) -> AccessClaims:
 async def _act_as_helper(request: Request, helper_id: object, user: User) -> User | None:
     """A family helper's login: it acts while the resident still names them; once removed,
     the login is over (None, or 401 for a token)."""
-    from torreya.signin import family
-
     acting = await family.acting_for(helper_id, user)
     if acting is not None and not family.helper_may(request.method,
                                                      route_template(request.scope)):
@@ -234,7 +233,5 @@ def confirm_first(back: str) -> RedirectResponse:
 
 async def needs_step_up_for(person: User, delta: int) -> bool:
     """An adjustment of more points than the town allows without confirming (either way)."""
-    from torreya.models import Town
-
     town = await Town.get_or_none(id=person.town_id) if person.town_id else None
     return town is not None and abs(delta) > town.step_up_points

@@ -12,11 +12,15 @@ from torreya import audit
 from torreya.accounts import passwords, sessions
 from torreya.accounts.permissions import (
     assignable_roles,
+    in_village,
     require_over,
     require_role,
     require_town,
+    require_village,
 )
+from torreya.accounts.roster import RosterProblem, parse_roster
 from torreya.errors import ConflictError, ForbiddenError, InvalidCredentialsError, NotFoundError
+from torreya.i18n import gettext as _
 from torreya.ledger.rules import ensure_default_rules
 from torreya.models import Role, Town, User, Village
 from torreya.security import (
@@ -98,8 +102,6 @@ async def create_village(*, actor: User, town_id: int, name: str, code: str) -> 
 
 async def resolve_village(actor: User, village_id: int | None) -> Village:
     """A village the actor can reach; others' are reported as not found."""
-    from torreya.accounts.permissions import in_village
-
     village = await Village.get_or_none(id=village_id) if village_id else None
     if village is None or not in_village(actor, village):
         raise NotFoundError("Village not found.", field="village_id")
@@ -192,10 +194,6 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
     Returns the number created, or the problems (with line numbers) and nothing written.
     `progress(done, total)` is called while passwords are hashed (the slow part).
     """
-    from torreya.accounts.permissions import require_village
-    from torreya.accounts.roster import RosterProblem, parse_roster
-    from torreya.i18n import gettext as _
-
     require_village(actor, village, Role.VILLAGE_ADMIN)
     rows, problems = parse_roster(data)
     # A made-up username: the village's code and 8 random hex digits (never the phone).
@@ -258,8 +256,6 @@ async def change_password(settings: Settings, *, user: User, current: str, new: 
 
     Raises InvalidCredentialsError, TooManyAttemptsError, WeakPasswordError.
     """
-    from torreya.security import verify_password
-
     passwords.check(new, role=user.role, username=user.username, phone=user.phone,
                     field="new_password")
     reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)

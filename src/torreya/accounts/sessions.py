@@ -18,10 +18,11 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.db import now
-from torreya.errors import DomainError, NotFoundError
-from torreya.models import Role, User, UserSession
-from torreya.security import verify_password
+from torreya.errors import DomainError, InvalidCredentialsError, NotFoundError
+from torreya.models import AuditEvent, Role, User, UserSession
+from torreya.security import release_login_attempt, reserve_login_attempt, verify_password
 from torreya.settings import Settings
+from torreya.signin import codes, totp
 
 SEEN_EVERY = timedelta(minutes=5)
 _SEEN: dict[str, datetime] = {}  # sid → when this process last wrote (or knew) last_seen
@@ -137,10 +138,6 @@ async def step_up(settings: Settings, *, user: User, sid: str | None, password: 
     resident who logs in by SMS), a code sent to their own phone (`code`).
     Throttled like a login. Raises InvalidCredentialsError, InvalidCodeError,
     InvalidTotpError, TooManyAttemptsError."""
-    from torreya.errors import InvalidCredentialsError
-    from torreya.security import release_login_attempt, reserve_login_attempt
-    from torreya.signin import codes, totp
-
     typed = (code or password).strip()
     if not sid:
         raise InvalidCredentialsError("Wrong password.")
@@ -194,8 +191,6 @@ def device_label(user_agent: str) -> str:
 
 async def login_history(user: User, *, limit: int = 10) -> list:
     """The person's own recent logins and failed attempts (audit records)."""
-    from torreya.models import AuditEvent
-
     return await AuditEvent.filter(
         subject__in=[f"user:{user.id}", f"username:{user.username[:40]}"],
         tag__in=["accounts:login:success", "accounts:login:fail", "accounts:step_up:fail",

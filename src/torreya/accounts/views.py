@@ -15,7 +15,9 @@ from torreya.i18n import gettext as _
 from torreya.ledger import queries as ledger_queries
 from torreya.models import Role, User
 from torreya.notifications import service as notifications
+from torreya.signin import codes, family, totp, wechat
 from torreya.signin.family import refuse_helper
+from torreya.signin.phones import mask_phone, normalize_phone
 from torreya.templating import render
 from torreya.web import (
     client_ip,
@@ -32,7 +34,6 @@ from torreya.web import (
 
 
 async def login_page(request: Request) -> Response:
-    from torreya.signin import wechat
 
     wechat.drop_pending(request)  # a new login: not the one WeChat's first time started
     if await current_user(request):
@@ -70,8 +71,6 @@ TOTP_STEP_SECONDS = 300  # how long the password stays good while the code is ty
 
 async def login_totp(request: Request) -> Response:
     """Step 2 of a staff login with two-step login on: the authenticator's code."""
-    from torreya.signin import totp
-
     form = await read_form(request)
     pending = request.session.get("totp_login")
     if not (isinstance(pending, list) and len(pending) == 3
@@ -92,9 +91,6 @@ async def login_totp(request: Request) -> Response:
 
 async def sms_login(request: Request) -> Response:
     """Step 1: a number → a code by SMS (the same page whether the number is known)."""
-    from torreya.signin import codes, wechat
-    from torreya.signin.phones import mask_phone, normalize_phone
-
     form = await read_form(request)
     target = safe_next(str(form.get("next", "")))
     typed = str(form.get("phone", ""))[:32]
@@ -125,9 +121,6 @@ async def sms_login(request: Request) -> Response:
 async def sms_login_verify(request: Request) -> Response:
     """Step 2: the code → logged in; or, when the number may act for several residents
     (亲属代办, or two people sharing one phone), step 3: whom for."""
-    from torreya.signin import codes, family
-    from torreya.signin.phones import mask_phone
-
     form = await read_form(request)
     target = safe_next(str(form.get("next", "")))
     phone = str(form.get("phone", ""))[:32]
@@ -163,8 +156,6 @@ def _chooser(request: Request, choices, status: int = 200) -> Response:
 
 async def choose_account(request: Request) -> Response:
     """Step 3: the person picks whom they act for; their proven number is in the session."""
-    from torreya.signin import family
-
     form = await read_form(request)
     pending = request.session.get("choose")
     if not (isinstance(pending, list) and len(pending) == 3 and isinstance(pending[1], int)
@@ -184,8 +175,6 @@ async def choose_account(request: Request) -> Response:
 async def _sign_in_by_phone(request: Request, choice, target: str) -> Response:
     """Log in as the chosen resident; a WeChat account waiting for its first SMS login
     is linked to them (only to the phone's own resident, never to someone helped)."""
-    from torreya.signin import wechat
-
     openid = wechat.take_pending(request, choice.user.phone or "")
     await start_web_session(request, choice.user, helper=choice.helper)
     if openid and choice.helper is None and wechat.enabled(request.app.state.settings):
@@ -253,9 +242,6 @@ async def confirm_page(request: Request) -> Response:
     in, or a big action, when you last logged in or confirmed more than 5 minutes ago.
     With the password; the authenticator's code where two-step login is on; or, for a
     resident who has no password, a code sent by SMS to their own phone."""
-    from torreya.signin import codes
-    from torreya.signin.phones import mask_phone
-
     user = await require_user(request)
     settings = request.app.state.settings
     target = safe_next(request.query_params.get("next"))

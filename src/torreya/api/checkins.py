@@ -11,7 +11,7 @@ from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Bool, Int, Maybe, Moment, Out, Text, Time
-from torreya.checkins import express, service
+from torreya.checkins import express, offline, service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
 from torreya.errors import NotFoundError
@@ -204,7 +204,6 @@ async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
               summary_zh="离线扫码包：镇的公钥、作废卡名单和活动信息", tag="checkins",
               errors=["forbidden", "not_found"])
 async def offline_kit(request: Request, body: None) -> object:
-    from torreya.checkins import offline
 
     user = await require_user(request, Role.STAFF)
     return json(await offline.kit(request.app.state.settings, staff=user,
@@ -217,7 +216,6 @@ async def offline_kit(request: Request, body: None) -> object:
               summary_zh="同步无信号时记录的扫码：每条只办一次，按扫码时间判断", tag="checkins",
               errors=["forbidden", "not_found", "invalid_request"])
 async def offline_scans(request: Request, body: ScanBatch) -> object:
-    from torreya.checkins import offline
 
     user = await require_user(request, Role.STAFF)
     scans = offline.scans_of(body)

@@ -18,6 +18,7 @@ from torreya.api.registry import Endpoint, Endpoints, json
 from torreya.api.schema import Out
 from torreya.convertors import BIGID_DIGITS, ID_DIGITS
 from torreya.errors import DomainError
+from torreya.outbox.service import PAYLOADS
 
 # Codes raised with an explicit status rather than by a class of their own.
 _EXTRA_STATUS = {"unavailable": 503, "server_error": 500, "too_large": 413}
@@ -100,7 +101,6 @@ def _models(endpoints: Sequence[Endpoint]) -> list[tuple[type[BaseModel], str]]:
         for model, mode in ((e.body, "validation"), (e.returns, "serialization")):
             if model is not None and (model, mode) not in pairs:
                 pairs.append((model, mode))
-    from torreya.outbox.service import PAYLOADS
 
     for model in PAYLOADS.values():
         if (model, "serialization") not in pairs:
@@ -222,8 +222,6 @@ def _document(base_url: str, endpoints: Sequence[Endpoint]) -> dict:
 
 def webhooks(refs: dict) -> dict:
     """What a subscribed endpoint receives, per event type (docs/events.md)."""
-    from torreya.outbox.service import PAYLOADS
-
     return {event_type: {"post": {
         "operationId": "webhook_" + event_type.replace(".", "_"),
         "summary": f"{event_type}, signed with the Standard Webhooks headers",

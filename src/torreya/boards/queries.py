@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from torreya.boards.levels import Facts
 from torreya.db import now
 from torreya.i18n import gettext as _
 from torreya.ledger.periods import ALL_KINDS, period_key
@@ -127,7 +128,6 @@ async def month_totals(user_id: int, months: int = 3, moment: datetime | None = 
 
 
 async def badge_facts(user: User):
-    from torreya.boards.levels import Facts
 
     counts = {}
     for kind in ("checkin", "patrol", "report"):

@@ -7,12 +7,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from torreya.accounts import sessions
 from torreya.accounts.permissions import require_town, require_village
 from torreya.boards import dashboard, queries
+from torreya.boards.levels import level_for
 from torreya.errors import NotFoundError
 from torreya.i18n import gettext as _
 from torreya.masking import mask_name
-from torreya.models import CheckinRefusal, Group, LedgerEntry, Role, Town, User, Village
+from torreya.models import (
+    CheckinRefusal,
+    Group,
+    LedgerEntry,
+    Role,
+    Town,
+    User,
+    UserIdentity,
+    Village,
+)
+from torreya.signin.providers import configured
 from torreya.spreadsheet import csv_response
 from torreya.templating import render
 from torreya.trust.signing import signed_head_for_report
@@ -53,7 +65,6 @@ async def board_page(request: Request) -> Response:
     rows, mine = await queries.rank_residents(
         scope=scope, scope_id=subject.id, period=period, limit=params["limit"] or 50,
         viewer=viewer, keep=request.app.state.settings.BOARD_CACHE_SECONDS)
-    from torreya.boards.levels import level_for
 
     town = subject if scope == "town" else await Town.get_or_none(id=subject.town_id)
     levels = town.levels if town else None
@@ -114,9 +125,6 @@ async def settings_page(request: Request) -> Response:
         queries.forget_boards()  # this worker's at once; the others' within seconds
         flash(request, _("Settings saved."))
         return redirect("/me/settings")
-    from torreya.accounts import sessions
-    from torreya.models import UserIdentity
-    from torreya.signin.providers import configured
 
     owner = current_helper(request) is None  # a helper sees none of the ways in
     logins = await sessions.active_sessions(user) if owner else []
@@ -204,7 +212,6 @@ async def monthly_csv(request: Request) -> Response:
 
 def _scoped(endpoint, scope: str):
     """The endpoint with the scope ("villages", "towns", "groups") bound from its path."""
-
     async def handler(request: Request) -> Response:
         request.path_params["scope"] = scope
         return await endpoint(request)

@@ -54,6 +54,7 @@ from torreya.rewards.codes import normalize_voucher_code
 from torreya.rewards.service import InvalidStateError, fulfil_voucher
 from torreya.settings import Settings
 from torreya.trust.encoding import utc_text
+from torreya.trust.signing import current_key
 
 MAX_BATCH = 500
 CHUNK = 50
@@ -77,8 +78,6 @@ async def _staff_event(staff: User, event_id: int) -> Event:
 
 async def kit(settings: Settings, *, staff: User, event_id: int) -> dict:
     """What a staff phone needs to scan this event offline."""
-    from torreya.trust.signing import current_key
-
     event = await _staff_event(staff, event_id)
     await current_key(settings, event.town_id)  # a town's first kit makes its key
     keys = await TownKey.filter(town_id=event.town_id).order_by("id")

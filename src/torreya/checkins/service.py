@@ -11,7 +11,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from torreya import audit
-from torreya.accounts.permissions import require_village
+from torreya.accounts.permissions import require_over, require_village
 from torreya.checkins import signed
 from torreya.checkins.codes import CodeError, member_code, read_checkin_token
 from torreya.db import fetch, get_one, now
@@ -256,8 +256,6 @@ async def credit_check_in(connection, event: Event, user: User, *, rule: Earning
 
 async def reissue_card(settings: Settings, *, actor: User, resident: User) -> str:
     """Revoke the resident's card and return the new code. The old card stops working."""
-    from torreya.accounts.permissions import require_over
-
     if actor.id != resident.id:
         require_over(actor, resident, Role.STAFF)
     async with in_transaction() as connection:

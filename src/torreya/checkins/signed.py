@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from torreya.checkins.codes import read_member_code
 from torreya.masking import mask_name
 from torreya.models import Redemption, TownKey, User
 from torreya.settings import Settings
+from torreya.trust.signing import current_key, sign
 
 PREFIX = "S1"
 MAX_LENGTH = 400
@@ -42,7 +44,6 @@ def _clean(text: str) -> str:
 
 
 async def _sign(settings: Settings, town_id: int, fields: list[object]) -> str:
-    from torreya.trust.signing import current_key, sign
 
     key = await current_key(settings, town_id)
     fields[2] = key.id
@@ -155,8 +156,6 @@ async def member_of(settings: Settings, code: str, keys: dict[int, TownKey] | No
 def member_with(settings: Settings, code: str, keys: dict[int, TownKey]
                 ) -> tuple[int, int] | None:
     """`member_of` with the town's keys given, without the event loop (see `verify_with`)."""
-    from torreya.checkins.codes import read_member_code
-
     if not is_signed(code):
         return read_member_code(settings, code)
     fields = verify_with(code, keys)

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from torreya import qr
-from torreya.accounts.permissions import require_village
+from torreya.accounts.permissions import require_over, require_village
 from torreya.checkins import express, service, signed
 from torreya.checkins.codes import (
     CodeError,
@@ -237,8 +237,6 @@ async def my_card(request: Request) -> Response:
 
 async def print_card(request: Request) -> Response:
     """Staff print a card for a resident without a phone."""
-    from torreya.accounts.permissions import require_over
-
     actor = await require_user(request, Role.STAFF)
     person = await User.get_or_none(id=request.path_params["id"], role=Role.RESIDENT)
     if person is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tortoise.transactions import in_transaction
 
 from torreya import audit, qr
 from torreya.accounts import sessions
@@ -141,7 +142,6 @@ def _yes(flag: bool) -> str:
 
 async def bulk(request: Request) -> Response:
     """The ticked rows: cards (a printable sheet), reissue, deactivate, activate."""
-
     user, village = await village_from_path(request, Role.STAFF)
     form = await read_form(request)
     back = str(form.get("back", ""))
@@ -181,8 +181,6 @@ async def bulk(request: Request) -> Response:
 
 async def set_active(*, actor: User, people: list[User], active: bool) -> None:
     """Deactivate (logins end, no points) or reactivate residents; village admins up."""
-    from tortoise.transactions import in_transaction
-
     if actor.rank < rank(Role.VILLAGE_ADMIN):
         raise ForbiddenError()
     async with in_transaction() as connection:

@@ -18,11 +18,12 @@ from torreya.accounts.permissions import (
     require_over,
     require_town,
 )
-from torreya.console import queries
+from torreya.console import queries, workbench
+from torreya.console.flags import unusual_activity
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger import queries as ledger_queries
-from torreya.ledger.rules import KIND_LABELS
+from torreya.ledger.rules import KIND_LABELS, update_rule
 from torreya.ledger.service import adjust_points
 from torreya.models import EarningRule, Event, Role, Town, User, Village
 from torreya.signin.family import helpers_of
@@ -44,7 +45,6 @@ from torreya.web import (
 
 async def dashboard(request: Request) -> Response:
     user = await require_user(request, Role.STAFF)
-    from torreya.console import workbench
 
     towns = await queries.towns_for(user)
     villages = await queries.villages_for(user)
@@ -122,7 +122,6 @@ async def _town_admin_form(request: Request) -> tuple[User, int, FormData]:
 
 async def update_rules(request: Request) -> Response:
     user, town_id, form = await _town_admin_form(request)
-    from torreya.ledger.rules import update_rule
 
     try:
         # Validate every row before changing any: a bad cap leaves all rules as they were.
@@ -282,7 +281,6 @@ async def audit_log(request: Request) -> Response:
     user = await require_user(request, Role.VILLAGE_ADMIN)
     params = validate(dict(request.query_params), [Field(name="before", type=int, required=False,
                                                          minimum=1)])
-    from torreya.console.flags import unusual_activity
 
     events = await queries.audit_events_for(user, before=params["before"])
     flags = [] if params["before"] else await unusual_activity(user)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from torreya.db import conn, fetch
 from torreya.ledger.periods import total_keys
 from torreya.models import EarningTotal, LedgerEntry, User
+from torreya.trust.verify import verify_chains
 
 BATCH = 5000
 
@@ -100,7 +101,6 @@ async def audit_ledger(progress: Callable[[int, int], None] | None = None,
     for key in totals.keys() - stored_keys:
         report.add(f"user {key[0]}: total {key[1]}/{key[2]} is missing "
                    f"(ledger says {totals[key]})")
-    from torreya.trust.verify import verify_chains
 
     report.links = await verify_chains(report.add, chain_progress)
     for row in await fetch(conn(), UNAUDITED_ENTRIES, []):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from torreya.settings import LOCAL
 
@@ -59,8 +59,6 @@ def period_start(period: str, moment: datetime) -> datetime:
     """The first moment (Asia/Shanghai) of the day/week/month/year containing `moment`, in
     UTC: SQLite compares the stored UTC text, and a bound written "+08:00" would leave out
     every row of the first eight hours."""
-    from datetime import UTC, timedelta
-
     local = moment.astimezone(LOCAL).replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "week":
         local -= timedelta(days=local.weekday())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torreya.boards.levels import Level, level_for
+from torreya.boards.levels import Level, badges_for, level_for
+from torreya.boards.queries import badge_facts
 from torreya.models import LedgerEntry, Town, User
 
 
@@ -26,8 +27,6 @@ async def currency_name(town_id: int | None) -> str:
 
 
 async def account_summary(user: User) -> AccountSummary:
-    from torreya.boards.levels import badges_for
-    from torreya.boards.queries import badge_facts
 
     recent = await LedgerEntry.filter(user_id=user.id).order_by("-id").limit(5)
     town = await Town.get_or_none(id=user.town_id) if user.town_id else None

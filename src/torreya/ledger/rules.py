@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tortoise.transactions import in_transaction
+
+from torreya import audit
+from torreya.accounts.permissions import require_town
 from torreya.db import get_one
 from torreya.i18n import lazy_gettext as _l
-from torreya.models import EarningRule, Town
+from torreya.models import EarningRule, Role, Town
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,6 @@ async def rule_for(town_id: int, kind: str) -> EarningRule:
 async def update_rule(*, actor, rule: EarningRule, points: int, cap_day: int | None,
                       cap_month: int | None, cap_year: int | None, needs_review: bool) -> None:
     """A town admin changes one rule; audited with the values before and after."""
-    from torreya import audit
-    from torreya.accounts.permissions import require_town
-    from torreya.models import Role
-
     require_town(actor, rule.town_id, Role.TOWN_ADMIN)
     before = {"points": rule.points, "cap_day": rule.cap_day, "cap_month": rule.cap_month,
               "cap_year": rule.cap_year, "needs_review": rule.needs_review}
@@ -64,7 +64,6 @@ async def update_rule(*, actor, rule: EarningRule, points: int, cap_day: int | N
              "cap_year": cap_year, "needs_review": needs_review}
     if before == after:
         return
-    from tortoise.transactions import in_transaction
 
     async with in_transaction() as connection:
         await EarningRule.filter(id=rule.id).using_db(connection).update(**after)

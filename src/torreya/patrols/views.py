@@ -11,7 +11,7 @@ from torreya.accounts.permissions import require_town, require_village
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
-from torreya.ledger.periods import period_key
+from torreya.ledger.periods import period_key, period_start
 from torreya.models import (
     Checkpoint,
     EarningTotal,
@@ -84,7 +84,6 @@ async def group_page(request: Request) -> Response:
 
 
 def _month_start():
-    from torreya.ledger.periods import period_start
 
     return period_start("month", now())
 

@@ -17,7 +17,9 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from torreya import audit
+from torreya.boards.levels import BADGE_RULES, DEFAULT_BADGES, DEFAULT_LEVELS
 from torreya.db import now
+from torreya.errors import InvalidRequestError
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import ACTIVITY_KINDS, ensure_default_rules
 from torreya.models import EarningRule, Reward, RewardCategory, StockMovement, Town, User, Village
@@ -245,7 +247,6 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
 
 
 def _levels_and_badges(c: _Checker, data: dict, pack: Pack) -> None:
-    from torreya.boards.levels import BADGE_RULES
 
     if "levels" in data:
         pack.levels = []
@@ -302,8 +303,6 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
     created with their stock; known keys get their fields updated, their stock left alone
     (it has history); nothing is deleted.
     """
-    from torreya.errors import InvalidRequestError
-
     async with in_transaction() as connection:
         if town is None:
             if not pack.town_code:
@@ -391,7 +390,6 @@ async def export_pack(town: Town) -> str:
                                        "cap_day": rule.cap_day, "cap_month": rule.cap_month,
                                        "cap_year": rule.cap_year,
                                        "needs_review": rule.needs_review})
-    from torreya.boards.levels import DEFAULT_BADGES, DEFAULT_LEVELS
 
     for level in town.levels or DEFAULT_LEVELS:
         lines += _toml_table("levels", level)

@@ -29,6 +29,7 @@ from torreya.web import (
     read_form,
     redirect,
     require_user,
+    safe_next,
     village_from_path,
 )
 
@@ -161,7 +162,6 @@ async def fulfil(request: Request) -> Response:
         flash(request, _("Handed over: %(name)s.", name=(await redemption.reward).name))
     except DomainError as error:
         flash_error(request, error)
-    from torreya.web import safe_next
 
     return redirect(safe_next(back))
 
@@ -256,8 +256,6 @@ async def edit_reward(request: Request) -> Response:
 async def counter_redeem(request: Request) -> Response:
     """At the 积分超市 counter: staff redeem for a resident without a phone and hand the item
     over at once (the resident shows their member card)."""
-    from torreya.models import User
-
     staff = await require_user(request, Role.STAFF)
     resident = await User.get_or_none(id=request.path_params["id"], role=Role.RESIDENT)
     if resident is None:

@@ -26,6 +26,7 @@ from torreya.i18n import gettext
 from torreya.models import Role, SmsCode, SmsMessage, SmsStatus, User
 from torreya.security import derive_key
 from torreya.settings import Settings
+from torreya.signin import family
 from torreya.signin.phones import normalize_phone
 
 CODE_SECONDS = 300
@@ -163,8 +164,6 @@ async def verify_code(settings: Settings, *, phone: str, code: str,
     Raises InvalidRequestError, InvalidCodeError, NoAccountError (the number is theirs, no
     resident has it), ChooseAccountError (several, none chosen: the code stays live).
     """
-    from torreya.signin import family
-
     phone = normalize_phone(phone)
     match = await _matching_code(settings, phone, code)
     choices = await family.choices_for(phone)

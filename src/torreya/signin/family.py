@@ -25,7 +25,7 @@ from torreya.accounts.permissions import require_over
 from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext
-from torreya.models import FamilyHelper, Role, SmsMessage, User
+from torreya.models import AuditEvent, FamilyHelper, Role, SmsMessage, User
 from torreya.notifications.texts import sms_send_time
 from torreya.signin.phones import mask_phone, normalize_phone
 from torreya.validation import Field, clean_text
@@ -218,7 +218,5 @@ async def acting_for(helper_id: object, member: User) -> Acting | None:
 
 async def acts_for(member: User, *, limit: int = 20) -> list:
     """What helpers did for `member`, newest first (the audit records that name them)."""
-    from torreya.models import AuditEvent
-
     return await AuditEvent.filter(tag__in=["signin:helper:act", "signin:helper:login"],
                                    subject=f"user:{member.id}").order_by("-id").limit(limit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import cache
 
+import httpx
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from tortoise.exceptions import IntegrityError
 
@@ -82,8 +83,6 @@ def client_for(settings: Settings):
 
 async def claims_from_callback(settings: Settings, request) -> dict:
     """The verified ID token's claims (userinfo merged), or an OidcError naming why not."""
-    import httpx
-
     client = client_for(settings)
     provider = label(settings)
     try:

@@ -9,10 +9,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from torreya import qr
 from torreya.errors import DomainError
 from torreya.i18n import gettext as _
-from torreya.models import Role
-from torreya.signin import oidc
+from torreya.models import Registration, Role
+from torreya.signin import oidc, registrations, totp, wechat
+from torreya.signin.family import refuse_helper
+from torreya.signin.phones import mask_phone, normalize_phone
 from torreya.templating import render
 from torreya.web import (
     confirm_big_action,
@@ -21,11 +24,13 @@ from torreya.web import (
     current_user,
     flash,
     flash_error,
+    pop_flashes,
     read_form,
     redirect,
     require_user,
     safe_next,
     start_web_session,
+    village_from_path,
 )
 
 
@@ -75,8 +80,6 @@ def redirect_to(url: str) -> Response:
 
 async def wechat_start(request: Request) -> Response:
     """To WeChat's authorize page (state kept by authlib in the signed session)."""
-    from torreya.signin import wechat
-
     settings = request.app.state.settings
     request.session["wechat_next"] = safe_next(request.query_params.get("next"))
     user = await current_user(request)
@@ -91,7 +94,6 @@ async def wechat_start(request: Request) -> Response:
 
 
 async def wechat_callback(request: Request) -> Response:
-    from torreya.signin import wechat
 
     settings = request.app.state.settings
     target = request.session.pop("wechat_next", "/")
@@ -126,15 +128,12 @@ async def wechat_callback(request: Request) -> Response:
 def login_page_with(request: Request, target: str, *, error: str | None = None,
                     notice: str | None = None, status: int = 200) -> Response:
     """The login page again, saying what happened."""
-    from torreya.signin import wechat
-
     return render(request, "accounts/login.html", {
         "next": target, "error": error, "notice": notice, "username": "", "phone": "",
         "wechat_pending": wechat.has_pending(request)}, status=status)
 
 
 async def unlink_identity(request: Request) -> Response:
-    from torreya.signin.family import refuse_helper
 
     user = await require_user(request)
     refuse_helper(user)
@@ -150,7 +149,6 @@ PROVEN_FOR = 15 * 60  # seconds a used SMS code lets its number register
 
 
 def remember_proven_phone(request: Request, phone: str) -> None:
-    from torreya.signin.phones import normalize_phone
 
     request.session["proven_phone"] = [normalize_phone(phone), int(time.time())]
 
@@ -165,9 +163,6 @@ def _proven_phone(request: Request) -> str | None:
 
 async def register_page(request: Request) -> Response:
     """居民认证: a newcomer whose number the SMS code proved asks to join a village."""
-    from torreya.signin import registrations
-    from torreya.signin.phones import mask_phone
-
     phone = _proven_phone(request)
     if phone is None:
         flash(request, _("Please log in with your phone first; then you can register."))
@@ -192,10 +187,6 @@ async def register_page(request: Request) -> Response:
 
 async def registration_queue(request: Request) -> Response:
     """The village's queue of registrations to approve or reject (staff and up)."""
-    from torreya.signin import registrations
-    from torreya.signin.phones import mask_phone
-    from torreya.web import pop_flashes, village_from_path
-
     _user, village = await village_from_path(request, Role.STAFF)
     waiting = await registrations.pending_in(village)
     return render(request, "signin/queue.html", {
@@ -204,8 +195,6 @@ async def registration_queue(request: Request) -> Response:
 
 
 async def decide_registration(request: Request) -> Response:
-    from torreya.models import Registration
-    from torreya.signin import registrations
 
     staff = await require_user(request, Role.STAFF)
     form = await read_form(request)
@@ -228,9 +217,6 @@ async def decide_registration(request: Request) -> Response:
 
 async def totp_page(request: Request) -> Response:
     """Turn two-step login on: scan the QR with an authenticator app, type its code."""
-    from torreya import qr
-    from torreya.signin import totp
-
     user = await require_user(request, Role.STAFF)
     settings = request.app.state.settings
     error, status = None, 200

@@ -29,6 +29,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 VERSION = 1  # of the signed heads, the seal's text and the export's format
 SALTED = 2  # the version of the entry text new links digest
 GENESIS = "0" * 64
@@ -144,8 +147,6 @@ def head_payload(head: Mapping[str, Any]) -> bytes:
 
 
 def verify_signature(public_key_hex: str, payload: bytes, signature_hex: str) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))

@@ -17,6 +17,7 @@ import hmac
 import re
 
 from torreya.db import conn, fetch
+from torreya.masking import mask_name
 from torreya.models import ChainLink, LedgerEntry, SignedHead, TownKey, User, Village
 from torreya.trust import encoding, sealing
 from torreya.trust.signing import head_doc
@@ -48,8 +49,6 @@ async def receipt(code: str) -> dict | None:
     "pending" (recorded and chained or sealed, not yet under a signed head: the next
     daily signature covers it), "invalid" (the entry or its link does not match).
     """
-    from torreya.masking import mask_name
-
     entry_id = parse(code)
     if entry_id is None:
         return None

@@ -20,6 +20,7 @@ from torreya.models import ChainHead, SignedHead, Town, TownKey
 from torreya.security import derive_key
 from torreya.settings import LOCAL, Settings
 from torreya.trust import encoding
+from torreya.trust.chain import chain_pending
 
 _RAW = {"encoding": serialization.Encoding.Raw, "format": serialization.PublicFormat.Raw}
 
@@ -98,8 +99,6 @@ async def sign_head(settings: Settings, town_id: int, *, kind: str, period: str
 async def sign_due(settings: Settings, moment: datetime | None = None) -> int:
     """Housekeeping: the day's head (and the month's, on its first day) of every town,
     chained up to now, signed once. Returns how many heads were signed."""
-    from torreya.trust.chain import chain_pending
-
     local = (moment or now()).astimezone(LOCAL)
     yesterday = (local - timedelta(days=1)).date()
     done = set(await SignedHead.filter(kind="daily", period=yesterday.isoformat())
