@@ -160,13 +160,11 @@ def settle_heap() -> None:
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-
     settings = settings or Settings.from_env()
     sealing.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-
         forget_events()
         forget_boards()
         express.forget()

@@ -34,17 +34,14 @@ def signed_points(value: int) -> str:
 
 
 def csrf_token(request: Request) -> str:
-
     return csrf_token_for(request)
 
 
 def _receipt_code(entry_id: int) -> str:
-
     return receipt_code(entry_id)
 
 
 def _signin_providers(request: Request) -> list:
-
     return configured(request)
 
 

@@ -34,7 +34,6 @@ from torreya.web import (
 
 
 async def login_page(request: Request) -> Response:
-
     wechat.drop_pending(request)  # a new login: not the one WeChat's first time started
     if await current_user(request):
         return redirect(safe_next(request.query_params.get("next")))

@@ -204,7 +204,6 @@ async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
               summary_zh="离线扫码包：镇的公钥、作废卡名单和活动信息", tag="checkins",
               errors=["forbidden", "not_found"])
 async def offline_kit(request: Request, body: None) -> object:
-
     user = await require_user(request, Role.STAFF)
     return json(await offline.kit(request.app.state.settings, staff=user,
                                   event_id=request.path_params["id"]))
@@ -216,7 +215,6 @@ async def offline_kit(request: Request, body: None) -> object:
               summary_zh="同步无信号时记录的扫码：每条只办一次，按扫码时间判断", tag="checkins",
               errors=["forbidden", "not_found", "invalid_request"])
 async def offline_scans(request: Request, body: ScanBatch) -> object:
-
     user = await require_user(request, Role.STAFF)
     scans = offline.scans_of(body)
     results = await offline.sync(request.app.state.settings, staff=user,

@@ -137,7 +137,6 @@ async def top_activities(village_ids: list[int], month: str | None) -> list[tupl
 
 
 async def low_stock(village_ids: list[int], town_id: int, threshold: int = 5) -> list[Reward]:
-
     return await Reward.filter(Q(village_id__in=village_ids) | Q(village_id=None),
                                town_id=town_id, is_active=True, stock__lte=threshold
                                ).order_by("stock")

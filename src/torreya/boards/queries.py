@@ -128,7 +128,6 @@ async def month_totals(user_id: int, months: int = 3, moment: datetime | None = 
 
 
 async def badge_facts(user: User):
-
     counts = {}
     for kind in ("checkin", "patrol", "report"):
         counts[kind] = await LedgerEntry.filter(user_id=user.id, kind=kind,

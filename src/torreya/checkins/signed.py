@@ -44,7 +44,6 @@ def _clean(text: str) -> str:
 
 
 async def _sign(settings: Settings, town_id: int, fields: list[object]) -> str:
-
     key = await current_key(settings, town_id)
     fields[2] = key.id
     payload = "|".join(_clean(str(f)) for f in fields).encode()

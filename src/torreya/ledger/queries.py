@@ -27,7 +27,6 @@ async def currency_name(town_id: int | None) -> str:
 
 
 async def account_summary(user: User) -> AccountSummary:
-
     recent = await LedgerEntry.filter(user_id=user.id).order_by("-id").limit(5)
     town = await Town.get_or_none(id=user.town_id) if user.town_id else None
     return AccountSummary(

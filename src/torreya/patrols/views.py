@@ -84,7 +84,6 @@ async def group_page(request: Request) -> Response:
 
 
 def _month_start():
-
     return period_start("month", now())
 
 

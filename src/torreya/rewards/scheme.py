@@ -247,7 +247,6 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
 
 
 def _levels_and_badges(c: _Checker, data: dict, pack: Pack) -> None:
-
     if "levels" in data:
         pack.levels = []
         for index, level in enumerate(_tables(c, data, "levels")):

@@ -94,7 +94,6 @@ async def wechat_start(request: Request) -> Response:
 
 
 async def wechat_callback(request: Request) -> Response:
-
     settings = request.app.state.settings
     target = request.session.pop("wechat_next", "/")
     linking = request.session.pop("wechat_link", None)
@@ -134,7 +133,6 @@ def login_page_with(request: Request, target: str, *, error: str | None = None,
 
 
 async def unlink_identity(request: Request) -> Response:
-
     user = await require_user(request)
     refuse_helper(user)
     form = await read_form(request)
@@ -149,7 +147,6 @@ PROVEN_FOR = 15 * 60  # seconds a used SMS code lets its number register
 
 
 def remember_proven_phone(request: Request, phone: str) -> None:
-
     request.session["proven_phone"] = [normalize_phone(phone), int(time.time())]
 
 
@@ -195,7 +192,6 @@ async def registration_queue(request: Request) -> Response:
 
 
 async def decide_registration(request: Request) -> Response:
-
     staff = await require_user(request, Role.STAFF)
     form = await read_form(request)
     registration = await Registration.get_or_none(id=request.path_params["id"])

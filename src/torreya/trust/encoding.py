@@ -147,7 +147,6 @@ def head_payload(head: Mapping[str, Any]) -> bytes:
 
 
 def verify_signature(public_key_hex: str, payload: bytes, signature_hex: str) -> bool:
-
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_key_hex))
         key.verify(bytes.fromhex(signature_hex), payload)
