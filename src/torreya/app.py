@@ -17,11 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.boards.queries import forget_boards
-from torreya.checkins import express
 from torreya.checkins.service import forget_events
 from torreya.db import is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
 from torreya.idempotency import purge_expired
+from torreya.ledger import batch as ledger_batch
 from torreya.middleware import (
     BodyLimitMiddleware,
     BodyTooLarge,
@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         forget_events()
         forget_boards()
-        express.forget()
+        ledger_batch.forget()
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()
             tasks = [asyncio.create_task(housekeeping(settings))]

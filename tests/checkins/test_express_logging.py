@@ -12,6 +12,7 @@ from tests.factories import api_token, make_event, make_user, make_village
 from torreya.app import create_app
 from torreya.checkins import express
 from torreya.checkins.codes import poster_token
+from torreya.ledger import batch
 from torreya.models import LedgerEntry
 from torreya.security import read_access_token
 from torreya.trust import encoding, sealing
@@ -47,7 +48,7 @@ async def test_no_batches_where_the_database_logs_statement_parameters(settings)
                     return done is not None
         finally:
             await _pg_admin(f"ALTER DATABASE {PG_DB} RESET ALL")
-            express.forget()
+            batch.forget()
 
     assert not await check_in_with_logging("log_min_duration_statement = 60000")
     assert await check_in_with_logging("log_parameter_max_length = 0")
@@ -57,11 +58,11 @@ def test_which_logging_settings_write_parameters():
     quiet = {"log_parameter_max_length": "-1", "log_statement": "none",
              "log_min_duration_statement": "-1", "log_min_duration_sample": "-1",
              "log_statement_sample_rate": "1", "log_transaction_sample_rate": "0"}
-    assert not express.logs_parameters(quiet)
+    assert not batch.logs_parameters(quiet)
     for loud in ({"log_statement": "all"}, {"log_min_duration_statement": "250"},
                  {"log_min_duration_sample": "0"}, {"log_transaction_sample_rate": "0.01"}):
-        assert express.logs_parameters(quiet | loud), loud
-        assert not express.logs_parameters(quiet | loud | {"log_parameter_max_length": "0"})
-    assert not express.logs_parameters(quiet | {"log_statement": "mod"})  # ours is a SELECT
-    assert not express.logs_parameters(quiet | {"log_min_duration_sample": "0",
+        assert batch.logs_parameters(quiet | loud), loud
+        assert not batch.logs_parameters(quiet | loud | {"log_parameter_max_length": "0"})
+    assert not batch.logs_parameters(quiet | {"log_statement": "mod"})  # ours is a SELECT
+    assert not batch.logs_parameters(quiet | {"log_min_duration_sample": "0",
                                                 "log_statement_sample_rate": "0"})

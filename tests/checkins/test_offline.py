@@ -305,7 +305,7 @@ async def test_scans_credited_in_sets_write_what_one_by_one_writes(client, setti
     """A sync's card scans that simply succeed are written by the express batches; where
     those cannot run (PostgreSQL logging statement parameters), one by one. Both write the
     same rows and answer the same."""
-    from torreya.checkins import express
+    from torreya.ledger import batch
     from torreya.models import EarningTotal, OutboxMessage
     from torreya.trust import encoding, sealing
 
@@ -313,20 +313,20 @@ async def test_scans_credited_in_sets_write_what_one_by_one_writes(client, setti
     fast, slow = await make_user(village=village), await make_user(village=village)
     headers = await api_token(client, staff)
     batches = []
-    write_batch = express.write_batch
+    write_batch = batch.write_batch
 
     async def counted(scans, **kw):
         batches.append(len(scans))
         return await write_batch(scans, **kw)
 
-    monkeypatch.setattr(express, "write_batch", counted)
+    monkeypatch.setattr(batch, "write_batch", counted)
     at = now() - timedelta(minutes=30)
     answers = {}
     for person in (fast, slow):
         if person is slow:
             async def no():
                 return False
-            monkeypatch.setattr(express, "may_seal_in_database", no)
+            monkeypatch.setattr(batch, "may_seal_in_database", no)
         response = await _sync(client, headers, event.id,
                                [scan(await signed.card_code(settings, person), at)])
         assert response.status_code == 200, response.text
@@ -385,19 +385,19 @@ async def test_scans_credited_in_sets_write_what_one_by_one_writes(client, setti
 async def test_a_card_reissued_as_its_set_is_written_is_not_credited(settings):
     """The set checks the card's serial under the resident's lock: a card reissued after
     the sync read the resident writes nothing (and goes one by one, which refuses it)."""
-    from torreya.checkins import express
+    from torreya.ledger import batch
 
     village, staff, event = await setup_event()
     resident = await make_user(village=village)
     await User.filter(id=resident.id).update(card_serial=2)
-    stale = express.staff_scan(event, user_id=resident.id, serial=1, staff_id=staff.id,
+    stale = batch.staff_checkin(event, user_id=resident.id, serial=1, staff_id=staff.id,
                                method="offline", moment=now())
-    fresh = express.staff_scan(event, user_id=resident.id, serial=2, staff_id=staff.id,
+    fresh = batch.staff_checkin(event, user_id=resident.id, serial=2, staff_id=staff.id,
                                method="offline", moment=now())
-    assert await express.write_batch([stale]) == [None]
+    assert await batch.write_batch([stale]) == [None]
     assert not await Checkin.filter(user_id=resident.id).exists()
     assert (await User.get(id=resident.id)).balance == 0
-    [done] = await express.write_batch([fresh])
+    [done] = await batch.write_batch([fresh])
     assert done is not None and done[1] == 10
     entry = await LedgerEntry.get(user_id=resident.id)
     assert entry.id == done[2] and entry.actor_id == staff.id and entry.proxy
@@ -411,7 +411,7 @@ async def test_a_sync_cut_off_midway_answers_503_and_its_retry_counts_each_scan_
     """The database goes away as the second set of a 150-scan sync is written: the sync
     answers 503 (not a 500), and the phone's retry of the same queue credits the rest, each
     scan once, any set written before as repeats."""
-    from torreya.checkins import express
+    from torreya.ledger import batch
 
     village, staff, event = await setup_event()
     await User.bulk_create([User(username=f"cut{i}", display_name=f"钱{i}", role=Role.RESIDENT,
@@ -420,7 +420,7 @@ async def test_a_sync_cut_off_midway_answers_503_and_its_retry_counts_each_scan_
     people = await User.filter(username__startswith="cut").order_by("id")
     scans = [scan(await signed.card_code(settings, p)) for p in people]
     headers = await api_token(client, staff)
-    write_batch, sets = express.write_batch, []
+    write_batch, sets = batch.write_batch, []
 
     async def cut_off(credits, **kw):
         sets.append(len(credits))
@@ -428,7 +428,7 @@ async def test_a_sync_cut_off_midway_answers_503_and_its_retry_counts_each_scan_
             raise ConnectionResetError("the database went away")
         return await write_batch(credits, **kw)
 
-    monkeypatch.setattr(express, "write_batch", cut_off)
+    monkeypatch.setattr(batch, "write_batch", cut_off)
     answer = await _sync(client, headers, event.id, scans)
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "unavailable"
     # The first set committed (SQLite writes sets in turn), or was cut off with the second
@@ -438,7 +438,7 @@ async def test_a_sync_cut_off_midway_answers_503_and_its_retry_counts_each_scan_
     assert await OfflineScan.filter(event_id=event.id).count() == first
     assert await LedgerEntry.filter(source_id=event.id, kind="checkin").count() == first
     assert await AuditEvent.filter(tag="checkins:checkin:proxy").count() == first
-    monkeypatch.setattr(express, "write_batch", write_batch)
+    monkeypatch.setattr(batch, "write_batch", write_batch)
     retry = await _sync(client, headers, event.id, scans)
     assert retry.status_code == 200, retry.text
     results = retry.json()["results"]

@@ -8,8 +8,8 @@ import pytest
 from tortoise.transactions import in_transaction
 
 from tests.factories import make_event, make_user, make_village
-from torreya.checkins import express
 from torreya.db import now
+from torreya.ledger import batch
 from torreya.ledger.caps import room_under_caps, within_caps
 from torreya.ledger.periods import period_key
 from torreya.ledger.service import CapReachedError, Credit, post_entry
@@ -66,7 +66,7 @@ async def test_the_check_in_batch_follows_the_rule(app, caps, totals, points, al
     village, person = await _person_under(caps, totals, "checkin")
     staff = await make_user(Role.STAFF, village)
     event = await make_event(village, points=points)
-    [written] = await express.write_batch([express.staff_scan(
+    [written] = await batch.write_batch([batch.staff_checkin(
         event, user_id=person.id, serial=person.card_serial, staff_id=staff.id,
         method="card", moment=now())])
     assert (written is not None) is allowed

@@ -29,13 +29,14 @@ from tortoise.transactions import in_transaction
 from torreya.accounts.permissions import require_village
 from torreya.api.schema import Body, Moment, Text, validate_model
 from torreya.audit import acting_helper, request_ip
-from torreya.checkins import express
 from torreya.checkins import signed as signed_codes
 from torreya.checkins.codes import read_member_code
 from torreya.checkins.service import AlreadyCheckedInError, credit_check_in, may_check_in
 from torreya.db import insert_rows, now, replaying
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
+from torreya.ledger import batch as ledger_batch
+from torreya.ledger.batch import BatchCheckin
 from torreya.ledger.rules import rule_for
 from torreya.masking import mask_name
 from torreya.models import (
@@ -58,7 +59,7 @@ from torreya.trust.signing import current_key
 
 MAX_BATCH = 500
 CHUNK = 50
-# Card scans credited in one set (express.write_batch): two sets to a 200-scan sync, so the
+# Card scans credited in one set (ledger/batch.py write_batch): two sets to a 200-scan sync, so the
 # second's checking overlaps the first's writing (docs/benchmarks.md: 50 and 200 were slower).
 SET = 100
 # Chunks applied at once on PostgreSQL, each on its own connection.
@@ -229,7 +230,7 @@ def _subject(settings: Settings, code: str) -> str:
 
 async def _credit_in_sets(settings: Settings, staff: User, event: Event, scans: list[Scan],
                           keys: dict[int, TownKey], results: dict[int, dict]) -> None:
-    """Credit the card scans that simply succeed in sets (express.write_batch): a genuine
+    """Credit the card scans that simply succeed in sets (ledger/batch.py write_batch): a genuine
     card of the town, not reissued, its resident active and the event open at the scan's
     moment, the nonce not seen before, within the caps. Their outcomes go in `results`; a
     scan left out (or skipped by the set, which judges the caps and the claim) wrote
@@ -240,7 +241,7 @@ async def _credit_in_sets(settings: Settings, staff: User, event: Event, scans: 
     work here) are checked in threads, all chunks at once, while the chunks checked are
     written: the server's cores and the database work at the same time, not in turn."""
     if (acting_helper.get() is not None or event.points <= 0
-            or not await express.may_seal_in_database()):
+            or not await ledger_batch.may_seal_in_database()):
         return
     synced_at = now()
     chunks = _chunks(settings, list(enumerate(scans)), SET)
@@ -276,7 +277,7 @@ def _cards(settings: Settings, chunk: list[tuple[int, Scan]], keys: dict[int, To
 
 async def _judge(staff: User, event: Event, chunk: list[tuple[int, Scan]],
                  cards: dict[int, tuple[int, int]], synced_at: datetime
-                 ) -> tuple[list[tuple[int, express.Scan]], dict[int, User]] | None:
+                 ) -> tuple[list[tuple[int, BatchCheckin]], dict[int, User]] | None:
     """The chunk's scans that may be credited in a set (by resident, as the express batches
     lock them; a resident's scans in the order made), and their residents; None for none."""
     if not cards:
@@ -286,14 +287,14 @@ async def _judge(staff: User, event: Event, chunk: list[tuple[int, Scan]],
     seen = set(await OfflineScan.filter(nonce__in=[scan.nonce for index, scan in chunk
                                                    if index in cards]
                                         ).values_list("nonce", flat=True))
-    pending: list[tuple[int, express.Scan]] = []
+    pending: list[tuple[int, BatchCheckin]] = []
     for index, scan in chunk:
         user_id, serial = cards.get(index, (0, 0))
         resident = residents.get(user_id)
         moment = min(scan.scanned_at, synced_at)
         if (resident is not None and scan.nonce not in seen and resident.card_serial == serial
                 and _may_check_in_at(event, resident, moment)):
-            pending.append((index, express.staff_scan(
+            pending.append((index, ledger_batch.staff_checkin(
                 event, user_id=user_id, serial=serial, staff_id=staff.id, method="offline",
                 moment=moment)))
     pending.sort(key=lambda pair: pair[1].user_id)
@@ -310,7 +311,7 @@ def _may_check_in_at(event: Event, resident: User, moment: datetime) -> bool:
 
 
 async def _write_in_set(staff: User, event: Event, scans: list[Scan],
-                        batch: list[tuple[int, express.Scan]], residents: dict[int, User],
+                        batch: list[tuple[int, BatchCheckin]], residents: dict[int, User],
                         synced_at: datetime, results: dict[int, dict]) -> None:
     rows = {index: {
         "nonce": scans[index].nonce, "staff_id": staff.id, "event_id": event.id, "kind": "card",
@@ -323,7 +324,7 @@ async def _write_in_set(staff: User, event: Event, scans: list[Scan],
             # The nonces first: they claim the scans (a repeat fails here, before anything
             # else is written; and on SQLite a write first takes the write lock at once).
             await insert_rows(connection, "offline_scans", list(rows.values()))
-            written = await express.write_batch([credit for _, credit in batch],
+            written = await ledger_batch.write_batch([credit for _, credit in batch],
                                                 connection=connection)
             skipped = [rows.pop(index)["nonce"]
                        for (index, _), done in zip(batch, written, strict=True) if done is None]
