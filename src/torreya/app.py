@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.boards.queries import forget_boards
-from torreya.checkins.service import forget_events
+from torreya.checkins.events import forget_events
 from torreya.db import is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
 from torreya.idempotency import purge_expired

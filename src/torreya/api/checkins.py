@@ -11,7 +11,7 @@ from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Bool, Int, Maybe, Moment, Out, Text, Time
-from torreya.checkins import express, offline, service
+from torreya.checkins import offline, service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
 from torreya.errors import NotFoundError
@@ -172,14 +172,10 @@ async def checkin_code(request: Request, body: None) -> object:
               summary="Check in with a scanned code", summary_zh="居民扫码签到，积分入账",
               status=201, tag="checkins", errors=CHECKIN_ERRORS)
 async def check_in(request: Request, body: CheckinIn) -> object:
-    settings = request.app.state.settings
     claims = request.state.claims
-    result = await express.check_in(settings, claims=claims, token=body.token)
-    if result is None:  # anything but a plain success: the ordinary path says why
-        user = await require_user(request)
-        result = await service.check_in_with_token(settings, user=user, token=body.token)
-    else:
-        await sessions.seen(claims.sid, claims.issued)
+    result = await service.check_in(request.app.state.settings, token=body.token,
+                                    login=claims, person=lambda: require_user(request))
+    await sessions.seen(claims.sid, claims.issued)
     return json({"id": result.id, "event_id": result.event.id,
                  "points": result.points, "balance": result.balance}, 201)
 

@@ -35,8 +35,7 @@ import logging
 from tortoise import connections
 from tortoise.exceptions import IntegrityError
 
-from torreya.checkins.codes import CodeError, read_checkin_token
-from torreya.checkins.service import CheckinResult, event_by_id, is_open
+from torreya.checkins.events import is_open
 from torreya.db import now
 from torreya.ledger.batch import (
     BatchCheckin,
@@ -45,8 +44,8 @@ from torreya.ledger.batch import (
     may_seal_in_database,
     write_batch,
 )
+from torreya.models import Event
 from torreya.security import AccessClaims
-from torreya.settings import Settings
 
 log = logging.getLogger("torreya")
 KIND = "checkin"
@@ -58,36 +57,18 @@ SHARE_FLOOR = 32
 LANES = {"postgres": 3, "sqlite": 1}  # batches written at once, by dialect
 
 
-async def check_in(settings: Settings, *, claims: AccessClaims, token: str
-                   ) -> CheckinResult | None:
-    """Check the login's resident in with a scanned poster or rotating code, if that is all
-    there is to it; None (nothing written) sends the caller to
-    `service.check_in_with_token`. Raises what the database raises when it cannot be
-    reached (503), having written nothing."""
-    scan = await _scan(settings, claims, token)
-    if scan is None or not await may_seal_in_database():
-        return None
-    written = await _BATCHES.write(scan)
-    if written is None:
-        return None
-    return CheckinResult(written[0], scan.event, scan.user_id, scan.event.points, written[1])
-
-
-async def _scan(settings: Settings, claims: AccessClaims, token: str) -> BatchCheckin | None:
-    if claims.helper_id is not None:  # 亲属代办: the entry is marked, and audited
-        return None
-    try:
-        code = read_checkin_token(settings, token)
-    except CodeError:
-        return None
-    event = await event_by_id(code.event_id)
+async def check_in(event: Event, *, mode: str, login: AccessClaims) -> Written | None:
+    """Write a resident's own scan of `event`'s code (read and checked by the caller,
+    checkins.service.check_in) in the next batch, if that is all there is to it: its
+    (check-in id, balance, entry id); None, with nothing written, sends the caller down the
+    ordinary path. Raises what the database raises when it cannot be reached (503), having
+    written nothing."""
     moment = now()
-    if (event is None or event.qr_mode != code.mode or event.points <= 0
-            or not is_open(event, moment)):
+    if event.points <= 0 or not is_open(event, moment) or not await may_seal_in_database():
         return None
-    return BatchCheckin(event, code.mode, claims.user_id, moment,
-                entry_for(event, claims.user_id, claims.user_id, moment, proxy=False),
-                claims=claims)
+    return await _BATCHES.write(BatchCheckin(
+        event, mode, login.user_id, moment,
+        entry_for(event, login.user_id, login.user_id, moment, proxy=False), claims=login))
 
 
 class Batches:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,9 +13,10 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.accounts.permissions import require_over, require_village
-from torreya.checkins import signed
+from torreya.checkins import express, signed
 from torreya.checkins.codes import CodeError, member_code, read_checkin_token
-from torreya.db import fetch, get_one, now
+from torreya.checkins.events import event_by_id, is_open
+from torreya.db import fetch, now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
@@ -29,6 +31,7 @@ from torreya.models import (
     Village,
 )
 from torreya.models.checkins import QrMode
+from torreya.security import AccessClaims
 from torreya.settings import Settings
 from torreya.templating import local_time
 
@@ -114,11 +117,6 @@ async def create_event(
     return event
 
 
-def is_open(event: Event, moment: datetime | None = None) -> bool:
-    moment = moment or now()
-    return event.starts_at <= moment <= event.ends_at
-
-
 async def _refuse(error: DomainError, *, method: str, event: Event | None, user: User | None,
                   village_id: int | None = None) -> DomainError:
     await CheckinRefusal.create(event=event, user=user, method=method, reason=error.code,
@@ -126,47 +124,36 @@ async def _refuse(error: DomainError, *, method: str, event: Event | None, user:
     return error
 
 
-# Events are never changed once created (no command updates or deletes them), so each
-# worker keeps the ones it has read: the hottest read of every check-in costs nothing after
-# the first. Keep in sync: a command that changes events must call `forget_events()`.
-_EVENTS: dict[int, Event] = {}
-_EVENTS_KEPT = 2048
-
-
-async def event_by_id(event_id: int) -> Event | None:
-    event = _EVENTS.get(event_id)
-    if event is None:
-        event = await get_one(Event, id=event_id)
-        if event is not None:
-            if len(_EVENTS) >= _EVENTS_KEPT:
-                _EVENTS.clear()
-            _EVENTS[event_id] = event
-    return event
-
-
-def forget_events() -> None:
-    """A new database (tests, a new app): ids may name other events now."""
-    _EVENTS.clear()
-
-
-async def check_in_with_token(settings: Settings, *, user: User, token: str) -> CheckinResult:
-    """A resident scanned a poster or rotating code.
+async def check_in(settings: Settings, *, token: str, login: AccessClaims,
+                   person: Callable[[], Awaitable[User]]) -> CheckinResult:
+    """A resident scanned a poster or rotating code: the one command, for the API and the
+    page alike. The code is read once and the event once; a scan that simply succeeds is
+    written in the next batch (checkins/express.py) without reading the user; anything
+    else, a family helper's too (`login.helper_id`), takes the ordinary path, which reads
+    the person (`person()`: the caller's own check of the login), says why and logs it.
 
     Raises invalid_token, token_expired, event_not_open, forbidden (another town),
     already_checked_in, cap_reached. Every refusal is logged for the committee.
     """
     try:
-        claims = read_checkin_token(settings, token)
+        code = read_checkin_token(settings, token)
     except CodeError as exc:
+        user = await person()
         event = await event_by_id(exc.event_id) if exc.event_id else None
         error = InvalidTokenError() if exc.code == "invalid_token" else expired_error(event)
         raise await _refuse(error, method="token", event=event, user=user,
                             village_id=user.village_id) from None
-    event = await event_by_id(claims.event_id)
-    if event is None or event.qr_mode != claims.mode:
-        # A poster code of an event switched to rotating codes is no longer valid.
+    event = await event_by_id(code.event_id)
+    # A poster code of an event switched to rotating codes is no longer valid.
+    valid = event is not None and event.qr_mode == code.mode
+    if valid and login.helper_id is None:
+        written = await express.check_in(event, mode=code.mode, login=login)
+        if written is not None:
+            return CheckinResult(written[0], event, login.user_id, event.points, written[1])
+    user = await person()
+    if not valid:
         raise await _refuse(InvalidTokenError(), method="token", event=event, user=user)
-    return await _check_in(event, user, method=claims.mode, staff=None)
+    return await _check_in(event, user, method=code.mode, staff=None)
 
 
 async def check_in_member(settings: Settings, *, staff: User, event: Event,

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from torreya import qr
 from torreya.accounts.permissions import require_over, require_village
-from torreya.checkins import express, service, signed
+from torreya.checkins import service, signed
 from torreya.checkins.codes import (
     CodeError,
     checkin_url,
@@ -20,6 +20,7 @@ from torreya.checkins.codes import (
     poster_token,
     read_checkin_token,
 )
+from torreya.checkins.events import is_open
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
@@ -52,7 +53,7 @@ async def checkin_page(request: Request) -> Response:
         event = await Event.get_or_none(id=claims.event_id)
         if event is None:
             problem = _("This code is not valid for check-in.")
-        elif not service.is_open(event):
+        elif not is_open(event):
             problem = (service.not_open_error(event)).text()
     except CodeError as exc:
         expired = await Event.get_or_none(id=exc.event_id) if exc.event_id else None
@@ -70,13 +71,12 @@ async def checkin_submit(request: Request) -> Response:
     await read_form(request)
     token = request.path_params["token"]
     settings = request.app.state.settings
+    helper = current_helper(request)  # 亲属代办 takes the ordinary path (marked)
+    login = AccessClaims(user.id, user.session_generation, current_sid(request), now(),
+                         helper.helper_id if helper else None)
     try:
-        result = None
-        if current_helper(request) is None:  # 亲属代办 takes the ordinary path (marked)
-            login = AccessClaims(user.id, user.session_generation, current_sid(request), now())
-            result = await express.check_in(settings, claims=login, token=token)
-        if result is None:
-            result = await service.check_in_with_token(settings, user=user, token=token)
+        result = await service.check_in(settings, token=token, login=login,
+                                        person=lambda: require_user(request))
     except DomainError as error:
         return render(request, "checkins/result.html",
                       {"ok": False, "message": error.text(), "code": error.code,
@@ -144,7 +144,7 @@ async def code_json(request: Request) -> Response:
     url = checkin_url(settings, token)
     count = await Checkin.filter(event_id=event.id).count()
     return JSONResponse({"url": url, "svg": qr.svg(url), "expires_at": expires.isoformat(),
-                         "checked_in": count, "open": service.is_open(event)},
+                         "checked_in": count, "open": is_open(event)},
                         headers={"cache-control": "no-store"})
 
 
@@ -157,7 +157,7 @@ async def event_page(request: Request) -> Response:
         "user").limit(50)
     return render(request, "checkins/event.html", {
         "event": event, "village": village, "checkins": checkins, "refusals": refusals,
-        "open": service.is_open(event), "flashes": pop_flashes(request),
+        "open": is_open(event), "flashes": pop_flashes(request),
         "is_admin": user.rank >= 2})
 
 
