@@ -20,6 +20,7 @@ from tortoise.migrations.api import migrate as migrate_api
 from tortoise.models import Model
 
 from torreya.settings import ConfigurationError, Settings
+from torreya.trust import sealing
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
@@ -150,9 +151,10 @@ async def migrate(
 
 @contextlib.asynccontextmanager
 async def orm(settings: Settings) -> AsyncIterator[None]:
-    """Tortoise for a CLI command (the web app uses RegisterTortoise in its lifespan). The
-    caller has configured the sealing keys (cli.main, create_app)."""
+    """Tortoise for a CLI command or a tool (the web app uses RegisterTortoise in its
+    lifespan), with the sealing keys set: whatever writes or checks entries seals."""
     check_sqlite_path(settings)
+    sealing.configure(settings)
     async with TortoiseContext() as ctx:
         await ctx.init(config=settings.tortoise_config())
         try:

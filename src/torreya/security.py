@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import hmac
 import json
 import secrets
@@ -21,6 +20,7 @@ from tortoise.transactions import in_transaction
 
 from torreya.db import fetch, is_postgres, now
 from torreya.errors import TooManyAttemptsError, UnauthenticatedError
+from torreya.keys import key_for
 from torreya.models import LoginFailure
 from torreya.settings import Settings
 
@@ -40,20 +40,10 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def derive_key(settings: Settings, purpose: str) -> bytes:
-    """One secret, a separate key per purpose (sessions, API tokens, each QR kind)."""
-    return _derived(settings.SECRET_KEY, purpose)
-
-
-@functools.lru_cache(maxsize=64)
-def _derived(secret: str, purpose: str) -> bytes:
-    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
-
-
 @functools.lru_cache(maxsize=64)
 def _oct_key(secret: str, purpose: str) -> OctKey:
     # Deriving and importing the key was an eighth of a check-in's CPU (two per request).
-    return OctKey.import_key(_derived(secret, purpose))
+    return OctKey.import_key(key_for(secret, purpose))
 
 
 def _jwt_key(settings: Settings, purpose: str) -> OctKey:
@@ -78,7 +68,7 @@ def claims_signed_with(secret: str, purpose: str, token: str) -> dict | None:
         return None
     head, _, rest = token.partition(".")
     if head == _OUR_HEADER:
-        return _hs256_claims(_derived(secret, purpose), head, rest)
+        return _hs256_claims(key_for(secret, purpose), head, rest)
     try:
         return dict(jwt.decode(token, _oct_key(secret, purpose), algorithms=["HS256"]).claims)
     except (JoseError, ValueError, TypeError):

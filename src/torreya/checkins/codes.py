@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from torreya.db import now
-from torreya.security import claims_signed_with, derive_key, sign_claims
+from torreya.keys import derive_key
+from torreya.security import claims_signed_with, sign_claims
 from torreya.settings import Settings
 
 POSTER = "checkin-poster"

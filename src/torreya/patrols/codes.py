@@ -8,7 +8,7 @@ import hmac
 import re
 import secrets
 
-from torreya.security import derive_key
+from torreya.keys import derive_key
 from torreya.settings import Settings
 
 _PLATE = re.compile(r"^C(\d{1,10})-([A-Z2-7]{8})$")

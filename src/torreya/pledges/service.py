@@ -15,11 +15,11 @@ from torreya import audit
 from torreya.accounts.permissions import require_village
 from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
+from torreya.keys import derive_key
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Credit, post_entry
 from torreya.models import Pledge, PledgeSignature, Role, User, Village
 from torreya.outbox.service import Message, emit
-from torreya.security import derive_key
 from torreya.settings import Settings
 
 _CERT = re.compile(r"^P(\d{1,12})-([A-Z2-7]{8})$")

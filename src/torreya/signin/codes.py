@@ -23,8 +23,8 @@ from torreya import i18n
 from torreya.db import fetch, is_postgres, now
 from torreya.errors import ConflictError, DomainError, TooManyAttemptsError
 from torreya.i18n import gettext
+from torreya.keys import derive_key
 from torreya.models import Role, SmsCode, SmsMessage, SmsStatus, User
-from torreya.security import derive_key
 from torreya.settings import Settings
 from torreya.signin import family
 from torreya.signin.phones import normalize_phone

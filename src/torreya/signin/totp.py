@@ -15,8 +15,9 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.accounts.permissions import rank
 from torreya.errors import DomainError, ForbiddenError
+from torreya.keys import derive_key
 from torreya.models import Role, User
-from torreya.security import derive_key, release_login_attempt, reserve_login_attempt
+from torreya.security import release_login_attempt, reserve_login_attempt
 from torreya.settings import Settings
 
 ISSUER = "Torreya 平安积分"

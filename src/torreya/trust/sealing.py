@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from torreya.security import derive_key
+from torreya.keys import derive_key
 from torreya.settings import Settings
 
 _KEYS: dict[str, bytes] = {}

@@ -16,8 +16,8 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.db import now
+from torreya.keys import derive_key
 from torreya.models import ChainHead, SignedHead, Town, TownKey
-from torreya.security import derive_key
 from torreya.settings import LOCAL, Settings
 from torreya.trust import encoding
 from torreya.trust.chain import chain_pending
