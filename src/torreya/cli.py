@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from torreya.settings import ConfigurationError, Settings
-from torreya.trust import sealing
 
 console = Console()
 
@@ -419,7 +418,6 @@ def main(argv: list[str] | None = None) -> int:
         return args.offline(args)
     try:
         settings = Settings.from_env()
-        sealing.configure(settings)  # every command that writes or checks entries seals
         return args.func(settings, args)
     except ConfigurationError as error:
         console.print(f"[red]Torreya cannot start[/red]: {error}", highlight=False,
