@@ -3,7 +3,7 @@ staff scanner and the committee's event page."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,6 +11,8 @@ from starlette.routing import Route
 
 from torreya import qr
 from torreya.accounts.permissions import require_over, require_village
+from torreya.api.checkins import EventIn
+from torreya.api.schema import validate_form
 from torreya.checkins import service, signed
 from torreya.checkins.codes import (
     CodeError,
@@ -29,7 +31,6 @@ from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.security import AccessClaims
 from torreya.settings import LOCAL
 from torreya.templating import render
-from torreya.validation import Field, validate
 from torreya.web import (
     current_helper,
     current_sid,
@@ -170,24 +171,12 @@ async def new_event_page(request: Request) -> Response:
                      "ends_at": (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")}})
 
 
-EVENT_FORM = [
-    Field(name="title", max_length=120), Field(name="kind", max_length=24,
-                                               choices=service.EVENT_KINDS),
-    Field(name="points", type=int, minimum=0, maximum=10_000),
-    Field(name="starts_at", type=datetime),
-    Field(name="ends_at", type=datetime),
-    Field(name="qr_mode", max_length=16, choices=["static", "rotating"]),
-    Field(name="place", max_length=120, required=False),
-    Field(name="remind_day_before", type=bool, required=False),
-]
-
-
 async def create_event(request: Request) -> Response:
     user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     form = await read_form(request)
     try:
-        data = validate(form, EVENT_FORM)
-        event = await service.create_event(actor=user, village=village, **data)
+        body = validate_form(EventIn, form)  # the API's model: one declaration
+        event = await service.create_event(actor=user, village=village, **body.model_dump())
     except DomainError as error:
         return render(request, "checkins/new_event.html", {
             "village": village, "kinds": service.EVENT_KINDS, "error": error.text(),

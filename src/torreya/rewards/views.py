@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +10,8 @@ from starlette.routing import Route
 
 from torreya import idempotency, qr
 from torreya.accounts.permissions import require_town, require_village
+from torreya.api.rewards import RewardIn
+from torreya.api.schema import validate_form
 from torreya.checkins import signed
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
@@ -32,19 +33,6 @@ from torreya.web import (
     safe_next,
     village_from_path,
 )
-
-REWARD_FORM = [
-    Field(name="name", max_length=80), Field(name="cost", type=int, minimum=1, maximum=1_000_000),
-    Field(name="stock", type=int, required=False, nullable=True, minimum=0, maximum=1_000_000),
-    Field(name="per_user_limit", type=int, required=False, nullable=True, minimum=1,
-          maximum=1000),
-    Field(name="limit_period", required=False, nullable=True, max_length=8,
-          choices=service.LIMIT_PERIODS),
-    Field(name="description", required=False, max_length=500),
-    Field(name="category", max_length=16, choices=["goods", "service", "honour"]),
-    Field(name="available_from", type=datetime, required=False, nullable=True),
-    Field(name="available_until", type=datetime, required=False, nullable=True),
-]
 
 
 async def shop(request: Request, *, error: str | None = None, status: int = 200) -> Response:
@@ -199,7 +187,7 @@ async def create_reward(request: Request) -> Response:
     user, village = await village_from_path(request, Role.VILLAGE_ADMIN, sign_in=Role.STAFF)
     form = await read_form(request, max_files=1)
     try:
-        data = validate(form, REWARD_FORM)
+        body = validate_form(RewardIn, form)  # the API's model: one declaration
         image = form.get("image")
         content = await image.read() if hasattr(image, "read") and image.filename else b""
         if content:
@@ -207,7 +195,7 @@ async def create_reward(request: Request) -> Response:
 
             reencode_image(content)  # refuse a bad picture before the item exists
         reward = await service.create_reward(actor=user, village=village,
-                                             fields=service.RewardFields(**data))
+                                             fields=service.RewardFields(**body.model_dump()))
         if content:
             await service.set_reward_image(actor=user, reward=reward, data=content)
         flash(request, _("Item %(name)s added.", name=reward.name))
@@ -244,9 +232,9 @@ async def edit_reward(request: Request) -> Response:
     user, reward = await _reward_admin(request)
     form = await read_form(request)
     try:
-        data = validate(form, REWARD_FORM)
+        body = validate_form(RewardIn, form)
         await service.update_reward(actor=user, reward=reward,
-                                    fields=service.RewardFields(**data))
+                                    fields=service.RewardFields(**body.model_dump()))
         flash(request, _("Item %(name)s saved.", name=reward.name))
     except DomainError as error:
         flash_error(request, error)
