@@ -15,7 +15,7 @@ from torreya.boards.queries import forget_boards, rank_residents
 from torreya.checkins.codes import poster_token
 from torreya.i18n import current_language
 from torreya.ledger.periods import period_key
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import LedgerEntry, Role, Town, User
 from torreya.settings import LOCAL, ConfigurationError, Settings
 
@@ -33,7 +33,7 @@ MOMENTS = [
 
 async def credit(user: User, points: int, at: datetime, kind: str = "checkin") -> None:
     async with in_transaction() as connection:
-        await post_entry(Credit(user=user, delta=points, kind=kind, earned=True, at=at,
+        await post_entry(Posting(user=user, delta=points, kind=kind, earned=True, at=at,
                                 idem_key=f"test:{user.id}:{at.isoformat()}:{points}:{kind}"),
                          connection)
 

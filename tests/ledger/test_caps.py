@@ -12,7 +12,7 @@ from torreya.db import now
 from torreya.ledger import batch
 from torreya.ledger.caps import room_under_caps, within_caps
 from torreya.ledger.periods import period_key
-from torreya.ledger.service import CapReachedError, Credit, post_entry
+from torreya.ledger.service import CapReachedError, Posting, post_entry
 from torreya.models import EarningRule, EarningTotal, Role, Town
 
 # (caps day/month/year, totals so far day/month/year, points, may credit)
@@ -78,7 +78,7 @@ async def test_a_single_entry_follows_the_rule(app, caps, totals, points, allowe
     rule = await EarningRule.get(town_id=person.town_id, kind="report")
     try:
         async with in_transaction() as connection:
-            await post_entry(Credit(user=person, delta=points, kind="report", memo="上报",
+            await post_entry(Posting(user=person, delta=points, kind="report", memo="上报",
                                     idem_key=f"caps:{person.id}", earned=True, rule=rule),
                              connection)
         credited = True

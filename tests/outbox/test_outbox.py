@@ -11,7 +11,7 @@ from tests.conftest import BACKEND
 from tests.factories import api_token, make_event, make_user, make_village
 from torreya.checkins.codes import poster_token
 from torreya.ledger.invariants import audit_ledger
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import AuditEvent, LedgerEntry, OutboxMessage, Redemption, Role, User
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
@@ -195,7 +195,7 @@ async def test_audit_names_an_entry_made_by_an_admin_without_its_record(client):
 
     # Behind the commands' back: an admin's entry written without its audit record.
     async with in_transaction() as connection:
-        entry = await post_entry(Credit(user=resident, delta=9, kind="adjustment",
+        entry = await post_entry(Posting(user=resident, delta=9, kind="adjustment",
                                         idem_key="sneaky", actor=admin, earned=True), connection)
     report = await audit_ledger()
     assert not report.clean

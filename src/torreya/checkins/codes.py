@@ -29,7 +29,7 @@ _CARD = re.compile(r"^M(\d{1,10})-(\d{1,6})-([A-Z2-7]{8})$")
 
 
 @dataclass(frozen=True)
-class CodeClaims:
+class CheckinCode:
     event_id: int
     mode: str  # "static" | "rotating"
     expires_at: datetime
@@ -58,7 +58,7 @@ def rotating_token(settings: Settings, *, event_id: int, window: int) -> tuple[s
     return token, datetime.fromtimestamp(last, UTC)
 
 
-def read_checkin_token(settings: Settings, token: str) -> CodeClaims:
+def read_checkin_token(settings: Settings, token: str) -> CheckinCode:
     """Claims of a poster or rotating code. Raises CodeError(invalid_token|token_expired)."""
     signed = _signed_claims(settings.SECRET_KEY, (token or "").strip())
     if signed is None:
@@ -69,7 +69,7 @@ def read_checkin_token(settings: Settings, token: str) -> CodeClaims:
 
 
 @functools.lru_cache(maxsize=1024)
-def _signed_claims(secret: str, token: str) -> CodeClaims | None:
+def _signed_claims(secret: str, token: str) -> CheckinCode | None:
     """What a genuine poster or rotating code says, its expiry not yet checked; None for
     anything else. Kept per worker: one poster's code, or one screen's code of the last
     30 seconds, is what a whole village scans, and its signature is the same every time."""
@@ -79,7 +79,7 @@ def _signed_claims(secret: str, token: str) -> CodeClaims | None:
             continue
         try:
             event_id, exp = int(claims["e"]), int(claims["exp"])
-            return CodeClaims(event_id, mode, datetime.fromtimestamp(exp, UTC))
+            return CheckinCode(event_id, mode, datetime.fromtimestamp(exp, UTC))
         except (KeyError, TypeError, ValueError, OverflowError, OSError):
             return None
     return None

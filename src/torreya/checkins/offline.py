@@ -99,7 +99,7 @@ async def kit(settings: Settings, *, staff: User, event_id: int) -> dict:
 
 
 @dataclass(frozen=True)
-class Scan:
+class QueuedScan:
     nonce: str
     code: str
     scanned_at: datetime
@@ -117,21 +117,21 @@ class ScanBatch(Body):
     scans: list[ScanIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-def read_batch(data: object) -> list[Scan]:
+def read_batch(data: object) -> list[QueuedScan]:
     """A sync body `{"scans": [{"nonce", "code", "scanned_at"}, …]}`, or 422 naming the
     first bad field (`scans[3].nonce`). A scan time the server finds impossible (ahead of
     it, or weeks old) is the scan's own refusal, not the batch's."""
     return scans_of(validate_model(ScanBatch, data))
 
 
-def scans_of(batch: ScanBatch) -> list[Scan]:
+def scans_of(batch: ScanBatch) -> list[QueuedScan]:
     """The batch's scans, each nonce once (a phone that queued one twice)."""
     seen: set[str] = set()
     scans = []
     for item in batch.scans:
         if item.nonce not in seen:
             seen.add(item.nonce)
-            scans.append(Scan(item.nonce, item.code, item.scanned_at))
+            scans.append(QueuedScan(item.nonce, item.code, item.scanned_at))
     return scans
 
 
@@ -153,7 +153,7 @@ class InvalidCardError(DomainError):
     message = "This code is not a genuine member card or voucher of this town."
 
 
-async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Scan]
+async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[QueuedScan]
                ) -> list[dict]:
     """Apply each queued scan once; the outcome of each, in order (see `_result`)."""
     event = await _staff_event(staff, event_id)
@@ -196,15 +196,15 @@ async def sync(settings: Settings, *, staff: User, event_id: int, scans: list[Sc
 
 @dataclass
 class Chunk:
-    scans: list[tuple[int, Scan]]  # with their places in the batch
+    scans: list[tuple[int, QueuedScan]]  # with their places in the batch
     resident_ids: set[int]  # whom its card scans name, to read them at once
 
 
-def _chunks(settings: Settings, scans: list[tuple[int, Scan]], size: int = CHUNK
+def _chunks(settings: Settings, scans: list[tuple[int, QueuedScan]], size: int = CHUNK
             ) -> list[Chunk]:
     """The scans (with their places in the batch) in chunks of about `size`, all the scans
     of one resident or one voucher in the same chunk, in the order they were made."""
-    by_subject: dict[str, list[tuple[int, Scan]]] = {}
+    by_subject: dict[str, list[tuple[int, QueuedScan]]] = {}
     for index, scan in scans:
         by_subject.setdefault(_subject(settings, scan.code), []).append((index, scan))
     chunks = [Chunk([], set())]
@@ -228,9 +228,9 @@ def _subject(settings: Settings, code: str) -> str:
     return f"card:{card[0]}" if card else f"voucher:{normalize_voucher_code(code) or code}"
 
 
-async def _credit_in_sets(settings: Settings, staff: User, event: Event, scans: list[Scan],
+async def _credit_in_sets(settings: Settings, staff: User, event: Event, scans: list[QueuedScan],
                           keys: dict[int, TownKey], results: dict[int, dict]) -> None:
-    """Credit the card scans that simply succeed in sets (ledger/batch.py write_batch): a genuine
+    """Posting the card scans that simply succeed in sets (ledger/batch.py write_batch): a genuine
     card of the town, not reissued, its resident active and the event open at the scan's
     moment, the nonce not seen before, within the caps. Their outcomes go in `results`; a
     scan left out (or skipped by the set, which judges the caps and the claim) wrote
@@ -261,7 +261,7 @@ async def _credit_in_sets(settings: Settings, staff: User, event: Event, scans: 
         raise group.exceptions[0] from None
 
 
-def _cards(settings: Settings, chunk: list[tuple[int, Scan]], keys: dict[int, TownKey],
+def _cards(settings: Settings, chunk: list[tuple[int, QueuedScan]], keys: dict[int, TownKey],
            synced_at: datetime) -> dict[int, tuple[int, int]]:
     """(resident, serial) of each genuine card scanned at a possible time, by its place."""
     cards = {}
@@ -275,7 +275,7 @@ def _cards(settings: Settings, chunk: list[tuple[int, Scan]], keys: dict[int, To
     return cards
 
 
-async def _judge(staff: User, event: Event, chunk: list[tuple[int, Scan]],
+async def _judge(staff: User, event: Event, chunk: list[tuple[int, QueuedScan]],
                  cards: dict[int, tuple[int, int]], synced_at: datetime
                  ) -> tuple[list[tuple[int, BatchCheckin]], dict[int, User]] | None:
     """The chunk's scans that may be credited in a set (by resident, as the express batches
@@ -310,7 +310,7 @@ def _may_check_in_at(event: Event, resident: User, moment: datetime) -> bool:
     return True
 
 
-async def _write_in_set(staff: User, event: Event, scans: list[Scan],
+async def _write_in_set(staff: User, event: Event, scans: list[QueuedScan],
                         batch: list[tuple[int, BatchCheckin]], residents: dict[int, User],
                         synced_at: datetime, results: dict[int, dict]) -> None:
     rows = {index: {
@@ -346,7 +346,7 @@ async def _write_in_set(staff: User, event: Event, scans: list[Scan],
         results[index] = _result(OfflineScan(**row | {"detail": {}}), repeat=False)
 
 
-async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
+async def _sync_one(settings: Settings, staff: User, event: Event, scan: QueuedScan,
                     keys: dict[int, TownKey], rule: EarningRule,
                     residents: dict[int, User]) -> dict:
     synced_at = now()
@@ -384,7 +384,7 @@ async def _sync_one(settings: Settings, staff: User, event: Event, scan: Scan,
         return _result(stored, repeat=True)
 
 
-async def _apply(settings: Settings, staff: User, event: Event, scan: Scan, row: OfflineScan,
+async def _apply(settings: Settings, staff: User, event: Event, scan: QueuedScan, row: OfflineScan,
                  synced_at: datetime, keys: dict[int, TownKey], rule: EarningRule,
                  residents: dict[int, User], connection) -> None:
     """The scan's effect, at its own time, in the caller's savepoint; what it was is written

@@ -19,7 +19,7 @@ from torreya.checkins.events import event_by_id, is_open
 from torreya.db import fetch, now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import (
     Checkin,
     CheckinRefusal,
@@ -227,7 +227,7 @@ async def credit_check_in(connection, event: Event, user: User, *, rule: Earning
     # `checkin.created` message is written by the INSERT itself (a trigger).
     checkin = await _claim(connection, event, user, method=method, staff=staff)
     entry = await post_entry(
-        Credit(user=user, delta=event.points, kind="checkin", memo=event.title,
+        Posting(user=user, delta=event.points, kind="checkin", memo=event.title,
                idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
                source_id=event.id, actor=staff or user, proxy=staff is not None,
                earned=True, rule=rule),

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.db import now, replaying
 from torreya.errors import DomainError
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import (
     Checkin,
     CheckinRefusal,
@@ -198,7 +198,7 @@ async def _checkins(rng, town: Town, cast: VillageCast, event: Event, *,
                                  staff=cast.staff if card else None, created_at=at,
                                  using_db=connection)
             entry = await post_entry(
-                Credit(user=person, delta=event.points, kind="checkin", memo=event.title,
+                Posting(user=person, delta=event.points, kind="checkin", memo=event.title,
                        idem_key=f"checkin:{event.id}:{person.id}", source_type="event",
                        source_id=event.id, actor=cast.staff if card else person, proxy=card,
                        earned=True, at=at), connection)

@@ -45,8 +45,9 @@ class DuplicateActionError(ConflictError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Credit:
-    """What a command asks the ledger to do."""
+class Posting:
+    """A change of points a command asks the ledger to make: a credit (delta > 0: earned,
+    refunded, awarded) or a debit (delta < 0: a redemption, a correction)."""
 
     user: User
     delta: int
@@ -64,7 +65,7 @@ class Credit:
     at: datetime | None = None
 
 
-async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
+async def post_entry(posting: Posting, connection: BaseDBAsyncClient, *,
                      also: Sequence[Message] = ()) -> LedgerEntry:
     """Apply one change of points inside the caller's transaction, with the caller's own
     outbox messages in `also` (one statement). The entry's `ledger.entry_created` message
@@ -73,31 +74,31 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
     Raises InsufficientPointsError (balance would go negative) or CapReachedError; either
     way the caller's transaction rolls back and nothing is written.
     """
-    user = credit.user
+    user = posting.user
     helper = audit.acting_helper.get()
     if helper is not None and helper.member_id == user.id:  # 亲属代办: the entry says so
-        credit = replace(credit, memo=memo_mark(credit.memo, helper), proxy=True)
-    earned = credit.delta if credit.earned and credit.delta > 0 else 0
+        posting = replace(posting, memo=memo_mark(posting.memo, helper), proxy=True)
+    earned = posting.delta if posting.earned and posting.delta > 0 else 0
     # The row lock taken here serialises concurrent changes of one account (PostgreSQL);
     # the WHERE clause is the guard against overdraft, not an earlier read.
     rows = await fetch(
         connection,
         "UPDATE users SET balance = balance + ?, lifetime_points = lifetime_points + ?"
         " WHERE id = ? AND balance + ? >= 0 RETURNING balance",
-        [credit.delta, earned, user.id, credit.delta],
+        [posting.delta, earned, user.id, posting.delta],
     )
     if not rows:
         raise InsufficientPointsError()
     balance_after = int(rows[0]["balance"])
-    moment = credit.at or now()
+    moment = posting.at or now()
     if earned:
-        await _add_to_totals(connection, credit, earned, moment)
+        await _add_to_totals(connection, posting, earned, moment)
     values = {
-        "user_id": user.id, "town_id": user.town_id, "delta": credit.delta,
-        "balance_after": balance_after, "kind": credit.kind, "memo": credit.memo[:200],
-        "source_type": credit.source_type, "source_id": credit.source_id,
-        "idem_key": credit.idem_key, "actor_id": credit.actor.id if credit.actor else None,
-        "proxy": credit.proxy, "counts_as_earned": bool(earned), "created_at": moment,
+        "user_id": user.id, "town_id": user.town_id, "delta": posting.delta,
+        "balance_after": balance_after, "kind": posting.kind, "memo": posting.memo[:200],
+        "source_type": posting.source_type, "source_id": posting.source_id,
+        "idem_key": posting.idem_key, "actor_id": posting.actor.id if posting.actor else None,
+        "proxy": posting.proxy, "counts_as_earned": bool(earned), "created_at": moment,
     }
     values["seal"] = encoding.seal(sealing.key(), values)  # what lets the chainer link it
     # Raw INSERT on the hottest path (every check-in): the ORM's query building cost more
@@ -111,20 +112,20 @@ async def post_entry(credit: Credit, connection: BaseDBAsyncClient, *,
     entry = LedgerEntry(id=rows[0]["id"], **values)
     entry._saved_in_db = True
     await emit(connection, *also)
-    if helper is not None and credit.proxy and helper.member_id == user.id:
+    if helper is not None and posting.proxy and helper.member_id == user.id:
         await audit.record(user, "signin:helper:act", connection=connection,
                            subject=f"user:{user.id}", village_id=user.village_id,
-                           entry_id=entry.id, data={"kind": credit.kind, "delta": credit.delta})
+                           entry_id=entry.id, data={"kind": posting.kind, "delta": posting.delta})
     user.balance = balance_after
     user.lifetime_points += earned
     return entry
 
 
-async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> None:
-    keys = total_keys(credit.kind, moment)
+async def _add_to_totals(connection, posting: Posting, earned: int, moment) -> None:
+    keys = total_keys(posting.kind, moment)
     values: list[object] = []
     for kind, period in keys:
-        values += [credit.user.id, credit.user.town_id, credit.user.village_id, kind, period,
+        values += [posting.user.id, posting.user.town_id, posting.user.village_id, kind, period,
                    earned]
     rows_sql = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(keys))
     rows = await fetch(
@@ -135,12 +136,12 @@ async def _add_to_totals(connection, credit: Credit, earned: int, moment) -> Non
         " RETURNING kind, period, total",
         values,
     )
-    rule = credit.rule
+    rule = posting.rule
     if rule is None:
         return
     after = {(r["kind"], r["period"]): int(r["total"]) for r in rows}
-    # What was earned before this credit, per capped period: the totals it just raised.
-    before = {period: after[(credit.kind, period_key(period, moment))] - earned
+    # What was earned before this posting, per capped period: the totals it just raised.
+    before = {period: after[(posting.kind, period_key(period, moment))] - earned
               for period in CAP_PERIODS}
     caps = caps_of(rule)
     if not within_caps(caps, before, earned):
@@ -165,7 +166,7 @@ async def adjust_points(
         raise ConflictError("This account holds no points.", code="invalid_state")
     async with in_transaction() as connection:
         entry = await post_entry(
-            Credit(user=target, delta=delta, kind="adjustment", memo=memo,
+            Posting(user=target, delta=delta, kind="adjustment", memo=memo,
                    idem_key=f"adjust:{uuid.uuid4().hex}", actor=actor, proxy=proxy,
                    earned=delta > 0),
             connection,

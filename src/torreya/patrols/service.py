@@ -27,7 +27,7 @@ from torreya.errors import (
 from torreya.ledger.caps import caps_of, room_under_caps
 from torreya.ledger.periods import CAP_PERIODS, period_key
 from torreya.ledger.rules import rule_for
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import (
     Checkpoint,
     EarningTotal,
@@ -236,7 +236,7 @@ async def join_patrol(*, user: User, patrol_id: int, join_code: str) -> PatrolPa
 
 
 @dataclass(frozen=True)
-class ScanResult:
+class PlateScanResult:
     scan: PatrolScan
     checkpoint: Checkpoint
     repeated: bool
@@ -244,7 +244,7 @@ class ScanResult:
 
 async def record_scan(settings: Settings, *, user: User, patrol_id: int, code: str,
                       latitude: float | None = None, longitude: float | None = None
-                      ) -> ScanResult:
+                      ) -> PlateScanResult:
     """A participant scanned a plate. Plates of other routes, finished patrols and
     non-participants are refused by name; scans out of order are kept and flagged."""
     patrol = await Patrol.get_or_none(id=patrol_id)
@@ -268,8 +268,8 @@ async def record_scan(settings: Settings, *, user: User, patrol_id: int, code: s
     except IntegrityError:  # the same person, the same plate: a retry or double tap
         scan = await PatrolScan.get(patrol_id=patrol.id, checkpoint_id=checkpoint.id,
                                     user_id=user.id)
-        return ScanResult(scan, checkpoint, True)
-    return ScanResult(scan, checkpoint, False)
+        return PlateScanResult(scan, checkpoint, True)
+    return PlateScanResult(scan, checkpoint, False)
 
 
 async def finish_patrol(*, leader: User, patrol_id: int, flag: str | None = None) -> Patrol:
@@ -365,7 +365,7 @@ async def approve_patrol(*, actor: User, patrol_id: int) -> tuple[Patrol, list[A
             points = min(base, await _room_under_caps(person, rule, connection))
             if points > 0:
                 entry = await post_entry(
-                    Credit(user=person, delta=points, kind="patrol", memo=route.name,
+                    Posting(user=person, delta=points, kind="patrol", memo=route.name,
                            idem_key=f"patrol:{patrol.id}:{person.id}", source_type="patrol",
                            source_id=patrol.id, actor=actor, earned=True, rule=rule),
                     connection)

@@ -17,7 +17,7 @@ from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from torreya.keys import derive_key
 from torreya.ledger.rules import rule_for
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import Pledge, PledgeSignature, Role, User, Village
 from torreya.outbox.service import Message, emit
 from torreya.settings import Settings
@@ -102,7 +102,7 @@ async def sign_pledge(*, user: User, pledge_id: int, signed_name: str,
                 "village_id": user.village_id, "points": pledge.points,
                 "created_at": signature.created_at})
             if pledge.points:
-                await post_entry(Credit(user=user, delta=pledge.points, kind="pledge",
+                await post_entry(Posting(user=user, delta=pledge.points, kind="pledge",
                                         memo=pledge.title, idem_key=f"pledge:{pledge.id}:{user.id}",
                                         source_type="pledge", source_id=pledge.id, actor=user,
                                         earned=True, rule=rule), connection, also=[message])

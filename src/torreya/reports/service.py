@@ -18,7 +18,7 @@ from torreya.errors import (
 from torreya.images import reencode_image
 from torreya.ledger.periods import period_start
 from torreya.ledger.rules import rule_for
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import (
     Report,
     ReportCategory,
@@ -133,7 +133,7 @@ async def review_report(*, staff: User, report_id: int, decision: str, points: i
         entry = None
         if award:
             entry = await post_entry(
-                Credit(user=reporter, delta=award, kind="report", memo=report.description[:60],
+                Posting(user=reporter, delta=award, kind="report", memo=report.description[:60],
                        idem_key=f"report:{report.id}", source_type="report",
                        source_id=report.id, actor=staff, earned=True, rule=rule),
                 connection, also=[message])

@@ -24,7 +24,7 @@ from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
 from torreya.images import reencode_image
 from torreya.ledger.periods import period_start
-from torreya.ledger.service import Credit, post_entry
+from torreya.ledger.service import Posting, post_entry
 from torreya.models import (
     Redemption,
     RedemptionStatus,
@@ -146,7 +146,7 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
                                    redemption=redemption, actor=staff or user,
                                    created_at=moment, using_db=connection)
     entry = await post_entry(
-        Credit(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
+        Posting(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
                idem_key=f"redemption:{redemption.id}", source_type="redemption",
                source_id=redemption.id, actor=staff or user, proxy=staff is not None),
         connection,
@@ -239,7 +239,7 @@ async def _close(redemption: Redemption, status: RedemptionStatus, *, actor: Use
         event_type = ("redemption.cancelled" if status == RedemptionStatus.CANCELLED
                       else "redemption.expired")
         entry = await post_entry(
-            Credit(user=owner, delta=redemption.cost, kind="refund", memo=reward.name,
+            Posting(user=owner, delta=redemption.cost, kind="refund", memo=reward.name,
                    idem_key=f"refund:{redemption.id}", source_type="redemption",
                    source_id=redemption.id, actor=actor),
             connection, also=[redemption_message(event_type, redemption, actor=actor)])
