@@ -10,9 +10,11 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from torreya import i18n
+from torreya.accounts.sessions import device_label
 from torreya.masking import mask_name
 from torreya.security import csrf_token_for
 from torreya.settings import LOCAL, resource_dir
+from torreya.signin.phones import readable_phone
 from torreya.signin.providers import configured
 from torreya.trust.receipts import receipt_code
 
@@ -67,7 +69,8 @@ def build_templates() -> Jinja2Templates:
         signin_providers=_signin_providers,
         receipt_code=_receipt_code,
     )
-    env.filters.update(local_time=local_time, mask_name=mask_name, signed=signed_points)
+    env.filters.update(local_time=local_time, mask_name=mask_name, signed=signed_points,
+                       phone=readable_phone, device=device_label)
     return Jinja2Templates(env=env)
 
 

@@ -353,3 +353,15 @@ async def test_town_admin_sets_the_size_with_the_password(client):
                       data={**form, "confirm_password": PASSWORD})
     assert (await Town.get(id=village.town_id)).step_up_points == 200
     assert await AuditEvent.filter(tag="accounts:town:step_up").count() == 1
+
+
+def test_a_device_is_named_as_people_name_it():
+    """Issue 28: not a raw User-Agent; in the person's language (zh-CN by default)."""
+    from torreya.accounts.sessions import device_label
+
+    huawei = ("Mozilla/5.0 (Linux; Android 12; HarmonyOS; NOH-AN00) AppleWebKit/537.36 "
+              "Chrome/99.0 Mobile Safari/537.36 MicroMessenger/8.0.47")
+    assert device_label(huawei) == "华为手机 · 微信"
+    assert device_label("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36"
+                        ) == "电脑 · Chrome"
+    assert device_label("curl/8.0") == "未知设备" and device_label(None) == "未知设备"

@@ -149,3 +149,20 @@ async def test_a_phone_is_found_by_its_last_four_digits_or_whole_not_by_any_run(
     assert hits(await _page(client, village, q="13812340001")) == 1
     for probe in ("40001", "340001", "1234", "138", "1381234", "1381234000"):
         assert hits(await _page(client, village, q=probe)) == 0, probe
+
+
+async def test_a_phone_reads_as_people_dial_it_and_staff_see_it_masked(client):
+    """Issue 28: +8613900001111 on screen is 139 0000 1111."""
+    from torreya.signin.phones import readable_phone
+
+    assert readable_phone("+8613900001111") == "139 0000 1111"
+    assert readable_phone(None) == "" and readable_phone("+1 555") == "+1 555"
+    village = await make_village()
+    person = await make_user(village=village, display_name="李来过", phone="+8613900001111")
+    await web_login(client, await make_user(Role.VILLAGE_ADMIN, village=village))
+    assert "139 0000 1111" in (await client.get(f"/console/users/{person.id}")).text
+    assert "139 0000 1111" in (await _page(client, village)).text
+    client.cookies.clear()
+    await web_login(client, await make_user(Role.STAFF, village=village))
+    page = (await _page(client, village)).text
+    assert "139****1111" in page and "139 0000 1111" not in page

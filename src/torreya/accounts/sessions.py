@@ -19,10 +19,12 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.db import now
 from torreya.errors import DomainError, InvalidCredentialsError, NotFoundError
+from torreya.i18n import gettext
 from torreya.models import AuditEvent, Role, User, UserSession
 from torreya.security import release_login_attempt, reserve_login_attempt, verify_password
 from torreya.settings import Settings
 from torreya.signin import codes, totp
+from torreya.terms import N_
 
 SEEN_EVERY = timedelta(minutes=5)
 _SEEN: dict[str, datetime] = {}  # sid → when this process last wrote (or knew) last_seen
@@ -175,18 +177,23 @@ async def require_step_up(settings: Settings, *, user: User, sid: str | None) ->
 
 # -- showing them ------------------------------------------------------------------------------
 
-_SYSTEMS = (("iPhone", "iPhone"), ("iPad", "iPad"), ("HarmonyOS", "HarmonyOS"),
-            ("Android", "Android"), ("Windows", "Windows"), ("Mac OS", "Mac"),
-            ("Linux", "Linux"))
-_BROWSERS = (("MicroMessenger", "WeChat"), ("Edg/", "Edge"), ("Firefox/", "Firefox"),
-             ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("python-httpx", "httpx"))
+# What a person calls the device (issue 28: "华为手机 · 微信", "电脑 · Chrome"), never the raw
+# User-Agent. The first match wins: HarmonyOS phones also say Android, iPads Mac OS.
+_SYSTEMS = (("HarmonyOS", N_("Huawei phone")), ("iPhone", N_("iPhone")),
+            ("iPad", N_("iPad")), ("Android", N_("Android phone")),
+            ("Windows", N_("Computer")), ("Mac OS", N_("Mac")), ("Linux", N_("Computer")))
+_BROWSERS = (("MicroMessenger", N_("WeChat")), ("Edg/", "Edge"), ("Firefox/", "Firefox"),
+             ("Chrome/", "Chrome"), ("Safari/", "Safari"), ("python-httpx", N_("App")))
 
 
-def device_label(user_agent: str) -> str:
-    """A person's name for a device from its User-Agent: "Android · WeChat"."""
+def device_label(user_agent: str | None) -> str:
+    """A person's name for a device from its User-Agent, in their language: "安卓手机 ·
+    微信"; "未知设备" for one that says nothing we know."""
+    user_agent = user_agent or ""
     system = next((name for key, name in _SYSTEMS if key in user_agent), "")
     browser = next((name for key, name in _BROWSERS if key in user_agent), "")
-    return " · ".join(part for part in (system, browser) if part) or user_agent[:40] or "?"
+    return " · ".join(gettext(part) for part in (system, browser) if part) or gettext(
+        "Unknown device")
 
 
 async def login_history(user: User, *, limit: int = 10) -> list:

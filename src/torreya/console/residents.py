@@ -24,7 +24,7 @@ from torreya.db import conn, fetch
 from torreya.errors import DomainError, ForbiddenError
 from torreya.i18n import gettext as _
 from torreya.models import Role, User
-from torreya.signin.phones import mask_phone
+from torreya.signin.phones import mask_phone, readable_phone
 from torreya.spreadsheet import csv_response
 from torreya.templating import render
 from torreya.terms import N_
@@ -106,7 +106,7 @@ def _phone_for(viewer: User, phone: str | None) -> str:
     """The whole number for the committee; staff see it masked (SPEC §3, privacy)."""
     if not phone:
         return ""
-    return phone if viewer.rank >= rank(Role.VILLAGE_ADMIN) else mask_phone(phone)
+    return readable_phone(phone) if viewer.rank >= rank(Role.VILLAGE_ADMIN) else mask_phone(phone)
 
 
 async def residents_page(request: Request) -> Response:

@@ -27,7 +27,7 @@ from torreya.ledger.rules import KIND_LABELS, update_rule
 from torreya.ledger.service import adjust_points
 from torreya.models import EarningRule, Event, Role, Town, User, Village
 from torreya.signin.family import helpers_of
-from torreya.signin.phones import mask_phone
+from torreya.signin.phones import mask_phone, readable_phone
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
@@ -234,13 +234,13 @@ async def user_page(request: Request) -> Response:
         "catalog": catalog,
         "currency": await ledger_queries.currency_name(person.town_id),
         # The whole number for the committee; staff see it masked (SPEC §3, privacy).
-        "phone": person.phone if actor.rank >= rank(Role.VILLAGE_ADMIN)
+        "phone": readable_phone(person.phone) if actor.rank >= rank(Role.VILLAGE_ADMIN)
         else mask_phone(person.phone),
         "step_up_points": (await Town.get(id=person.town_id)).step_up_points
         if person.town_id else 0,
         "idem_key": uuid.uuid4().hex,
         "helpers": [{"id": h.id, "name": h.name,
-                     "phone": h.phone if actor.rank >= rank(Role.VILLAGE_ADMIN)
+                     "phone": readable_phone(h.phone) if actor.rank >= rank(Role.VILLAGE_ADMIN)
                      else mask_phone(h.phone)} for h in await helpers_of(person)]})
 
 

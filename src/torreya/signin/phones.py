@@ -32,6 +32,15 @@ def normalize_phone(text: str, *, field: str = "phone") -> str:
     return f"+86{digits}"
 
 
+def readable_phone(phone: str | None) -> str:
+    """`+8613800138000` → `138 0013 8000`, as people read and dial a number (issue 28);
+    anything else as it is."""
+    local = phone[3:] if phone and phone.startswith("+86") else (phone or "")
+    if _MOBILE.fullmatch(local):
+        return f"{local[:3]} {local[3:7]} {local[7:]}"
+    return local
+
+
 def mask_phone(phone: str | None) -> str:
     """`+8613800138000` → `138****8000`, for staff who do not need the whole number."""
     if not phone:
