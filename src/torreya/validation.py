@@ -19,7 +19,9 @@ from starlette.requests import Request
 from torreya.errors import InvalidRequestError
 from torreya.settings import LOCAL
 
-_MARKUP = re.compile(r"[<>]")
+# Short text (names, titles) may not carry markup: the one rule, forms and API bodies
+# alike (api/schema.py uses it too).
+MARKUP = re.compile(r"[<>]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +55,7 @@ def clean_text(field: Field, value: Any) -> str:
     if len(value) > field.max_length:
         raise _invalid(field.name, "Field %(name)s is too long (at most %(max)s characters).",
                        max=field.max_length)
-    if not field.allow_markup and _MARKUP.search(value):
+    if not field.allow_markup and MARKUP.search(value):
         raise _invalid(field.name, "Field %(name)s may not contain < or >.")
     if field.choices is not None and value not in field.choices:
         raise _invalid(field.name, "Field %(name)s must be one of: %(choices)s.",

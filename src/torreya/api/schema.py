@@ -37,22 +37,21 @@ from pydantic_core import PydanticCustomError
 
 from torreya.errors import InvalidRequestError
 from torreya.settings import LOCAL
+from torreya.validation import MARKUP, YEARS
 
 # PostgreSQL's INTEGER keys (most tables) and BIGINT ones (redemptions, reports, deliveries).
 ID_MAX = 2**31 - 1
 BIGID_MAX = 2**63 - 1
-YEARS = (2000, 2100)
 
 # What no text may hold (code points, so JSON Schema and Python agree): the C0 and C1
 # control characters but tab, line feed and carriage return (a textarea's line breaks).
 _CONTROL = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 _CONTROL_RE = re.compile(f"[{_CONTROL}]")
-_MARKUP_RE = re.compile("[<>]")
 # Lone surrogates (category Cs): JSON can carry them, UTF-8 cannot.
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # ECMA-262 patterns for the document (\u escapes, which both dialects read alike).
 _NO_CONTROL = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
-_NO_MARKUP = "^[^<>\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+_NO_MARKUP = _NO_CONTROL.replace("^[^", "^[^" + MARKUP.pattern.strip("[]"), 1)  # the same rule
 
 
 def _not_valid(message: str, **params: Any) -> PydanticCustomError:
@@ -67,7 +66,7 @@ def _clean(markup: bool, required: bool):
         # turn "<" + U+0338 into "≮", and a check after it would let a "<" through.
         if _CONTROL_RE.search(value) or _SURROGATE_RE.search(value):
             raise _not_valid("Field %(name)s contains control characters.")
-        if not markup and _MARKUP_RE.search(value):
+        if not markup and MARKUP.search(value):
             raise _not_valid("Field %(name)s may not contain < or >.")
         value = unicodedata.normalize("NFC", value).replace("\r\n", "\n").replace("\r", "\n")
         value = value.strip()
