@@ -8,6 +8,7 @@ import io
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import shot
 from tests.browser.test_pages import login
@@ -137,6 +138,13 @@ def test_a_resident_without_signal_keeps_the_scanned_code(browser, live_server):
     context.set_offline(True)
     target = f"{live_server.url}/c/a-scanned-code"
     page.goto(target)
+    try:
+        page.wait_for_selector("#no-signal", timeout=15_000)
+    except PlaywrightTimeoutError:
+        # CI at bebdbad (PostgreSQL, both suites on two cores) once showed no page of ours
+        # here for 30 s; four full runs before passed. The worker is asked once more; a
+        # second miss still fails below.
+        page.goto(target)
     assert page.url == target
     assert "没有信号" in page.inner_text("#no-signal")
     page.click("#retry")  # still no signal: the same page, the code still in the address
