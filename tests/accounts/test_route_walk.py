@@ -319,7 +319,7 @@ async def build_world(client, settings) -> World:
 
 def fill(world: World, route: str) -> str:
     """The route's path with the world's ids and codes in its parameters."""
-    method, path = route.split(" ", 1)
+    path = route.split(" ", 1)[1]
     parts = path.split("/")
     for n, part in enumerate(parts):
         name = re.fullmatch(r"\{(\w+)(?::\w+)?\}", part)
