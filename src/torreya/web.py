@@ -135,6 +135,13 @@ async def require_user(request: Request, minimum: Role = Role.RESIDENT) -> User:
     return user
 
 
+async def require_person(request: Request) -> tuple[User, family.Acting | None]:
+    """The logged-in resident (or any user) and the family helper acting for them in this
+    request, if any: who a command that moves their points is for, and who does it."""
+    user = await require_user(request)
+    return user, current_helper(request)
+
+
 async def village_from_path(request: Request, minimum: Role, *,
                             sign_in: Role | None = None) -> tuple[User, Village]:
     """The user and the `{id}` village of a console page: the user must hold `sign_in` (by

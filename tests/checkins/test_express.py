@@ -76,8 +76,10 @@ async def test_express_writes_what_the_ordinary_path_writes(client, settings, mo
         return False
 
     monkeypatch.setattr(express, "may_seal_in_database", no)  # the ordinary path, then
-    await service.check_in(settings, token=token, login=slow_claims,
-                           person=lambda: User.get(id=slow.id))
+    async def person() -> tuple[User, None]:
+        return await User.get(id=slow.id), None
+
+    await service.check_in(settings, token=token, login=slow_claims, person=person)
     monkeypatch.undo()
 
     def same(row: dict, user: User) -> dict:

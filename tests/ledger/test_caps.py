@@ -12,7 +12,8 @@ from torreya.db import now
 from torreya.ledger import batch
 from torreya.ledger.caps import room_under_caps, within_caps
 from torreya.ledger.periods import period_key
-from torreya.ledger.service import CapReachedError, Posting, post_entry
+from torreya.ledger.service import Posting, post_entry
+from torreya.ledger.writer import CapReachedError
 from torreya.models import EarningRule, EarningTotal, Role, Town
 
 # (caps day/month/year, totals so far day/month/year, points, may credit)

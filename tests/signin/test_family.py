@@ -7,7 +7,16 @@ import pytest
 from tests.factories import csrf_from, make_event, make_user, make_village, web_login
 from tests.signin.flows import texts_to, web_code_login
 from torreya.checkins.codes import poster_token
-from torreya.models import AuditEvent, FamilyHelper, LedgerEntry, SmsCode, SmsMessage, User
+from torreya.ledger.service import adjust_points
+from torreya.models import (
+    AuditEvent,
+    FamilyHelper,
+    LedgerEntry,
+    Reward,
+    SmsCode,
+    SmsMessage,
+    User,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 ELDER_PHONE = "+8613900000001"
@@ -153,3 +162,29 @@ async def test_the_api_asks_whom_for_and_keeps_the_code_until_told(client, phone
         "phone": SON_PHONE, "code": code, "user_id": elder.id})).status_code == 401  # used
     await FamilyHelper.filter(member_id=elder.id).delete()
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+
+
+async def test_a_helpers_redemption_and_its_refund_are_marked_as_theirs(client, phone_inbox):
+    """The helper is passed to the ledger by the command (issue 27), not read by it from the
+    request: redeeming and cancelling through the API name them in the entry and the trail."""
+    village, elder, _staff = await _family()
+    await adjust_points(actor=await make_user(role="village_admin", village=village),
+                        target=elder, delta=40, memo="开户")
+    reward = await Reward.create(town_id=village.town_id, village=village, name="毛巾", cost=15)
+    await client.post("/api/v1/auth/sms-code", json={"phone": SON_PHONE})
+    code = (await texts_to(phone_inbox, SON_PHONE))[-1]["code"]
+    token = await client.post("/api/v1/auth/token", json={"phone": SON_PHONE, "code": code})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    redeemed = await client.post("/api/v1/redemptions", json={"reward_id": reward.id},
+                                 headers=headers)
+    assert redeemed.status_code == 201 and redeemed.json()["balance"] == 25
+    cancelled = await client.post(f"/api/v1/redemptions/{redeemed.json()['id']}/cancel",
+                                  headers=headers)
+    assert cancelled.status_code == 200 and cancelled.json()["balance"] == 40
+    entries = await LedgerEntry.filter(user_id=elder.id, kind__in=["redemption", "refund"]
+                                       ).order_by("id")
+    assert [(e.kind, e.delta, e.proxy) for e in entries] == [
+        ("redemption", -15, True), ("refund", 15, True)]
+    assert all("亲属代办：儿子 小明" in e.memo for e in entries)
+    acts = await AuditEvent.filter(tag="signin:helper:act").order_by("id")
+    assert [a.entry_id for a in acts] == [e.id for e in entries]

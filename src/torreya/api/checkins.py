@@ -16,7 +16,7 @@ from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
 from torreya.errors import NotFoundError
 from torreya.models import Event, Role, Village
-from torreya.web import require_user
+from torreya.web import require_person, require_user
 
 CHECKIN_ERRORS = ["invalid_token", "token_expired", "event_not_open", "already_checked_in",
                   "cap_reached", "forbidden"]
@@ -174,7 +174,7 @@ async def checkin_code(request: Request, body: None) -> object:
 async def check_in(request: Request, body: CheckinIn) -> object:
     claims = request.state.claims
     result = await service.check_in(request.app.state.settings, token=body.token,
-                                    login=claims, person=lambda: require_user(request))
+                                    login=claims, person=lambda: require_person(request))
     await sessions.seen(claims.sid, claims.issued)
     return json({"id": result.id, "event_id": result.event.id,
                  "points": result.points, "balance": result.balance}, 201)

@@ -13,7 +13,7 @@ from torreya.api.schema import Body, Int, Maybe, Moment, Out, Text
 from torreya.models import ReportCategory
 from torreya.pledges import service as pledges
 from torreya.reports import service as reports
-from torreya.web import require_user
+from torreya.web import require_person, require_user
 
 Category = Literal[tuple(c.value for c in ReportCategory)]  # type: ignore[valid-type]
 
@@ -96,10 +96,10 @@ async def create_pledge(request: Request, body: PledgeIn) -> object:
               errors=["not_found", "forbidden", "already_signed", "event_not_open", "cap_reached",
                       "invalid_request"])
 async def sign(request: Request, body: SignatureIn) -> object:
-    user = await require_user(request)
+    user, helper = await require_person(request)
     signature, balance = await pledges.sign_pledge(
         user=user, pledge_id=request.path_params["id"], signed_name=body.signed_name,
-        confirmed=list(body.confirmations))
+        confirmed=list(body.confirmations), helper=helper)
     settings = request.app.state.settings
     code = pledges.certificate_code(settings, signature.id)
     return json({"id": signature.id, "points": signature.points, "balance": balance,

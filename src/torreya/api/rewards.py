@@ -10,7 +10,7 @@ from torreya.accounts.service import resolve_village
 from torreya.api.registry import Endpoints, json
 from torreya.api.schema import Body, Id, Int, Maybe, Moment, Out, Text, Time
 from torreya.rewards import queries, service
-from torreya.web import require_user
+from torreya.web import require_person, require_user
 
 LimitPeriod = Literal[service.LIMIT_PERIODS]  # type: ignore[valid-type]
 
@@ -128,8 +128,8 @@ async def list_rewards(request: Request, body: None) -> object:
               links={"fulfil": ("fulfil", {"parameters": {"code": "$response.body#/voucher_code"}}),
                      "cancel": ("cancel", {"parameters": {"id": "$response.body#/id"}})})
 async def redeem(request: Request, body: RedeemIn) -> object:
-    user = await require_user(request)
-    result = await service.redeem_reward(user=user, reward_id=body.reward_id)
+    user, helper = await require_person(request)
+    result = await service.redeem_reward(user=user, reward_id=body.reward_id, helper=helper)
     r = result.redemption
     return json({"id": r.id, "reward_id": r.reward_id, "status": str(r.status),
                  "voucher_code": r.voucher_code, "balance": result.balance,
@@ -151,9 +151,9 @@ async def fulfil(request: Request, body: None) -> object:
               summary_zh="取消未交付的兑换券（退回积分）",
               tag="rewards", errors=["not_found", "forbidden", "invalid_state"])
 async def cancel(request: Request, body: None) -> object:
-    actor = await require_user(request)
-    redemption, balance = await service.cancel_redemption(actor=actor,
-                                                          redemption_id=request.path_params["id"])
+    actor, helper = await require_person(request)
+    redemption, balance = await service.cancel_redemption(
+        actor=actor, redemption_id=request.path_params["id"], helper=helper)
     return json({"id": redemption.id, "status": str(redemption.status), "balance": balance})
 
 

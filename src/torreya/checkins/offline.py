@@ -31,13 +31,14 @@ from torreya.api.schema import Body, Moment, Text, validate_model
 from torreya.audit import acting_helper, request_ip
 from torreya.checkins import signed as signed_codes
 from torreya.checkins.codes import read_member_code
-from torreya.checkins.service import AlreadyCheckedInError, credit_check_in, may_check_in
+from torreya.checkins.service import credit_check_in, may_check_in
 from torreya.db import insert_rows, now, replaying
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger import batch as ledger_batch
 from torreya.ledger.batch import BatchCheckin
 from torreya.ledger.rules import rule_for
+from torreya.ledger.writer import AlreadyCheckedInError
 from torreya.masking import mask_name
 from torreya.models import (
     CheckinRefusal,
@@ -402,10 +403,9 @@ async def _apply(settings: Settings, staff: User, event: Event, scan: QueuedScan
         row.kind, row.subject_id, row.name = "card", card.id, mask_name(card.display_name)
         with replaying(moment):
             may_check_in(event, card)
-            checkin, _entry = await credit_check_in(connection, event, card, rule=rule,
-                                                    method="offline", staff=staff,
-                                                    audit_data=note)
-        row.outcome, row.points = "credited", checkin.points
+            await credit_check_in(connection, event, card, rule=rule, method="offline",
+                                  staff=staff, audit_data=note)
+        row.outcome, row.points = "credited", event.points
         return
     voucher = await _voucher_of(scan.code, event, keys)
     if voucher is None:

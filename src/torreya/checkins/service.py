@@ -1,5 +1,6 @@
 """Events and check-ins: every way of proving presence ends in `credit_check_in` (through
-`_check_in` online; the offline sync calls it in its own savepoint)."""
+`_check_in` online; the offline sync calls it in its own savepoint), whose writes are the
+ledger's (ledger.service.credit_checkin)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from torreya.accounts.permissions import require_over, require_village
 from torreya.checkins import express, signed
 from torreya.checkins.codes import CodeError, member_code, read_checkin_token
 from torreya.checkins.events import event_by_id, is_open
-from torreya.db import fetch, now
+from torreya.db import now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
-from torreya.ledger.service import Posting, post_entry
+from torreya.ledger.service import Posting, credit_checkin
+from torreya.ledger.writer import AlreadyCheckedInError
 from torreya.models import (
-    Checkin,
     CheckinRefusal,
     EarningRule,
     Event,
@@ -33,6 +34,7 @@ from torreya.models import (
 from torreya.models.checkins import QrMode
 from torreya.security import AccessClaims
 from torreya.settings import Settings
+from torreya.signin.family import Acting
 from torreya.templating import local_time
 
 EVENT_KINDS = ("campaign", "training", "home_visit", "meeting", "drill", "other")
@@ -81,11 +83,6 @@ async def upcoming_events(village_id: int | None, *, limit: int = 3) -> list[Eve
         "starts_at").limit(limit)
 
 
-class AlreadyCheckedInError(ConflictError):
-    code = "already_checked_in"
-    message = "You have already checked in to this event."
-
-
 @dataclass(frozen=True)
 class CheckinResult:
     id: int  # the check-in's
@@ -125,12 +122,14 @@ async def _refuse(error: DomainError, *, method: str, event: Event | None, user:
 
 
 async def check_in(settings: Settings, *, token: str, login: AccessClaims,
-                   person: Callable[[], Awaitable[User]]) -> CheckinResult:
+                   person: Callable[[], Awaitable[tuple[User, Acting | None]]]
+                   ) -> CheckinResult:
     """A resident scanned a poster or rotating code: the one command, for the API and the
     page alike. The code is read once and the event once; a scan that simply succeeds is
     written in the next batch (checkins/express.py) without reading the user; anything
     else, a family helper's too (`login.helper_id`), takes the ordinary path, which reads
-    the person (`person()`: the caller's own check of the login), says why and logs it.
+    the person (`person()`: the caller's own check of the login, and the family helper
+    acting for them, if any), says why and logs it.
 
     Raises invalid_token, token_expired, event_not_open, forbidden (another town),
     already_checked_in, cap_reached. Every refusal is logged for the committee.
@@ -138,7 +137,7 @@ async def check_in(settings: Settings, *, token: str, login: AccessClaims,
     try:
         code = read_checkin_token(settings, token)
     except CodeError as exc:
-        user = await person()
+        user, _helper = await person()
         event = await event_by_id(exc.event_id) if exc.event_id else None
         error = InvalidTokenError() if exc.code == "invalid_token" else expired_error(event)
         raise await _refuse(error, method="token", event=event, user=user,
@@ -150,10 +149,10 @@ async def check_in(settings: Settings, *, token: str, login: AccessClaims,
         written = await express.check_in(event, mode=code.mode, login=login)
         if written is not None:
             return CheckinResult(written[0], event, login.user_id, event.points, written[1])
-    user = await person()
+    user, helper = await person()
     if not valid:
         raise await _refuse(InvalidTokenError(), method="token", event=event, user=user)
-    return await _check_in(event, user, method=code.mode, staff=None)
+    return await _check_in(event, user, method=code.mode, staff=None, helper=helper)
 
 
 async def check_in_member(settings: Settings, *, staff: User, event: Event,
@@ -169,28 +168,8 @@ async def check_in_member(settings: Settings, *, staff: User, event: Event,
     return await _check_in(event, resident, method="card", staff=staff)
 
 
-async def _claim(connection, event: Event, user: User, *, method: str,
-                 staff: User | None) -> Checkin:
-    """INSERT the check-in row (raw SQL: on the hottest path the ORM's query building cost
-    more than the statement). A check-in already there raises AlreadyCheckedInError without
-    a database error (ON CONFLICT DO NOTHING), so the caller's transaction stays usable: on
-    PostgreSQL an IntegrityError would abort all of it."""
-    values = {"event_id": event.id, "user_id": user.id, "method": method,
-              "staff_id": staff.id if staff else None, "points": event.points,
-              "created_at": now()}
-    rows = await fetch(connection, f"INSERT INTO checkins ({', '.join(values)})"
-                       f" VALUES ({', '.join('?' * len(values))})"
-                       " ON CONFLICT (event_id, user_id) DO NOTHING RETURNING id",
-                       list(values.values()))
-    if not rows:
-        raise AlreadyCheckedInError()
-    checkin = Checkin(id=rows[0]["id"], **values)
-    checkin._saved_in_db = True
-    return checkin
-
-
 async def _check_in(event: Event, user: User, *, method: str, staff: User | None,
-                    audit_data: dict | None = None) -> CheckinResult:
+                    helper: Acting | None = None) -> CheckinResult:
     try:
         may_check_in(event, user)
     except DomainError as error:
@@ -198,15 +177,15 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
     rule = await rule_for(event.town_id, "checkin")
     try:
         async with in_transaction() as connection:
-            checkin, entry = await credit_check_in(connection, event, user, rule=rule,
-                                                   method=method, staff=staff,
-                                                   audit_data=audit_data)
+            checkin_id, _entry = await credit_check_in(connection, event, user, rule=rule,
+                                                       method=method, staff=staff,
+                                                       helper=helper)
     except IntegrityError:  # the ledger's idem_key: another request credited it meanwhile
         raise await _refuse(AlreadyCheckedInError(), method=method, event=event,
                             user=user) from None
     except DomainError as error:  # already checked in, cap_reached: nothing was written
         raise await _refuse(error, method=method, event=event, user=user) from None
-    return CheckinResult(checkin.id, event, user.id, checkin.points, user.balance)
+    return CheckinResult(checkin_id, event, user.id, event.points, user.balance)
 
 
 def may_check_in(event: Event, user: User) -> None:
@@ -218,27 +197,24 @@ def may_check_in(event: Event, user: User) -> None:
 
 
 async def credit_check_in(connection, event: Event, user: User, *, rule: EarningRule,
-                          method: str, staff: User | None, audit_data: dict | None = None
-                          ) -> tuple[Checkin, LedgerEntry]:
-    """The check-in's writes, inside the caller's transaction (who has checked that the
-    resident may check in and the event is open). Raises AlreadyCheckedInError or
-    CapReachedError; the caller's transaction must then roll back."""
-    # The unique (event, user) row claims the check-in before any points move. Its
-    # `checkin.created` message is written by the INSERT itself (a trigger).
-    checkin = await _claim(connection, event, user, method=method, staff=staff)
-    entry = await post_entry(
-        Posting(user=user, delta=event.points, kind="checkin", memo=event.title,
-               idem_key=f"checkin:{event.id}:{user.id}", source_type="event",
-               source_id=event.id, actor=staff or user, proxy=staff is not None,
-               earned=True, rule=rule),
-        connection)
+                          method: str, staff: User | None, helper: Acting | None = None,
+                          audit_data: dict | None = None) -> tuple[int, LedgerEntry]:
+    """The check-in's writes (ledger.service.credit_checkin), inside the caller's
+    transaction (who has checked that the resident may check in and the event is open):
+    (check-in id, entry). Raises AlreadyCheckedInError or CapReachedError; the caller's
+    transaction must then roll back."""
+    checkin_id, entry = await credit_checkin(connection, Posting(
+        user=user, delta=event.points, kind="checkin", memo=event.title,
+        idem_key=f"checkin:{event.id}:{user.id}", source_type="event", source_id=event.id,
+        actor=staff or user, proxy=staff is not None, earned=True, rule=rule, helper=helper),
+        event_id=event.id, method=method, staff=staff)
     if staff is not None:
         await audit.record(staff, "checkins:checkin:proxy", connection=connection,
                            subject=f"user:{user.id}", town_id=event.town_id,
                            village_id=event.village_id, entry_id=entry.id,
                            data={"event": event.id, "points": event.points,
                                  **(audit_data or {})})
-    return checkin, entry
+    return checkin_id, entry
 
 
 async def reissue_card(settings: Settings, *, actor: User, resident: User) -> str:

@@ -38,6 +38,7 @@ from torreya.web import (
     pop_flashes,
     read_form,
     redirect,
+    require_person,
     require_user,
     village_from_path,
 )
@@ -77,7 +78,7 @@ async def checkin_submit(request: Request) -> Response:
                          helper.helper_id if helper else None)
     try:
         result = await service.check_in(settings, token=token, login=login,
-                                        person=lambda: require_user(request))
+                                        person=lambda: require_person(request))
     except DomainError as error:
         return render(request, "checkins/result.html",
                       {"ok": False, "message": error.text(), "code": error.code,

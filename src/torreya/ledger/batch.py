@@ -3,7 +3,8 @@ simply succeed, written many in one transaction and one round trip, each with it
 (the checkins row), the resident's balance, the period totals and the sealed ledger entry,
 as `post_entry` writes one. On PostgreSQL that is one statement, the function
 `torreya_express_checkins` (migrations 0024-0026), called only from here; on SQLite the
-same steps in the connection's own thread (`_write_sqlite`).
+very steps `post_entry` runs (ledger/writer.py), in the connection's own thread
+(`_write_sqlite`).
 
 Each check-in is judged alone, as the ordinary path judges it: the login (an active
 resident of the event's town, the token's generation, its login not ended) or the card's
@@ -25,8 +26,11 @@ from datetime import datetime
 from tortoise import connections
 
 from torreya.db import in_sqlite_thread, is_postgres
-from torreya.ledger.caps import within_caps
+from torreya.errors import DomainError
+from torreya.ledger import writer
+from torreya.ledger.caps import any_cap
 from torreya.ledger.periods import CAP_PERIODS, total_keys
+from torreya.ledger.writer import AlreadyCheckedInError
 from torreya.models import Event
 from torreya.security import AccessClaims
 from torreya.trust import encoding, sealing
@@ -200,10 +204,11 @@ def _write_all_sqlite(db: sqlite3.Connection, scans: Sequence[BatchCheckin]
 
 
 def _write_sqlite(db: sqlite3.Connection, scan: BatchCheckin) -> Written | None:
-    """One scan, as the PostgreSQL function writes it (SQLite has one writer at a time, so
-    the reads before the writes cannot go stale)."""
-    event, user_id, points, moment = scan.event, scan.user_id, scan.event.points, scan.moment
-    keys = total_keys(KIND, moment)
+    """One scan: the login or card checked as the PostgreSQL function checks it (SQLite has
+    one writer at a time, so the reads before the writes cannot go stale), then the same
+    steps as the ordinary path (ledger/writer.py), in a savepoint that a refusal (already
+    checked in, over a cap) rolls back."""
+    event, user_id, moment = scan.event, scan.user_id, scan.moment
     user = db.execute(
         "SELECT village_id, ended_sessions, session_generation, card_serial FROM users"
         " WHERE id = ? AND is_active AND role = 'resident' AND town_id = ?",
@@ -218,34 +223,26 @@ def _write_sqlite(db: sqlite3.Connection, scan: BatchCheckin) -> Written | None:
         return None  # a staff member's scan of a card reissued since
     rule = db.execute("SELECT cap_day, cap_month, cap_year FROM earning_rules"
                       " WHERE town_id = ? AND kind = ?", [event.town_id, KIND]).fetchone()
-    caps = dict(zip(CAP_PERIODS, rule, strict=True)) if rule is not None else {}
-    if any(cap is not None for cap in caps.values()):
-        capped = {key: period for (_, key), period in zip(keys, CAP_PERIODS, strict=False)}
-        totals = {capped[key]: total for key, total in db.execute(
-            "SELECT period, total FROM earning_totals WHERE user_id = ? AND kind = ?"
-            f" AND period IN ({', '.join('?' * len(capped))})", [user_id, KIND, *capped])}
-        if not within_caps(caps, totals, points):
+    caps = dict(zip(CAP_PERIODS, rule, strict=True)) if rule is not None else None
+    claim = writer.claim_checkin({
+        "event_id": event.id, "user_id": user_id, "method": scan.method,
+        "staff_id": scan.staff_id, "points": event.points, "created_at": moment})
+    credit = writer.post(scan.entry, village_id=user[0], caps=caps)
+    if not any_cap(caps):
+        # Uncapped, a credit is refused only by its claim, before anything is written.
+        try:
+            checkin_id = writer.run_here(db, claim)
+        except AlreadyCheckedInError:
             return None
-    claim = db.execute(
-        "INSERT INTO checkins (event_id, user_id, method, staff_id, points, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, user_id) DO NOTHING"
-        " RETURNING id", [event.id, user_id, scan.method, scan.staff_id, points, moment]
-    ).fetchone()
-    if claim is None:
+        balance, entry_id = writer.run_here(db, credit)
+        return checkin_id, balance, entry_id
+    db.execute("SAVEPOINT scan")  # a cap refuses after the claim and the balance
+    try:
+        checkin_id = writer.run_here(db, claim)
+        balance, entry_id = writer.run_here(db, credit)
+    except DomainError:
+        db.execute("ROLLBACK TO scan")
+        db.execute("RELEASE scan")
         return None
-    [balance] = db.execute(
-        "UPDATE users SET balance = balance + ?, lifetime_points = lifetime_points + ?"
-        " WHERE id = ? RETURNING balance", [points, points, user_id]).fetchone()
-    values: list[object] = []
-    for kind, period in keys:
-        values += [user_id, event.town_id, user[0], kind, period, points]
-    db.execute(
-        "INSERT INTO earning_totals (user_id, town_id, village_id, kind, period, total)"
-        f" VALUES {', '.join(['(?, ?, ?, ?, ?, ?)'] * len(keys))}"
-        " ON CONFLICT (user_id, kind, period)"
-        " DO UPDATE SET total = earning_totals.total + excluded.total", values)
-    entry = {**scan.entry, "balance_after": balance}
-    entry["seal"] = encoding.seal(sealing.key(), entry)
-    cursor = db.execute(f"INSERT INTO ledger_entries ({', '.join(entry)})"
-                        f" VALUES ({', '.join('?' * len(entry))})", list(entry.values()))
-    return claim[0], balance, cursor.lastrowid
+    db.execute("RELEASE scan")
+    return checkin_id, balance, entry_id

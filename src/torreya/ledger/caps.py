@@ -22,6 +22,11 @@ def caps_of(rule) -> dict[str, int | None]:
     return {period: getattr(rule, attribute) for period, attribute in CAP_PERIODS.items()}
 
 
+def any_cap(caps: Mapping[str, int | None] | None) -> bool:
+    """Does anything cap it? (No rule, or a rule of no caps: no.)"""
+    return bool(caps) and any(cap is not None for cap in caps.values())
+
+
 def room_under_caps(caps: Mapping[str, int | None], totals: Mapping[str, int]) -> int | None:
     """How many more points the caps allow (never below 0), or None when nothing caps it.
     `caps` and `totals` are keyed by period: "day", "month", "year"."""

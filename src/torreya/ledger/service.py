@@ -1,4 +1,6 @@
-"""Commands that change points. The only writer of ledger entries, balances and totals.
+"""Commands that change points: one change (`post_entry`), a check-in's claim and credit
+(`credit_checkin`), a committee's correction (`adjust_points`). Their statements are
+ledger/writer.py's, which the check-in batch (ledger/batch.py) runs too.
 
 `post_entry` runs inside the caller's transaction. The caller claims its action first with
 a unique row of its own (a check-in, a redemption …); the entry's unique `idem_key` is the
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -18,25 +20,13 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.accounts.permissions import require_over
-from torreya.db import fetch, now
+from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError
-from torreya.i18n import lazy_gettext
-from torreya.ledger.caps import caps_of, within_caps
-from torreya.ledger.periods import CAP_PERIODS, period_key, total_keys
+from torreya.ledger import writer
+from torreya.ledger.caps import caps_of
 from torreya.models import EarningRule, LedgerEntry, Role, User
 from torreya.outbox.service import Message, emit
-from torreya.signin.family import memo_mark
-from torreya.trust import encoding, sealing
-
-
-class InsufficientPointsError(ConflictError):
-    code = "insufficient_points"
-    message = "Not enough points."
-
-
-class CapReachedError(ConflictError):
-    code = "cap_reached"
-    message = "The limit for this activity is reached: at most %(cap)s points per %(period)s."
+from torreya.signin.family import Acting, memo_mark
 
 
 class DuplicateActionError(ConflictError):
@@ -63,91 +53,62 @@ class Posting:
     rule: EarningRule | None = None
     # Only for loading history (demo, generators); live commands use the clock.
     at: datetime | None = None
+    # A family helper acting for `user` in this request (signin/family.py Acting): the entry
+    # is marked as theirs (proxy, memo) and the audit trail names them.
+    helper: Acting | None = None
 
 
 async def post_entry(posting: Posting, connection: BaseDBAsyncClient, *,
                      also: Sequence[Message] = ()) -> LedgerEntry:
-    """Apply one change of points inside the caller's transaction, with the caller's own
-    outbox messages in `also` (one statement). The entry's `ledger.entry_created` message
-    is written by the database in the entry's own INSERT (a trigger, migration 0013).
+    """Apply one change of points inside the caller's transaction (ledger/writer.py `post`),
+    with the caller's own outbox messages in `also` (one statement). The entry's
+    `ledger.entry_created` message is written by the database in the entry's own INSERT (a
+    trigger, migration 0013).
 
     Raises InsufficientPointsError (balance would go negative) or CapReachedError; either
     way the caller's transaction rolls back and nothing is written.
     """
-    user = posting.user
-    helper = audit.acting_helper.get()
-    if helper is not None and helper.member_id == user.id:  # 亲属代办: the entry says so
-        posting = replace(posting, memo=memo_mark(posting.memo, helper), proxy=True)
-    earned = posting.delta if posting.earned and posting.delta > 0 else 0
-    # The row lock taken here serialises concurrent changes of one account (PostgreSQL);
-    # the WHERE clause is the guard against overdraft, not an earlier read.
-    rows = await fetch(
-        connection,
-        "UPDATE users SET balance = balance + ?, lifetime_points = lifetime_points + ?"
-        " WHERE id = ? AND balance + ? >= 0 RETURNING balance",
-        [posting.delta, earned, user.id, posting.delta],
-    )
-    if not rows:
-        raise InsufficientPointsError()
-    balance_after = int(rows[0]["balance"])
-    moment = posting.at or now()
-    if earned:
-        await _add_to_totals(connection, posting, earned, moment)
-    values = {
+    user, helper = posting.user, posting.helper
+    if helper is not None and helper.member_id != user.id:
+        helper = None  # a helper acts for their member only
+    memo = memo_mark(posting.memo, helper) if helper is not None else posting.memo
+    earned = posting.earned and posting.delta > 0
+    columns = {
         "user_id": user.id, "town_id": user.town_id, "delta": posting.delta,
-        "balance_after": balance_after, "kind": posting.kind, "memo": posting.memo[:200],
-        "source_type": posting.source_type, "source_id": posting.source_id,
-        "idem_key": posting.idem_key, "actor_id": posting.actor.id if posting.actor else None,
-        "proxy": posting.proxy, "counts_as_earned": bool(earned), "created_at": moment,
+        "kind": posting.kind, "memo": memo[:200], "source_type": posting.source_type,
+        "source_id": posting.source_id, "idem_key": posting.idem_key,
+        "actor_id": posting.actor.id if posting.actor else None,
+        "proxy": posting.proxy or helper is not None, "counts_as_earned": earned,
+        "created_at": posting.at or now(),
     }
-    values["seal"] = encoding.seal(sealing.key(), values)  # what lets the chainer link it
-    # Raw INSERT on the hottest path (every check-in): the ORM's query building cost more
-    # than the statement itself. The unique idem_key raises IntegrityError to the caller.
-    rows = await fetch(
-        connection,
-        f"INSERT INTO ledger_entries ({', '.join(values)})"
-        f" VALUES ({', '.join('?' * len(values))}) RETURNING id",
-        list(values.values()),
-    )
-    entry = LedgerEntry(id=rows[0]["id"], **values)
+    # Raw statements on the hottest path (every check-in): the ORM's query building cost
+    # more than the statements themselves. The unique idem_key raises IntegrityError.
+    balance, entry_id = await writer.run(connection, writer.post(
+        columns, village_id=user.village_id,
+        caps=caps_of(posting.rule) if posting.rule is not None else None))
+    entry = LedgerEntry(id=entry_id, balance_after=balance, **columns)
     entry._saved_in_db = True
     await emit(connection, *also)
-    if helper is not None and posting.proxy and helper.member_id == user.id:
+    if helper is not None:  # 亲属代办: the entry says so, and so does the audit trail
         await audit.record(user, "signin:helper:act", connection=connection,
                            subject=f"user:{user.id}", village_id=user.village_id,
                            entry_id=entry.id, data={"kind": posting.kind, "delta": posting.delta})
-    user.balance = balance_after
-    user.lifetime_points += earned
+    user.balance = balance
+    if earned:
+        user.lifetime_points += posting.delta
     return entry
 
 
-async def _add_to_totals(connection, posting: Posting, earned: int, moment) -> None:
-    keys = total_keys(posting.kind, moment)
-    values: list[object] = []
-    for kind, period in keys:
-        values += [posting.user.id, posting.user.town_id, posting.user.village_id, kind, period,
-                   earned]
-    rows_sql = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(keys))
-    rows = await fetch(
-        connection,
-        "INSERT INTO earning_totals (user_id, town_id, village_id, kind, period, total)"
-        f" VALUES {rows_sql} ON CONFLICT (user_id, kind, period)"
-        " DO UPDATE SET total = earning_totals.total + excluded.total"
-        " RETURNING kind, period, total",
-        values,
-    )
-    rule = posting.rule
-    if rule is None:
-        return
-    after = {(r["kind"], r["period"]): int(r["total"]) for r in rows}
-    # What was earned before this posting, per capped period: the totals it just raised.
-    before = {period: after[(posting.kind, period_key(period, moment))] - earned
-              for period in CAP_PERIODS}
-    caps = caps_of(rule)
-    if not within_caps(caps, before, earned):
-        period = next(p for p, cap in caps.items()
-                      if cap is not None and before[p] + earned > cap)
-        raise CapReachedError(cap=caps[period], period=lazy_gettext(period))
+async def credit_checkin(connection: BaseDBAsyncClient, posting: Posting, *, event_id: int,
+                         method: str, staff: User | None) -> tuple[int, LedgerEntry]:
+    """A check-in's claim and its credit, inside the caller's transaction: (check-in id,
+    entry). Raises AlreadyCheckedInError or CapReachedError; the caller's transaction must
+    then roll back. The batch (ledger/batch.py) writes the same steps."""
+    checkin_id = await writer.run(connection, writer.claim_checkin({
+        "event_id": event_id, "user_id": posting.user.id, "method": method,
+        "staff_id": staff.id if staff else None, "points": posting.delta,
+        "created_at": posting.at or now()}))
+    return checkin_id, await post_entry(posting, connection)
 
 
 async def adjust_points(

@@ -21,6 +21,7 @@ from torreya.ledger.service import Posting, post_entry
 from torreya.models import Pledge, PledgeSignature, Role, User, Village
 from torreya.outbox.service import Message, emit
 from torreya.settings import Settings
+from torreya.signin.family import Acting
 
 _CERT = re.compile(r"^P(\d{1,12})-([A-Z2-7]{8})$")
 
@@ -74,7 +75,8 @@ async def visible_pledge(user: User, pledge_id: int) -> Pledge:
 
 
 async def sign_pledge(*, user: User, pledge_id: int, signed_name: str,
-                      confirmed: list[str] | None = None) -> tuple[PledgeSignature, int]:
+                      confirmed: list[str] | None = None, helper: Acting | None = None
+                      ) -> tuple[PledgeSignature, int]:
     """Sign once and earn the campaign's points. Returns (signature, new balance).
 
     Raises not_found, forbidden (not a resident), event_not_open, invalid_request (a
@@ -105,7 +107,8 @@ async def sign_pledge(*, user: User, pledge_id: int, signed_name: str,
                 await post_entry(Posting(user=user, delta=pledge.points, kind="pledge",
                                         memo=pledge.title, idem_key=f"pledge:{pledge.id}:{user.id}",
                                         source_type="pledge", source_id=pledge.id, actor=user,
-                                        earned=True, rule=rule), connection, also=[message])
+                                        earned=True, rule=rule, helper=helper), connection,
+                                 also=[message])
             else:
                 await emit(connection, message)
             await audit.record(user, "pledges:signature:create", connection=connection,

@@ -25,6 +25,7 @@ from torreya.web import (
     pop_flashes,
     read_form,
     redirect,
+    require_person,
     require_user,
     village_from_path,
 )
@@ -50,14 +51,15 @@ async def pledge_page(request: Request) -> Response:
 
 
 async def sign(request: Request) -> Response:
-    user = await require_user(request)
+    user, helper = await require_person(request)
     form = await read_form(request)
     pledge = await service.visible_pledge(user, request.path_params["id"])
     try:
         data = validate(form, [Field(name="signed_name", max_length=64)])
         await service.sign_pledge(user=user, pledge_id=pledge.id,
                                   signed_name=data["signed_name"],
-                                  confirmed=[str(c) for c in form.getlist("confirmations")])
+                                  confirmed=[str(c) for c in form.getlist("confirmations")],
+                                  helper=helper)
     except DomainError as error:
         if error.code == "already_signed":
             return redirect(f"/pledges/{pledge.id}/certificate")

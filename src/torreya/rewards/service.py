@@ -38,6 +38,7 @@ from torreya.models import (
 )
 from torreya.outbox.service import Message, emit
 from torreya.rewards.codes import new_voucher_code, normalize_voucher_code
+from torreya.signin.family import Acting
 
 LIMIT_PERIODS = ("day", "week", "month", "year")
 OPEN = (RedemptionStatus.PENDING, RedemptionStatus.FULFILLED)
@@ -93,7 +94,8 @@ def redemption_message(event_type: str, redemption: Redemption, *,
         "closed_at": redemption.closed_at})
 
 
-async def redeem_reward(*, user: User, reward_id: int, staff: User | None = None) -> RedeemResult:
+async def redeem_reward(*, user: User, reward_id: int, staff: User | None = None,
+                        helper: Acting | None = None) -> RedeemResult:
     """Spend points on an item and get a pending voucher.
 
     With `staff`, village staff redeem at the counter for a resident without a phone: the
@@ -118,7 +120,7 @@ async def redeem_reward(*, user: User, reward_id: int, staff: User | None = None
     for _attempt in range(3):
         try:
             async with in_transaction() as connection:
-                redemption = await _redeem(connection, user, reward, town, staff)
+                redemption = await _redeem(connection, user, reward, town, staff, helper)
             return RedeemResult(redemption, user.balance, False)
         except IntegrityError as error:
             if "voucher_code" not in str(error):
@@ -128,7 +130,7 @@ async def redeem_reward(*, user: User, reward_id: int, staff: User | None = None
 
 
 async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, town: Town,
-                  staff: User | None) -> Redemption:
+                  staff: User | None, helper: Acting | None) -> Redemption:
     moment = now()
     redemption = await Redemption.create(
         reward=reward, user=user, town_id=reward.town_id, village_id=user.village_id,
@@ -148,7 +150,8 @@ async def _redeem(connection: BaseDBAsyncClient, user: User, reward: Reward, tow
     entry = await post_entry(
         Posting(user=user, delta=-reward.cost, kind="redemption", memo=reward.name,
                idem_key=f"redemption:{redemption.id}", source_type="redemption",
-               source_id=redemption.id, actor=staff or user, proxy=staff is not None),
+               source_id=redemption.id, actor=staff or user, proxy=staff is not None,
+               helper=helper),
         connection,
         also=[redemption_message("redemption.created", redemption, actor=staff or user)])
     if reward.per_user_limit is not None:
@@ -200,7 +203,8 @@ async def fulfil_voucher(*, staff: User, code: str, audit_data: dict | None = No
     return redemption
 
 
-async def cancel_redemption(*, actor: User, redemption_id: int) -> tuple[Redemption, int]:
+async def cancel_redemption(*, actor: User, redemption_id: int, helper: Acting | None = None
+                            ) -> tuple[Redemption, int]:
     """The owner or village staff cancel a pending voucher: points back, stock back.
 
     Returns the redemption and the owner's new balance. Raises not_found, invalid_state.
@@ -210,14 +214,15 @@ async def cancel_redemption(*, actor: User, redemption_id: int) -> tuple[Redempt
         raise NotFoundError()
     if redemption.user_id != actor.id:
         require_village(actor, await _village_of(redemption), Role.STAFF)
-    balance = await _close(redemption, RedemptionStatus.CANCELLED, actor=actor)
+    balance = await _close(redemption, RedemptionStatus.CANCELLED, actor=actor,
+                           helper=helper)
     if balance is None:
         raise InvalidStateError()
     return redemption, balance
 
 
-async def _close(redemption: Redemption, status: RedemptionStatus, *, actor: User | None
-                 ) -> int | None:
+async def _close(redemption: Redemption, status: RedemptionStatus, *, actor: User | None,
+                 helper: Acting | None = None) -> int | None:
     """Cancel or expire a pending redemption with its refund, audit record and outbox
     message; None if it was not pending."""
     reward = await Reward.get(id=redemption.reward_id)
@@ -241,7 +246,7 @@ async def _close(redemption: Redemption, status: RedemptionStatus, *, actor: Use
         entry = await post_entry(
             Posting(user=owner, delta=redemption.cost, kind="refund", memo=reward.name,
                    idem_key=f"refund:{redemption.id}", source_type="redemption",
-                   source_id=redemption.id, actor=actor),
+                   source_id=redemption.id, actor=actor, helper=helper),
             connection, also=[redemption_message(event_type, redemption, actor=actor)])
         tag = ("rewards:redemption:cancel" if status == RedemptionStatus.CANCELLED
                else "rewards:voucher:expire")

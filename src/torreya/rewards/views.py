@@ -24,11 +24,13 @@ from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
     confirm_big_action,
+    current_helper,
     flash,
     flash_error,
     pop_flashes,
     read_form,
     redirect,
+    require_person,
     require_user,
     safe_next,
     village_from_path,
@@ -64,12 +66,12 @@ async def confirm_page(request: Request) -> Response:
 
 
 async def redeem(request: Request) -> Response:
-    user = await require_user(request)
+    user, helper = await require_person(request)
     form = await read_form(request)
     reward_id = request.path_params["id"]
 
     async def run() -> dict:
-        result = await service.redeem_reward(user=user, reward_id=reward_id)
+        result = await service.redeem_reward(user=user, reward_id=reward_id, helper=helper)
         return {"redemption_id": result.redemption.id}
 
     try:
@@ -116,7 +118,8 @@ async def cancel_voucher(request: Request) -> Response:
     user, redemption = await _voucher_for(request)
     await read_form(request)
     try:
-        await service.cancel_redemption(actor=user, redemption_id=redemption.id)
+        await service.cancel_redemption(actor=user, redemption_id=redemption.id,
+                                        helper=current_helper(request))
         flash(request, _("Voucher cancelled; the points are back."))
     except DomainError as error:
         flash_error(request, error)
