@@ -3,9 +3,14 @@ Starlette's ordered matching would, 405s included."""
 
 from __future__ import annotations
 
-from starlette.routing import Match
+import httpx
+from pydantic import BaseModel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Match, Mount
 
-from torreya.api.registry import ApiRouter
+from torreya.api.registry import ApiRouter, Endpoints, api_routes
+from torreya.api.schema import Out
 from torreya.routes import API
 
 
@@ -35,3 +40,32 @@ async def test_a_looked_up_path_answers_405_with_its_methods(client):
     assert answer.headers["allow"] == "POST"
     assert answer.json()["error"]["code"] == "method_not_allowed"
     assert (await client.get("/api/v1/nothing-here")).status_code == 404
+
+
+async def test_an_answer_is_its_endpoints_model_or_nothing():
+    """Answers are built from the `returns` models (issue 27): a handler answering with
+    another model fails loudly rather than sending what the document does not promise."""
+    class Promised(Out):
+        n: int
+
+    class Other(BaseModel):
+        n: int
+
+    api = Endpoints()
+
+    @api.endpoint("GET", "/right", returns=Promised, auth=False, status=201, summary="")
+    async def right(request: Request, body: None) -> object:
+        return Promised(n=1)
+
+    @api.endpoint("GET", "/wrong", returns=Promised, auth=False, summary="")
+    async def wrong(request: Request, body: None) -> object:
+        return Other(n=1)
+
+    app = Starlette(routes=[Mount("/api", routes=api_routes(api))])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app,
+                                                               raise_app_exceptions=False),
+                                 base_url="http://t") as client:
+        answer = await client.get("/api/right")
+        assert answer.status_code == 201 and answer.json() == {"n": 1}
+        assert answer.headers["content-type"] == "application/json"
+        assert (await client.get("/api/wrong")).status_code == 500

@@ -9,16 +9,16 @@ from starlette.responses import Response
 
 from torreya.accounts import service, sessions
 from torreya.accounts.permissions import require_over
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import BIGID_MAX, Body, Id, Int, Maybe, Out, Query, QueryInt, Text, Time
-from torreya.api.serializers import entry_json, user_json
 from torreya.checkins.codes import member_code
 from torreya.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from torreya.ledger import queries as ledger_queries
 from torreya.ledger.service import adjust_points
-from torreya.models import Role, User
+from torreya.models import LedgerEntry, Role, User
 from torreya.security import issue_access_token
 from torreya.signin import codes, totp
+from torreya.trust.receipts import receipt_code
 from torreya.web import (
     client_ip,
     confirm_big_action,
@@ -88,6 +88,12 @@ class EntryOut(Out):
     memo: str
     created_at: Time
     receipt: str
+
+
+def entry_out(entry: LedgerEntry) -> EntryOut:
+    return EntryOut(id=entry.id, delta=entry.delta, balance_after=entry.balance_after,
+                    kind=entry.kind, memo=entry.memo, created_at=entry.created_at,
+                    receipt=receipt_code(entry.id))
 
 
 class LedgerPage(Out):
@@ -182,7 +188,7 @@ async def token(request: Request, body: TokenIn) -> object:
             raise InvalidRequestError("Field %(name)s is required.", field="code", name="code")
         user, helper = await codes.verify_code(settings, phone=body.phone, code=body.code,
                                                user_id=body.user_id)
-        return json(await _token_for(request, user, helper=helper))
+        return await _token_for(request, user, helper=helper)
     else:
         for name in ("username", "password"):
             if not getattr(body, name):
@@ -193,7 +199,7 @@ async def token(request: Request, body: TokenIn) -> object:
             if not body.totp:
                 raise totp.TotpRequiredError()
             await totp.check(settings, user=user, code=body.totp, ip=client_ip(request))
-    return json(await _token_for(request, user))
+    return await _token_for(request, user)
 
 
 @api.endpoint("POST", "/auth/sms-code", body=PhoneIn, returns=CodeSent,
@@ -204,19 +210,19 @@ async def token(request: Request, body: TokenIn) -> object:
 async def sms_code(request: Request, body: PhoneIn) -> object:
     sent = await codes.request_code(request.app.state.settings, phone=body.phone,
                                     ip=client_ip(request))
-    return json({"resend_after": sent.resend_after, "expires_in": sent.expires_in}, 202)
+    return CodeSent(resend_after=sent.resend_after, expires_in=sent.expires_in)
 
 
-async def _token_for(request: Request, user: User, *, helper=None) -> dict:
+async def _token_for(request: Request, user: User, *, helper=None) -> TokenOut:
     """A bearer token for a new login of `user` from this client (`helper`: a family
     helper's, acting for them)."""
     settings = request.app.state.settings
     session = await sessions.start_session(settings, user, kind="api", ip=client_ip(request),
                                            user_agent=request.headers.get("user-agent", ""),
                                            helper=helper)
-    return {"access_token": issue_access_token(settings, user.id, user.session_generation,
-                                               session.id, helper.id if helper else None),
-            "token_type": "bearer", "expires_in": settings.ACCESS_TOKEN_SECONDS}
+    return TokenOut(access_token=issue_access_token(settings, user.id, user.session_generation,
+                                                    session.id, helper.id if helper else None),
+                    token_type="bearer", expires_in=settings.ACCESS_TOKEN_SECONDS)
 
 
 @api.endpoint("GET", "/me", returns=MeOut,
@@ -224,7 +230,9 @@ async def _token_for(request: Request, user: User, *, helper=None) -> dict:
               summary_zh="我的账户：余额和累计积分", tag="accounts")
 async def me(request: Request, body: None) -> object:
     user = await require_user(request)
-    return json(user_json(user, full=True))
+    return MeOut(id=user.id, username=user.username, display_name=user.display_name,
+                 village_id=user.village_id, role=str(user.role), town_id=user.town_id,
+                 balance=user.balance, lifetime_points=user.lifetime_points)
 
 
 @api.endpoint("GET", "/me/ledger", query=LedgerQuery, returns=LedgerPage,
@@ -235,8 +243,8 @@ async def my_ledger(request: Request, body: None) -> object:
     params: LedgerQuery = request.state.query
     entries, next_cursor = await ledger_queries.ledger_page(
         user.id, cursor=params.cursor, limit=params.limit or 20)
-    return json({"items": [entry_json(e) for e in entries],
-                 "next_cursor": str(next_cursor) if next_cursor else None})
+    return LedgerPage(items=[entry_out(e) for e in entries],
+                      next_cursor=str(next_cursor) if next_cursor else None)
 
 
 @api.endpoint("GET", "/me/member-card", returns=CardOut,
@@ -248,7 +256,7 @@ async def my_member_card(request: Request, body: None) -> object:
         raise ForbiddenError("Only residents have a member card.")
     settings = request.app.state.settings
     code = member_code(settings, user_id=user.id, serial=user.card_serial)
-    return json({"code": code, "url": f"{settings.BASE_URL}/card/{code}"})
+    return CardOut(code=code, url=f"{settings.BASE_URL}/card/{code}")
 
 
 @api.endpoint("POST", "/towns", idempotent=True, body=TownIn, returns=TownOut,
@@ -257,8 +265,7 @@ async def my_member_card(request: Request, body: None) -> object:
 async def create_town(request: Request, body: TownIn) -> object:
     actor = await require_user(request)
     town = await service.create_town(actor=actor, **body.model_dump())
-    return json({"id": town.id, "name": town.name, "code": town.code,
-                 "currency_name": town.currency_name}, 201)
+    return TownOut(id=town.id, name=town.name, code=town.code, currency_name=town.currency_name)
 
 
 @api.endpoint("POST", "/towns/{id:id}/villages", idempotent=True, body=VillageIn,
@@ -269,8 +276,8 @@ async def create_village(request: Request, body: VillageIn) -> object:
     actor = await require_user(request)
     village = await service.create_village(actor=actor, town_id=request.path_params["id"],
                                            **body.model_dump())
-    return json({"id": village.id, "town_id": village.town_id, "name": village.name,
-                 "code": village.code}, 201)
+    return VillageOut(id=village.id, town_id=village.town_id, name=village.name,
+                      code=village.code)
 
 
 @api.endpoint("POST", "/users", idempotent=True, body=UserIn, returns=UserOut,
@@ -283,7 +290,8 @@ async def create_user(request: Request, body: UserIn) -> object:
         username=body.username, display_name=body.display_name,
         password=body.password, role=Role(body.role), village_id=body.village_id,
         town_id=body.town_id, phone=body.phone or None))
-    return json(user_json(user), 201)
+    return UserOut(id=user.id, username=user.username, display_name=user.display_name,
+                   village_id=user.village_id, role=str(user.role))
 
 
 @api.endpoint("POST", "/users/{id:id}/adjustments", idempotent=True, body=AdjustmentIn,
@@ -302,7 +310,7 @@ async def adjust(request: Request, body: AdjustmentIn) -> object:
     if await needs_step_up_for(target, body.delta):
         await confirm_big_action(request, actor)
     entry = await adjust_points(actor=actor, target=target, delta=body.delta, memo=body.memo)
-    return json(entry_json(entry), 201)
+    return entry_out(entry)
 
 
 @api.endpoint("POST", "/me/sessions/revoke", status=204, tag="accounts",
@@ -333,11 +341,11 @@ async def revoke_sessions(request: Request, body: None) -> object:
 async def my_sessions(request: Request, body: None) -> object:
     user = await require_user(request)
     this = current_sid(request)
-    return json({"items": [
+    return SessionList(items=[
         {"id": s.id, "kind": s.kind, "device": sessions.device_label(s.user_agent),
          "ip": s.ip, "created_at": s.created_at.isoformat(),
          "last_seen_at": s.last_seen_at.isoformat(), "expires_at": s.expires_at.isoformat(),
-         "current": s.id == this} for s in await sessions.active_sessions(user)]})
+         "current": s.id == this} for s in await sessions.active_sessions(user)])
 
 
 @api.endpoint("POST", "/me/sessions/{sid}/revoke", status=204, tag="accounts",
@@ -359,7 +367,7 @@ async def change_password(request: Request, body: PasswordChangeIn) -> object:
     user = await service.change_password(settings, user=await require_user(request),
                                          current=body.current_password,
                                          new=body.new_password, ip=client_ip(request))
-    return json(await _token_for(request, user))
+    return await _token_for(request, user)
 
 
 @api.endpoint("POST", "/auth/step-up", status=204, tag="accounts", body=StepUpIn,

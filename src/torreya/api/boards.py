@@ -6,7 +6,7 @@ from typing import Literal
 
 from starlette.requests import Request
 
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Out, Query, QueryInt
 from torreya.boards import queries
 from torreya.db import get_one
@@ -43,8 +43,8 @@ async def _board(request: Request, scope: str, model) -> object:
     rows, _mine = await queries.rank_residents(
         scope=scope, scope_id=subject.id, period=params.period, limit=params.limit,
         keep=request.app.state.settings.BOARD_CACHE_SECONDS)
-    return json({"period": params.period, "items": [
-        {"rank": r.rank, "display_name": r.display_name, "points": r.points} for r in rows]})
+    return Board(period=params.period, items=[
+        Rank(rank=r.rank, display_name=r.display_name, points=r.points) for r in rows])
 
 
 @api.endpoint("GET", "/villages/{id:id}/leaderboard", query=BoardQuery, returns=Board,

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from torreya.accounts import sessions
 from torreya.accounts.permissions import require_village
 from torreya.accounts.service import resolve_village
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Body, Bool, Int, Maybe, Moment, Out, Text, Time
 from torreya.checkins import offline, service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
@@ -120,17 +120,17 @@ class ScanResults(Out):
     results: list[ScanResult]
 
 
-def event_json(request: Request, event: Event) -> dict:
+def event_out(request: Request, event: Event) -> EventOut:
     settings = request.app.state.settings
     url = None
     if event.qr_mode == "static":
         url = checkin_url(settings, poster_token(settings, event_id=event.id,
                                                  ends_at=event.ends_at))
-    return {"id": event.id, "village_id": event.village_id, "title": event.title,
-            "kind": event.kind, "points": event.points, "place": event.place,
-            "starts_at": event.starts_at.isoformat(), "ends_at": event.ends_at.isoformat(),
-            "qr_mode": str(event.qr_mode), "remind_day_before": event.remind_day_before,
-            "checkin_url": url}
+    return EventOut(id=event.id, village_id=event.village_id, title=event.title,
+                    kind=event.kind, points=event.points, place=event.place,
+                    starts_at=event.starts_at, ends_at=event.ends_at,
+                    qr_mode=str(event.qr_mode), remind_day_before=event.remind_day_before,
+                    checkin_url=url)
 
 
 async def event_for_staff(request: Request) -> Event:
@@ -152,7 +152,7 @@ async def create_event(request: Request, body: EventIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
     event = await service.create_event(actor=actor, village=village, **body.model_dump())
-    return json(event_json(request, event), 201)
+    return event_out(request, event)
 
 
 @api.endpoint("GET", "/events/{id:id}/checkin-code", returns=CodeOut,
@@ -164,8 +164,7 @@ async def checkin_code(request: Request, body: None) -> object:
     settings = request.app.state.settings
     token, expires = current_code(settings, event_id=event.id, qr_mode=event.qr_mode,
                                   ends_at=event.ends_at)
-    return json({"token": token, "url": checkin_url(settings, token),
-                 "expires_at": expires.isoformat()})
+    return CodeOut(token=token, url=checkin_url(settings, token), expires_at=expires)
 
 
 @api.endpoint("POST", "/checkins", body=CheckinIn, returns=CheckinOut, auth="token",
@@ -176,8 +175,8 @@ async def check_in(request: Request, body: CheckinIn) -> object:
     result = await service.check_in(request.app.state.settings, token=body.token,
                                     login=claims, person=lambda: require_person(request))
     await sessions.seen(claims.sid, claims.issued)
-    return json({"id": result.id, "event_id": result.event.id,
-                 "points": result.points, "balance": result.balance}, 201)
+    return CheckinOut(id=result.id, event_id=result.event.id, points=result.points,
+                      balance=result.balance)
 
 
 @api.endpoint("POST", "/events/{id:id}/checkins", body=MemberCheckinIn, returns=MemberCheckinOut,
@@ -189,9 +188,8 @@ async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
     result = await service.check_in_member(request.app.state.settings,
                                            staff=request.state.user, event=event,
                                            member_code_text=body.member_code)
-    return json({"id": result.id, "event_id": event.id,
-                 "user_id": result.user_id, "points": result.points,
-                 "balance": result.balance}, 201)
+    return MemberCheckinOut(id=result.id, event_id=event.id, user_id=result.user_id,
+                            points=result.points, balance=result.balance)
 
 
 @api.endpoint("GET", "/events/{id:id}/offline-kit", returns=KitOut,
@@ -201,8 +199,9 @@ async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
               errors=["forbidden", "not_found"])
 async def offline_kit(request: Request, body: None) -> object:
     user = await require_user(request, Role.STAFF)
-    return json(await offline.kit(request.app.state.settings, staff=user,
-                                  event_id=request.path_params["id"]))
+    kit = await offline.kit(request.app.state.settings, staff=user,
+                            event_id=request.path_params["id"])
+    return KitOut.model_validate(kit)
 
 
 @api.endpoint("POST", "/events/{id:id}/offline-scans", body=ScanBatch, returns=ScanResults,
@@ -215,4 +214,4 @@ async def offline_scans(request: Request, body: ScanBatch) -> object:
     scans = offline.scans_of(body)
     results = await offline.sync(request.app.state.settings, staff=user,
                                  event_id=request.path_params["id"], scans=scans)
-    return json({"results": results})
+    return ScanResults(results=results)

@@ -8,7 +8,7 @@ from pydantic import Field
 from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Body, Int, Maybe, Moment, Out, Text
 from torreya.models import ReportCategory
 from torreya.pledges import service as pledges
@@ -86,8 +86,8 @@ async def create_pledge(request: Request, body: PledgeIn) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
     pledge = await pledges.create_pledge(actor=actor, village=village, **body.model_dump())
-    return json({"id": pledge.id, "title": pledge.title, "points": pledge.points,
-                 "confirmations": pledge.confirmations}, 201)
+    return PledgeOut(id=pledge.id, title=pledge.title, points=pledge.points,
+                     confirmations=pledge.confirmations)
 
 
 @api.endpoint("POST", "/pledges/{id:id}/signatures", idempotent=True, body=SignatureIn,
@@ -102,8 +102,8 @@ async def sign(request: Request, body: SignatureIn) -> object:
         confirmed=list(body.confirmations), helper=helper)
     settings = request.app.state.settings
     code = pledges.certificate_code(settings, signature.id)
-    return json({"id": signature.id, "points": signature.points, "balance": balance,
-                 "certificate_url": f"{settings.BASE_URL}/certificates/{code}"}, 201)
+    return SignatureOut(id=signature.id, points=signature.points, balance=balance,
+                        certificate_url=f"{settings.BASE_URL}/certificates/{code}")
 
 
 @api.endpoint("POST", "/reports", idempotent=True, body=ReportIn, returns=ReportOut,
@@ -114,7 +114,7 @@ async def sign(request: Request, body: SignatureIn) -> object:
 async def file_report(request: Request, body: ReportIn) -> object:
     user = await require_user(request)
     report = await reports.file_report(user=user, **body.model_dump())
-    return json({"id": report.id, "status": str(report.status)}, 201)
+    return ReportOut(id=report.id, status=str(report.status))
 
 
 @api.endpoint("POST", "/reports/{id:bigid}/review", idempotent=True, body=ReviewIn,
@@ -125,7 +125,7 @@ async def review(request: Request, body: ReviewIn) -> object:
     staff = await require_user(request)
     report = await reports.review_report(staff=staff, report_id=request.path_params["id"],
                                          **body.model_dump())
-    return json({"id": report.id, "status": str(report.status), "points": report.points})
+    return ReviewOut(id=report.id, status=str(report.status), points=report.points)
 
 
 @api.endpoint("POST", "/reports/{id:bigid}/progress", idempotent=True, body=ProgressIn,
@@ -136,4 +136,4 @@ async def progress(request: Request, body: ProgressIn) -> object:
     staff = await require_user(request)
     report = await reports.advance_report(staff=staff, report_id=request.path_params["id"],
                                           **body.model_dump())
-    return json({"id": report.id, "status": str(report.status)})
+    return ReportOut(id=report.id, status=str(report.status))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Out, Time
 from torreya.notifications import service
 from torreya.web import require_user
@@ -33,10 +33,10 @@ class Inbox(Out):
 async def my_notifications(request: Request, body: None) -> object:
     user = await require_user(request)
     items = await service.inbox(user)
-    return json({"items": [{"id": n.id, "kind": n.kind, "text": n.text, "link": n.link,
-                            "created_at": n.created_at.isoformat(), "read": n.read}
-                           for n in items],
-                 "unread": await service.unread_count(user)})
+    return Inbox(items=[NotificationOut(id=n.id, kind=n.kind, text=n.text, link=n.link,
+                                        created_at=n.created_at, read=n.read)
+                        for n in items],
+                 unread=await service.unread_count(user))
 
 
 @api.endpoint("POST", "/me/notifications/read", status=204, tag="accounts",

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from starlette.requests import Request
 
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Body, Id, Int, Out, Text
 from torreya.models import Checkpoint
 from torreya.patrols import service
@@ -128,7 +128,7 @@ async def create_group(request: Request, body: GroupIn) -> object:
     actor = await require_user(request)
     group = await service.create_group(actor=actor, town_id=request.path_params["id"],
                                        name=body.name, village_ids=body.village_ids)
-    return json({"id": group.id, "name": group.name, "village_ids": group.village_ids}, 201)
+    return GroupOut(id=group.id, name=group.name, village_ids=group.village_ids)
 
 
 @api.endpoint("POST", "/groups/{id:id}/members", body=MemberIn, returns=MemberOut,
@@ -137,7 +137,7 @@ async def create_group(request: Request, body: GroupIn) -> object:
 async def add_member(request: Request, body: MemberIn) -> object:
     user, group = await _group(request)
     member = await service.add_member(actor=user, group=group, **body.model_dump())
-    return json({"group_id": group.id, "user_id": member.user_id, "role": member.role}, 201)
+    return MemberOut(group_id=group.id, user_id=member.user_id, role=member.role)
 
 
 @api.endpoint("POST", "/groups/{id:id}/routes", idempotent=True, body=RouteIn, returns=RouteOut,
@@ -148,10 +148,10 @@ async def create_route(request: Request, body: RouteIn) -> object:
     route = await service.create_route(actor=user, group=group, **body.model_dump())
     settings = request.app.state.settings
     checkpoints = await Checkpoint.filter(route_id=route.id).order_by("position")
-    return json({"id": route.id, "name": route.name, "min_checkpoints": route.min_checkpoints,
-                 "checkpoints": [{"id": c.id, "name": c.name,
-                                  "code": plate_code(settings, c.id)} for c in checkpoints]},
-                201)
+    return RouteOut(id=route.id, name=route.name, min_checkpoints=route.min_checkpoints,
+                    checkpoints=[CheckpointOut(id=c.id, name=c.name,
+                                               code=plate_code(settings, c.id))
+                                 for c in checkpoints])
 
 
 @api.endpoint("POST", "/groups/{id:id}/patrols", idempotent=True, body=StartIn, returns=PatrolOut,
@@ -160,8 +160,7 @@ async def create_route(request: Request, body: RouteIn) -> object:
 async def start(request: Request, body: StartIn) -> object:
     user, group = await _group(request)
     patrol = await service.start_patrol(leader=user, group=group, route_id=body.route_id)
-    return json({"id": patrol.id, "status": str(patrol.status), "join_code": patrol.join_code},
-                201)
+    return PatrolOut(id=patrol.id, status=str(patrol.status), join_code=patrol.join_code)
 
 
 @api.endpoint("POST", "/patrols/{id:id}/participants", body=JoinIn, returns=ParticipantOut,
@@ -173,7 +172,7 @@ async def join(request: Request, body: JoinIn) -> object:
     user = await require_user(request)
     participant = await service.join_patrol(user=user, patrol_id=request.path_params["id"],
                                             join_code=body.join_code)
-    return json({"patrol_id": participant.patrol_id, "user_id": participant.user_id}, 201)
+    return ParticipantOut(patrol_id=participant.patrol_id, user_id=participant.user_id)
 
 
 @api.endpoint("POST", "/patrols/{id:id}/scans", body=PlateScanIn, returns=PlateScanOut,
@@ -186,9 +185,10 @@ async def scan(request: Request, body: PlateScanIn) -> object:
     result = await service.record_scan(request.app.state.settings, user=user,
                                        patrol_id=request.path_params["id"], code=body.code,
                                        latitude=body.latitude, longitude=body.longitude)
-    return json({"id": result.scan.id, "checkpoint_id": result.checkpoint.id,
-                 "checkpoint": result.checkpoint.name, "out_of_order": result.scan.out_of_order,
-                 "repeated": result.repeated}, 201)
+    return PlateScanOut(id=result.scan.id, checkpoint_id=result.checkpoint.id,
+                        checkpoint=result.checkpoint.name,
+                        out_of_order=result.scan.out_of_order,
+                        repeated=result.repeated)
 
 
 @api.endpoint("POST", "/patrols/{id:id}/finish", returns=FinishedOut,
@@ -197,8 +197,8 @@ async def scan(request: Request, body: PlateScanIn) -> object:
 async def finish(request: Request, body: None) -> object:
     user = await require_user(request)
     patrol = await service.finish_patrol(leader=user, patrol_id=request.path_params["id"])
-    return json({"id": patrol.id, "status": str(patrol.status),
-                 "duration_minutes": patrol.duration_minutes})
+    return FinishedOut(id=patrol.id, status=str(patrol.status),
+                       duration_minutes=patrol.duration_minutes)
 
 
 @api.endpoint("POST", "/patrols/{id:id}/approve", idempotent=True, returns=ReviewedOut,
@@ -207,8 +207,8 @@ async def finish(request: Request, body: None) -> object:
 async def approve(request: Request, body: None) -> object:
     user = await require_user(request)
     patrol, awards = await service.approve_patrol(actor=user, patrol_id=request.path_params["id"])
-    return json({"id": patrol.id, "status": str(patrol.status),
-                 "awards": [{"user_id": a.user_id, "points": a.points} for a in awards]})
+    return ReviewedOut(id=patrol.id, status=str(patrol.status),
+                       awards=[AwardOut(user_id=a.user_id, points=a.points) for a in awards])
 
 
 @api.endpoint("POST", "/patrols/{id:id}/reject", idempotent=True, body=RejectIn,
@@ -219,5 +219,5 @@ async def reject(request: Request, body: RejectIn) -> object:
     user = await require_user(request)
     patrol = await service.reject_patrol(actor=user, patrol_id=request.path_params["id"],
                                          reason=body.reason)
-    return json({"id": patrol.id, "status": str(patrol.status), "awards": []})
+    return ReviewedOut(id=patrol.id, status=str(patrol.status), awards=[])
 

@@ -3,7 +3,8 @@
 Each API module lists its endpoints (`api = Endpoints()`, then `@api.endpoint(...)`), and
 torreya/routes.py gathers the modules' lists into the one table (as polar's api.py
 includes its routers). The same declaration builds the Starlette route, validates the
-body and writes the OpenAPI document, so the document cannot drift from what is served.
+body, serialises the answer (the handler returns its `returns` model, filled) and writes
+the OpenAPI document, so the document cannot drift from what is served.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from torreya.errors import DomainError
 from torreya.validation import parse_json, read_json
 from torreya.web import bearer_claims, require_user
 
-Handler = Callable[..., Awaitable[Response]]
+# A handler answers with its endpoint's `returns` model, filled (the declared status, the
+# model's JSON), or with a Response of its own (a redirect, a file, a 204).
+Handler = Callable[..., Awaitable[BaseModel | Response]]
 
 
 @dataclass(frozen=True)
@@ -64,9 +67,10 @@ class Endpoints(list[Endpoint]):
                  errors: Sequence[str] = (), tag: str = "", idempotent: bool = False,
                  links: dict[str, tuple[str, dict[str, str]]] | None = None,
                  description: str = "") -> Callable[[Handler], Handler]:
-        """Declare an API handler `async def h(request, body) -> Response` under /api/v1;
-        `body` is the validated `body` model (None without one), the query's model is
-        `request.state.query`.
+        """Declare an API handler `async def h(request, body)` under /api/v1; `body` is the
+        validated `body` model (None without one), the query's model is
+        `request.state.query`. It answers with its `returns` model, filled (sent with
+        `status`), or a Response of its own.
 
         The caller is authenticated before the body is read (401 before 422; with
         `auth="token"`, a body refused is first checked against the whole login). With
@@ -90,6 +94,16 @@ def _declare(into: list[Endpoint], method: str, path: str, *, summary: str, summ
         f.is_required() for f in body.model_fields.values())
 
     def register(handler: Handler) -> Handler:
+        async def answer(request: Request, data: Any) -> Response:
+            result = await handler(request, data)
+            if isinstance(result, Response):
+                return result
+            if returns is None or not isinstance(result, returns):
+                raise TypeError(f"{scope} answers with {type(result).__name__}, "
+                                f"not its {returns and returns.__name__}")
+            return Response(result.__pydantic_serializer__.to_json(result),
+                            status_code=status, media_type="application/json")
+
         async def run(request: Request) -> Response:
             user = None
             if auth == "token":
@@ -109,9 +123,9 @@ def _declare(into: list[Endpoint], method: str, path: str, *, summary: str, summ
                 raise
             raw_key = request.headers.get("idempotency-key")
             if not idempotent or raw_key is None or user is None:
-                return await handler(request, data)
+                return await answer(request, data)
             return await _run_once(request, user.id, scope, raw_key, data,
-                                   lambda: handler(request, data))
+                                   lambda: answer(request, data))
 
         run.__name__ = handler.__name__
         into.append(Endpoint(method, path, run, summary, summary_zh, body, query, returns,

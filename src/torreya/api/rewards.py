@@ -7,7 +7,7 @@ from typing import Literal
 from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Body, Id, Int, Maybe, Moment, Out, Text, Time
 from torreya.rewards import queries, service
 from torreya.web import require_person, require_user
@@ -85,15 +85,12 @@ class Vouchers(Out):
     items: list[VoucherOut]
 
 
-def reward_json(reward) -> dict:
-    return {"id": reward.id, "name": reward.name, "cost": reward.cost, "stock": reward.stock,
-            "per_user_limit": reward.per_user_limit, "limit_period": reward.limit_period,
-            "category": str(reward.category), "description": reward.description,
-            "village_id": reward.village_id,
-            "available_from": reward.available_from.isoformat() if reward.available_from
-            else None,
-            "available_until": reward.available_until.isoformat() if reward.available_until
-            else None}
+def reward_out(reward) -> RewardOut:
+    return RewardOut(id=reward.id, name=reward.name, cost=reward.cost, stock=reward.stock,
+                     per_user_limit=reward.per_user_limit, limit_period=reward.limit_period,
+                     category=str(reward.category), description=reward.description,
+                     village_id=reward.village_id, available_from=reward.available_from,
+                     available_until=reward.available_until)
 
 
 @api.endpoint("POST", "/villages/{id:id}/rewards", idempotent=True, body=RewardIn,
@@ -106,7 +103,7 @@ async def create_reward(request: Request, body: RewardIn) -> object:
     village = await resolve_village(actor, request.path_params["id"])
     reward = await service.create_reward(actor=actor, village=village,
                                          fields=service.RewardFields(**body.model_dump()))
-    return json(reward_json(reward), 201)
+    return reward_out(reward)
 
 
 @api.endpoint("GET", "/villages/{id:id}/rewards", returns=Catalog,
@@ -117,7 +114,7 @@ async def list_rewards(request: Request, body: None) -> object:
     actor = await require_user(request)
     village = await resolve_village(actor, request.path_params["id"])
     rewards = await queries.catalog(village, include_inactive=False)
-    return json({"items": [reward_json(r) for r in rewards]})
+    return Catalog(items=[reward_out(r) for r in rewards])
 
 
 @api.endpoint("POST", "/redemptions", idempotent=True, body=RedeemIn, returns=RedemptionOut,
@@ -131,9 +128,9 @@ async def redeem(request: Request, body: RedeemIn) -> object:
     user, helper = await require_person(request)
     result = await service.redeem_reward(user=user, reward_id=body.reward_id, helper=helper)
     r = result.redemption
-    return json({"id": r.id, "reward_id": r.reward_id, "status": str(r.status),
-                 "voucher_code": r.voucher_code, "balance": result.balance,
-                 "expires_at": r.expires_at.isoformat()}, 201)
+    return RedemptionOut(id=r.id, reward_id=r.reward_id, status=str(r.status),
+                         voucher_code=r.voucher_code, balance=result.balance,
+                         expires_at=r.expires_at)
 
 
 @api.endpoint("POST", "/vouchers/{code}/fulfil", idempotent=True, returns=StatusOut,
@@ -143,7 +140,7 @@ async def redeem(request: Request, body: RedeemIn) -> object:
 async def fulfil(request: Request, body: None) -> object:
     staff = await require_user(request)
     redemption = await service.fulfil_voucher(staff=staff, code=request.path_params["code"])
-    return json({"id": redemption.id, "status": str(redemption.status)})
+    return StatusOut(id=redemption.id, status=str(redemption.status))
 
 
 @api.endpoint("POST", "/redemptions/{id:bigid}/cancel", idempotent=True, returns=CancelledOut,
@@ -154,7 +151,7 @@ async def cancel(request: Request, body: None) -> object:
     actor, helper = await require_person(request)
     redemption, balance = await service.cancel_redemption(
         actor=actor, redemption_id=request.path_params["id"], helper=helper)
-    return json({"id": redemption.id, "status": str(redemption.status), "balance": balance})
+    return CancelledOut(id=redemption.id, status=str(redemption.status), balance=balance)
 
 
 @api.endpoint("GET", "/me/redemptions", returns=Vouchers, summary="My vouchers, newest first",
@@ -162,7 +159,7 @@ async def cancel(request: Request, body: None) -> object:
 async def my_redemptions(request: Request, body: None) -> object:
     user = await require_user(request)
     items = await queries.vouchers_of(user.id)
-    return json({"items": [{"id": r.id, "reward_id": r.reward_id, "name": r.reward.name,
-                            "status": str(r.status), "voucher_code": r.voucher_code,
-                            "cost": r.cost, "created_at": r.created_at.isoformat(),
-                            "expires_at": r.expires_at.isoformat()} for r in items]})
+    return Vouchers(items=[VoucherOut(id=r.id, reward_id=r.reward_id, name=r.reward.name,
+                                      status=str(r.status), voucher_code=r.voucher_code,
+                                      cost=r.cost, created_at=r.created_at,
+                                      expires_at=r.expires_at) for r in items])

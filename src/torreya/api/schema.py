@@ -28,6 +28,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StrictBool,
     StrictInt,
     ValidationError,
@@ -138,7 +139,9 @@ Moment = Annotated[datetime, BeforeValidator(_moment), WithJsonSchema(
      "description": "RFC 3339 with its offset, 2000–2100"})]
 
 # Response-side types: what the server sends (documented, not validated at runtime).
-Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+# A moment, answered in RFC 3339 on both databases ("2026-12-06T00:30:18.080640+00:00").
+Time = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
+                 WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class Body(BaseModel):

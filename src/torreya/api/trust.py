@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Out, Time
 from torreya.errors import NotFoundError
 from torreya.models import Town, TownKey
@@ -74,7 +74,7 @@ async def receipt(request: Request, body: None) -> object:
     found = await receipts.receipt(request.path_params["code"])
     if found is None:
         raise NotFoundError("This is not a receipt of ours. Check the code and try again.")
-    return json(found)
+    return Receipt.model_validate(found)
 
 
 @api.endpoint("GET", "/towns/{id:id}/signed-heads", auth=False, tag="trust",
@@ -86,8 +86,7 @@ async def signed_heads(request: Request, body: None) -> object:
     if town is None:
         raise NotFoundError()
     keys = await TownKey.filter(town_id=town.id).order_by("id")
-    return json({"town_id": town.id, "items": await heads_of(town.id),
-                 "keys": [{"id": k.id, "public_key": k.public_key,
-                           "created_at": k.created_at.isoformat(),
-                           "retired_at": k.retired_at.isoformat() if k.retired_at else None}
-                          for k in keys]})
+    return SignedHeads(town_id=town.id, items=await heads_of(town.id),
+                       keys=[TownKeyOut(id=k.id, public_key=k.public_key,
+                                        created_at=k.created_at, retired_at=k.retired_at)
+                             for k in keys])

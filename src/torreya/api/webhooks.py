@@ -8,7 +8,7 @@ from pydantic import Field
 from starlette.requests import Request
 
 from torreya.accounts.permissions import require_town
-from torreya.api.registry import Endpoints, json
+from torreya.api.registry import Endpoints
 from torreya.api.schema import Body, Bool, Out, Text, Time
 from torreya.models import Role
 from torreya.outbox import webhooks as service
@@ -69,20 +69,19 @@ class Attempts(Out):
     items: list[AttemptOut]
 
 
-def webhook_json(webhook, *, secret: bool = False) -> dict:
-    data = {"id": webhook.id, "town_id": webhook.town_id, "url": webhook.url,
-            "events": list(webhook.events), "is_active": webhook.is_active}
+def webhook_out(webhook, *, secret: bool = False) -> WebhookOut:
+    fields = {"id": webhook.id, "town_id": webhook.town_id, "url": webhook.url,
+              "events": list(webhook.events), "is_active": webhook.is_active}
     if secret:  # shown when created or rotated, never again
-        data["secret"] = webhook.secret
-    return data
+        return NewWebhookOut(**fields, secret=webhook.secret)
+    return WebhookOut(**fields)
 
 
-def delivery_json(delivery) -> dict:
-    return {"id": delivery.id, "message_id": f"msg_{delivery.message_id}",
-            "event_type": delivery.event_type, "status": str(delivery.status),
-            "attempts": delivery.attempts, "last_status_code": delivery.last_status_code,
-            "next_attempt_at": delivery.next_attempt_at.isoformat()
-            if delivery.next_attempt_at else None}
+def delivery_out(delivery) -> DeliveryOut:
+    return DeliveryOut(id=delivery.id, message_id=f"msg_{delivery.message_id}",
+                       event_type=delivery.event_type, status=str(delivery.status),
+                       attempts=delivery.attempts, last_status_code=delivery.last_status_code,
+                       next_attempt_at=delivery.next_attempt_at)
 
 
 @api.endpoint("POST", "/towns/{id:id}/webhooks", idempotent=True,
@@ -99,7 +98,7 @@ async def create_webhook(request: Request, body: WebhookIn) -> object:
     webhook = await service.create_webhook(request.app.state.settings, actor=actor,
                                            town_id=request.path_params["id"], url=body.url,
                                            events=list(body.events))
-    return json(webhook_json(webhook, secret=True), 201)
+    return webhook_out(webhook, secret=True)
 
 
 @api.endpoint("POST", "/webhooks/{id:id}/rotate-secret", idempotent=True,
@@ -112,7 +111,7 @@ async def rotate_secret(request: Request, body: None) -> object:
     webhook = await service.webhook_for(actor, request.path_params["id"])
     await confirm_big_action(request, actor)
     webhook = await service.rotate_secret(actor=actor, webhook=webhook)
-    return json(webhook_json(webhook, secret=True))
+    return webhook_out(webhook, secret=True)
 
 
 @api.endpoint("POST", "/webhooks/{id:id}/active", body=ActiveIn, returns=WebhookOut,
@@ -122,7 +121,7 @@ async def set_active(request: Request, body: ActiveIn) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     webhook = await service.set_active(actor=actor, webhook=webhook, active=body.is_active)
-    return json(webhook_json(webhook))
+    return webhook_out(webhook)
 
 
 @api.endpoint("GET", "/webhooks/{id:id}/deliveries", returns=Deliveries,
@@ -131,7 +130,7 @@ async def set_active(request: Request, body: ActiveIn) -> object:
 async def deliveries(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
-    return json({"items": [delivery_json(d) for d in await service.deliveries_of(webhook)]})
+    return Deliveries(items=[delivery_out(d) for d in await service.deliveries_of(webhook)])
 
 
 @api.endpoint("GET", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/attempts",
@@ -142,10 +141,10 @@ async def attempts(request: Request, body: None) -> object:
     actor = await require_user(request)
     webhook = await service.webhook_for(actor, request.path_params["id"])
     delivery = await service.delivery_of(webhook, request.path_params["delivery_id"])
-    return json({"items": [{"id": a.id, "status_code": a.status_code, "error": a.error,
-                            "response": a.response, "duration_ms": a.duration_ms,
-                            "created_at": a.created_at.isoformat()}
-                           for a in await service.attempts_of(delivery)]})
+    return Attempts(items=[AttemptOut(id=a.id, status_code=a.status_code, error=a.error,
+                                      response=a.response, duration_ms=a.duration_ms,
+                                      created_at=a.created_at)
+                           for a in await service.attempts_of(delivery)])
 
 
 @api.endpoint("POST", "/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
@@ -156,4 +155,4 @@ async def redeliver(request: Request, body: None) -> object:
     webhook = await service.webhook_for(actor, request.path_params["id"])
     delivery = await service.redeliver(actor=actor, webhook=webhook,
                                        delivery_id=request.path_params["delivery_id"])
-    return json(delivery_json(delivery), 202)
+    return delivery_out(delivery)
