@@ -8,7 +8,7 @@ import html
 import pytest
 
 from tests.factories import api_token, make_user, make_village, web_login
-from torreya.models import Event, Reward, Role
+from torreya.models import Event, Pledge, Reward, Role
 
 GOOD_EVENT = {"title": "防诈骗讲座", "kind": "training", "points": "5",
               "starts_at": "2030-01-01T09:00", "ends_at": "2030-01-01T11:00",
@@ -78,3 +78,23 @@ async def test_the_reward_form_takes_empty_optional_fields_as_not_given(client):
     shown = await client.get(refused.headers["location"])
     assert 'data-code="invalid_request">cost 不能小于 1。' in shown.text
     assert await Reward.filter(village_id=village.id).count() == 1
+
+
+async def test_a_pledge_form_takes_one_confirmation_per_line_with_the_apis_limit(client):
+    """A list field of a form (the confirmations box) is the API model's list: one line
+    each, blank lines dropped, at most ten, refused in words rather than cut short."""
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    csrf = await web_login(client, admin)
+    form = {"title": "反诈承诺", "text": "我承诺不信陌生来电。", "points": "3",
+            "csrf_token": csrf}
+    too_many = "\n".join(f"我已知晓第{n}条" for n in range(11))
+    page = await client.post(f"/console/villages/{village.id}/pledges/new",
+                             data={**form, "confirmations": too_many}, follow_redirects=True)
+    assert "confirmations 项目太多（最多 10 项）" in page.text, page.text[-800:]
+    assert await Pledge.filter(village_id=village.id).count() == 0
+    done = await client.post(f"/console/villages/{village.id}/pledges/new",
+                             data={**form, "confirmations": "我已知晓\n\n  不转账  \n"})
+    assert done.status_code == 303
+    pledge = await Pledge.get(village_id=village.id)
+    assert pledge.confirmations == ["我已知晓", "不转账"] and pledge.points == 3

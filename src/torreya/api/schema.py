@@ -245,7 +245,8 @@ def form_body(model: type[BaseModel], form: Any) -> dict[str, Any]:
     validated by one declaration (the same limits, choices, markup rule and messages). A
     form sends text: a whole number's digits become the number, a ticked checkbox true
     (absent: false), a date and time without an offset (a datetime-local input) village
-    time, and an optional field left empty is left out (its default)."""
+    time, an optional field left empty is left out (its default), and a list is the
+    field's values (ticked boxes) or the lines of its one text box."""
     schema = model.model_json_schema()
     required = set(schema.get("required", ()))
     body: dict[str, Any] = {}
@@ -253,6 +254,12 @@ def form_body(model: type[BaseModel], form: Any) -> dict[str, Any]:
         kinds = prop.get("anyOf", [prop])
         types = {kind.get("type") for kind in kinds}
         value = form.get(name)
+        if "array" in types:
+            values = [str(v) for v in form.getlist(name)]
+            if len(values) == 1:
+                values = values[0].splitlines()
+            body[name] = [line.strip() for line in values if line.strip()]
+            continue
         if "boolean" in types:
             body[name] = value in ("on", "true", "1")
             continue

@@ -18,6 +18,8 @@ from torreya.accounts.permissions import (
     require_over,
     require_town,
 )
+from torreya.api.accounts import AdjustmentIn
+from torreya.api.schema import validate_form
 from torreya.console import queries, workbench
 from torreya.console.flags import unusual_activity
 from torreya.errors import DomainError, NotFoundError
@@ -252,11 +254,10 @@ async def adjust(request: Request) -> Response:
     require_over(actor, person, Role.VILLAGE_ADMIN)
     form = await read_form(request)
     try:
-        data = validate(form, [Field(name="delta", type=int, minimum=-1_000_000,
-                                     maximum=1_000_000),
-                               Field(name="memo", max_length=200, min_length=1),
-                               Field(name="idem_key", max_length=255),
-                               Field(name="proxy", type=bool, required=False)])
+        # The API's model for the change; the page's own fields beside it.
+        data = validate_form(AdjustmentIn, form).model_dump() | validate(form, [
+            Field(name="idem_key", max_length=255),
+            Field(name="proxy", type=bool, required=False)])
         if data["delta"] == 0:
             raise DomainError("Field %(name)s must not be zero.", name="delta")
         if await needs_step_up_for(person, data["delta"]):

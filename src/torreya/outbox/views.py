@@ -7,13 +7,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from torreya.api.schema import validate_form
+from torreya.api.webhooks import WebhookIn
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.models import Role, Town, Webhook, WebhookAttempt
 from torreya.outbox import webhooks as service
 from torreya.outbox.service import EVENT_TYPES
 from torreya.templating import render
-from torreya.validation import Field, validate
 from torreya.web import (
     confirm_big_action,
     flash,
@@ -45,11 +46,11 @@ async def create(request: Request) -> Response:
     user, town = await _town(request)
     form = await read_form(request)
     try:
-        data = validate(form, [Field(name="url", max_length=500)])
+        body = validate_form(WebhookIn, form)  # the API's model: one declaration
         await confirm_big_action(request, user, form)
         hook = await service.create_webhook(request.app.state.settings, actor=user,
-                                            town_id=town.id, url=data["url"],
-                                            events=form.getlist("events"))
+                                            town_id=town.id, url=body.url,
+                                            events=list(body.events))
         flash(request, _("Endpoint added. Its secret, shown only now: %(secret)s",
                          secret=hook.secret))
     except DomainError as error:

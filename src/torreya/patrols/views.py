@@ -8,6 +8,8 @@ from starlette.routing import Route as Path
 
 from torreya import qr
 from torreya.accounts.permissions import require_town, require_village
+from torreya.api.patrols import RouteIn
+from torreya.api.schema import validate_form
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
@@ -135,15 +137,8 @@ async def create_route(request: Request) -> Response:
     group = await service.group_for(user, request.path_params["id"])
     form = await read_form(request)
     try:
-        data = validate(form, [Field(name="name", max_length=80),
-                               Field(name="checkpoints", max_length=4000),
-                               Field(name="min_checkpoints", type=int, minimum=1, maximum=50),
-                               Field(name="village_id", type=int, required=False,
-                                     nullable=True)])
-        await service.create_route(actor=user, group=group, name=data["name"],
-                                   checkpoints=data["checkpoints"].splitlines(),
-                                   min_checkpoints=data["min_checkpoints"],
-                                   village_id=data["village_id"])
+        body = validate_form(RouteIn, form)  # the API's model: one plate per line
+        await service.create_route(actor=user, group=group, **body.model_dump())
         flash(request, _("Route saved. Print the plates and put them up along the route."))
     except DomainError as error:
         flash_error(request, error)

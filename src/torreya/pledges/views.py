@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,6 +9,8 @@ from tortoise.functions import Count
 
 from torreya import qr
 from torreya.accounts.permissions import require_village
+from torreya.api.community import PledgeIn, SignatureIn
+from torreya.api.schema import validate_form
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
@@ -18,7 +18,6 @@ from torreya.models import Pledge, PledgeSignature, Role, Village
 from torreya.pledges import service
 from torreya.spreadsheet import csv_response
 from torreya.templating import local_time, render
-from torreya.validation import Field, validate
 from torreya.web import (
     flash,
     flash_error,
@@ -55,11 +54,9 @@ async def sign(request: Request) -> Response:
     form = await read_form(request)
     pledge = await service.visible_pledge(user, request.path_params["id"])
     try:
-        data = validate(form, [Field(name="signed_name", max_length=64)])
-        await service.sign_pledge(user=user, pledge_id=pledge.id,
-                                  signed_name=data["signed_name"],
-                                  confirmed=[str(c) for c in form.getlist("confirmations")],
-                                  helper=helper)
+        body = validate_form(SignatureIn, form)  # the API's model: one declaration
+        await service.sign_pledge(user=user, pledge_id=pledge.id, signed_name=body.signed_name,
+                                  confirmed=list(body.confirmations), helper=helper)
     except DomainError as error:
         if error.code == "already_signed":
             return redirect(f"/pledges/{pledge.id}/certificate")
@@ -112,16 +109,8 @@ async def console_create(request: Request) -> Response:
     user, village = await village_from_path(request, Role.VILLAGE_ADMIN, sign_in=Role.STAFF)
     form = await read_form(request)
     try:
-        data = validate(form, [
-            Field(name="title", max_length=120),
-            Field(name="text", max_length=5000, allow_markup=True),
-            Field(name="points", type=int, minimum=0, maximum=10_000),
-            Field(name="confirmations", max_length=500, required=False),
-            Field(name="starts_at", type=datetime, required=False, nullable=True),
-            Field(name="ends_at", type=datetime, required=False, nullable=True)])
-        lines = [c.strip() for c in data.pop("confirmations").splitlines() if c.strip()]
-        await service.create_pledge(actor=user, village=village, confirmations=lines[:10],
-                                    **data)
+        body = validate_form(PledgeIn, form)  # one line of the box per confirmation
+        await service.create_pledge(actor=user, village=village, **body.model_dump())
         flash(request, _("Pledge campaign started."))
     except DomainError as error:
         flash_error(request, error)
