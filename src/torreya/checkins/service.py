@@ -1,6 +1,6 @@
 """Events and check-ins: every way of proving presence ends in `credit_check_in` (through
 `_check_in` online; the offline sync calls it in its own savepoint), whose writes are the
-ledger's (ledger.service.credit_checkin)."""
+ledger's (ledger.service.post_checkin)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from torreya.checkins.events import event_by_id, is_open
 from torreya.db import now
 from torreya.errors import ConflictError, DomainError, ForbiddenError, InvalidRequestError
 from torreya.ledger.rules import rule_for
-from torreya.ledger.service import Posting, credit_checkin
+from torreya.ledger.service import Posting, post_checkin
 from torreya.ledger.writer import AlreadyCheckedInError
 from torreya.models import (
     CheckinRefusal,
@@ -199,11 +199,11 @@ def may_check_in(event: Event, user: User) -> None:
 async def credit_check_in(connection, event: Event, user: User, *, rule: EarningRule,
                           method: str, staff: User | None, helper: Acting | None = None,
                           audit_data: dict | None = None) -> tuple[int, LedgerEntry]:
-    """The check-in's writes (ledger.service.credit_checkin), inside the caller's
+    """The check-in's writes (ledger.service.post_checkin), inside the caller's
     transaction (who has checked that the resident may check in and the event is open):
     (check-in id, entry). Raises AlreadyCheckedInError or CapReachedError; the caller's
     transaction must then roll back."""
-    checkin_id, entry = await credit_checkin(connection, Posting(
+    checkin_id, entry = await post_checkin(connection, Posting(
         user=user, delta=event.points, kind="checkin", memo=event.title,
         idem_key=f"checkin:{event.id}:{user.id}", source_type="event", source_id=event.id,
         actor=staff or user, proxy=staff is not None, earned=True, rule=rule, helper=helper),

@@ -1,5 +1,5 @@
 """Commands that change points: one change (`post_entry`), a check-in's claim and credit
-(`credit_checkin`), a committee's correction (`adjust_points`). Their statements are
+(`post_checkin`), a committee's correction (`adjust_points`). Their statements are
 ledger/writer.py's, which the check-in batch (ledger/batch.py) runs too.
 
 `post_entry` runs inside the caller's transaction. The caller claims its action first with
@@ -99,7 +99,7 @@ async def post_entry(posting: Posting, connection: BaseDBAsyncClient, *,
     return entry
 
 
-async def credit_checkin(connection: BaseDBAsyncClient, posting: Posting, *, event_id: int,
+async def post_checkin(connection: BaseDBAsyncClient, posting: Posting, *, event_id: int,
                          method: str, staff: User | None) -> tuple[int, LedgerEntry]:
     """A check-in's claim and its credit, inside the caller's transaction: (check-in id,
     entry). Raises AlreadyCheckedInError or CapReachedError; the caller's transaction must
