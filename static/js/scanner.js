@@ -1,5 +1,5 @@
-// Staff scanner: read a member card's or voucher's QR with the phone camera, then submit
-// the form. Uses the browser's BarcodeDetector where there is one and the bundled jsQR
+// Scanner: read a QR (a member card or voucher for staff, a poster for a resident) with
+// the phone camera, then submit the form. Uses the browser's BarcodeDetector where there is one and the bundled jsQR
 // (static/vendor) elsewhere; typing the code by hand always works.
 (function () {
   "use strict";

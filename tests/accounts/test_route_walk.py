@@ -71,7 +71,8 @@ _audience("public",  # no login
           "GET /villages/{id:id}/display", "GET /villages/{id:id}/display.json",
           "GET /villages/{id:id}/leaderboard", "GET /villages/{id:id}/stock",
           "GET /groups/{id:id}/display", "GET /groups/{id:id}/display.json",
-          "GET /groups/{id:id}/leaderboard")
+          "GET /groups/{id:id}/leaderboard",
+          "GET /c/{token}")  # logged out: which event, how many points, then the login
 _audience("public_absent",  # public, and the walk's world has no such thing: 404 to all
           "GET /rewards/{id:id}/image", "GET /certificates/{code}", "GET /login/oidc",
           "GET /login/oidc/callback", "GET /login/wechat", "GET /login/wechat/callback")
@@ -87,7 +88,7 @@ _audience("login",  # anyone logged in, for their own account or the town's publ
           "POST /me/elder-mode", "GET /me/family", "GET /me/ledger", "POST /me/password",
           "GET /me/settings", "POST /me/settings", "GET /groups", "GET /pledges", "GET /reports",
           "GET /reports/new", "POST /reports/new", "GET /vouchers", "GET /cp/{code}",
-          "POST /cp/{code}", "GET /c/{token}", "GET /card/{code}")
+          "POST /cp/{code}", "GET /card/{code}", "GET /scan")
 _audience("login_absent",  # the walk's world has no such thing: 404 to all logged in
           "POST /me/identities/{id:id}/unlink", "POST /api/v1/me/sessions/{sid}/revoke",
           "POST /me/sessions/{sid}/end", "GET /reports/{id:bigid}/photo")
@@ -124,6 +125,7 @@ _audience("staff",
           "GET /console/villages/{id:id}/residents.csv",
           "POST /console/villages/{id:id}/residents/bulk",
           "GET /console/villages/{id:id}/registrations", "POST /registrations/{id:id}/decide",
+          "GET /console/villages/{id:id}/refusals",
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",

@@ -191,3 +191,15 @@ def shot(page, name: str) -> None:
     folder.mkdir(exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
+
+SCREENS = Path(__file__).resolve().parent.parent.parent / "docs" / "screens"
+
+
+def screen(page, name: str) -> None:
+    """A screenshot for docs/screens/ (what a reviewer looks at without running anything),
+    written when TORREYA_SCREENS=1 (`scripts/screens`); otherwise kept as `shot` keeps it."""
+    if os.environ.get("TORREYA_SCREENS") == "1":
+        SCREENS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=False)
+    else:
+        shot(page, name)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import shot
+from tests.browser.conftest import screen, shot
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +65,10 @@ def test_poster_checkin_from_logged_out_to_points(page, live_server):
         code = staff.get(f"/api/v1/events/{event_id}/checkin-code").json()
     page.context.clear_cookies()
 
-    page.goto(code["url"])
+    page.goto(code["url"])  # logged out: the event and its points, then the login
+    assert "平安积分集市·现场签到" in page.locator("h1").inner_text()
+    assert "登录后签到" in page.locator("#login-to-check-in").inner_text()
+    page.click("#login-to-check-in")
     page.wait_for_url(re.compile(r".*/login\?next=.*"))
     page.click("#password-login summary")
     page.fill("input[name=username]", "poster_r1")
@@ -78,6 +81,9 @@ def test_poster_checkin_from_logged_out_to_points(page, live_server):
     shot(page, "checkin-success")
     with live_server.api("poster_r1") as resident:
         assert resident.get("/api/v1/me").json()["balance"] == before + 10
+    page.goto(code["url"])  # the poster scanned again: calmly done, no button
+    assert "已签到" in page.locator("#already").inner_text()
+    assert page.locator("#checkin-button").count() == 0
 
 
 def test_the_event_page_shows_new_checkins_without_reloading(page, live_server):
@@ -124,6 +130,9 @@ def test_resident_redeems_in_the_shop_and_staff_hand_over(page, live_server):
     page.click("#confirm-redeem")
     page.wait_for_url(re.compile(r".*/vouchers/\d+$"))
     assert page.locator(".card-qr svg").is_visible()
+    done = page.locator(".flash-ok").inner_text()
+    assert "兑换成功" in done and str(me["balance"] + 100 - 15) in done, done
+    screen(page, "redeem-result")
     code = page.locator("#voucher-code").inner_text()
     assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code)
     shot(page, "voucher")
@@ -230,13 +239,19 @@ def test_patrol_from_start_to_points(page, live_server):
     login(page, live_server, "gulaicun_r006")
     page.wait_for_url(f"{live_server.url}/")
     page.goto(patrol_url)
+    page.click("#finish summary")  # it asks first, with the points at this duration
+    assert "90" in page.locator("#finish").inner_text()
     page.click("#finish-button")
     assert page.locator("#patrol-status").inner_text() == "已提交"
+    assert "审核" in page.locator("#next-step").inner_text()
+    screen(page, "patrol-finished")
 
     page.context.clear_cookies()
     login(page, live_server, "gulaicun_admin")
     page.wait_for_url(re.compile(r".*/console/"))
     page.goto(patrol_url)
+    assert page.locator("#planned-awards li").count() >= 2
+    assert "+30" in page.locator("#planned-awards").inner_text()
     page.click("#approve-button")
     assert page.locator("#patrol-status").inner_text() == "已通过"
     with live_server.api("gulaicun_r007") as member:

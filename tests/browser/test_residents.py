@@ -15,8 +15,6 @@ from torreya.masking import mask_name
 pytestmark = pytest.mark.browser
 
 
-@pytest.mark.skipif(shutil.which("pdftoppm") is None,
-                    reason="pdftoppm not found (apt-get install poppler-utils)")
 def payload_of(url: str) -> str:
     """The signed fields of a scanned card or voucher (not checked here: the server and the
     offline scanner check the signature)."""
@@ -26,6 +24,8 @@ def payload_of(url: str) -> str:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
 
 
+@pytest.mark.skipif(shutil.which("pdftoppm") is None,
+                    reason="pdftoppm not found (apt-get install poppler-utils)")
 def test_a_sheet_of_member_cards_prints_with_codes_a_camera_reads(browser, live_server,
                                                                    tmp_path):
     import zxingcpp

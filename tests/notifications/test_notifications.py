@@ -77,7 +77,7 @@ async def test_accepted_report_reaches_the_inbox_and_a_text_message(client, day_
     assert inbox["unread"] == 1
     [item] = inbox["items"]
     assert item["kind"] == "report_accepted" and item["link"] == f"/reports/{report_id}"
-    assert item["text"] == "您上报的安全隐患已受理，奖励20香榧币。"
+    assert item["text"] == "您的上报（安全隐患）已受理，奖励20香榧币。"
     english = (await client.get("/api/v1/me/notifications",
                                 headers={**headers, "Accept-Language": "en"})).json()
     assert english["items"][0]["text"].startswith("Your report (")
@@ -86,7 +86,7 @@ async def test_accepted_report_reaches_the_inbox_and_a_text_message(client, day_
     assert await _send(sms_receiver) == 1
     [(_headers, body)] = sms_receiver.received
     sent = json.loads(body)
-    assert sent == {"phone": PHONE, "code": None, "text": "您上报的安全隐患已受理，奖励20香榧币。"}
+    assert sent == {"phone": PHONE, "code": None, "text": "您的上报（安全隐患）已受理，奖励20香榧币。"}
     assert (await SmsMessage.get(user_id=resident.id)).status == SmsStatus.SENT
     assert await _send(sms_receiver) == 0  # sent once
 
@@ -110,7 +110,7 @@ async def test_rejected_report_says_why(client, day_clock):
                                                        note="已由村里修好")
     [item] = (await client.get("/api/v1/me/notifications",
                                headers=await api_token(client, resident))).json()["items"]
-    assert item["text"] == "您上报的安全隐患未被受理：已由村里修好"
+    assert item["text"] == "您的上报（安全隐患）未被受理：已由村里修好"
     assert (await SmsMessage.get(user_id=resident.id)).text == item["text"]
 
 
@@ -120,7 +120,7 @@ async def test_home_page_shows_the_unread_count_and_the_inbox_clears_it(client, 
     home = await client.get("/")
     assert "您有1条新消息" in home.text
     inbox = await client.get("/inbox")
-    assert inbox.status_code == 200 and "您上报的安全隐患已受理" in inbox.text
+    assert inbox.status_code == 200 and "您的上报（安全隐患）已受理" in inbox.text
     assert 'class="card unread"' in inbox.text
     assert "您有1条新消息" not in (await client.get("/")).text
     assert 'class="card unread"' not in (await client.get("/inbox")).text

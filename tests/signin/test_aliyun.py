@@ -94,7 +94,7 @@ async def test_a_code_goes_with_the_code_template_signed(dysmsapi):
 
 async def test_a_notice_goes_with_the_notice_template(dysmsapi):
     endpoint, received = dysmsapi
-    text = "您上报的安全隐患已受理，奖励20香榧币。"
+    text = "您的上报（安全隐患）已受理，奖励20香榧币。"
     await _gateway(endpoint).send(phone="+8613800138000", text=text)
     assert received[0]["TemplateCode"] == "SMS_100002"
     assert json.loads(received[0]["TemplateParam"]) == {"text": text}

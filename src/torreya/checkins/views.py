@@ -4,6 +4,7 @@ staff scanner and the committee's event page."""
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,6 +24,7 @@ from torreya.checkins.codes import (
     read_checkin_token,
 )
 from torreya.checkins.events import is_open
+from torreya.console import workbench
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
@@ -32,8 +34,10 @@ from torreya.security import AccessClaims
 from torreya.settings import LOCAL
 from torreya.templating import render
 from torreya.web import (
+    LoginRequired,
     current_helper,
     current_sid,
+    current_user,
     flash,
     pop_flashes,
     read_form,
@@ -45,8 +49,10 @@ from torreya.web import (
 
 
 async def checkin_page(request: Request) -> Response:
-    """Where a scanned poster or screen code lands. Needs login; one tap to check in."""
-    user = await require_user(request)
+    """Where a scanned poster or screen code lands: one tap to check in. Logged out, it says
+    which event and how many points wait after logging in; checked in already, it says so
+    calmly, with the time, and offers no button."""
+    user = await current_user(request)
     token = request.path_params["token"]
     event = None
     problem = None
@@ -61,11 +67,29 @@ async def checkin_page(request: Request) -> Response:
         expired = await Event.get_or_none(id=exc.event_id) if exc.event_id else None
         problem = (service.InvalidTokenError() if exc.code == "invalid_token"
                              else service.expired_error(expired)).text()
+    done = None
+    if user is not None and event is not None:
+        done = await Checkin.get_or_none(event_id=event.id, user_id=user.id)
+    if user is None and event is None:
+        raise LoginRequired()
+    town_id = user.town_id if user is not None else event.town_id
     return render(request, "checkins/checkin.html",
-                  {"event": event, "token": token, "problem": problem,
-                   "currency": await currency_name(user.town_id),
+                  {"event": event, "token": token, "problem": None if done else problem,
+                   "done": done, "anonymous": user is None,
+                   "login_url": "/login?" + urlencode({"next": f"/c/{token}"}),
+                   "currency": await currency_name(town_id),
                    "upcoming": await service.upcoming_events(user.village_id)
-                   if problem else []})
+                   if problem and user is not None and not done else []})
+
+
+async def poster_scanner(request: Request) -> Response:
+    """A resident's own scanner, for a phone whose camera app does not open links: the
+    camera (or the typed code) leads to the check-in page of the code."""
+    await require_user(request)
+    code = request.query_params.get("code", "").strip()
+    if code:
+        return redirect(f"/c/{quote(code.rstrip('/').split('/')[-1], safe='')}")
+    return render(request, "checkins/scan_poster.html", {})
 
 
 async def checkin_submit(request: Request) -> Response:
@@ -161,6 +185,17 @@ async def event_page(request: Request) -> Response:
         "event": event, "village": village, "checkins": checkins, "refusals": refusals,
         "open": is_open(event), "flashes": pop_flashes(request),
         "is_admin": user.rank >= 2})
+
+
+async def refusals_today(request: Request) -> Response:
+    """The village's scans refused today (the workbench's tile): when, who, which event and
+    why in words, so staff can help the person at the door."""
+    _user, village = await village_from_path(request, Role.STAFF)
+    refusals = await CheckinRefusal.filter(
+        village_id=village.id, created_at__gte=workbench.today_start(now())
+    ).order_by("-id").prefetch_related("user", "event").limit(200)
+    return render(request, "checkins/refusals.html", {"village": village,
+                                                      "refusals": refusals})
 
 
 async def new_event_page(request: Request) -> Response:
@@ -283,6 +318,8 @@ routes = [
     Route("/events/{id:id}/poster.svg", poster_svg, name="poster_svg"),
     Route("/events/{id:id}/display", display, name="display"),
     Route("/events/{id:id}/code.json", code_json, name="code"),
+    Route("/scan", poster_scanner, name="poster_scanner"),
+    Route("/console/villages/{id:id}/refusals", refusals_today, name="refusals"),
     Route("/events/{id:id}/scan", scanner, methods=["GET"], name="scan"),
     Route("/events/{id:id}/scan", scanner_submit, methods=["POST"], name="scan_submit"),
 ]

@@ -52,12 +52,16 @@ async def dashboard(request: Request) -> Response:
     villages = await queries.villages_for(user)
     work = await workbench.village_work(villages)
     sort = request.query_params.get("sort", "")
-    if sort in {key for key, _l, _p in workbench.QUEUES} | {"total"}:
+    queues = workbench.queues_for(user)
+    for w in work:  # counted for the tiles shown, the total too
+        w.counts = {q.key: w.counts[q.key] for q in queues}
+    if sort in {q.key for q in queues} | {"total"}:
         work.sort(key=lambda w: -(w.total if sort == "total" else w.counts[sort]))
     return render(request, "console/dashboard.html", {
         "towns": towns, "villages": villages, "flashes": pop_flashes(request),
-        "work": work, "queues": workbench.QUEUES,
+        "work": work, "queues": queues,
         "events": await workbench.events_ahead(villages),
+        "village_names": {v.id: v.name for v in villages},
         "failing": await workbench.failing_deliveries([t.id for t in towns])
         if user.rank >= rank(Role.TOWN_ADMIN) else 0})
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from tortoise.functions import Count
 
+from torreya.accounts.permissions import rank
 from torreya.db import now
 from torreya.i18n import lazy_gettext
 from torreya.models import (
@@ -25,6 +26,7 @@ from torreya.models import (
     Report,
     ReportStatus,
     Reward,
+    Role,
     Village,
     WebhookDelivery,
 )
@@ -32,15 +34,35 @@ from torreya.settings import LOCAL
 
 LOW_STOCK = 5
 
-# (key, label, link under /console/villages/{id}/…)
+@dataclass(frozen=True)
+class Queue:
+    """A tile of the workbench: what it counts, and the page that shows exactly those
+    (under /console/villages/{id}/), for the roles that can act on them."""
+
+    key: str
+    label: str
+    path: str
+    role: Role
+
+
 QUEUES = (
-    ("reports", lazy_gettext("Reports to review"), "reports"),
-    ("patrols", lazy_gettext("Patrols to approve"), "patrols"),
-    ("registrations", lazy_gettext("Registrations to approve"), "registrations"),
-    ("vouchers", lazy_gettext("Vouchers waiting for hand-over"), "rewards"),
-    ("low_stock", lazy_gettext("Items low on stock"), "rewards"),
-    ("refused", lazy_gettext("Refused scans today"), "dashboard"),
+    Queue("reports", lazy_gettext("Reports to review"), "reports?status=submitted",
+          Role.STAFF),
+    Queue("patrols", lazy_gettext("Patrols to approve"), "patrols?status=submitted",
+          Role.VILLAGE_ADMIN),
+    Queue("registrations", lazy_gettext("Registrations to approve"), "registrations",
+          Role.STAFF),
+    Queue("vouchers", lazy_gettext("Vouchers waiting for hand-over"), "rewards#pickups",
+          Role.STAFF),
+    Queue("low_stock", lazy_gettext("Items low on stock"), "rewards?low=1#catalog",
+          Role.STAFF),
+    Queue("refused", lazy_gettext("Refused scans today"), "refusals", Role.STAFF),
 )
+
+
+def queues_for(user) -> list[Queue]:
+    """The tiles `user` can act on: a tile that would lead to a refusal is not shown."""
+    return [queue for queue in QUEUES if user.rank >= rank(queue.role)]
 
 
 @dataclass
@@ -58,7 +80,7 @@ async def _grouped(query, column: str = "village_id") -> dict[int, int]:
     return {row[column]: row["n"] for row in rows}
 
 
-def _today_start(moment: datetime) -> datetime:
+def today_start(moment: datetime) -> datetime:
     local = moment.astimezone(LOCAL)
     # in UTC: SQLite compares the stored UTC text, and "2026-12-02 00:00+08:00" sorts after
     # every row of that morning before 08:00
@@ -83,9 +105,9 @@ async def village_work(villages: list[Village]) -> list[VillageWork]:
                                                   stock__not_isnull=True,
                                                   stock__lte=LOW_STOCK)),
         "refused": await _grouped(CheckinRefusal.filter(
-            village_id__in=ids, created_at__gte=_today_start(moment))),
+            village_id__in=ids, created_at__gte=today_start(moment))),
     }
-    return [VillageWork(v, {key: counts[key].get(v.id, 0) for key, _l, _p in QUEUES})
+    return [VillageWork(v, {q.key: counts[q.key].get(v.id, 0) for q in QUEUES})
             for v in villages]
 
 

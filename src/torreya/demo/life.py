@@ -12,6 +12,7 @@ review, vouchers to hand over, registrations to approve, scans refused today.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -40,6 +41,8 @@ from torreya.models import (
     Registration,
     Reward,
     Route,
+    SmsMessage,
+    SmsStatus,
     Town,
     User,
     Village,
@@ -148,15 +151,21 @@ async def half_a_year(rng: random.Random, town: Town, casts: list[VillageCast],
         _live_events(rng, timeline, town, cast, moment)
     await _red_maple(rng, timeline, town, casts[0], start, moment)
     for week in range(1, WEEKS + 1):
-        timeline.at(min(start + timedelta(weeks=week), moment), _week_end)
+        timeline.at(min(start + timedelta(weeks=week), moment),
+                    functools.partial(_week_end, town_id=town.id))
     await timeline.run()
+    await _week_end(moment, town_id=town.id)  # today's too: nothing left to send at start
 
 
-async def _week_end(moment: datetime) -> None:
-    """What the worker does meanwhile: lapsed vouchers refunded, residents told."""
+async def _week_end(moment: datetime, *, town_id: int) -> None:
+    """What the worker does meanwhile: lapsed vouchers refunded, residents told, and their
+    text messages delivered then (marked sent), not replayed by the first `serve`."""
     await expire_vouchers()
     while await dispatch():
         pass
+    people = await User.filter(town_id=town_id).values_list("id", flat=True)
+    await SmsMessage.filter(status=SmsStatus.PENDING, user_id__in=people).update(
+        status=SmsStatus.SENT, sent_at=moment)
 
 
 # -- events and check-ins --------------------------------------------------------------------

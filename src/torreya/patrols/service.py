@@ -131,6 +131,21 @@ async def add_member(*, actor: User, group: Group, user_id: int, role: str) -> G
     raise ConflictError("Please try again.")
 
 
+async def person_by_phone(group: Group, phone: str) -> User:
+    """The active resident of the group's town with this phone number (residents log in by
+    phone and never see a username). Raises NotFoundError, or ConflictError when the
+    number is several residents' (a shared family phone): they join by the group's QR."""
+    people = await User.filter(phone=phone, town_id=group.town_id, is_active=True,
+                               role=Role.RESIDENT).order_by("id").limit(4)
+    if not people:
+        raise NotFoundError("No resident of this town has this number.", field="phone")
+    if len(people) > 1:
+        raise ConflictError("This number is shared by %(names)s. Ask the one who joins to "
+                            "scan the group's QR code instead.", field="phone",
+                            names="、".join(p.display_name for p in people))
+    return people[0]
+
+
 async def _upsert_member(connection, group: Group, person: User, role: str) -> GroupMember:
     existing = await GroupMember.get_or_none(group_id=group.id, user_id=person.id
                                              ).using_db(connection)
@@ -350,10 +365,6 @@ async def approve_patrol(*, actor: User, patrol_id: int) -> tuple[Patrol, list[A
     if patrol.status == PatrolStatus.SUBMITTED and covered < route.min_checkpoints:
         raise NotEnoughCheckpointsError(covered=covered, required=route.min_checkpoints)
     rule = await rule_for(patrol.town_id, "patrol")
-    participants = await User.filter(
-        id__in=await PatrolParticipant.filter(patrol_id=patrol.id).values_list("user_id",
-                                                                               flat=True))
-    base = (patrol.duration_minutes or 0) * rule.points // 60
     awards: list[Award] = []
     async with in_transaction() as connection:
         claimed = await Patrol.filter(id=patrol.id, status=PatrolStatus.SUBMITTED).using_db(
@@ -361,8 +372,7 @@ async def approve_patrol(*, actor: User, patrol_id: int) -> tuple[Patrol, list[A
                                reviewed_at=now())
         if not claimed:
             raise PatrolStateError()
-        for person in sorted(participants, key=lambda p: p.id):
-            points = min(base, await _room_under_caps(person, rule, connection))
+        for person, points in await planned_awards(patrol, rule, connection):
             if points > 0:
                 entry = await post_entry(
                     Posting(user=person, delta=points, kind="patrol", memo=route.name,
@@ -386,6 +396,25 @@ async def approve_patrol(*, actor: User, patrol_id: int) -> tuple[Patrol, list[A
                                              "duration_minutes": patrol.duration_minutes,
                                              "awards": [a.__dict__ for a in awards]}))
     return patrol, awards
+
+
+def points_for_minutes(minutes: int | None, rule) -> int:
+    """What a patrol of `minutes` earns each participant before the caps (the rule's points
+    per hour, whole points)."""
+    return (minutes or 0) * rule.points // 60
+
+
+async def planned_awards(patrol: Patrol, rule, connection=None) -> list[tuple[User, int]]:
+    """Each participant and the points approving would give them now: the duration's
+    points, within what their caps leave. The reviewer sees this before approving;
+    approving pays exactly it."""
+    participants = await User.filter(
+        id__in=await PatrolParticipant.filter(patrol_id=patrol.id).values_list("user_id",
+                                                                               flat=True)
+    ).using_db(connection)
+    base = points_for_minutes(patrol.duration_minutes, rule)
+    return [(person, min(base, await _room_under_caps(person, rule, connection)))
+            for person in sorted(participants, key=lambda p: p.id)]
 
 
 async def _room_under_caps(person: User, rule, connection) -> int:

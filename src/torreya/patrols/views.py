@@ -14,6 +14,8 @@ from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.periods import period_key, period_start
+from torreya.ledger.queries import currency_name
+from torreya.ledger.rules import rule_for
 from torreya.models import (
     Checkpoint,
     EarningTotal,
@@ -31,6 +33,7 @@ from torreya.models import (
 )
 from torreya.patrols import service
 from torreya.patrols.codes import plate_code, read_plate_code
+from torreya.signin.phones import normalize_phone
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
@@ -120,11 +123,9 @@ async def add_member(request: Request) -> Response:
     group = await service.group_for(user, request.path_params["id"])
     form = await read_form(request)
     try:
-        data = validate(form, [Field(name="username", max_length=64),
+        data = validate(form, [Field(name="phone", max_length=32),
                                Field(name="role", max_length=8, choices=["member", "leader"])])
-        person = await User.get_or_none(username=data["username"])
-        if person is None:
-            raise NotFoundError("No such person in this town.")
+        person = await service.person_by_phone(group, normalize_phone(data["phone"]))
         await service.add_member(actor=user, group=group, user_id=person.id, role=data["role"])
         flash(request, _("%(name)s added.", name=person.display_name))
     except DomainError as error:
@@ -189,7 +190,15 @@ async def patrol_page(request: Request) -> Response:
     join_url = (f"{request.app.state.settings.BASE_URL}/patrols/{patrol.id}/join"
                 f"?code={patrol.join_code}")
     covered = {s.checkpoint_id for s in scans}
+    rule = await rule_for(patrol.town_id, "patrol")
+    minutes = (patrol.duration_minutes if patrol.duration_minutes is not None
+               else int((now() - patrol.started_at).total_seconds() // 60))
+    awards = (await service.planned_awards(patrol, rule)
+              if reviewer and patrol.status == "submitted" else [])
     return render(request, "patrols/patrol.html", {
+        "minutes": minutes, "per_member": service.points_for_minutes(minutes, rule),
+        "per_hour": rule.points, "awards": awards, "currency": await currency_name(
+            patrol.town_id),
         "patrol": patrol, "route": route, "checkpoints": checkpoints, "scans": scans,
         "people": people, "participant": participant, "reviewer": reviewer,
         "is_leader": patrol.leader_id == user.id, "covered": covered,
@@ -326,10 +335,16 @@ async def town_groups(request: Request) -> Response:
 
 async def review_queue(request: Request) -> Response:
     _user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
-    patrols = await Patrol.filter(village_id=village.id).order_by("-id").limit(100
-                                                                             ).prefetch_related(
-        "route", "leader", "group")
-    return render(request, "patrols/queue.html", {"village": village, "patrols": patrols})
+    status = validate(dict(request.query_params), [
+        Field(name="status", max_length=16, required=False,
+              choices=[s.value for s in PatrolStatus])])["status"]
+    query = Patrol.filter(village_id=village.id)
+    if status:
+        query = query.filter(status=status)
+    patrols = await query.order_by("-id").limit(100).prefetch_related("route", "leader",
+                                                                      "group")
+    return render(request, "patrols/queue.html", {"village": village, "patrols": patrols,
+                                                  "status": status})
 
 
 routes = [

@@ -13,6 +13,7 @@ from torreya.accounts.permissions import require_town, require_village
 from torreya.api.rewards import RewardIn
 from torreya.api.schema import validate_form
 from torreya.checkins import signed
+from torreya.console.workbench import LOW_STOCK
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.queries import currency_name
@@ -72,7 +73,8 @@ async def redeem(request: Request) -> Response:
 
     async def run() -> dict:
         result = await service.redeem_reward(user=user, reward_id=reward_id, helper=helper)
-        return {"redemption_id": result.redemption.id}
+        return {"redemption_id": result.redemption.id, "cost": result.redemption.cost,
+                "balance": result.balance}
 
     try:
         done = await idempotency.once_for_form(
@@ -80,6 +82,10 @@ async def redeem(request: Request) -> Response:
             path=request.url.path, body={"reward_id": reward_id}, run=run)
     except DomainError as error:
         return await shop(request, error=error.text(), status=error.status)
+    if "balance" in done:  # a replayed answer of before issue 28 has no balance
+        flash(request, _("Redeemed! %(cost)s %(currency)s spent; your balance is now "
+                         "%(balance)s.", cost=done["cost"], balance=done["balance"],
+                         currency=await currency_name(user.town_id)))
     return redirect(f"/vouchers/{done['redemption_id']}")
 
 
@@ -183,7 +189,8 @@ async def catalog_console(request: Request) -> Response:
     return render(request, "rewards/console.html", {
         "village": village, "rewards": await queries.catalog(village, include_inactive=True),
         "pickups": await queries.pending_pickups(village), "flashes": pop_flashes(request),
-        "display": display_voucher_code, "periods": service.LIMIT_PERIODS, "error": None})
+        "display": display_voucher_code, "periods": service.LIMIT_PERIODS, "error": None,
+        "low_stock": LOW_STOCK, "low_only": request.query_params.get("low") == "1"})
 
 
 async def create_reward(request: Request) -> Response:
