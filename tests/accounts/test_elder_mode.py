@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.factories import csrf_from, make_user, make_village, web_login
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
+
+
+def _actions(page: str) -> list[str]:
+    nav = page.split('id="actions"')[1].split("</nav>")[0]
+    return re.findall(r'href="([^"]+)"', nav)
 
 
 async def test_elder_mode_is_one_tap_and_stays_with_the_account(app, client):
@@ -18,9 +25,10 @@ async def test_elder_mode_is_one_tap_and_stays_with_the_account(app, client):
     assert on.status_code == 303
     simple = await client.get("/")
     assert '<html lang="zh-CN" class="elder">' in simple.text
-    actions = simple.text.split('id="elder-actions"')[1].split("</nav>")[0]
-    assert actions.count('class="button big-action') == 4
-    assert "/shop" in actions and "/me/ledger" in actions and "/groups" not in simple.text
+    # Bigger, not fewer (issue 28): every action of the standard home, check-in first.
+    assert _actions(simple.text) == _actions(home.text)
+    assert _actions(simple.text)[:3] == ["/scan", "/reports/new", "/inbox"]
+    assert len(_actions(home.text)) == 11 and "/groups" in _actions(simple.text)
     client.cookies.clear()  # another day, another phone: still elder mode
     await web_login(client, resident)
     again = await client.get("/")

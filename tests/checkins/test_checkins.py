@@ -329,15 +329,21 @@ async def test_checkin_page_flow_for_logged_out_resident(client, settings):
     event = await make_event(village, points=12, title="防溺水宣讲")
     resident = await make_user(village=village)
     path = f"/c/{await _poster(settings, event)}"
-    first = await client.get(path)
-    assert first.status_code == 303 and first.headers["location"].startswith("/login?next=/c/")
+    first = await client.get(path)  # logged out: which event, what it earns, then login
+    assert first.status_code == 200 and "防溺水宣讲" in first.text
+    assert "登录后签到，可得 12" in first.text and 'href="/login?next=%2Fc%2F' in first.text
+    assert 'id="checkin-button"' not in first.text
     token = await web_login(client, resident, next_url=path)
     page = await client.get(path)
-    assert "防溺水宣讲" in page.text and "12" in page.text
+    assert "防溺水宣讲" in page.text and "12" in page.text and 'id="checkin-button"' in page.text
     done = await client.post(path, data={"csrf_token": token})
     assert done.status_code == 201 and "+12" in done.text
     again = await client.post(path, data={"csrf_token": token})
     assert again.status_code == 409 and "已经签到过了" in again.text
+    # The poster scanned again: said calmly, with the time, and no button to press.
+    later = await client.get(path)
+    assert later.status_code == 200 and "已签到，签到时间" in later.text
+    assert 'id="checkin-button"' not in later.text and "flash-error" not in later.text
 
 
 async def test_scanner_page_checks_in_by_typed_code(client, settings):

@@ -26,7 +26,7 @@ async def test_the_clerk_sees_the_report_queue_change(client):
     await web_login(client, staff)
     page = (await client.get("/console/")).text
     assert _count(page, "reports") == 0
-    assert f'href="/console/villages/{village.id}/reports"' in page
+    assert f'href="/console/villages/{village.id}/reports?status=submitted"' in page
     filed = await client.post("/api/v1/reports", headers=await api_token(client, resident),
                               json={"category": "hazard", "description": "路灯坏了",
                                     "location": "村口"})
@@ -83,4 +83,5 @@ async def test_the_town_admin_sees_every_village_in_a_sortable_table(client):
     table = page.split('id="workbench"')[1].split("</table>")[0]
     assert table.index("忙碌村") < table.index("安静村")
     assert elsewhere.name not in table
-    assert f'href="/console/villages/{busy.id}/reports"><strong>2</strong>' in table
+    queue = f"/console/villages/{busy.id}/reports?status=submitted"
+    assert f'href="{queue}"><strong>2</strong>' in table

@@ -86,7 +86,8 @@ async def test_accepted_report_reaches_the_inbox_and_a_text_message(client, day_
     assert await _send(sms_receiver) == 1
     [(_headers, body)] = sms_receiver.received
     sent = json.loads(body)
-    assert sent == {"phone": PHONE, "code": None, "text": "您的上报（安全隐患）已受理，奖励20香榧币。"}
+    assert sent == {"phone": PHONE, "code": None,
+                    "text": "您的上报（安全隐患）已受理，奖励20香榧币。"}
     assert (await SmsMessage.get(user_id=resident.id)).status == SmsStatus.SENT
     assert await _send(sms_receiver) == 0  # sent once
 

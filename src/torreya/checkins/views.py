@@ -24,7 +24,6 @@ from torreya.checkins.codes import (
     read_checkin_token,
 )
 from torreya.checkins.events import is_open
-from torreya.console import workbench
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
@@ -187,17 +186,6 @@ async def event_page(request: Request) -> Response:
         "is_admin": user.rank >= 2})
 
 
-async def refusals_today(request: Request) -> Response:
-    """The village's scans refused today (the workbench's tile): when, who, which event and
-    why in words, so staff can help the person at the door."""
-    _user, village = await village_from_path(request, Role.STAFF)
-    refusals = await CheckinRefusal.filter(
-        village_id=village.id, created_at__gte=workbench.today_start(now())
-    ).order_by("-id").prefetch_related("user", "event").limit(200)
-    return render(request, "checkins/refusals.html", {"village": village,
-                                                      "refusals": refusals})
-
-
 async def new_event_page(request: Request) -> Response:
     _user, village = await village_from_path(request, Role.VILLAGE_ADMIN)
     start = now().astimezone(LOCAL).replace(second=0, microsecond=0)
@@ -319,7 +307,6 @@ routes = [
     Route("/events/{id:id}/display", display, name="display"),
     Route("/events/{id:id}/code.json", code_json, name="code"),
     Route("/scan", poster_scanner, name="poster_scanner"),
-    Route("/console/villages/{id:id}/refusals", refusals_today, name="refusals"),
     Route("/events/{id:id}/scan", scanner, methods=["GET"], name="scan"),
     Route("/events/{id:id}/scan", scanner_submit, methods=["POST"], name="scan_submit"),
 ]

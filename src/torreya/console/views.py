@@ -22,12 +22,13 @@ from torreya.api.accounts import AdjustmentIn
 from torreya.api.schema import validate_form
 from torreya.console import queries, workbench
 from torreya.console.flags import unusual_activity
+from torreya.db import now
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger import queries as ledger_queries
 from torreya.ledger.rules import KIND_LABELS, update_rule
 from torreya.ledger.service import adjust_points
-from torreya.models import EarningRule, Event, Role, Town, User, Village
+from torreya.models import CheckinRefusal, EarningRule, Event, Role, Town, User, Village
 from torreya.signin.family import helpers_of
 from torreya.signin.phones import mask_phone, readable_phone
 from torreya.templating import render
@@ -292,8 +293,20 @@ async def audit_log(request: Request) -> Response:
     return render(request, "console/audit.html", {"events": events, "flags": flags})
 
 
+async def refusals_today(request: Request) -> Response:
+    """The village's scans refused today (the workbench's tile): when, who, which event and
+    why in words, so staff can help the person at the door."""
+    _user, village = await village_from_path(request, Role.STAFF)
+    refusals = await CheckinRefusal.filter(
+        village_id=village.id, created_at__gte=workbench.today_start(now())
+    ).order_by("-id").prefetch_related("user", "event").limit(200)
+    return render(request, "checkins/refusals.html", {"village": village,
+                                                      "refusals": refusals})
+
+
 routes = [
     Route("/", dashboard, name="dashboard"),
+    Route("/villages/{id:id}/refusals", refusals_today, name="refusals"),
     Route("/towns", create_town, methods=["POST"], name="create_town"),
     Route("/towns/{id:id}", town_page, name="town"),
     Route("/towns/{id:id}/villages", create_village, methods=["POST"], name="create_village"),

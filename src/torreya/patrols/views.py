@@ -123,6 +123,7 @@ async def add_member(request: Request) -> Response:
     group = await service.group_for(user, request.path_params["id"])
     form = await read_form(request)
     try:
+        await service.require_leader_or_admin(user, group)  # before the number is looked up
         data = validate(form, [Field(name="phone", max_length=32),
                                Field(name="role", max_length=8, choices=["member", "leader"])])
         person = await service.person_by_phone(group, normalize_phone(data["phone"]))
