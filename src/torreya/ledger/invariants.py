@@ -17,10 +17,25 @@ from dataclasses import dataclass, field
 
 from torreya.db import conn, fetch
 from torreya.ledger.periods import total_keys
-from torreya.models import EarningTotal, LedgerEntry, User
+from torreya.models import LedgerEntry
+from torreya.trust.chain import as_datetime
 from torreya.trust.verify import verify_chains
 
-BATCH = 5000
+# Accounts are checked a batch at a time, each with its entries (read in pages) and its
+# stored totals: what is held is one batch's, whatever the ledger's size (issue 37).
+USERS_AT_ONCE = 200
+ENTRIES_AT_ONCE = 5000
+
+USERS_SQL = ("SELECT id, balance, lifetime_points FROM users WHERE id > ? ORDER BY id"
+             " LIMIT ?")
+ENTRIES_SQL = (
+    "SELECT id, user_id, delta, balance_after, counts_as_earned, kind, created_at"
+    " FROM ledger_entries WHERE user_id <= ? AND (user_id > ? OR (user_id = ? AND id > ?))"
+    " ORDER BY user_id, id LIMIT ?")
+TOTALS_SQL = ("SELECT user_id, kind, period, total FROM earning_totals"
+              " WHERE user_id >= ? AND user_id <= ?")
+DUPLICATE_KEYS = ("SELECT idem_key, MIN(id) AS first FROM ledger_entries GROUP BY idem_key"
+                  " HAVING COUNT(*) > 1 LIMIT 1000")
 
 
 @dataclass
@@ -39,75 +54,105 @@ class AuditReport:
             self.problems.append(message)
 
 
+@dataclass
+class _Account:
+    """What the ledger says of one account, read entry by entry in id order."""
+
+    id: int
+    balance: int = 0  # the last entry's balance_after
+    total: int = 0
+    earned: int = 0
+    totals: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def entry(self, e: dict, report: AuditReport) -> None:
+        expected = self.balance + e["delta"]
+        if e["balance_after"] != expected:
+            report.add(f"entry {e['id']} (user {self.id}): balance_after "
+                       f"{e['balance_after']} but previous + delta = {expected}")
+        if e["balance_after"] < 0:
+            report.add(f"entry {e['id']} (user {self.id}): negative balance_after")
+        self.balance = e["balance_after"]
+        self.total += e["delta"]
+        if e["counts_as_earned"]:
+            if e["delta"] <= 0:
+                report.add(f"entry {e['id']}: earned credit is not positive")
+            self.earned += e["delta"]
+            for kind, period in total_keys(e["kind"], as_datetime(e["created_at"])):
+                self.totals[(kind, period)] += e["delta"]
+
+
 async def audit_ledger(progress: Callable[[int, int], None] | None = None,
                       chain_progress: Callable[[int], None] | None = None) -> AuditReport:
     report = AuditReport()
     total_entries = await LedgerEntry.all().count()
-    sums: dict[int, int] = defaultdict(int)
-    earned: dict[int, int] = defaultdict(int)
-    last_balance: dict[int, int] = {}
-    totals: dict[tuple[int, str, str], int] = defaultdict(int)
-    seen_keys: set[str] = set()
-    after_id = 0
+    for row in await fetch(conn(), DUPLICATE_KEYS, []):  # the unique index, if dropped
+        report.add(f"entry {row['first']}: idempotency key {row['idem_key']} used twice")
+    after_user = 0
     while True:
-        # Walk the ledger in id order: within one account ids grow with time.
-        batch = await LedgerEntry.filter(id__gt=after_id).order_by("id").limit(BATCH).values(
-            "id", "user_id", "delta", "balance_after", "counts_as_earned", "kind",
-            "created_at", "idem_key")
-        if not batch:
+        users = await fetch(conn(), USERS_SQL, [after_user, USERS_AT_ONCE])
+        if not users:
             break
-        for e in batch:
-            user_id = e["user_id"]
-            expected = last_balance.get(user_id, 0) + e["delta"]
-            if e["balance_after"] != expected:
-                report.add(f"entry {e['id']} (user {user_id}): balance_after "
-                           f"{e['balance_after']} but previous + delta = {expected}")
-            if e["balance_after"] < 0:
-                report.add(f"entry {e['id']} (user {user_id}): negative balance_after")
-            if e["idem_key"] in seen_keys:
-                report.add(f"entry {e['id']}: idempotency key {e['idem_key']} used twice")
-            seen_keys.add(e["idem_key"])
-            last_balance[user_id] = e["balance_after"]
-            sums[user_id] += e["delta"]
-            if e["counts_as_earned"]:
-                if e["delta"] <= 0:
-                    report.add(f"entry {e['id']}: earned credit is not positive")
-                earned[user_id] += e["delta"]
-                for kind, period in total_keys(e["kind"], e["created_at"]):
-                    totals[(user_id, kind, period)] += e["delta"]
-        report.entries += len(batch)
-        after_id = batch[-1]["id"]
+        await _audit_accounts(users, report)
+        after_user = users[-1]["id"]
         if progress:
             progress(report.entries, total_entries)
-    users = await User.all().values("id", "balance", "lifetime_points")
-    for u in users:
-        report.accounts += 1
-        if u["balance"] != sums.get(u["id"], 0):
-            report.add(f"user {u['id']}: balance {u['balance']} but entries sum to "
-                       f"{sums.get(u['id'], 0)}")
-        if u["lifetime_points"] != earned.get(u["id"], 0):
-            report.add(f"user {u['id']}: lifetime points {u['lifetime_points']} but earned "
-                       f"entries sum to {earned.get(u['id'], 0)}")
-        if u["balance"] < 0:
-            report.add(f"user {u['id']}: negative balance")
-    stored = await EarningTotal.all().values("user_id", "kind", "period", "total")
-    stored_keys = set()
-    for t in stored:
-        key = (t["user_id"], t["kind"], t["period"])
-        stored_keys.add(key)
-        if t["total"] != totals.get(key, 0):
-            report.add(f"user {key[0]}: total {key[1]}/{key[2]} is {t['total']} but the "
-                       f"ledger says {totals.get(key, 0)}")
-    for key in totals.keys() - stored_keys:
-        report.add(f"user {key[0]}: total {key[1]}/{key[2]} is missing "
-                   f"(ledger says {totals[key]})")
-
     report.links = await verify_chains(report.add, chain_progress)
     for row in await fetch(conn(), UNAUDITED_ENTRIES, []):
         report.add(f"entry {row['id']} (user {row['user_id']}, {row['kind']}) was made by "
                    f"user {row['actor_id']}{' as a proxy' if row['proxy'] else ''} but has "
                    "no audit record")
     return report
+
+
+async def _audit_accounts(users: list[dict], report: AuditReport) -> None:
+    """One batch of accounts (ids ascending): each one's entries in order against its
+    balance, lifetime points and stored period totals."""
+    first, last = users[0]["id"], users[-1]["id"]
+    stored: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)
+    for t in await fetch(conn(), TOTALS_SQL, [first, last]):
+        stored[t["user_id"]][(t["kind"], t["period"])] = int(t["total"])
+    rows = {u["id"]: u for u in users}
+    account = _Account(first - 1)
+    at = (first - 1, 0)  # (user, entry) of the last entry read
+    while True:
+        entries = await fetch(conn(), ENTRIES_SQL, [last, at[0], at[0], at[1], ENTRIES_AT_ONCE])
+        for e in entries:
+            if e["user_id"] != account.id:
+                _close(account, rows, stored, report)
+                account = _Account(e["user_id"])
+            account.entry(e, report)
+        report.entries += len(entries)
+        if len(entries) < ENTRIES_AT_ONCE:
+            break
+        at = (entries[-1]["user_id"], entries[-1]["id"])
+    _close(account, rows, stored, report)
+    for user_id in list(rows):  # accounts without entries: zero everywhere
+        _close(_Account(user_id), rows, stored, report)
+
+
+def _close(account: _Account, rows: dict[int, dict], stored: dict, report: AuditReport) -> None:
+    """Compare one account, read to its last entry, with what is stored; then forget it."""
+    user = rows.pop(account.id, None)
+    if user is None:
+        return  # the batch's placeholder, or an account already compared
+    report.accounts += 1
+    if user["balance"] != account.total:
+        report.add(f"user {account.id}: balance {user['balance']} but entries sum to "
+                   f"{account.total}")
+    if user["lifetime_points"] != account.earned:
+        report.add(f"user {account.id}: lifetime points {user['lifetime_points']} but earned "
+                   f"entries sum to {account.earned}")
+    if user["balance"] < 0:
+        report.add(f"user {account.id}: negative balance")
+    kept = stored.pop(account.id, {})
+    for (kind, period), total in kept.items():
+        if total != account.totals.get((kind, period), 0):
+            report.add(f"user {account.id}: total {kind}/{period} is {total} but the ledger "
+                       f"says {account.totals.get((kind, period), 0)}")
+    for (kind, period), total in account.totals.items():
+        if (kind, period) not in kept:
+            report.add(f"user {account.id}: total {kind}/{period} is missing (ledger says "
+                       f"{total})")
 
 
 # Entries whose actor is not their owner: each must have an audit event naming it.
