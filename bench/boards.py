@@ -18,6 +18,8 @@ import argparse
 import asyncio
 import os
 import random
+import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -74,20 +76,27 @@ async def build(pg_url: str, residents: int, entries: int) -> dict:
         FROM generate_series(0, $4 - 1) g""",
                        first_user, residents, town_id, per_user * residents)
     print("  computing period totals …", flush=True)
-    for period, expr in [
-        ("week", "'w' || to_char(local, 'IYYY-IW')"), ("month", "'m' || to_char(local, 'YYYY-MM')"),
-        ("quarter", "'q' || to_char(local, 'YYYY') || '-' || to_char(local, 'Q')"),
-        ("year", "'y' || to_char(local, 'YYYY')"), ("all", "'all'"),
+    # What the product writes (ledger/periods.py total_keys): the entry's own kind per day,
+    # month and year (the caps read them), all kinds per board period. A town missing the
+    # first would fail `torreya audit` (issue 37), and caps would read nothing.
+    for kind, period, expr in [
+        ("checkin", "day", "'d' || to_char(local, 'YYYY-MM-DD')"),
+        ("checkin", "month", "'m' || to_char(local, 'YYYY-MM')"),
+        ("checkin", "year", "'y' || to_char(local, 'YYYY')"),
+        ("*", "week", "'w' || to_char(local, 'IYYY-IW')"),
+        ("*", "month", "'m' || to_char(local, 'YYYY-MM')"),
+        ("*", "quarter", "'q' || to_char(local, 'YYYY') || '-' || to_char(local, 'Q')"),
+        ("*", "year", "'y' || to_char(local, 'YYYY')"), ("*", "all", "'all'"),
     ]:
         await conn.execute(f"""INSERT INTO earning_totals (user_id, town_id, village_id, kind,
                 period, total)
-            SELECT e.user_id, $1, u.village_id, '*', {expr}, sum(e.delta)
+            SELECT e.user_id, $1, u.village_id, '{kind}', {expr}, sum(e.delta)
             FROM (SELECT user_id, delta, created_at AT TIME ZONE 'Asia/Shanghai' AS local
                   FROM ledger_entries WHERE town_id = $1) e
             JOIN users u ON u.id = e.user_id
             GROUP BY e.user_id, u.village_id{'' if period == 'all' else ', ' + expr}""",
                            town_id)
-        print(f"    {period} done", flush=True)
+        print(f"    {kind}/{period} done", flush=True)
     await conn.execute("SET session_replication_role = DEFAULT")
     # Entries written here, in SQL, carry no seal: they count as the history from before
     # sealing, which the chainer links once, as `torreya migrate` does (else the worker
@@ -168,6 +177,23 @@ def refresh_every_second(url: str, stop: threading.Event) -> None:
             client.get(url)
 
 
+def audited(db_url: str) -> bool:
+    """`torreya audit` on the built town, as an operator runs it: a benchmark measures a
+    valid town or nothing (issue 37). Prints its time and peak memory."""
+    env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
+           "TORREYA_BASE_URL": "http://bench"}
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "torreya.cli", "audit"], env=env,
+                          capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"  torreya audit: {time.perf_counter() - began:.0f} s, peak {peak:.0f} MB: "
+          + (done.stdout.strip().splitlines() or ["(no output)"])[-1], flush=True)
+    if done.returncode != 0:
+        print("the benchmark town fails the audit; not measuring it:\n" + done.stdout[-2000:]
+              + done.stderr[-2000:])
+    return done.returncode == 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
@@ -178,12 +204,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="distinct residents checking in, for each of the two runs")
     parser.add_argument("--reuse", action="store_true",
                         help="measure the database an earlier run built (skips the build)")
+    parser.add_argument("--audit-only", action="store_true",
+                        help="build (or reuse) the town and audit it; no load")
     args = parser.parse_args(argv)
     if args.reuse:
         info = asyncio.run(reuse(args.pg_url))
     else:
         print(f"building: {args.residents} residents, {args.entries} entries")
         info = asyncio.run(build(args.pg_url, args.residents, args.entries))
+    if not audited(info["db_url"]):
+        return 1
+    if args.audit_only:
+        return 0
 
     from torreya.checkins.codes import poster_token
     from torreya.security import issue_access_token

@@ -30,7 +30,8 @@ USERS_SQL = ("SELECT id, balance, lifetime_points FROM users WHERE id > ? ORDER 
              " LIMIT ?")
 ENTRIES_SQL = (
     "SELECT id, user_id, delta, balance_after, counts_as_earned, kind, created_at"
-    " FROM ledger_entries WHERE user_id <= ? AND (user_id > ? OR (user_id = ? AND id > ?))"
+    " FROM ledger_entries WHERE user_id >= ? AND user_id <= ?"
+    " AND (user_id > ? OR (user_id = ? AND id > ?))"
     " ORDER BY user_id, id LIMIT ?")
 TOTALS_SQL = ("SELECT user_id, kind, period, total FROM earning_totals"
               " WHERE user_id >= ? AND user_id <= ?")
@@ -115,7 +116,8 @@ async def _audit_accounts(users: list[dict], report: AuditReport) -> None:
     account = _Account(first - 1)
     at = (first - 1, 0)  # (user, entry) of the last entry read
     while True:
-        entries = await fetch(conn(), ENTRIES_SQL, [last, at[0], at[0], at[1], ENTRIES_AT_ONCE])
+        entries = await fetch(conn(), ENTRIES_SQL,
+                              [first, last, at[0], at[0], at[1], ENTRIES_AT_ONCE])
         for e in entries:
             if e["user_id"] != account.id:
                 _close(account, rows, stored, report)
