@@ -16,9 +16,10 @@ from torreya.settings import ConfigurationError, Settings
 console = Console()
 
 
-def _progress() -> Progress:
+def _progress(*, quiet: bool = False) -> Progress:
+    """A progress bar for long work; `quiet` when the output itself goes to stdout."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=False)
+                    TimeElapsedColumn(), console=console, transient=False, disable=quiet)
 
 
 def _migration_printer(event: str, app_label: str, name: str) -> None:
@@ -276,36 +277,36 @@ def cmd_expire_vouchers(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_export_chain(settings: Settings, args: argparse.Namespace) -> int:
-    """A town's hash chain, keys and signed heads as JSON, for an outside auditor."""
-    import json
-
+    """A town's hash chain, keys and signed heads, a line at a time, for an outside
+    auditor (format torreya-chain-lines, docs/trust.md)."""
     from torreya.db import orm
     from torreya.models import ChainLink, Town
     from torreya.trust.chain import chain_pending
-    from torreya.trust.export import export_town
+    from torreya.trust.export import export_lines
 
-    async def run() -> dict | None:
+    async def run(out) -> tuple[int, int] | None:
         async with orm(settings):
             town = await Town.get_or_none(code=args.town)
             if town is None:
                 return None
             await chain_pending()
-            with _progress() as progress:
+            with _progress(quiet=out is sys.stdout) as progress:
                 task = progress.add_task("Exporting the chain", total=await ChainLink.filter(
                     town_id=town.id).count())
-                return await export_town(town, lambda n: progress.advance(task, n))
+                return await export_lines(town, out.write,
+                                          lambda n: progress.advance(task, n))
 
-    document = asyncio.run(run())
-    if document is None:
+    if args.file == "-":
+        written = asyncio.run(run(sys.stdout))
+    else:
+        with open(args.file, "w", encoding="utf-8") as out:
+            written = asyncio.run(run(out))
+    if written is None:
         console.print(f"[red]No town with code {args.town!r}.[/red]")
         return 2
-    text = json.dumps(document, ensure_ascii=False, indent=1)
-    if args.file == "-":
-        print(text)
-    else:
-        Path(args.file).write_text(text, encoding="utf-8")
-        console.print(f"[green]Exported[/green] {len(document['entries'])} entries and "
-                      f"{len(document['signed_heads'])} signed heads to {args.file}.")
+    if args.file != "-":
+        console.print(f"[green]Exported[/green] {written[0]} entries and {written[1]} signed "
+                      f"heads to {args.file}.")
     return 0
 
 
@@ -330,28 +331,27 @@ def cmd_rotate_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify_export(args: argparse.Namespace) -> int:
-    """Offline: no database, no server, only the file and the town's published key(s)."""
-    import json
-
+    """Offline: no database, no server, only the file and the town's published key(s). The
+    file is read a line at a time."""
+    from torreya.trust.export import read_lines
     from torreya.trust.verify import verify_export
 
     try:
-        document = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        if document.get("format") != "torreya-chain":
-            raise ValueError("not an export of torreya export-chain")
-        problems = verify_export(document, args.public_key or None)
+        with open(args.file, encoding="utf-8") as lines:
+            header, links = read_lines(iter(lines))
+            problems, count = verify_export(header, links, args.public_key or None)
     except (OSError, ValueError, KeyError, TypeError) as error:
         console.print(f"[red]Cannot read {args.file}[/red]: {error}")
         return 2
-    heads = document.get("signed_heads", [])
+    heads = header.get("signed_heads", [])
     if problems:
         console.print(f"[red]{len(problems)} problem(s)[/red] in {args.file}:")
         for problem in problems:
             print(f"  - {problem}")
         return 1
     last = heads[-1]
-    console.print(f"[green]The chain verifies[/green]: {len(document['entries'])} entries of "
-                  f"{document['town']['name']}, {len(heads)} signed head(s); the last, of "
+    console.print(f"[green]The chain verifies[/green]: {count} entries of "
+                  f"{header['town']['name']}, {len(heads)} signed head(s); the last, of "
                   f"{last['period']}, covers link {last['seq']} (hash {last['hash'][:16]}…).")
     if not args.public_key:
         console.print("[yellow]Checked with the keys inside the file: compare them with the "

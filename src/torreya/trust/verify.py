@@ -120,22 +120,39 @@ async def verify_chains(add: Callable[[str], None],
     return checked
 
 
-def verify_export(document: Mapping[str, Any], public_keys: Iterable[str] | None = None
-                  ) -> list[str]:
-    """The offline check of an exported chain (torreya export-chain); the problems found.
-    `public_keys`: the town's keys as published; without them the file's own are used
-    (which proves the file is consistent, not that it is the town's)."""
+MAX_PROBLEMS = 1000
+
+
+def verify_export(header: Mapping[str, Any], links: Iterable[Mapping[str, Any]],
+                  public_keys: Iterable[str] | None = None) -> tuple[list[str], int]:
+    """The offline check of an exported chain (torreya export-chain): the problems found
+    (the first thousand, then how many more) and the links read. `links` are read once,
+    in order, as they come (a file of ten million is never held). `public_keys`: the
+    town's keys as published; without them the file's own are used (which proves the file
+    is consistent, not that it is the town's)."""
     problems: list[str] = []
-    town_id = int(document["town"]["id"])
-    checker = ChainChecker(town_id, problems.append)
-    checker.wanted = {int(h["seq"]) for h in document.get("signed_heads", [])}
-    for item in document.get("entries", []):
+    more = [0]
+
+    def add(problem: str) -> None:
+        if len(problems) < MAX_PROBLEMS:
+            problems.append(problem)
+        else:
+            more[0] += 1
+
+    town_id = int(header["town"]["id"])
+    checker = ChainChecker(town_id, add)
+    checker.wanted = {int(h["seq"]) for h in header.get("signed_heads", [])}
+    count = 0
+    for item in links:
         checker.link(item, item.get("entry"))
+        count += 1
     trusted = set(public_keys) if public_keys else {k["public_key"]
-                                                     for k in document.get("keys", [])}
-    for head in document.get("signed_heads", []):
+                                                     for k in header.get("keys", [])}
+    for head in header.get("signed_heads", []):
         key = head.get("public_key")
         checker.signed_head(head, key if key in trusted else None)
-    if not document.get("signed_heads"):
-        problems.append("the file has no signed head: nothing ties it to the town")
-    return problems
+    if not header.get("signed_heads"):
+        add("the file has no signed head: nothing ties it to the town")
+    if more[0]:
+        problems.append(f"… and {more[0]} more")
+    return problems, count
