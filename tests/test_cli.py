@@ -35,6 +35,11 @@ def test_migrate_create_admin_demo_and_audit(tmp_path, cli_db, app):
     assert "gulai_admin" in demo.stdout and "torreya2026" in demo.stdout
     audit = run(["audit"], tmp_path, cli_db)
     assert audit.returncode == 0 and "clean" in audit.stdout
+    # A clean full audit leaves each town a signed checkpoint; the nightly one starts there.
+    assert "Signed 1 audit checkpoint(s)" in audit.stdout, audit.stdout
+    nightly = run(["audit", "--since-checkpoint"], tmp_path, cli_db)
+    assert nightly.returncode == 0, nightly.stdout + nightly.stderr
+    assert "clean since the checkpoints of 1 town(s): 0 accounts" in nightly.stdout
 
 
 def test_short_admin_password_is_refused(tmp_path, cli_db, app):

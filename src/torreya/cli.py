@@ -105,25 +105,43 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Prove the caches match the ledger and the chain its entries. A clean full audit
+    leaves a signed checkpoint per town; `--since-checkpoint` checks only what came after
+    it (nightly), the full audit everything (weekly)."""
     from torreya.db import orm
-    from torreya.ledger.invariants import audit_ledger
+    from torreya.ledger.invariants import audit_ledger, audit_since_checkpoint, sign_checkpoints
 
     async def run():
         async with orm(settings):
             with _progress() as progress:
                 task = progress.add_task("Checking the ledger", total=None)
                 chain = progress.add_task("Checking the hash chain", total=None)
-                return await audit_ledger(
-                    lambda done, total: progress.update(task, completed=done, total=total),
-                    lambda done: progress.advance(chain, done))
 
-    report = asyncio.run(run())
+                def accounts(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                def links(done: int) -> None:
+                    progress.advance(chain, done)
+
+                if args.since_checkpoint:
+                    return await audit_since_checkpoint(settings, accounts, links), 0
+                report = await audit_ledger(accounts, links)
+            return report, await sign_checkpoints(settings, report)
+
+    report, signed = asyncio.run(run())
+    scope = ""
+    if args.since_checkpoint:
+        scope = (f" since the checkpoints of {len(report.since)} town(s)" if report.since
+                 else " (no checkpoint yet: every town from its start)")
     if report.clean:
-        console.print(f"[green]Ledger is clean[/green]: {report.accounts} accounts, "
+        console.print(f"[green]Ledger is clean[/green]{scope}: {report.accounts} accounts, "
                       f"{report.entries} entries, {report.links} links of the hash chain.")
+        if signed:
+            console.print(f"Signed {signed} audit checkpoint(s): `torreya audit "
+                          "--since-checkpoint` starts there.")
         return 0
-    console.print(f"[red]{len(report.problems)} problem(s)[/red] in {report.accounts} accounts, "
-                  f"{report.entries} entries:")
+    console.print(f"[red]{len(report.problems)} problem(s)[/red]{scope} in {report.accounts} "
+                  f"accounts, {report.entries} entries:")
     for problem in report.problems:
         print(f"  - {problem}")
     return 1
@@ -379,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("username")
     admin.add_argument("--password-stdin", action="store_true")
     admin.set_defaults(func=cmd_create_admin)
-    sub.add_parser("audit", help="verify every ledger invariant").set_defaults(func=cmd_audit)
+    audit = sub.add_parser("audit", help="verify every ledger invariant and the hash chain")
+    audit.add_argument("--since-checkpoint", action="store_true",
+                       help="only what came after the last clean full audit (nightly)")
+    audit.set_defaults(func=cmd_audit)
     demo = sub.add_parser("demo", help="load a demo town (古来镇, 香榧币)")
     demo.add_argument("--residents", type=int, default=40)
     demo.set_defaults(func=cmd_demo)

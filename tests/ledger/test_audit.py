@@ -10,9 +10,9 @@ from tortoise.transactions import in_transaction
 
 from tests.factories import make_user, make_village
 from torreya.ledger import invariants
-from torreya.ledger.invariants import audit_ledger
+from torreya.ledger.invariants import audit_ledger, audit_since_checkpoint, sign_checkpoints
 from torreya.ledger.service import Posting, post_entry
-from torreya.models import EarningTotal, LedgerEntry, User
+from torreya.models import EarningTotal, LedgerEntry, SignedHead, User
 from torreya.trust import verify
 from torreya.trust.chain import chain_pending
 
@@ -80,3 +80,38 @@ async def test_the_audit_holds_one_batch_while_the_ledger_grows_tenfold(client, 
     # tenfold here. Now a page's rows, whose peak moves with the allocator, not the size.
     assert large < small * 3, (small, large)
     assert large < 4_000_000, large
+
+
+async def test_the_nightly_audit_starts_at_the_last_full_audits_signed_checkpoint(
+        client, settings):
+    village = await make_village()
+    people = [await make_user(village=village) for _ in range(4)]
+    await _earn(people, 3)
+    full = await audit_ledger()
+    assert full.clean and await sign_checkpoints(settings, full) >= 1
+    checkpoint = await SignedHead.get(town_id=village.town_id, kind="audit")
+    assert checkpoint.seq == full.reached[village.town_id].seq >= 12
+    nothing_since = await audit_since_checkpoint(settings)
+    assert nothing_since.clean and nothing_since.accounts == 0 and nothing_since.links == 0
+
+    toucher, untouched = people[0], people[1]
+    await _earn([toucher], 2, first=3)  # two entries after the checkpoint
+    await User.filter(id=toucher.id).update(balance=1)  # the touched account, tampered
+    await User.filter(id=untouched.id).update(balance=2)  # an untouched one, tampered
+    nightly = await audit_since_checkpoint(settings)
+    assert nightly.links == 2 and nightly.accounts == 1  # only what came after
+    assert any(f"user {toucher.id}: balance 1" in p for p in nightly.problems)
+    assert not any(f"user {untouched.id}:" in p for p in nightly.problems)
+    weekly = await audit_ledger()  # the full one sees both
+    assert any(f"user {untouched.id}: balance 2" in p for p in weekly.problems)
+    assert await sign_checkpoints(settings, weekly) == 0  # not clean: no checkpoint
+
+    # A checkpoint forged behind the app's back (signed heads are append-only): refused.
+    await SignedHead.create(town_id=village.town_id, key_id=checkpoint.key_id, kind="audit",
+                            period="2099-01-01", seq=checkpoint.seq + 2,
+                            entry_id=checkpoint.entry_id, hash="0" * 64, total=0,
+                            signed_at=checkpoint.signed_at, signature="00" * 64)
+    forged = await audit_since_checkpoint(settings)
+    assert any("audit checkpoint" in p and "does not verify" in p for p in forged.problems)
+    await User.filter(id=toucher.id).update(balance=15)
+    await User.filter(id=untouched.id).update(balance=9)

@@ -81,18 +81,25 @@ async def sign_head(settings: Settings, town_id: int, *, kind: str, period: str
     head = await ChainHead.get_or_none(town_id=town_id)
     if head is None:
         return None
+    return await sign_state(settings, town_id, kind=kind, period=period, seq=head.seq,
+                            entry_id=head.entry_id, hash=head.hash, total=head.total)
+
+
+async def sign_state(settings: Settings, town_id: int, *, kind: str, period: str, seq: int,
+                     entry_id: int, hash: str, total: int) -> SignedHead | None:
+    """Sign a state of the town's chain (its link `seq`, that link's entry and hash, the
+    running total), once for (kind, period): the day's head, or the link a full audit
+    verified up to (kind "audit", the checkpoint of `torreya audit --since-checkpoint`)."""
     key = await current_key(settings, town_id)
     signed_at = now().replace(microsecond=0)
-    doc = {"town": town_id, "kind": kind, "period": period, "seq": head.seq,
-           "entry_id": head.entry_id, "hash": head.hash, "total": head.total,
-           "signed_at": signed_at, "public_key": key.public_key}
+    doc = {"town": town_id, "kind": kind, "period": period, "seq": seq, "entry_id": entry_id,
+           "hash": hash, "total": total, "signed_at": signed_at, "public_key": key.public_key}
     signature = _private(settings, key).sign(encoding.head_payload(doc)).hex()
     try:
         return await SignedHead.create(town_id=town_id, key_id=key.id, kind=kind, period=period,
-                                       seq=head.seq, entry_id=head.entry_id, hash=head.hash,
-                                       total=head.total, signed_at=signed_at,
-                                       signature=signature)
-    except IntegrityError:  # another worker signed it first
+                                       seq=seq, entry_id=entry_id, hash=hash, total=total,
+                                       signed_at=signed_at, signature=signature)
+    except IntegrityError:  # signed already (another worker, an earlier audit that day)
         return None
 
 

@@ -9,6 +9,7 @@ and only the public key: that is what an outside auditor runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -80,15 +81,36 @@ class ChainChecker:
                      "rewritten")
 
 
+@dataclass(frozen=True)
+class ChainState:
+    """Where a town's chain stood at a link: what a checkpoint signs and a check resumes
+    from."""
+
+    seq: int
+    hash: str
+    total: int
+    entry_id: int
+
+
 async def verify_chains(add: Callable[[str], None],
-                        progress: Callable[[int], None] | None = None) -> int:
-    """Chain what is due, then check every town's chain. Returns the links checked."""
+                        progress: Callable[[int], None] | None = None, *,
+                        since: Mapping[int, ChainState] | None = None,
+                        reached: dict[int, ChainState] | None = None) -> int:
+    """Chain what is due, then check every town's chain: from its start, or from `since`
+    (a town's checkpoint, whose signature the caller checked). Each town's last link
+    verified goes in `reached`. Returns the links checked."""
     await chain_pending()
     checked = 0
     keys = {k.id: k.public_key for k in await TownKey.all()}
     for head in await ChainHead.all():
         checker = ChainChecker(head.town_id, add)
-        signed = await SignedHead.filter(town_id=head.town_id).order_by("seq").values()
+        start = (since or {}).get(head.town_id)
+        last_entry = 0
+        if start is not None:
+            checker.seq, checker.hash, checker.total = start.seq, start.hash, start.total
+            last_entry = start.entry_id
+        signed = await SignedHead.filter(town_id=head.town_id,
+                                         seq__gt=checker.seq).order_by("seq").values()
         checker.wanted = {int(s["seq"]) for s in signed}
         while True:
             rows = await fetch(conn(), LINKS_SQL, [head.town_id, checker.seq, BATCH])
@@ -99,11 +121,15 @@ async def verify_chains(add: Callable[[str], None],
                     entry["id"] = row["present"]
                     entry["salt"] = sealing.salt(int(row["present"]))
                 checker.link(row, entry)
+                last_entry = int(row["entry_id"])
             checked += len(rows)
             if progress and rows:
                 progress(len(rows))
             if len(rows) < BATCH:
                 break
+        if reached is not None:
+            reached[head.town_id] = ChainState(checker.seq, checker.hash, checker.total,
+                                               last_entry)
         if checker.seq != head.seq or checker.hash != head.hash:
             add(f"town {head.town_id}: the chain's head (link {head.seq}) does not match its "
                 f"last link ({checker.seq})")
