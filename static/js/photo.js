@@ -12,6 +12,6 @@
     if (preview.src) URL.revokeObjectURL(preview.src);
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
-    button.textContent = "📷 " + button.getAttribute("data-again");
+    button.querySelector("span").textContent = button.getAttribute("data-again");
   });
 })();

@@ -200,6 +200,6 @@ def screen(page, name: str) -> None:
     written when TORREYA_SCREENS=1 (`scripts/screens`); otherwise kept as `shot` keeps it."""
     if os.environ.get("TORREYA_SCREENS") == "1":
         SCREENS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=False)
+        page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
     else:
         shot(page, name)

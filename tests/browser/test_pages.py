@@ -174,6 +174,7 @@ def test_resident_pledges_and_reports_with_photo_staff_accepts(page, live_server
     page.fill("textarea[name=description]", "桥头护栏松动，晚上很危险")
     page.fill("input[name=location]", "古来桥")
     page.set_input_files("input[name=photo]", str(photo))
+    page.wait_for_selector("#photo-preview:not([hidden])")  # the photo shows before sending
     page.click("#report-button")
     page.wait_for_url(re.compile(r".*/reports/\d+$"))
     report_url = page.url
