@@ -115,3 +115,19 @@ async def test_the_nightly_audit_starts_at_the_last_full_audits_signed_checkpoin
     assert any("audit checkpoint" in p and "does not verify" in p for p in forged.problems)
     await User.filter(id=toucher.id).update(balance=15)
     await User.filter(id=untouched.id).update(balance=9)
+
+
+async def test_the_full_audit_still_checks_every_signed_head_even_of_an_empty_chain(
+        client, settings):
+    """Resuming from a checkpoint skips the heads it covers; the full audit skips none,
+    a head signed over link 0 included."""
+    village = await make_village()
+    await _earn([await make_user(village=village)], 1)
+    assert (await audit_ledger()).clean
+    await sign_checkpoints(settings, await audit_ledger())
+    checkpoint = await SignedHead.get(town_id=village.town_id, kind="audit")
+    await SignedHead.create(town_id=village.town_id, key_id=checkpoint.key_id, kind="daily",
+                            period="1999-01-01", seq=0, entry_id=0, hash="0" * 64, total=0,
+                            signed_at=checkpoint.signed_at, signature="00" * 64)
+    problems = (await audit_ledger()).problems
+    assert any("1999-01-01" in p and "does not verify" in p for p in problems), problems

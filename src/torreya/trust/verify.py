@@ -109,8 +109,10 @@ async def verify_chains(add: Callable[[str], None],
         if start is not None:
             checker.seq, checker.hash, checker.total = start.seq, start.hash, start.total
             last_entry = start.entry_id
-        signed = await SignedHead.filter(town_id=head.town_id,
-                                         seq__gt=checker.seq).order_by("seq").values()
+        heads = SignedHead.filter(town_id=head.town_id)
+        if start is not None:  # those the checkpoint covers were checked before it
+            heads = heads.filter(seq__gt=start.seq)
+        signed = await heads.order_by("seq").values()
         checker.wanted = {int(s["seq"]) for s in signed}
         while True:
             rows = await fetch(conn(), LINKS_SQL, [head.town_id, checker.seq, BATCH])
