@@ -36,17 +36,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PER_VILLAGE = 1000
 
 
-async def build(pg_url: str, residents: int, entries: int) -> dict:
+async def build(pg_url: str, residents: int, entries: int, name: str) -> dict:
     import asyncpg
 
     from torreya.db import migrate
     from torreya.settings import Settings
 
     admin = await asyncpg.connect(f"{pg_url}/postgres")
-    await admin.execute("DROP DATABASE IF EXISTS torreya_bench_boards WITH (FORCE)")
-    await admin.execute("CREATE DATABASE torreya_bench_boards")
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
     await admin.close()
-    db_url = f"{pg_url}/torreya_bench_boards"
+    db_url = f"{pg_url}/{name}"
     await migrate(Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET))
     conn = await asyncpg.connect(db_url)
     villages = max(1, residents // PER_VILLAGE)
@@ -136,14 +136,14 @@ async def link(db_url: str) -> None:
         await chain_pending()
 
 
-async def reuse(pg_url: str) -> dict:
+async def reuse(pg_url: str, name: str) -> dict:
     """The database of an earlier run, brought up to date (e.g. a new index)."""
     import asyncpg
 
     from torreya.db import migrate
     from torreya.settings import Settings
 
-    db_url = f"{pg_url}/torreya_bench_boards"
+    db_url = f"{pg_url}/{name}"
     began = time.perf_counter()
     await migrate(Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET))
     conn = await asyncpg.connect(db_url)
@@ -204,14 +204,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="distinct residents checking in, for each of the two runs")
     parser.add_argument("--reuse", action="store_true",
                         help="measure the database an earlier run built (skips the build)")
+    parser.add_argument("--name", default="torreya_bench_boards",
+                        help="the database to build or reuse (e.g. keep a 10 M town apart)")
     parser.add_argument("--audit-only", action="store_true",
                         help="build (or reuse) the town and audit it; no load")
     args = parser.parse_args(argv)
     if args.reuse:
-        info = asyncio.run(reuse(args.pg_url))
+        info = asyncio.run(reuse(args.pg_url, args.name))
     else:
         print(f"building: {args.residents} residents, {args.entries} entries")
-        info = asyncio.run(build(args.pg_url, args.residents, args.entries))
+        info = asyncio.run(build(args.pg_url, args.residents, args.entries, args.name))
     if not audited(info["db_url"]):
         return 1
     if args.audit_only:
