@@ -58,3 +58,11 @@ class Receiver(LocalServer):
 
         self.url = self._serve(Handler) + "/hooks/torreya"
         return self
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        from tests.envelopes import problems
+
+        found = [p for headers, body in self.received if "webhook-id" in headers
+                 for p in problems(body)]
+        assert not found, found  # every envelope received fits the document

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from tortoise.transactions import in_transaction
@@ -52,7 +52,8 @@ def retry_delay(attempts: int, rng: random.Random | None = None) -> float | None
 
 def _moment(value: datetime | str) -> datetime:
     """A timestamp from raw SQL: asyncpg gives datetimes, SQLite the stored text."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def dispatch(batch: int = 200) -> int:
@@ -111,20 +112,20 @@ async def purge_delivered(*, limit: int = 5000) -> int:
 
 
 def envelope(message: dict) -> bytes:
-    """The body every endpoint receives (SPEC §5.1)."""
+    """The body every endpoint receives (SPEC §5.1): the type, the town, when it happened
+    (RFC 3339 on both databases: SQLite hands back its stored text) and the data."""
     payload = message["payload"]
     data = payload if isinstance(payload, dict) else json.loads(payload)
-    created = message["created_at"]
-    timestamp = created.isoformat() if hasattr(created, "isoformat") else str(created)
-    return json.dumps({"type": message["event_type"], "timestamp": timestamp, "data": data},
+    return json.dumps({"type": message["event_type"], "town_id": message["town_id"],
+                       "timestamp": _moment(message["created_at"]).isoformat(), "data": data},
                       ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _send(client: httpx.AsyncClient, settings: Settings, delivery_id: int) -> None:
     delivery = await WebhookDelivery.get(id=delivery_id)
     webhook = await Webhook.get(id=delivery.webhook_id)
-    rows = await fetch(conn(), "SELECT event_type, payload, created_at FROM outbox WHERE id = ?",
-                       [delivery.message_id])
+    rows = await fetch(conn(), "SELECT event_type, town_id, payload, created_at FROM outbox"
+                       " WHERE id = ?", [delivery.message_id])
     body = envelope(rows[0]) if rows else b""
     started = time.monotonic()
     status_code, error, snippet = None, "", ""
