@@ -80,6 +80,8 @@ async def record(folder: Path) -> dict:
                                    "remind_day_before": True})
             await call("create_event", "POST", f"/villages/{village}/events", token=admin,
                        expect=422, body={"title": "<b>活动</b>", "kind": "campaign"})
+            await call("list_events", "GET", f"/villages/{village}/events?from="
+                       f"{moment.date().isoformat()}", token=admin)
             code = await call("checkin_code", "GET", f"/events/{event['id']}/checkin-code",
                               token=staff)
             await call("check_in", "POST", "/checkins", token=resident, expect=201,

@@ -1,5 +1,6 @@
 """A client generated from the document by openapi-python-client, without hand edits, logs
-in, checks in and redeems (issue 16): what a partner's first day looks like."""
+in, lists the village's events, checks in and redeems (issue 16), and type-checks under
+mypy --strict with the code that uses it (issue 29): what a partner's first day looks like."""
 
 from __future__ import annotations
 
@@ -30,12 +31,57 @@ def generate(document: bytes, folder) -> object:
         sys.path.remove(str(folder))
 
 
+# What an integrator writes against the client: it must type-check as strictly as theirs.
+USES = """
+from torreya_client import AuthenticatedClient
+from torreya_client.api.ledger import my_ledger
+from torreya_client.api.checkins import list_events
+from torreya_client.models import EventList, EventOutKind, LedgerPage
+from torreya_client.types import UNSET
+
+
+def upcoming(client: AuthenticatedClient, village_id: int) -> list[tuple[str, EventOutKind]]:
+    answer = list_events.sync(client=client, id=village_id, from_="2026-12-01")
+    if not isinstance(answer, EventList):
+        return []
+    return [(event.title, event.kind) for event in answer.items]
+
+
+def every_entry(client: AuthenticatedClient) -> list[int]:
+    deltas: list[int] = []
+    cursor: str | None = None
+    while True:
+        page = my_ledger.sync(client=client, cursor=cursor if cursor is not None else UNSET)
+        if not isinstance(page, LedgerPage):
+            return deltas
+        deltas += [entry.delta for entry in page.items]
+        if not isinstance(page.next_cursor, str):
+            return deltas
+        cursor = page.next_cursor  # what a page gives is what the next request takes
+"""
+
+
+def test_the_generated_client_and_its_use_pass_mypy_strict(tmp_path):
+    import json
+
+    from torreya.api.openapi import _document
+    from torreya.routes import API
+
+    generate(json.dumps(_document("http://torreya", API)).encode(), tmp_path)
+    (tmp_path / "uses.py").write_text(USES, encoding="utf-8")
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "torreya_client",
+         "uses.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 async def test_a_generated_client_logs_in_checks_in_and_redeems(app, client, tmp_path):
     package = generate((await client.get("/api/v1/openapi.json")).content, tmp_path)
     models = importlib.import_module("torreya_client.models")
     token_op = importlib.import_module("torreya_client.api.accounts.token")
     me_op = importlib.import_module("torreya_client.api.accounts.me")
     code_op = importlib.import_module("torreya_client.api.checkins.checkin_code")
+    events_op = importlib.import_module("torreya_client.api.checkins.list_events")
     check_in_op = importlib.import_module("torreya_client.api.checkins.check_in")
     redeem_op = importlib.import_module("torreya_client.api.rewards.redeem")
 
@@ -71,6 +117,9 @@ async def test_a_generated_client_logs_in_checks_in_and_redeems(app, client, tmp
     assert "password" in refused.parsed.error.message
 
     as_staff = await login(staff)
+    listed = await events_op.asyncio(client=as_staff, id=village.id)
+    assert isinstance(listed, models.EventList), listed
+    assert [(e.id, e.title) for e in listed.items] == [(event.id, event.title)]
     code = await code_op.asyncio(client=as_staff, id=event.id)
     assert isinstance(code, models.CodeOut) and code.url.endswith(code.token)
 

@@ -10,10 +10,11 @@ from starlette.responses import Response
 from torreya.accounts import service, sessions
 from torreya.accounts.permissions import require_over
 from torreya.api.registry import Endpoints
-from torreya.api.schema import BIGID_MAX, Body, Id, Int, Maybe, Out, Query, QueryInt, Text, Time
+from torreya.api.schema import Body, Cursor, Id, Int, Maybe, OneOf, Out, Query, QueryInt, Text, Time
 from torreya.checkins.codes import member_code
 from torreya.errors import ForbiddenError, InvalidRequestError, NotFoundError
 from torreya.ledger import queries as ledger_queries
+from torreya.ledger.rules import ENTRY_KINDS
 from torreya.ledger.service import adjust_points
 from torreya.models import LedgerEntry, Role, User
 from torreya.security import issue_access_token
@@ -37,6 +38,8 @@ api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
 class TokenIn(Body):
     """A username and password (and the app's code when two-step login is on), or a phone
     and the SMS code (and which account, when the phone has several)."""
+
+    required = True
 
     username: Maybe(Text(64, required=False), "") = ""
     password: Maybe(Text(256, markup=True, required=False), "") = ""
@@ -66,7 +69,7 @@ class UserOut(Out):
     username: str
     display_name: str
     village_id: int | None
-    role: str
+    role: OneOf(Role)
 
 
 class MeOut(UserOut):
@@ -76,7 +79,7 @@ class MeOut(UserOut):
 
 
 class LedgerQuery(Query):
-    cursor: QueryInt(0, BIGID_MAX) | None = None
+    cursor: Cursor | None = None
     limit: QueryInt(1, 100) | None = None
 
 
@@ -84,7 +87,7 @@ class EntryOut(Out):
     id: int
     delta: int
     balance_after: int
-    kind: str
+    kind: OneOf(ENTRY_KINDS)
     memo: str
     created_at: Time
     receipt: str

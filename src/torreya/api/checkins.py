@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta
 from typing import Literal
 
+from pydantic import ConfigDict, Field
 from starlette.requests import Request
 
 from torreya.accounts import sessions
-from torreya.accounts.permissions import require_village
+from torreya.accounts.permissions import rank, require_village
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import Endpoints
-from torreya.api.schema import Body, Bool, Int, Maybe, Moment, Out, Text, Time
+from torreya.api.schema import (
+    Body,
+    Bool,
+    Int,
+    Maybe,
+    Moment,
+    Out,
+    Query,
+    QueryFrom,
+    QueryTo,
+    Text,
+    Time,
+)
 from torreya.checkins import offline, service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
-from torreya.errors import NotFoundError
+from torreya.db import now
+from torreya.errors import InvalidRequestError, NotFoundError
 from torreya.models import Event, Role, Village
 from torreya.web import require_person, require_user
 
@@ -41,14 +56,30 @@ class EventOut(Out):
     id: int
     village_id: int
     title: str
-    kind: str
+    kind: EventKind
     points: int
     place: str
     starts_at: Time
     ends_at: Time
     qr_mode: Literal["static", "rotating"]
     remind_day_before: bool
-    checkin_url: str | None
+    checkin_url: str | None = Field(description=(
+        "The poster's check-in address for a static code (null for a rotating one, and "
+        "for residents: a code is shown at the event, not sent ahead)"))
+    checkout: bool = Field(description="Whether the event records leaving as well "
+                                       "(check-out); no event does yet")
+
+
+class EventsQuery(Query):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    since: QueryFrom | None = Field(None, alias="from", description=(
+        "Events that end after this (default: 30 days ago)"))
+    to: QueryTo | None = Field(None, description="Events that start before this (default: "
+                                                 "a year after `from`)")
+
+
+class EventList(Out):
+    items: list[EventOut]
 
 
 class CodeOut(Out):
@@ -120,17 +151,17 @@ class ScanResults(Out):
     results: list[ScanResult]
 
 
-def event_out(request: Request, event: Event) -> EventOut:
+def event_out(request: Request, event: Event, *, with_code: bool = True) -> EventOut:
     settings = request.app.state.settings
     url = None
-    if event.qr_mode == "static":
+    if event.qr_mode == "static" and with_code:
         url = checkin_url(settings, poster_token(settings, event_id=event.id,
                                                  ends_at=event.ends_at))
     return EventOut(id=event.id, village_id=event.village_id, title=event.title,
                     kind=event.kind, points=event.points, place=event.place,
                     starts_at=event.starts_at, ends_at=event.ends_at,
                     qr_mode=str(event.qr_mode), remind_day_before=event.remind_day_before,
-                    checkin_url=url)
+                    checkin_url=url, checkout=False)
 
 
 async def event_for_staff(request: Request) -> Event:
@@ -153,6 +184,37 @@ async def create_event(request: Request, body: EventIn) -> object:
     village = await resolve_village(actor, request.path_params["id"])
     event = await service.create_event(actor=actor, village=village, **body.model_dump())
     return event_out(request, event)
+
+
+# The widest range one request lists: a village holds a few events a week, so a year is a
+# short answer, and the list is never cut short.
+LONGEST_RANGE = timedelta(days=366)
+
+
+@api.endpoint("GET", "/villages/{id:id}/events", query=EventsQuery, returns=EventList,
+              summary="The village's events in a range, earliest first",
+              summary_zh="村里某段时间的活动，按开始时间排列", tag="checkins",
+              errors=["not_found", "invalid_request"],
+              description="Staff of the village and its residents. An event is listed when it "
+                          "overlaps the range. A range longer than 366 days is refused.")
+async def list_events(request: Request, body: None) -> object:
+    user = await require_user(request)
+    village = await resolve_village(user, request.path_params["id"])
+    params: EventsQuery = request.state.query
+    since = params.since or now() - timedelta(days=30)
+    until = params.to or since + LONGEST_RANGE
+    if until <= since:
+        raise InvalidRequestError("Field %(name)s must be after %(other)s.", field="to",
+                                  name="to", other="from")
+    if until - since > LONGEST_RANGE:
+        raise InvalidRequestError("Field %(name)s is at most %(days)s days after %(other)s.",
+                                  field="to", name="to", other="from",
+                                  days=LONGEST_RANGE.days)
+    # compared in UTC, as stored (SQLite compares the text)
+    events = await Event.filter(village_id=village.id, ends_at__gt=since.astimezone(UTC),
+                                starts_at__lt=until.astimezone(UTC)).order_by("starts_at", "id")
+    staff = user.rank >= rank(Role.STAFF)
+    return EventList(items=[event_out(request, e, with_code=staff) for e in events])
 
 
 @api.endpoint("GET", "/events/{id:id}/checkin-code", returns=CodeOut,

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from torreya import __version__
 from torreya.api.registry import Endpoint, Endpoints, json
-from torreya.api.schema import Out
+from torreya.api.schema import Out, body_required
 from torreya.convertors import BIGID_DIGITS, ID_DIGITS
 from torreya.errors import DomainError
 from torreya.outbox.service import PAYLOADS
@@ -67,16 +67,21 @@ HEADERS = {
         "schema": {"type": "string", "minLength": 1, "maxLength": 255}},
 }
 
-ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+# The error body. Named ErrorResponse, not Error: a generated client names its variables
+# after the model, and an "error" field inside a model called Error shadowed one
+# (openapi-python-client's code then failed mypy --strict).
+ERROR_DETAIL = {
     "type": "object", "required": ["code", "message"],
     "properties": {
         "code": {"type": "string", "description": "Stable; what a client branches on"},
         "message": {"type": "string", "description": "For people, in the caller's language"},
         "field": {"type": ["string", "null"],
-                  "description": "The field refused, as `scans[3].nonce`"}}}}}
+                  "description": "The field refused, as `scans[3].nonce`"}}}
+ERROR = {"type": "object", "required": ["error"],
+         "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}}
 
 
-ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+ERROR_BODY = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 
 
 def _examples() -> dict:
@@ -110,10 +115,28 @@ def _models(endpoints: Sequence[Endpoint]) -> list[tuple[type[BaseModel], str]]:
 
 def _query_parameters(model: type[BaseModel]) -> list[dict]:
     schema = model.model_json_schema()
-    return [{"name": name, "in": "query", "required": name in schema.get("required", []),
-             "schema": {k: v for k, v in prop.items() if k != "title"},
-             **({"description": prop["description"]} if "description" in prop else {})}
-            for name, prop in schema["properties"].items()]
+    parameters = []
+    for name, prop in schema["properties"].items():
+        described = prop.get("description") or next(
+            (kind["description"] for kind in prop.get("anyOf", ()) if "description" in kind),
+            None)
+        parameters.append({"name": name, "in": "query",
+                           "required": name in schema.get("required", []),
+                           "schema": _query_schema(prop),
+                           **({"description": described} if described else {})})
+    return parameters
+
+
+def _query_schema(prop: dict) -> dict:
+    """A parameter's schema: a query string has no null (an optional one is left out), so
+    `T | None = None` is documented as T, not required."""
+    kinds = [kind for kind in prop.get("anyOf", ()) if kind.get("type") != "null"]
+    schema = dict(kinds[0]) if len(kinds) == 1 else {
+        k: v for k, v in prop.items() if k not in ("title", "description")}
+    if len(kinds) == 1 and prop.get("default") is not None:
+        schema["default"] = prop["default"]
+    schema.pop("description", None)
+    return schema
 
 
 def _errors(e) -> dict[str, list[str]]:
@@ -147,7 +170,8 @@ def _document(base_url: str, endpoints: Sequence[Endpoint]) -> dict:
     refs, defs = models_json_schema(_models(endpoints),
                                     ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
-    schemas["Error"] = ERROR
+    schemas["ErrorResponse"] = ERROR
+    schemas["ErrorDetail"] = ERROR_DETAIL
     examples = _examples()
     paths: dict = {}
     for e in endpoints:
@@ -186,7 +210,7 @@ def _document(base_url: str, endpoints: Sequence[Endpoint]) -> dict:
         op["parameters"] = params
         if e.body is not None:
             op["requestBody"] = {
-                "required": any(f.is_required() for f in e.body.model_fields.values()),
+                "required": body_required(e.body),
                 "content": {"application/json": {"schema": refs[(e.body, "validation")]}}}
             if "request" in seen:
                 op["requestBody"]["content"] = _with_example(op["requestBody"]["content"],
@@ -229,8 +253,10 @@ def webhooks(refs: dict) -> dict:
                         "schema": {"type": "string"}}
                        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["type", "timestamp", "data"],
+            "type": "object", "required": ["type", "town_id", "timestamp", "data"],
             "properties": {"type": {"const": event_type},
+                           "town_id": {"type": "integer", "minimum": 1,
+                                       "description": "The town it happened in"},
                            "timestamp": {"type": "string", "format": "date-time"},
                            "data": refs[(model, "serialization")]}}}}},
         "responses": {"200": {"description": "Any 2xx acknowledges it; anything else, or "

@@ -20,7 +20,7 @@ from starlette.routing import Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from torreya import idempotency
-from torreya.api.schema import validate_model
+from torreya.api.schema import body_required, validate_model
 from torreya.errors import DomainError
 from torreya.validation import parse_json, read_json
 from torreya.web import bearer_claims, require_user
@@ -90,8 +90,7 @@ def _declare(into: list[Endpoint], method: str, path: str, *, summary: str, summ
              description: str) -> Callable[[Handler], Handler]:
     scope = f"{method} {path}"
     # A body whose fields are all optional may be left out (once, not per request).
-    optional = body is not None and not any(
-        f.is_required() for f in body.model_fields.values())
+    optional = body is not None and not body_required(body)
 
     def register(handler: Handler) -> Handler:
         async def answer(request: Request, data: Any) -> Response:

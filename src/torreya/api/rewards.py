@@ -8,11 +8,15 @@ from starlette.requests import Request
 
 from torreya.accounts.service import resolve_village
 from torreya.api.registry import Endpoints
-from torreya.api.schema import Body, Id, Int, Maybe, Moment, Out, Text, Time
+from torreya.api.schema import Body, Id, Int, Maybe, Moment, OneOf, Out, Text, Time
+from torreya.models import RedemptionStatus as RedemptionStatusEnum
+from torreya.models import RewardCategory
 from torreya.rewards import queries, service
 from torreya.web import require_person, require_user
 
 LimitPeriod = Literal[service.LIMIT_PERIODS]  # type: ignore[valid-type]
+Category = OneOf(RewardCategory)
+RedemptionStatus = OneOf(RedemptionStatusEnum)
 
 
 api = Endpoints()  # this module's endpoints, in the order declared (routes.py)
@@ -25,7 +29,7 @@ class RewardIn(Body):
     per_user_limit: Int(1, 1000) | None = None
     limit_period: LimitPeriod | None = None
     description: Maybe(Text(500, required=False), "") = ""
-    category: Maybe(Literal["goods", "service", "honour"], "goods") = "goods"
+    category: Maybe(Category, "goods") = "goods"
     available_from: Moment | None = None
     available_until: Moment | None = None
 
@@ -36,8 +40,8 @@ class RewardOut(Out):
     cost: int
     stock: int | None
     per_user_limit: int | None
-    limit_period: str | None
-    category: str
+    limit_period: LimitPeriod | None
+    category: Category
     description: str
     village_id: int | None
     available_from: Time | None
@@ -55,7 +59,7 @@ class RedeemIn(Body):
 class RedemptionOut(Out):
     id: int
     reward_id: int
-    status: str
+    status: RedemptionStatus
     voucher_code: str
     balance: int
     expires_at: Time
@@ -63,7 +67,7 @@ class RedemptionOut(Out):
 
 class StatusOut(Out):
     id: int
-    status: str
+    status: RedemptionStatus
 
 
 class CancelledOut(StatusOut):
@@ -74,7 +78,7 @@ class VoucherOut(Out):
     id: int
     reward_id: int
     name: str
-    status: str
+    status: RedemptionStatus
     voucher_code: str
     cost: int
     created_at: Time

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
-from typing import Annotated, Any
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -111,8 +112,27 @@ def _query_int(value: Any) -> int:
 
 def QueryInt(minimum: int, maximum: int) -> Any:
     """A whole number in a query string (`?limit=20`): digits only; an empty value is wrong,
-    not absent."""
-    return Annotated[int, BeforeValidator(_query_int), Field(ge=minimum, le=maximum)]
+    not absent. (The bounds come before the validator, so the document says them in JSON
+    Schema's `minimum`/`maximum`, not pydantic's own `ge`/`le`.)"""
+    return Annotated[int, Field(ge=minimum, le=maximum), BeforeValidator(_query_int)]
+
+
+def _cursor(value: str) -> int:
+    if int(value) > BIGID_MAX:
+        raise _not_valid("Field %(name)s is not valid.")
+    return int(value)
+
+
+# A page's cursor: the `next_cursor` of the page before, as it came (opaque text of
+# digits); the handler receives it as a number.
+Cursor = Annotated[str, Field(pattern="^[0-9]{1,19}$",
+                              description="The next_cursor of the page before"),
+                   AfterValidator(_cursor)]
+
+
+def OneOf(values: Iterable[str]) -> Any:
+    """A choice among `values` (an enum in the document, so a generated client gets one)."""
+    return Literal[tuple(str(v) for v in values)]
 
 
 Id = Int(1, ID_MAX)
@@ -138,6 +158,42 @@ Moment = Annotated[datetime, BeforeValidator(_moment), WithJsonSchema(
     {"type": "string", "format": "date-time",
      "description": "RFC 3339 with its offset, 2000–2100"})]
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _day_or_moment(next_day: bool):
+    def read(value: Any) -> datetime:
+        if not isinstance(value, str):
+            raise _not_valid("Field %(name)s must be a date, or a date and time with its "
+                             "offset.")
+        text = value.strip()
+        if _DAY.fullmatch(text):
+            try:
+                day = date.fromisoformat(text)
+            except ValueError:
+                raise _not_valid("Field %(name)s must be a date, or a date and time with "
+                                 "its offset.") from None
+            if not YEARS[0] <= day.year <= YEARS[1]:
+                raise _not_valid("Field %(name)s is out of range.")
+            moment = datetime.combine(day, time(), LOCAL)
+            return moment + timedelta(days=1) if next_day else moment
+        # An unencoded "+08:00" arrives as " 08:00": read it as the client meant it.
+        return _moment(re.sub(r" ([0-9]{2}:?[0-9]{2})$", r"+\1", text))
+
+    return read
+
+
+_DAY_OR_MOMENT = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}",
+                  "description": "A date (village time), or a date and time with its offset "
+                                 "(RFC 3339, the + encoded as %2B)",
+                  "examples": ["2026-12-01", "2026-12-01T08:00:00+08:00"]}
+# A range's ends in a query: `from` a date means from its first moment, `to` a date up to
+# the end of that day (both village time).
+QueryFrom = Annotated[datetime, BeforeValidator(_day_or_moment(False)),
+                      WithJsonSchema(_DAY_OR_MOMENT)]
+QueryTo = Annotated[datetime, BeforeValidator(_day_or_moment(True)),
+                    WithJsonSchema(_DAY_OR_MOMENT)]
+
 # Response-side types: what the server sends (documented, not validated at runtime).
 # A moment, answered in RFC 3339 on both databases ("2026-12-06T00:30:18.080640+00:00").
 Time = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
@@ -145,9 +201,19 @@ Time = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str),
 
 
 class Body(BaseModel):
-    """A request body: unknown fields are ignored (a newer client may send more)."""
+    """A request body: unknown fields are ignored (a newer client may send more).
+
+    A body whose fields are all optional may be left out, unless `required` says a body
+    must come (one of several sets of fields, as a login's)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
+    required: ClassVar[bool] = False
+
+
+def body_required(model: type[BaseModel]) -> bool:
+    """Whether a request must carry this body (what the document says)."""
+    return bool(getattr(model, "required", False)) or any(
+        f.is_required() for f in model.model_fields.values())
 
 
 class Query(BaseModel):

@@ -22,6 +22,9 @@ class Link(Out):
 
 
 class SignedHead(Out):
+    """What is signed, field for field (docs/trust.md), with the signature."""
+
+    v: int
     town: int
     kind: str
     period: str

@@ -13,8 +13,10 @@ from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
-from torreya.api.schema import Out, Time
+from torreya.api.schema import OneOf, Out, Time
 from torreya.db import insert_rows, now
+from torreya.ledger.rules import ENTRY_KINDS
+from torreya.models import RedemptionStatus, ReportCategory, ReportStatus
 
 
 class CheckinCreated(Out):
@@ -34,7 +36,7 @@ class EntryCreated(Out):
     village_id: int | None
     delta: int
     balance_after: int
-    kind: str
+    kind: OneOf(ENTRY_KINDS)
     memo: str
     source_type: str | None
     source_id: int | None
@@ -48,7 +50,7 @@ class RedemptionEvent(Out):
     user_id: int
     village_id: int | None
     cost: int
-    status: str
+    status: OneOf(RedemptionStatus)
     actor_id: int | None
     created_at: Time
     expires_at: Time
@@ -58,8 +60,8 @@ class RedemptionEvent(Out):
 class ReportEvent(Out):
     id: int
     village_id: int
-    category: str
-    status: str
+    category: OneOf(ReportCategory)
+    status: OneOf(ReportStatus)
     points: int | None
 
 

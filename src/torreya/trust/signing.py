@@ -68,8 +68,9 @@ def sign(settings: Settings, key: TownKey, payload: bytes) -> bytes:
 
 
 def head_doc(head: SignedHead, public_key: str) -> dict:
-    return {"town": head.town_id, "kind": head.kind, "period": head.period, "seq": head.seq,
-            "entry_id": head.entry_id, "hash": head.hash, "total": head.total,
+    return {"v": encoding.VERSION, "town": head.town_id, "kind": head.kind,
+            "period": head.period, "seq": head.seq, "entry_id": head.entry_id,
+            "hash": head.hash, "total": head.total,
             "signed_at": encoding.utc_text(head.signed_at), "public_key": public_key}
 
 
