@@ -76,15 +76,17 @@ async def test_verified_phone_signs_the_resident_in_and_links_them(oidc_app, cli
 
 
 @pytest.mark.parametrize(("sub", "says"), [
-    ("zlb-unverified", "没有提供已验证的手机号"),
-    ("zlb-nophone", "没有提供已验证的手机号"),
-    ("zlb-stranger", "还没有登记居民账号"),
+    ("zlb-unverified", "浙里办没有提供已验证的手机号"),
+    ("zlb-nophone", "浙里办没有提供已验证的手机号"),
+    ("zlb-stranger", "您浙里办账号的手机号还没有登记居民账号"),
 ])
 async def test_no_clear_resident_is_told_what_to_do(oidc_app, client, sub, says):
     await make_user(village=await make_village(), phone=PHONE)
     answer = await _sign_in(client, sub)
     assert answer.status_code in (400, 409)
-    assert says in answer.text and "浙里办登录" in answer.text
+    # the provider named as a provider: the button says 浙里办登录, the sentence 浙里办
+    assert says in answer.text and "浙里办登录" in answer.text, answer.text
+    assert "浙里办登录没有" not in answer.text and "浙里办登录账号" not in answer.text
     assert not await UserIdentity.exists()
     assert (await client.get("/")).status_code == 303  # not logged in
 
@@ -113,7 +115,7 @@ async def test_a_resident_links_and_unlinks_in_settings(oidc_app, client):
     resident = await make_user(village=await make_village())  # no phone on record
     csrf = await web_login(client, resident)
     settings_page = await client.get("/me/settings")
-    assert "关联浙里办登录" in settings_page.text
+    assert "关联浙里办" in settings_page.text and "关联浙里办登录" not in settings_page.text
     linked = await _sign_in(client, "zlb-nophone", next_url="/me/settings", link=True)
     assert linked.status_code == 303 and linked.headers["location"] == "/me/settings"
     identity = await UserIdentity.get(user_id=resident.id)

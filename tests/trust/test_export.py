@@ -80,13 +80,18 @@ async def test_a_changed_export_is_refused_naming_the_entry(app, settings, tmp_p
     elif change == "swap":
         items[0]["entry"], items[3]["entry"] = items[3]["entry"], items[0]["entry"]
         named = f"entry {items[0]['entry_id']} "
-    else:  # a signature made with another key than the town's
+    else:  # the auditor gave another key than the town's: said so, not "forged"
         key = "11" * 32
-        named = "signature that does not verify"
+        named = "which is not among the keys you gave"
     _write(path, header, items)
     answer = _verify(path, key)
     assert answer.returncode == 1, answer.stdout
     assert named in answer.stdout, answer.stdout
+    if change == "delta":  # one entry's points: not called a rewritten chain
+        assert "add up to" in answer.stdout and "rewritten" not in answer.stdout, \
+            answer.stdout
+    if change == "key":
+        assert "does not verify" not in answer.stdout, answer.stdout
 
 
 def test_a_file_that_is_not_an_export_is_a_clear_error(tmp_path):

@@ -8,6 +8,7 @@ active resident links it. Otherwise the person is told plainly what to do.
 from __future__ import annotations
 
 import logging
+import re
 from functools import cache
 
 import httpx
@@ -61,7 +62,18 @@ def enabled(settings: Settings) -> bool:
 
 
 def label(settings: Settings) -> str:
+    """The button's text (TORREYA_OIDC_LABEL, e.g. 浙里办登录)."""
     return settings.OIDC_LABEL or "OpenID"
+
+
+# What a button's text adds to the provider's name: "浙里办登录", "Log in with Zheliban".
+_BUTTON_WORDS = re.compile(r"^\s*(?:log ?in|sign ?in)(?: with)?\s+|\s*(?:登录|登入|log ?in|"
+                           r"sign ?in)\s*$", re.IGNORECASE)
+
+
+def name(settings: Settings) -> str:
+    """The provider's name, for sentences ("浙里办没有提供…", not "浙里办登录没有提供…")."""
+    return _BUTTON_WORDS.sub("", label(settings)).strip() or label(settings)
 
 
 @cache
@@ -84,7 +96,7 @@ def client_for(settings: Settings):
 async def claims_from_callback(settings: Settings, request) -> dict:
     """The verified ID token's claims (userinfo merged), or an OidcError naming why not."""
     client = client_for(settings)
-    provider = label(settings)
+    provider = name(settings)
     try:
         token = await client.authorize_access_token(request)
     except OAuthError as exc:
@@ -111,7 +123,7 @@ async def resident_for(settings: Settings, claims: dict) -> User:
 
     Raises OidcPhoneError, OidcNoResidentError, OidcSeveralError.
     """
-    provider = label(settings)
+    provider = name(settings)
     issuer, subject = settings.OIDC_ISSUER, str(claims["sub"])[:255]
     linked = await UserIdentity.get_or_none(issuer=issuer, subject=subject)
     if linked is not None:
@@ -139,7 +151,7 @@ async def link(settings: Settings, *, user: User, subject: str) -> None:
     try:
         identity, made = await UserIdentity.get_or_create(
             issuer=settings.OIDC_ISSUER, subject=subject,
-            defaults={"user_id": user.id, "label": label(settings)[:64]})
+            defaults={"user_id": user.id, "label": name(settings)[:64]})
     except IntegrityError:  # a concurrent first sign-in linked it
         return
     if made:

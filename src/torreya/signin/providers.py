@@ -14,9 +14,10 @@ from torreya.signin import oidc, wechat
 @dataclass(frozen=True)
 class Provider:
     key: str  # "oidc" | "wechat": the button's id and its /login/<key> address
-    label: str
+    label: str  # the button's text
     issuer: str  # what its linked identities carry
     primary: bool = False
+    name: str = ""  # the provider's name, in sentences ("Link 浙里办")
 
 
 def configured(request: Request) -> list[Provider]:
@@ -25,7 +26,8 @@ def configured(request: Request) -> list[Provider]:
     if wechat.enabled(settings):
         inside = wechat.in_wechat(request.headers.get("user-agent", ""))
         found.append(Provider("wechat", _("Log in with WeChat"), wechat.issuer(settings),
-                              primary=inside))
+                              primary=inside, name=_("WeChat")))
     if oidc.enabled(settings):
-        found.append(Provider("oidc", oidc.label(settings), settings.OIDC_ISSUER))
+        found.append(Provider("oidc", oidc.label(settings), settings.OIDC_ISSUER,
+                              name=oidc.name(settings)))
     return sorted(found, key=lambda p: not p.primary)

@@ -64,7 +64,7 @@ async def oidc_callback(request: Request) -> Response:
                 return confirm_first("/me/settings")
             await oidc.link(settings, user=user, subject=str(claims["sub"])[:255])
             flash(request, _("%(provider)s is linked: you can log in with it.",
-                             provider=oidc.label(settings)))
+                             provider=oidc.name(settings)))
             return redirect("/me/settings")
         user = await oidc.resident_for(settings, claims)
     except DomainError as error:

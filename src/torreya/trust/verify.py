@@ -62,23 +62,37 @@ class ChainChecker:
         if seq in self.wanted:
             self.hash_at[seq] = (self.hash, self.total, entry_id)
 
-    def signed_head(self, head: Mapping[str, Any], public_key: str | None) -> None:
+    def signed_head(self, head: Mapping[str, Any], public_key: str | None,
+                    unknown_key: str = "") -> None:
+        """Check a signed head against its key and the chain. `public_key` None: the key
+        is not one the checker trusts, and `unknown_key` says why (it is not forged for
+        that: it may be someone else's key, or a key the auditor was not given)."""
         label = f"town {self.town_id}: the signed head of {head['period']} ({head['kind']})"
-        if public_key is None or not encoding.verify_signature(
+        if public_key is None:
+            self.add(f"{label} {unknown_key or 'names a key the town does not have'}")
+        elif not encoding.verify_signature(
                 public_key, encoding.head_payload(head | {"public_key": public_key}),
                 head["signature"]):
-            self.add(f"{label} has a signature that does not verify")
+            self.add(f"{label} has a signature that does not verify with the town's key "
+                     f"{public_key[:16]}…: the head was edited after it was signed")
         seq = int(head["seq"])
         if seq == 0:
             return
         found = self.hash_at.get(seq)
         if found is None:
             self.add(f"{label} names link {seq}, which the chain does not have")
-        elif found[0] != head["hash"] or found[1] != int(head["total"]) \
-                or found[2] != int(head["entry_id"]):
+            return
+        chain_hash, chain_total, chain_entry = found
+        if chain_hash != head["hash"]:
             self.add(f"{label} does not match the chain at link {seq} (entry "
-                     f"{head['entry_id']}): entries up to it were changed and the chain "
-                     "rewritten")
+                     f"{head['entry_id']}): its hash differs, so entries up to it were "
+                     "changed and the chain rewritten")
+        elif chain_entry != int(head["entry_id"]):
+            self.add(f"{label} names entry {head['entry_id']} at link {seq}, where the chain "
+                     f"has entry {chain_entry}")
+        elif chain_total != int(head["total"]):
+            self.add(f"{label} says the points up to link {seq} total {head['total']}, but "
+                     f"the entries add up to {chain_total}: an entry's points were changed")
 
 
 @dataclass(frozen=True)
@@ -176,9 +190,12 @@ def verify_export(header: Mapping[str, Any], links: Iterable[Mapping[str, Any]],
         count += 1
     trusted = set(public_keys) if public_keys else {k["public_key"]
                                                      for k in header.get("keys", [])}
+    given = "the keys you gave" if public_keys else "the file's own keys"
     for head in header.get("signed_heads", []):
         key = head.get("public_key")
-        checker.signed_head(head, key if key in trusted else None)
+        checker.signed_head(head, key if key in trusted else None, unknown_key=(
+            f"was signed with the key {str(key)[:16]}…, which is not among {given}: check "
+            "that the key is the town's, as published on its trust page"))
     if not header.get("signed_heads"):
         add("the file has no signed head: nothing ties it to the town")
     if more[0]:
