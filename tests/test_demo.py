@@ -77,3 +77,11 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
                            "refused"}, counts
     assert all(int(n) > 0 for n in counts.values()), str(counts)
     assert re.search(r'<span class="checkins">已签到[1-9]\d*人</span>', work), work
+
+    # the shop shows the goods as they look (issue 28)
+    await login(client, "gulaicun_r001")
+    shop = (await client.get("/shop")).text
+    pictures = re.findall(r'<img class="shop-img" src="(/rewards/\d+/image)"', shop)
+    assert len(pictures) >= 6, shop
+    picture = await client.get(pictures[0])
+    assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"

@@ -32,6 +32,33 @@ def test_every_shipped_pack_is_valid(path):
     everyday = [r.cost for r in pack.rewards if r.category == "goods"]
     assert pack.levels and pack.badges
     assert all(10 <= cost <= 150 for cost in everyday)
+    # the shop shows the goods: every item of a shipped pack has its picture
+    assert all(r.picture is not None and r.picture[1] == "image/jpeg" for r in pack.rewards)
+
+
+def test_a_pack_names_pictures_beside_it_and_a_missing_one_is_a_problem(tmp_path):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (40, 30), (200, 40, 40)).save(tmp_path / "images" / "rice.png")
+    (tmp_path / "images" / "broken.jpg").write_bytes(b"not a picture")
+    base = ('[scheme]\nname = "x"\ncurrency_name = "分"\n\n[[rewards]]\nkey = "rice"\n'
+            'name = "大米"\ncost = 10\nimage = "{}"\n')
+    path = tmp_path / "pack.toml"
+    path.write_text(base.format("images/rice.png"), encoding="utf-8")
+    pack, problems = load_pack_file(path)
+    assert problems == [] and pack.rewards[0].picture[0][:2] == b"\xff\xd8"  # a JPEG
+    for name, says in (("images/none.jpg", "找不到图片 images/none.jpg"),
+                       ("../secret.jpg", "方案文件旁"),
+                       ("/etc/passwd.png", "方案文件旁"),
+                       ("images/rice.gif", "方案文件旁"),
+                       ("images/broken.jpg", "images/broken.jpg: ")):
+        path.write_text(base.format(name), encoding="utf-8")
+        pack, problems = load_pack_file(path)
+        assert pack is None, name
+        assert [(p.line, p.field) for p in problems] == [(9, "rewards[0].image")], problems
+        assert says in problems[0].message, problems
+    # pasted into the console (no folder): the name is checked, the picture left alone
+    pack, problems = check_pack(base.format("images/none.jpg"), "pasted.toml")
+    assert problems == [] and pack.rewards[0].picture is None
 
 
 def test_bad_levels_and_badges_are_named():
@@ -104,11 +131,14 @@ async def test_import_creates_then_updates_without_touching_stock(app):
     assert {"rule": "first_patrol", "name": "红枫初巡"} in town.badges
     rice = await Reward.get(town_id=town.id, key="rice-5jin")
     assert rice.stock == 40 and rice.village_id is None
+    assert rice.has_image and await RewardImage.filter(reward_id=rice.id).count() == 1
+    assert await RewardImage.all().count() == len(pack.rewards)
     assert await StockMovement.filter(reward_id=rice.id, reason="initial").count() == 1
     await Reward.filter(id=rice.id).update(stock=12)
     pack.rewards[0].cost = 125
     second = await import_pack(pack, town=town, actor=None)
     assert second.created == 0 and second.updated == len(pack.rewards)
+    assert await RewardImage.all().count() == len(pack.rewards)  # replaced, not added
     rice = await Reward.get(id=rice.id)
     assert rice.cost == 125 and rice.stock == 12
     assert await Reward.filter(town_id=town.id).count() == len(pack.rewards)

@@ -19,10 +19,20 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.boards.levels import BADGE_RULES, DEFAULT_BADGES, DEFAULT_LEVELS
 from torreya.db import now
-from torreya.errors import InvalidRequestError
+from torreya.errors import DomainError, InvalidRequestError
 from torreya.i18n import gettext as _
+from torreya.images import reencode_image
 from torreya.ledger.rules import ACTIVITY_KINDS, ensure_default_rules
-from torreya.models import EarningRule, Reward, RewardCategory, StockMovement, Town, User, Village
+from torreya.models import (
+    EarningRule,
+    Reward,
+    RewardCategory,
+    RewardImage,
+    StockMovement,
+    Town,
+    User,
+    Village,
+)
 from torreya.rewards.service import LIMIT_PERIODS
 from torreya.settings import LOCAL
 
@@ -65,6 +75,11 @@ class RewardPack:
     village: str | None = None
     available_from: datetime | None = None
     available_until: datetime | None = None
+    # A picture beside the pack file ("images/rice-5jin.jpg"), re-encoded when the file is
+    # read: (JPEG bytes, content type). A pack pasted into the console has no folder, so
+    # there its pictures are left as they are.
+    image: str | None = None
+    picture: tuple[bytes, str] | None = None
 
 
 @dataclass
@@ -164,8 +179,10 @@ class _Checker:
         return None
 
 
-def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[PackProblem]]:
-    """The pack in `text`, or None and every problem found."""
+def check_pack(text: str, filename: str = "<pack>", folder: Path | None = None
+               ) -> tuple[Pack | None, list[PackProblem]]:
+    """The pack in `text`, or None and every problem found. `folder`: where the pack file
+    lives, to read the pictures its items name."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -237,7 +254,10 @@ def check_pack(text: str, filename: str = "<pack>") -> tuple[Pack | None, list[P
             limit_period=period,
             village=c.text(item, "rewards", index, "village", required=False, max_length=32),
             available_from=c.moment(item, "rewards", index, "available_from"),
-            available_until=c.moment(item, "rewards", index, "available_until"))
+            available_until=c.moment(item, "rewards", index, "available_until"),
+            image=c.text(item, "rewards", index, "image", required=False, max_length=200))
+        if reward.image is not None:
+            reward.picture = _picture(c, index, reward.image, folder)
         if (reward.available_from and reward.available_until
                 and reward.available_until <= reward.available_from):
             c.problem("rewards", index, "available_until", _("must be after available_from"))
@@ -270,6 +290,30 @@ def _levels_and_badges(c: _Checker, data: dict, pack: Pack) -> None:
                 pack.badges.append({"rule": rule, "name": name})
 
 
+_PICTURE = re.compile(r"[A-Za-z0-9_./-]+\.(?:jpe?g|png|webp)", re.IGNORECASE)
+
+
+def _picture(c: _Checker, index: int, name: str, folder: Path | None
+             ) -> tuple[bytes, str] | None:
+    """The item's picture, read from beside the pack and re-encoded as an upload is."""
+    if not _PICTURE.fullmatch(name) or name.startswith("/") or ".." in name.split("/"):
+        c.problem("rewards", index, "image",
+                  _("image must be a .jpg, .png or .webp file beside the pack "
+                    "(e.g. images/rice.jpg)"))
+        return None
+    if folder is None:
+        return None
+    path = folder / name
+    if not path.is_file():
+        c.problem("rewards", index, "image", _("no picture at %(path)s", path=name))
+        return None
+    try:
+        return reencode_image(path.read_bytes())
+    except DomainError as error:
+        c.problem("rewards", index, "image", f"{name}: {error.text()}")
+        return None
+
+
 def _tables(c: _Checker, data: dict, name: str) -> list[dict]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -283,7 +327,7 @@ def load_pack_file(path: Path) -> tuple[Pack | None, list[PackProblem]]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         return None, [PackProblem(str(path), 1, "file", _("not UTF-8 text"))]
-    return check_pack(text, str(path))
+    return check_pack(text, str(path), path.parent)
 
 
 @dataclass(frozen=True)
@@ -333,8 +377,8 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
                 if village is None:
                     raise InvalidRequestError("Village %(code)s is not in this town.",
                                               field="village", code=item.village)
-            values = {k: v for k, v in item.__dict__.items() if k not in {"key", "village",
-                                                                          "stock"}}
+            values = {k: v for k, v in item.__dict__.items() if k not in {
+                "key", "village", "stock", "image", "picture"}}
             existing = await Reward.get_or_none(town_id=town.id, key=item.key).using_db(
                 connection)
             if existing is None:
@@ -347,9 +391,16 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
                                                created_at=now(), using_db=connection)
                 created += 1
             else:
+                reward = existing
                 await Reward.filter(id=existing.id).using_db(connection).update(
                     village_id=village.id if village else None, **values)
                 updated_count += 1
+            if item.picture is not None:
+                content, content_type = item.picture
+                await RewardImage.filter(reward_id=reward.id).using_db(connection).delete()
+                await RewardImage.create(reward_id=reward.id, content=content,
+                                         content_type=content_type, using_db=connection)
+                await Reward.filter(id=reward.id).using_db(connection).update(has_image=True)
         await ensure_default_rules(town)
         await audit.record(actor, "rewards:scheme:import", connection=connection,
                            subject=f"town:{town.id}", town_id=town.id,
