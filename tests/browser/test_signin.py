@@ -117,7 +117,7 @@ def test_a_resident_logs_in_with_the_government_single_sign_on(browser, live_ser
     page.wait_for_url(f"{live_server.url}/")
     assert page.locator("#balance").is_visible()
     page.goto(f"{live_server.url}/me/settings")
-    assert "浙里办登录" in page.locator("#identities").inner_text()
+    assert "浙里办" in page.locator("#identities").inner_text()  # the provider, by name
 
 
 def test_a_newcomer_registers_is_approved_and_logs_in(browser, live_server):

@@ -83,6 +83,39 @@ def test_a_leaders_pages_fit_a_360_phone(browser, live_server):
     _no_sideways_scroll(page, group_url)  # the invitation link wraps
     page.click("a:text-is('打印巡更牌')")
     page.wait_for_url(re.compile(r".*/sheet$"))
+    # the live patrol: the join code, the checkpoints and the finish button, at 360
+    page.goto(group_url)
+    page.click("button:has-text('古来村夜巡线')")
+    page.wait_for_url(re.compile(r".*/patrols/\d+$"))
+    live = page.url
+    _no_sideways_scroll(page, live)
+    page.click("#finish summary")
+    page.click("#finish-button")
+    page.wait_for_selector("#next-step")
+    _no_sideways_scroll(page, live)  # finished: the status and what happens next
+    page.context.close()
+
+
+def test_staff_pages_on_a_phone_fit_360(browser, live_server):
+    """Staff scan cards and hand goods over on their phones, at the event and the shop."""
+    village = _village_id(live_server, "gulaicun_admin")
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    with live_server.api("gulaicun_admin") as admin:
+        event = admin.post(f"/api/v1/villages/{village}/events", json={
+            "title": "平安夜校·签到", "kind": "training", "points": 5, "qr_mode": "rotating",
+            "starts_at": start.isoformat(), "ends_at": (start + timedelta(hours=2)).isoformat(),
+        }).json()
+    page = _phone(browser)
+    login(page, live_server, "gulaicun_staff")
+    page.wait_for_url(re.compile(r".*/console/"))
+    for path in ("/console/", f"/events/{event['id']}/scan",
+                 f"/events/{event['id']}/scan/offline", "/fulfil",
+                 f"/console/villages/{village}/reports",
+                 f"/console/villages/{village}/refusals"):
+        _no_sideways_scroll(page, live_server.url + path)
+    page.goto(f"{live_server.url}/console/villages/{village}/reports")
+    first = page.locator("table a[href^='/reports/']").first.get_attribute("href")
+    _no_sideways_scroll(page, live_server.url + first)
     page.context.close()
 
 
