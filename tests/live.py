@@ -118,6 +118,26 @@ class Live:
         return subprocess.run([*CLI, *args], cwd=self.folder, env=self.env, capture_output=True,
                               text=True, timeout=120)
 
+    def sql(self, statement: str) -> None:
+        """Change the database directly, behind the app's back."""
+        url = self.env["TORREYA_DATABASE_URL"]
+        if url.startswith("sqlite"):
+            with contextlib.closing(sqlite3.connect(url.split("://", 1)[1])) as connection:
+                connection.execute(statement)
+                connection.commit()
+            return
+
+        async def run() -> None:
+            import asyncpg
+
+            connection = await asyncpg.connect(url)
+            try:
+                await connection.execute(statement)
+            finally:
+                await connection.close()
+
+        _in_thread(run())
+
     def rows(self, sql: str, *values) -> list[tuple]:
         """Read the database directly, as an auditor would (not through the app)."""
         url = self.env["TORREYA_DATABASE_URL"]

@@ -20,7 +20,7 @@ from torreya.boards.queries import forget_boards
 from torreya.checkins.events import forget_events
 from torreya.db import is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
-from torreya.idempotency import purge_expired
+from torreya.housekeeping import housekeeping
 from torreya.ledger import batch as ledger_batch
 from torreya.middleware import (
     BodyLimitMiddleware,
@@ -30,16 +30,13 @@ from torreya.middleware import (
     SecurityHeadersMiddleware,
     TrackedSend,
 )
-from torreya.notifications.service import remind_events, remind_expiring_vouchers
+from torreya.ops import metrics
+from torreya.ops.observe import ObserveMiddleware, route_template
 from torreya.outbox import worker
-from torreya.outbox.worker import purge_delivered
-from torreya.patrols.service import auto_submit_stale
-from torreya.rewards.service import expire_vouchers
 from torreya.routes import build_routes
 from torreya.settings import Settings
 from torreya.templating import render
 from torreya.trust import sealing
-from torreya.trust.signing import sign_due
 from torreya.web import LoginRequired, login_redirect
 
 log = logging.getLogger("torreya")
@@ -117,11 +114,12 @@ class FaultBarrier:
             request = Request(scope)
             headers = None
             if is_unavailable(exc):
-                log.warning("database unavailable on %s: %r", request.url.path, exc)
+                metrics.DB_UNAVAILABLE.inc()
+                log.warning("database unavailable on %s: %r", route_template(scope), exc)
                 error: DomainError = UnavailableError()
                 headers = {"Retry-After": str(UnavailableError.retry_after)}
             else:
-                log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+                log.exception("unhandled error on %s", route_template(scope), exc_info=exc)
                 error = DomainError("Something went wrong on our side. Please try again.",
                                     code="server_error", status=500)
             try:
@@ -130,23 +128,6 @@ class FaultBarrier:
                 response = JSONResponse({"error": {"code": error.code, "message": error.code}},
                                         status_code=error.status, headers=headers)
             await response(scope, receive, send)
-
-
-async def housekeeping(settings: Settings) -> None:
-    """Periodic chores of every worker; each is safe to run concurrently with itself."""
-    await asyncio.sleep(settings.HOUSEKEEPING_FIRST_SECONDS)
-    while True:
-        try:
-            await expire_vouchers()
-            await auto_submit_stale()
-            await purge_expired()
-            await purge_delivered()
-            await remind_expiring_vouchers()
-            await remind_events()
-            await sign_due(settings)
-        except Exception:  # keep the loop alive; the error is logged with its traceback
-            log.exception("housekeeping failed")
-        await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)
 
 
 def settle_heap() -> None:
@@ -170,9 +151,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ledger_batch.forget()
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()
-            tasks = [asyncio.create_task(housekeeping(settings))]
+            tasks = []
             stop = asyncio.Event()
-            if settings.RUN_WORKER:
+            if settings.RUN_WORKER:  # else `torreya worker` runs both (README)
+                tasks.append(asyncio.create_task(housekeeping(settings)))
                 tasks.append(asyncio.create_task(worker.run(settings, stop=stop)))
             try:
                 yield
@@ -184,6 +166,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         await task
 
     middleware = [
+        Middleware(ObserveMiddleware, log_requests=settings.LOG_FORMAT == "json"),
         Middleware(RequestContextMiddleware),
         Middleware(SecurityHeadersMiddleware, hsts=settings.secure_cookies),
         Middleware(BodyLimitMiddleware, max_bytes=settings.MAX_BODY_BYTES,

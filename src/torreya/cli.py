@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from rich.console import Console
@@ -44,28 +46,64 @@ async def _migrate(settings: Settings) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.check:  # for deploy scripts: 0 current, 1 pending (or newer than this code)
+        state = asyncio.run(_schema_state(settings))
+        console.print(("[green]" if state.current else "[red]") + state.explain()
+                      + ("[/green]" if state.current else "[/red]"))
+        return 0 if state.current else 1
+    state = asyncio.run(_schema_state(settings))
+    if state.unknown:
+        console.print(f"[red]{state.explain()}.[/red]")
+        return 1
     asyncio.run(_migrate(settings))
     console.print("[green]Schema is up to date.[/green]")
     return 0
 
 
+async def _schema_state(settings: Settings):
+    from torreya.db import conn, orm
+    from torreya.ops import schema
+
+    async with orm(settings):
+        return await schema.state(conn())
+
+
+def _multiprocess_metrics(workers: int) -> None:
+    """Several workers count into one directory that /metrics sums (ops/metrics.py): set
+    before the workers start, emptied of an earlier run's counts."""
+    from torreya.ops.metrics import MULTIPROC_ENV
+
+    if workers <= 1:
+        return
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder:
+        folder = os.path.join(tempfile.gettempdir(), f"torreya-metrics-{os.getpid()}")
+        os.environ[MULTIPROC_ENV] = folder
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from torreya.ops.logs import config as log_config
+
+    state = asyncio.run(_schema_state(settings))
+    if state.unknown:  # a newer Torreya migrated this database: never run older code on it
+        console.print(f"[red]Not starting: {state.explain()}.[/red]")
+        return 1
     asyncio.run(_migrate(settings))
     console.print(f"Torreya on http://{args.host}:{args.port} (database: "
                   f"{settings.DATABASE_URL.split('@')[-1]})")
+    _multiprocess_metrics(args.workers)
     # Timeouts chosen on purpose (README, production notes): an idle keep-alive connection
     # is closed after --timeout-keep-alive seconds; on shutdown, requests in flight get
     # --timeout-graceful-shutdown seconds to finish (their transactions commit or roll back
-    # whole either way).
-    # Torreya's own log (the delivery worker, refused database calls, and the `log` SMS
-    # backend's texts: how a demo resident reads their code) beside uvicorn's.
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["torreya"] = {"handlers": ["default"], "level": "INFO",
-                                        "propagate": False}
+    # whole either way). Logs: Torreya's and uvicorn's, as text or JSON lines
+    # (TORREYA_LOG_FORMAT); uvicorn's access log stays off (Torreya's own request line,
+    # with the route's template and not the raw path, is written in JSON mode).
     uvicorn.run("torreya.asgi:app", host=args.host, port=args.port, workers=args.workers,
-                log_config=log_config,
+                log_config=log_config(settings.LOG_FORMAT == "json"),
                 proxy_headers=True, forwarded_allow_ips=args.forwarded_allow_ips,
                 timeout_keep_alive=args.timeout_keep_alive,
                 timeout_graceful_shutdown=args.timeout_graceful_shutdown,
@@ -258,12 +296,19 @@ def cmd_scheme(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    """The delivery worker on its own, for deployments that run it apart from the web
-    workers (then start those with TORREYA_WORKER=0). Stops cleanly on Ctrl-C or SIGTERM."""
+    """The delivery worker and the housekeeping on their own, for deployments that run them
+    apart from the web hosts (then start those with TORREYA_WORKER=0). Stops cleanly on
+    Ctrl-C or SIGTERM."""
+    import contextlib
+    import logging.config
     import signal
 
     from torreya.db import orm
+    from torreya.housekeeping import housekeeping
+    from torreya.ops.logs import config as log_config
     from torreya.outbox import worker
+
+    logging.config.dictConfig(log_config(settings.LOG_FORMAT == "json"))
 
     async def run() -> None:
         await _migrate(settings)
@@ -272,8 +317,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         async with orm(settings):
-            console.print("Delivering webhooks and text messages from the outbox (Ctrl-C to stop).")
-            await worker.run(settings, stop=stop)
+            console.print("Delivering webhooks and text messages from the outbox, and keeping "
+                          "house (Ctrl-C to stop).")
+            chores = asyncio.create_task(housekeeping(settings))
+            try:
+                await worker.run(settings, stop=stop)
+            finally:
+                chores.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chores
 
     asyncio.run(run())
     return 0
@@ -392,7 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--limit-concurrency", type=int, default=None,
                        help="answer 503 beyond this many connections and tasks per worker")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("migrate", help="bring the schema up to date").set_defaults(func=cmd_migrate)
+    migrate = sub.add_parser("migrate", help="bring the schema up to date")
+    migrate.add_argument("--check", action="store_true",
+                         help="change nothing; exit 1 when migrations are pending")
+    migrate.set_defaults(func=cmd_migrate)
     admin = sub.add_parser("create-admin", help="create a platform admin")
     admin.add_argument("username")
     admin.add_argument("--password-stdin", action="store_true")

@@ -24,6 +24,7 @@ from torreya.console import residents
 from torreya.console import views as console
 from torreya.ledger import views as ledger
 from torreya.notifications import views as notifications
+from torreya.ops import health
 from torreya.outbox import views as outbox
 from torreya.patrols import views as patrols
 from torreya.pledges import views as pledges
@@ -42,6 +43,7 @@ API = (*api_accounts.api, *api_boards.api, *api_checkins.api, *api_community.api
 
 def build_routes() -> list[BaseRoute]:
     return [
+        *health.routes,
         Mount("/api/v1", app=ApiRouter(API), name="api"),
         Mount("/static", app=StaticFiles(directory=str(resource_dir("static"))), name="static"),
         *rewards.routes,

@@ -83,8 +83,13 @@ class Settings:
     DB_STATEMENT_TIMEOUT: float = 5.0
     DB_LOCK_TIMEOUT: float = 3.0
     DB_CONNECT_TIMEOUT: float = 5.0
-    # The delivery worker inside `torreya serve` (off where `torreya worker` runs instead).
+    # The delivery worker and the housekeeping inside `torreya serve` (off on web hosts
+    # where `torreya worker` runs them instead: TORREYA_WORKER=0).
     RUN_WORKER: bool = True
+    # "text" or "json" (one JSON object per line, with each request's line): TORREYA_LOG_FORMAT.
+    LOG_FORMAT: str = "text"
+    # /metrics answers loopback clients, or anyone bearing this token when it is set.
+    METRICS_TOKEN: str = ""
     WORKER_POLL_SECONDS: float = 1.0
     # Webhooks may point into private networks only when the platform operator says so.
     WEBHOOK_ALLOW_PRIVATE: bool = False
@@ -152,10 +157,16 @@ class Settings:
                 raise wrong
             return number
 
+        log_format = env.get("TORREYA_LOG_FORMAT", "text")
+        if log_format not in {"text", "json"}:
+            raise ConfigurationError(f"TORREYA_LOG_FORMAT must be text or json, not "
+                                     f"{log_format!r}")
         return cls(
             RESIDENT_SESSION_SECONDS=hours("TORREYA_RESIDENT_SESSION_HOURS", 30 * 24 * 3600),
             STAFF_SESSION_SECONDS=hours("TORREYA_STAFF_SESSION_HOURS", 12 * 3600),
             RUN_WORKER=flag("TORREYA_WORKER", True),
+            LOG_FORMAT=log_format,
+            METRICS_TOKEN=env.get("TORREYA_METRICS_TOKEN", ""),
             BOARD_CACHE_SECONDS=seconds("TORREYA_BOARD_CACHE_SECONDS", 5.0),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             SMS_BACKEND=sms_backend,

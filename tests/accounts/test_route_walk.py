@@ -72,14 +72,16 @@ _audience("public",  # no login
           "GET /villages/{id:id}/leaderboard", "GET /villages/{id:id}/stock",
           "GET /groups/{id:id}/display", "GET /groups/{id:id}/display.json",
           "GET /groups/{id:id}/leaderboard",
-          "GET /c/{token}")  # logged out: which event, how many points, then the login
+          "GET /c/{token}",  # logged out: which event, how many points, then the login
+          "GET /healthz", "GET /readyz")  # for load balancers
 _audience("public_absent",  # public, and the walk's world has no such thing: 404 to all
           "GET /rewards/{id:id}/image", "GET /certificates/{code}", "GET /login/oidc",
           "GET /login/oidc/callback", "GET /login/wechat", "GET /login/wechat/callback")
 # Everyone is sent to the login page: register after an SMS code, the second and third
 # steps of a login with none begun, and logging out (a helper may log themselves out).
 _audience("to_login", "GET /register", "POST /register", "POST /login/totp", "POST /login/choose",
-          "POST /logout", "POST /logout/everywhere")
+          "POST /logout", "POST /logout/everywhere",
+          "GET /metrics")  # this machine or its token's bearer only: 401 from the walk's address
 _audience("login",  # anyone logged in, for their own account or the town's public things
           "GET /", "GET /api/v1/me", "GET /api/v1/me/ledger", "GET /api/v1/me/notifications",
           "POST /api/v1/me/notifications/read", "POST /api/v1/me/password",
@@ -98,7 +100,7 @@ _audience("local",  # anyone logged in within the town (its residents, staff and
           "POST /groups/join/{code}", "GET /patrols/{id:id}", "GET /patrols/{id:id}/join",
           "POST /patrols/{id:id}/join", "POST /api/v1/redemptions/{id:bigid}/cancel",
           "GET /vouchers/{id:bigid}", "POST /vouchers/{id:bigid}/cancel", "GET /v/{code}",
-          "GET /reports/{id:bigid}")
+          "GET /reports/{id:bigid}", "GET /api/v1/villages/{id:id}/events")
 _audience("resident",  # the resident's own points, vouchers, reports and patrols
           "POST /api/v1/checkins", "GET /api/v1/me/member-card", "POST /api/v1/redemptions",
           "POST /api/v1/reports", "POST /api/v1/pledges/{id:id}/signatures",

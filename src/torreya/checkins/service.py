@@ -32,6 +32,7 @@ from torreya.models import (
     Village,
 )
 from torreya.models.checkins import QrMode
+from torreya.ops import metrics
 from torreya.security import AccessClaims
 from torreya.settings import Settings
 from torreya.signin.family import Acting
@@ -116,6 +117,7 @@ async def create_event(
 
 async def _refuse(error: DomainError, *, method: str, event: Event | None, user: User | None,
                   village_id: int | None = None) -> DomainError:
+    metrics.checkin(error.code)
     await CheckinRefusal.create(event=event, user=user, method=method, reason=error.code,
                                 village_id=event.village_id if event else village_id)
     return error
@@ -148,6 +150,7 @@ async def check_in(settings: Settings, *, token: str, login: AccessClaims,
     if valid and login.helper_id is None:
         written = await express.check_in(event, mode=code.mode, login=login)
         if written is not None:
+            metrics.checkin("created")
             return CheckinResult(written[0], event, login.user_id, event.points, written[1])
     user, helper = await person()
     if not valid:
@@ -185,6 +188,7 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
                             user=user) from None
     except DomainError as error:  # already checked in, cap_reached: nothing was written
         raise await _refuse(error, method=method, event=event, user=user) from None
+    metrics.checkin("created")
     return CheckinResult(checkin_id, event, user.id, event.points, user.balance)
 
 

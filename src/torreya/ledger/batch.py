@@ -32,6 +32,7 @@ from torreya.ledger.caps import any_cap
 from torreya.ledger.periods import CAP_PERIODS, total_keys
 from torreya.ledger.writer import AlreadyCheckedInError
 from torreya.models import Event
+from torreya.ops import metrics
 from torreya.security import AccessClaims
 from torreya.trust import encoding, sealing
 
@@ -84,10 +85,13 @@ async def write_batch(scans: Sequence[BatchCheckin], *, connection=None) -> list
     with what else it writes, if given (a database error then leaves it to roll back)."""
     client = connection or connections.get("default")
     if is_postgres(client):
-        return await _on_postgres(client, scans)
-    if connection is not None:
-        return await in_sqlite_thread(client, lambda db: _write_all_sqlite(db, scans))
-    return await in_sqlite_thread(client, lambda db: _on_sqlite(db, scans))
+        written = await _on_postgres(client, scans)
+    elif connection is not None:
+        written = await in_sqlite_thread(client, lambda db: _write_all_sqlite(db, scans))
+    else:
+        written = await in_sqlite_thread(client, lambda db: _on_sqlite(db, scans))
+    metrics.entries("checkin", sum(w is not None for w in written))
+    return written
 
 
 _PADS: dict[bytes, tuple[bytes, bytes]] = {}

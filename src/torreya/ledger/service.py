@@ -25,6 +25,7 @@ from torreya.errors import ConflictError, ForbiddenError
 from torreya.ledger import writer
 from torreya.ledger.caps import caps_of
 from torreya.models import EarningRule, LedgerEntry, Role, User
+from torreya.ops import metrics
 from torreya.outbox.service import Message, emit
 from torreya.signin.family import Acting, memo_mark
 
@@ -88,6 +89,7 @@ async def post_entry(posting: Posting, connection: BaseDBAsyncClient, *,
         caps=caps_of(posting.rule) if posting.rule is not None else None))
     entry = LedgerEntry(id=entry_id, balance_after=balance, **columns)
     entry._saved_in_db = True
+    metrics.entries(posting.kind)
     await emit(connection, *also)
     if helper is not None:  # 亲属代办: the entry says so, and so does the audit trail
         await audit.record(user, "signin:helper:act", connection=connection,

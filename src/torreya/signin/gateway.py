@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from torreya.settings import ConfigurationError, Settings
+from torreya.signin.phones import mask_phone
 
 log = logging.getLogger("torreya.sms")
 
@@ -42,8 +44,13 @@ class SmsGateway(Protocol):
 
 
 class LogGateway:
+    """Development and the demo: the text is printed on the server's terminal, where a demo
+    resident reads their code. Not through the logging system: a log line never holds a
+    code or a phone number (SPEC §4.11), and production logs go to collectors."""
+
     async def send(self, *, phone: str, text: str, code: str | None = None) -> None:
-        log.info("SMS to %s: %s", phone, text)
+        print(f"[demo SMS, TORREYA_SMS_BACKEND=log] to {mask_phone(phone)}: {text}",
+              file=sys.stderr, flush=True)
 
 
 class WebhookGateway:
