@@ -331,6 +331,48 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """A consistent snapshot while serve keeps serving (SQLite's online backup API,
+    PostgreSQL's pg_dump)."""
+    from torreya.ops.backup import BackupError, backup
+
+    target = Path(args.file)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Backing up", total=None)
+            backup(settings, target, lambda done, total: progress.update(
+                task, completed=done, total=total))
+    except BackupError as error:
+        console.print(f"[red]{error}[/red]")
+        return 1
+    console.print(f"[green]Backup written[/green]: {target} ({target.stat().st_size:,} bytes). "
+                  "Keep TORREYA_SECRET_KEY apart from it: a restore needs the same key.")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Load a backup into an empty database; then check the secret key against it."""
+    from torreya.ops.backup import BackupError, restore
+
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Restoring", total=None)
+            restored = restore(settings, Path(args.file), lambda done, total: progress.update(
+                task, completed=done, total=total))
+    except BackupError as error:
+        console.print(f"[red]Not restored: {error}[/red]")
+        return 1
+    if not restored.keys_ok:
+        console.print("[red]Restored, but TORREYA_SECRET_KEY is not the key this backup was "
+                      "made with: the towns' signing keys cannot be opened and the ledger's "
+                      "seals will not verify. Set the original key, then run torreya audit."
+                      "[/red]")
+        return 1
+    console.print(f"[green]Restored[/green] {restored.towns} town(s). Now run `torreya audit`: "
+                  "a clean audit proves every balance, entry, link and signed head whole.")
+    return 0
+
+
 def cmd_expire_vouchers(settings: Settings, args: argparse.Namespace) -> int:
     from torreya.db import orm
     from torreya.rewards.service import expire_vouchers
@@ -444,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--limit-concurrency", type=int, default=None,
                        help="answer 503 beyond this many connections and tasks per worker")
     serve.set_defaults(func=cmd_serve)
+    backup = sub.add_parser("backup", help="write a consistent backup while serve serves")
+    backup.add_argument("file")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser("restore", help="load a backup into an empty database")
+    restore.add_argument("file")
+    restore.set_defaults(func=cmd_restore)
     migrate = sub.add_parser("migrate", help="bring the schema up to date")
     migrate.add_argument("--check", action="store_true",
                          help="change nothing; exit 1 when migrations are pending")
