@@ -9,7 +9,9 @@ template; each test gets a copy (SQLite) or truncated tables (PostgreSQL).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +36,44 @@ TABLES = ["offline_scans", "ledger_chain", "chain_heads", "town_keys", "signed_h
           "outbox", "idempotency_keys", "audit_events", "login_failures", "checkin_refusals",
           "checkins", "events", "earning_totals", "ledger_entries", "earning_rules", "users",
           "villages", "towns"]
+
+
+# What no log line may hold, at any level (SPEC §4.11): a phone number, a token (a JWT or
+# a bearer's), a test password, a webhook secret. Every record Torreya's loggers write
+# during the run is formatted as production writes it and checked.
+LEAKS = re.compile(r"(?<!\d)(?:\+?86)?1[3-9]\d{9}(?!\d)|eyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}"
+                   r"|Bearer\s+[\w.~+/-]{16,}|correct-horse-9|torreya2026|whsec_")
+
+
+class LeakWatch(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from torreya.ops.logs import JsonFormatter
+
+        text = JsonFormatter().format(record)
+        if LEAKS.search(text):
+            self.found.append(text[:400])
+
+
+WATCH = LeakWatch()
+
+
+def pytest_configure(config) -> None:
+    logger = logging.getLogger("torreya")
+    logger.addHandler(WATCH)
+    logger.setLevel(logging.DEBUG)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log_line():
+    """Fails the test whose code logged a phone number, a token or a password."""
+    start = len(WATCH.found)
+    yield
+    leaked = WATCH.found[start:]
+    assert not leaked, leaked
 
 
 def pytest_report_header(config) -> str:
