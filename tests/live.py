@@ -60,15 +60,15 @@ def pg_admin(sql: str) -> None:
             raise errors[0]
 
 
-def start_server(folder: Path, env: dict, log: Path, port: int, *,
-                 attempts: int = 5) -> tuple[subprocess.Popen, int]:
+def start_server(folder: Path, env: dict, log: Path, port: int, *, attempts: int = 5,
+                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
     """`torreya serve` on `port`, ready; or on another free port if something took that one
     meanwhile (a port picked early can become the source port of any outgoing connection
     before the server binds it). `env`'s TORREYA_BASE_URL follows the port."""
     for _attempt in range(attempts):
         env["TORREYA_BASE_URL"] = f"http://127.0.0.1:{port}"
         with log.open("w") as out:
-            process = subprocess.Popen([*CLI, "serve", "--port", str(port)], cwd=folder,
+            process = subprocess.Popen([*CLI, "serve", "--port", str(port), *extra], cwd=folder,
                                        env=env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and process.poll() is None:
@@ -97,11 +97,12 @@ class Live:
     process: subprocess.Popen | None = None
     logs: list[Path] = field(default_factory=list)
 
-    def start(self) -> None:
+    def start(self, *extra: str) -> None:
+        """`torreya serve`, with `extra` arguments (`--workers`, "2")."""
         log = self.folder / f"server-{len(self.logs)}.log"
         self.logs.append(log)
         port = int(self.url.rsplit(":", 1)[1])
-        self.process, port = start_server(self.folder, self.env, log, port)
+        self.process, port = start_server(self.folder, self.env, log, port, extra=extra)
         self.url = f"http://127.0.0.1:{port}"
 
     def kill9(self) -> None:

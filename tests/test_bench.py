@@ -60,3 +60,11 @@ def test_webhook_delivery_benchmark_runs():
                     "200", "--seconds", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "deliveries/s" in result.stdout and "not delivered: 0" in result.stdout
+
+
+def test_observation_cost_benchmark_runs():
+    result = _bench("bench/observe.py", "--db", BACKEND, "--pg-url", PG_URL, "--seconds", "1",
+                    "--residents", "300", "--rounds", "2", "--connections", "16",
+                    "--rate-cap", "1500")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "observed / unobserved, median of 2 rounds" in result.stdout

@@ -194,3 +194,22 @@ def test_the_json_formatter_writes_one_object_per_line():
     line = JsonFormatter().format(record)
     assert "\n" not in line and json.loads(line)["msg"] == "line two\nbreak"
 
+
+
+async def test_two_workers_answer_one_sum(live):
+    """`serve --workers 2`: whichever worker answers the scrape, it counts both."""
+    live.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    live.start("--workers", "2")
+
+    async def count(client) -> float:
+        text = (await client.get("/metrics")).text
+        return sum(v for (name, labels), v in _samples(text).items()
+                   if name == "torreya_http_requests_total" and dict(labels)["route"] == "/healthz")
+
+    # a new connection each time: the kernel spreads them over both workers
+    for _ in range(40):
+        async with httpx.AsyncClient(base_url=live.url, timeout=15) as client:
+            assert (await client.get("/healthz")).status_code == 200
+    for _ in range(6):  # every scrape, from either worker, says 40
+        async with httpx.AsyncClient(base_url=live.url, timeout=15) as client:
+            assert await count(client) == 40
