@@ -18,7 +18,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.boards.queries import forget_boards
 from torreya.checkins.events import forget_events
-from torreya.db import is_unavailable
+from torreya.db import after_failover, is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
 from torreya.housekeeping import housekeeping
 from torreya.ledger import batch as ledger_batch
@@ -115,6 +115,7 @@ class FaultBarrier:
             headers = None
             if is_unavailable(exc):
                 metrics.DB_UNAVAILABLE.inc()
+                await after_failover(exc)
                 log.warning("database unavailable on %s: %r", route_template(scope), exc)
                 error: DomainError = UnavailableError()
                 headers = {"Retry-After": str(UnavailableError.retry_after)}

@@ -55,6 +55,11 @@ def _asyncpg_unavailable() -> tuple[type[BaseException], ...]:
         errors.ObjectNotInPrerequisiteStateError,  # 55000: database not accepting connections
         errors.ConnectionDoesNotExistError,      # the server closed our connection
         errors.InvalidCatalogNameError,          # the database is gone
+        # Failover (issue 31): none of the URL's hosts accepts writes yet (the primary is
+        # down, the standby not promoted), or a connection reached a node that is now a
+        # standby (25006). Nothing was written; a retry after the promotion succeeds.
+        errors.TargetServerAttributeNotMatched,
+        errors.ReadOnlySQLTransactionError,
         # Client-side: a pooled connection whose backend was terminated mid-protocol is left
         # unusable ("cannot switch to state …; another operation is in progress", "connection
         # is closed"). Its transaction never committed; the pool replaces the connection.
@@ -84,6 +89,22 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+async def after_failover(error: BaseException) -> None:
+    """A pooled connection wrote to a node that is a standby now (the old primary, back
+    after a failover): every pooled connection is closed, and new ones go by the URL's
+    `target_session_attrs=read-write` to the promoted primary."""
+    current: BaseException | None = error
+    for _depth in range(10):  # a cause chain is short; never loop on a cycle
+        if current is None:
+            return
+        if type(current).__name__ == "ReadOnlySQLTransactionError":
+            pool = getattr(connections.get("default"), "_pool", None)
+            if pool is not None:
+                await pool.expire_connections()
+            return
+        current = current.__cause__ or current.__context__
 
 
 # Set only while something is done at a moment other than now, through the real services:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from tortoise.backends.base.config_generator import expand_db_url
@@ -211,7 +212,8 @@ class Settings:
         """Tortoise's configuration. With `timeouts` (the server and the CLI's short
         commands), nothing waits on the database for longer than a few seconds; migrations
         pass False, since rewriting a large table may rightly take minutes."""
-        connection = expand_db_url(self.DATABASE_URL)
+        connection = (_by_url(self.DATABASE_URL) if _several_hosts(self.DATABASE_URL)
+                      else expand_db_url(self.DATABASE_URL))
         credentials = connection["credentials"]
         if self.is_sqlite:
             # Another process (a second worker, the CLI) holding the write lock: wait this
@@ -246,6 +248,28 @@ class Settings:
             "use_tz": True,
             "timezone": "UTC",
         }
+
+
+def _several_hosts(url: str) -> bool:
+    """libpq's multi-host form: `postgres://u@db1:5432,db2:5432/torreya?…`."""
+    return url.startswith("postgres") and "," in urlsplit(url).netloc
+
+
+# Tortoise's own options in a database URL; the rest of the query is libpq's (asyncpg's).
+_TORTOISE_OPTIONS = {"minsize", "maxsize", "max_queries",
+                     "max_inactive_connection_lifetime", "schema", "application_name"}
+
+
+def _by_url(url: str) -> dict[str, Any]:
+    """A connection for torreya.pg_backend: asyncpg reads the URL itself (several hosts,
+    target_session_attrs); Tortoise's options are taken out of it."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    ours = {k: v for k, v in query if k in _TORTOISE_OPTIONS}
+    theirs = urlencode([(k, v) for k, v in query if k not in _TORTOISE_OPTIONS])
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, theirs, ""))
+    return {"engine": "torreya.pg_backend",
+            "credentials": {"dsn": dsn, "database": parts.path.lstrip("/"), **ours}}
 
 
 def _local_secret(*, debug: bool, explicit: bool) -> str:
