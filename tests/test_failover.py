@@ -168,3 +168,51 @@ async def test_failover_to_a_synchronous_standby_loses_no_answered_check_in(pair
     print(f"failover gap {gap:.1f} s; {len(answered)} check-ins answered 201, all present; "
           f"{sum(s == 503 for _, s, _ in answers)} answers 503")
 
+
+
+async def test_boards_read_a_replica_and_a_resident_their_own_balance_on_the_primary(
+        pair, tmp_path):
+    """TORREYA_REPLICA_URL: a board's top is read on the standby (here with its replay
+    paused, so it is behind); the resident's own balance on the primary; with the standby
+    gone the board falls back to the primary, answering all along."""
+    primary_port, standby_port = pair.ports
+    _psql(primary_port, "CREATE DATABASE torreya")
+    port = _free_port()
+    env = {**os.environ, "TORREYA_DATABASE_URL": f"postgres://postgres@127.0.0.1:{primary_port}"
+           "/torreya", "TORREYA_REPLICA_URL": f"postgres://postgres@127.0.0.1:{standby_port}"
+           "/torreya", "TORREYA_BOARD_CACHE_SECONDS": "0",
+           "TORREYA_SECRET_KEY": SECRET, "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
+    live = Live(tmp_path, env, f"http://127.0.0.1:{port}", None)
+    assert live.cli("demo", "--residents", "24").returncode == 0
+    live.start()
+    try:
+        async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
+            admin = await login_token(client, "gulaicun_admin")
+            resident = await login_token(client, "gulaicun_r001")
+            village = (await client.get("/api/v1/me", headers=admin)).json()["village_id"]
+            board_url = f"/api/v1/villages/{village}/leaderboard?period=week&limit=100"
+            event = (await client.post(f"/api/v1/villages/{village}/events", headers=admin,
+                                       json={"title": "读副本演练", "kind": "drill", "points": 5,
+                                             "qr_mode": "static",
+                                             "starts_at": "2026-01-01T00:00:00+08:00",
+                                             "ends_at": "2099-01-01T00:00:00+08:00"})).json()
+            await asyncio.sleep(1)  # the standby replays what came before
+            before = (await client.get(board_url)).json()
+            balance = (await client.get("/api/v1/me", headers=resident)).json()["balance"]
+            _psql(standby_port, "SELECT pg_wal_replay_pause()")
+            deadline = time.monotonic() + 10
+            while _psql(standby_port, "SELECT pg_get_wal_replay_pause_state()") != "paused":
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+            token = event["checkin_url"].rsplit("/", 1)[1]
+            done = await client.post("/api/v1/checkins", headers=resident, json={"token": token})
+            assert done.status_code == 201, done.text
+            me = (await client.get("/api/v1/me", headers=resident)).json()
+            assert me["balance"] == balance + 5  # the primary: their own, at once
+            assert (await client.get(board_url)).json() == before  # the replica: behind
+            await asyncio.to_thread(_run, "pg_ctlcluster", VERSION, pair.standby, "stop",
+                                    "-m", "immediate")
+            fallback = await client.get(board_url)
+            assert fallback.status_code == 200 and fallback.json() != before  # the primary
+    finally:
+        live.stop()

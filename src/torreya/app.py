@@ -18,7 +18,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 
 from torreya.boards.queries import forget_boards
 from torreya.checkins.events import forget_events
-from torreya.db import after_failover, is_unavailable
+from torreya.db import after_failover, close_replica, configure_replica, is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
 from torreya.housekeeping import housekeeping
 from torreya.ledger import batch as ledger_batch
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         forget_events()
         forget_boards()
         ledger_batch.forget()
+        configure_replica(settings)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()
             tasks = []
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
+                await close_replica()
                 stop.set()
                 for task in tasks:
                     task.cancel()

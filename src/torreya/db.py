@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
+import logging
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +27,7 @@ from torreya.trust import sealing
 
 M = TypeVar("M", bound=Model)
 T = TypeVar("T")
+log = logging.getLogger("torreya")
 
 
 class DatabaseUnavailableError(Exception):
@@ -89,6 +93,64 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+# Reads that may lag a second (a board's top, a big screen) go to the replica when one is
+# configured (TORREYA_REPLICA_URL); a replica out of reach is skipped for this long, and
+# the primary answers meanwhile.
+REPLICA_PAUSE = 30.0
+_replica_down_until = [0.0]
+_REPLICA: dict[str, Any] = {}  # "config": the connection to make; "client": made
+
+
+def configure_replica(settings: Settings) -> None:
+    """The app's replica, made on first use (create_app; `close_replica` at shutdown)."""
+    _REPLICA.clear()
+    config = settings.replica_config()
+    if config is not None:
+        _REPLICA["config"] = config
+
+
+async def _replica() -> BaseDBAsyncClient | None:
+    if "config" not in _REPLICA or time.monotonic() < _replica_down_until[0]:
+        return None
+    if "client" not in _REPLICA:
+        config = _REPLICA["config"]
+        module = importlib.import_module(config["engine"])
+        client = module.client_class(connection_name="replica", **config["credentials"])
+        await client.create_connection(with_db=True)
+        _REPLICA["client"] = client
+    return _REPLICA["client"]
+
+
+async def close_replica() -> None:
+    client = _REPLICA.pop("client", None)
+    if client is not None:
+        await client.close()
+
+
+async def reading(run: Callable[[BaseDBAsyncClient], Awaitable[T]]) -> T:
+    """`run(connection)` on the replica, or on the primary when there is none or it does
+    not answer (never an error for the reader: the primary is always right)."""
+    try:
+        replica = await _replica()
+    except Exception as error:
+        if not is_unavailable(error):
+            raise
+        replica = None
+        _replica_down_until[0] = time.monotonic() + REPLICA_PAUSE
+        log.warning("the replica is out of reach (%s); reading the primary for %g s",
+                    type(error).__name__, REPLICA_PAUSE)
+    if replica is not None:
+        try:
+            return await run(replica)
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            _replica_down_until[0] = time.monotonic() + REPLICA_PAUSE
+            log.warning("the replica is out of reach (%s); reading the primary for %g s",
+                        type(error).__name__, REPLICA_PAUSE)
+    return await run(connections.get("default"))
 
 
 async def after_failover(error: BaseException) -> None:

@@ -87,6 +87,9 @@ class Settings:
     # The delivery worker and the housekeeping inside `torreya serve` (off on web hosts
     # where `torreya worker` runs them instead: TORREYA_WORKER=0).
     RUN_WORKER: bool = True
+    # A streaming standby for reads that may lag a second (leaderboards, big screens):
+    # TORREYA_REPLICA_URL. Unset, or out of reach: everything reads the primary.
+    REPLICA_URL: str = ""
     # "text" or "json" (one JSON object per line, with each request's line): TORREYA_LOG_FORMAT.
     LOG_FORMAT: str = "text"
     # /metrics answers loopback clients, or anyone bearing this token when it is set.
@@ -168,6 +171,7 @@ class Settings:
             RUN_WORKER=flag("TORREYA_WORKER", True),
             LOG_FORMAT=log_format,
             METRICS_TOKEN=env.get("TORREYA_METRICS_TOKEN", ""),
+            REPLICA_URL=env.get("TORREYA_REPLICA_URL", ""),
             BOARD_CACHE_SECONDS=seconds("TORREYA_BOARD_CACHE_SECONDS", 5.0),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             SMS_BACKEND=sms_backend,
@@ -212,8 +216,30 @@ class Settings:
         """Tortoise's configuration. With `timeouts` (the server and the CLI's short
         commands), nothing waits on the database for longer than a few seconds; migrations
         pass False, since rewriting a large table may rightly take minutes."""
-        connection = (_by_url(self.DATABASE_URL) if _several_hosts(self.DATABASE_URL)
-                      else expand_db_url(self.DATABASE_URL))
+        return {
+            "connections": {"default": self._connection(self.DATABASE_URL, timeouts=timeouts)},
+            "apps": {
+                "models": {
+                    "models": [MODELS_MODULE],
+                    "default_connection": "default",
+                    "migrations": MIGRATIONS_MODULE,
+                }
+            },
+            "use_tz": True,
+            "timezone": "UTC",
+        }
+
+    def replica_config(self) -> dict[str, Any] | None:
+        """The replica's connection (engine, credentials), or None. Kept out of Tortoise's
+        own table: with two connections there, every transaction would have to name one."""
+        if not self.REPLICA_URL or self.is_sqlite:
+            return None
+        return self._connection(self.REPLICA_URL, timeouts=True,
+                                connect=REPLICA_CONNECT_TIMEOUT)
+
+    def _connection(self, url: str, *, timeouts: bool, connect: float | None = None
+                    ) -> dict[str, Any]:
+        connection = _by_url(url) if _several_hosts(url) else expand_db_url(url)
         credentials = connection["credentials"]
         if self.is_sqlite:
             # Another process (a second worker, the CLI) holding the write lock: wait this
@@ -222,7 +248,7 @@ class Settings:
             credentials["busy_timeout"] = int(self.DB_LOCK_TIMEOUT * 1000)
             connection["engine"] = "torreya.sqlite_backend"
         else:
-            credentials["timeout"] = self.DB_CONNECT_TIMEOUT
+            credentials["timeout"] = connect or self.DB_CONNECT_TIMEOUT
             # A connection goes back to the pool as it is. asyncpg's default reset (RESET
             # ALL, UNLISTEN *, CLOSE ALL, release advisory locks) costs one more round trip
             # after every query outside a transaction, and Torreya leaves none of that on
@@ -236,18 +262,11 @@ class Settings:
                     "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
                     "idle_in_transaction_session_timeout": "60000",
                 }
-        return {
-            "connections": {"default": connection},
-            "apps": {
-                "models": {
-                    "models": [MODELS_MODULE],
-                    "default_connection": "default",
-                    "migrations": MIGRATIONS_MODULE,
-                }
-            },
-            "use_tz": True,
-            "timezone": "UTC",
-        }
+        return connection
+
+
+# A replica that does not answer at once is skipped (db.reading), not waited for.
+REPLICA_CONNECT_TIMEOUT = 2.0
 
 
 def _several_hosts(url: str) -> bool:

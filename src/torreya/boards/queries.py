@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from torreya.boards.levels import Facts
-from torreya.db import now
+from torreya.db import now, reading
 from torreya.i18n import gettext as _
 from torreya.ledger.periods import ALL_KINDS, period_key
 from torreya.masking import mask_name
@@ -91,9 +91,16 @@ async def _top(query, key: tuple, keep: float) -> list[BoardRow]:
     if keep > 0 and made is not None and time.monotonic() - made[0] < keep:
         top = made[1]
     else:
-        found = await query.order_by("-total", "-user_id").limit(key[-1]).values(
-            "user_id", "total")
-        users = {u.id: u for u in await User.filter(id__in=[t["user_id"] for t in found])}
+        async def read(connection) -> tuple[list[dict], dict[int, User]]:
+            found = await query.using_db(connection).order_by("-total", "-user_id").limit(
+                key[-1]).values("user_id", "total")
+            users = await User.filter(id__in=[t["user_id"] for t in found]).using_db(
+                connection)
+            return found, {u.id: u for u in users}
+
+        # A board may lag a second: its top is read on the replica when there is one
+        # (the viewer's own row, above, stays on the primary: always fresh).
+        found, users = await reading(read)
         top = []
         for position, entry in enumerate(found, start=1):
             rank = top[-1][0] if top and top[-1][3] == entry["total"] else position
