@@ -87,6 +87,11 @@ class Settings:
     # The delivery worker and the housekeeping inside `torreya serve` (off on web hosts
     # where `torreya worker` runs them instead: TORREYA_WORKER=0).
     RUN_WORKER: bool = True
+    # "pgbouncer": PgBouncer in transaction pooling sits between Torreya and PostgreSQL
+    # (TORREYA_DB_POOLER). asyncpg then prepares no named statements, and the session
+    # settings (statement and lock timeouts) are not sent at connect, which PgBouncer
+    # refuses: set them on the role instead (docs/operations).
+    DB_POOLER: str = ""
     # A streaming standby for reads that may lag a second (leaderboards, big screens):
     # TORREYA_REPLICA_URL. Unset, or out of reach: everything reads the primary.
     REPLICA_URL: str = ""
@@ -161,6 +166,10 @@ class Settings:
                 raise wrong
             return number
 
+        pooler = env.get("TORREYA_DB_POOLER", "")
+        if pooler not in {"", "pgbouncer"}:
+            raise ConfigurationError(f"TORREYA_DB_POOLER must be pgbouncer or empty, not "
+                                     f"{pooler!r}")
         log_format = env.get("TORREYA_LOG_FORMAT", "text")
         if log_format not in {"text", "json"}:
             raise ConfigurationError(f"TORREYA_LOG_FORMAT must be text or json, not "
@@ -172,6 +181,7 @@ class Settings:
             LOG_FORMAT=log_format,
             METRICS_TOKEN=env.get("TORREYA_METRICS_TOKEN", ""),
             REPLICA_URL=env.get("TORREYA_REPLICA_URL", ""),
+            DB_POOLER=pooler,
             BOARD_CACHE_SECONDS=seconds("TORREYA_BOARD_CACHE_SECONDS", 5.0),
             WEBHOOK_ALLOW_PRIVATE=flag("TORREYA_WEBHOOK_ALLOW_PRIVATE", False),
             SMS_BACKEND=sms_backend,
@@ -256,7 +266,9 @@ class Settings:
             # LISTEN or cursors. asyncpg still rolls back a transaction left open. Keep it
             # so; the bare baseline of bench/checkin.py shares this setting.
             credentials["reset"] = _keep_session
-            if timeouts:
+            if self.DB_POOLER == "pgbouncer":
+                credentials["statement_cache_size"] = 0
+            elif timeouts:
                 credentials["server_settings"] = {
                     "statement_timeout": str(int(self.DB_STATEMENT_TIMEOUT * 1000)),
                     "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
