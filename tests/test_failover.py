@@ -39,7 +39,8 @@ def _psql(port: int, sql: str, database: str = "postgres") -> str:
 class Pair:
     """A primary and its synchronous standby, each a cluster of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, synchronous: bool = True) -> None:
+        self.synchronous = synchronous
         tag = f"tf{os.getpid()}"
         self.primary, self.standby = f"{tag}p", f"{tag}s"
         self.ports = (_free_port(), _free_port())
@@ -50,7 +51,8 @@ class Pair:
             _run("pg_createcluster", VERSION, name, "-p", str(port), "--start-conf=manual",
                  "--", "--auth=trust")
         self._configure(self.primary, "wal_level = replica", "max_wal_senders = 5",
-                        "synchronous_standby_names = 'standby1'", "synchronous_commit = on")
+                        "synchronous_standby_names = 'standby1'" if self.synchronous else "",
+                        "synchronous_commit = on")
         self._configure(self.standby)
         _run("pg_ctlcluster", VERSION, self.primary, "start")
         data = Path(f"/var/lib/postgresql/{VERSION}/{self.standby}")
@@ -63,8 +65,9 @@ class Pair:
                        "user=postgres application_name=standby1'\n")
         _run("pg_ctlcluster", VERSION, self.standby, "start")
         deadline = time.monotonic() + 30
-        while _psql(primary_port, "SELECT sync_state FROM pg_stat_replication") != "sync":
-            assert time.monotonic() < deadline, "the standby did not become synchronous"
+        wanted = "sync" if self.synchronous else "async"
+        while _psql(primary_port, "SELECT sync_state FROM pg_stat_replication") != wanted:
+            assert time.monotonic() < deadline, f"the standby did not become {wanted}"
             time.sleep(0.2)
 
     @staticmethod
@@ -84,10 +87,10 @@ class Pair:
 
 
 @pytest.fixture
-def pair(tmp_path):
+def pair(request):
     if shutil.which("pg_createcluster") is None:
         pytest.skip("Debian's postgresql-common is not installed")
-    made = Pair()
+    made = Pair(synchronous=getattr(request, "param", True))
     try:
         made.make()
         yield made
@@ -95,7 +98,11 @@ def pair(tmp_path):
         made.drop()
 
 
-async def test_failover_to_a_synchronous_standby_loses_no_answered_check_in(pair, tmp_path):
+@pytest.mark.parametrize("pair", [True, False], ids=["synchronous", "asynchronous"],
+                         indirect=True)
+async def test_failover_loses_no_answered_check_in_with_a_synchronous_standby(pair, tmp_path):
+    """With an asynchronous standby the same is measured and said, not promised: what the
+    primary committed in its last milliseconds may not have reached it."""
     _psql(pair.ports[0], "CREATE DATABASE torreya")
     port = _free_port()
     env = {**os.environ, "TORREYA_DATABASE_URL": pair.url("torreya"),
@@ -103,6 +110,9 @@ async def test_failover_to_a_synchronous_standby_loses_no_answered_check_in(pair
     live = Live(tmp_path, env, f"http://127.0.0.1:{port}", None)
     demo = live.cli("demo", "--residents", "24")
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    # no daily cap: every check-in of the load is a first one that earns
+    _psql(pair.ports[0], "UPDATE earning_rules SET cap_day = NULL, cap_month = NULL,"
+                         " cap_year = NULL WHERE kind = 'checkin'", "torreya")
     live.start()
     answers: list[tuple[float, int, int | None]] = []  # (when, status, check-in id)
     try:
@@ -150,9 +160,7 @@ async def test_failover_to_a_synchronous_standby_loses_no_answered_check_in(pair
     finally:
         live.stop()
     statuses = {status for _, status, _ in answers}
-    # the gap is 503 unavailable, never a 500 (409: a resident's daily cap, reached by the
-    # load, as the scheme says)
-    assert statuses <= {201, 409, 503}, statuses
+    assert statuses <= {201, 503}, statuses  # the gap is 503 unavailable, never a 500
     # the gap: from the first 503 to the first 201 after the last one
     first = min(t for t, status, _ in answers if status == 503)
     last = max(t for t, status, _ in answers if status == 503)
@@ -161,11 +169,15 @@ async def test_failover_to_a_synchronous_standby_loses_no_answered_check_in(pair
     answered = {id_ for _, status, id_ in answers if status == 201 and id_ is not None}
     assert len(answered) > 8
     # every check-in answered 201 is on the promoted standby, before or after the failover
-    present = _psql(pair.ports[1], "SELECT id FROM checkins", "torreya").split()
-    assert answered <= {int(x) for x in present}
+    present = {int(x) for x in _psql(pair.ports[1], "SELECT id FROM checkins", "torreya")
+               .split()}
+    lost = answered - present
+    if pair.synchronous:
+        assert not lost
     audit = live.cli("audit")
     assert audit.returncode == 0 and "clean" in audit.stdout, audit.stdout + audit.stderr
-    print(f"failover gap {gap:.1f} s; {len(answered)} check-ins answered 201, all present; "
+    print(f"{'synchronous' if pair.synchronous else 'asynchronous'} standby: failover gap "
+          f"{gap:.1f} s; {len(answered)} check-ins answered 201, {len(lost)} lost; "
           f"{sum(s == 503 for _, s, _ in answers)} answers 503")
 
 
