@@ -65,13 +65,19 @@ def last_months(count: int) -> list[str]:
     return list(reversed(months))
 
 
-async def _grouped(query, column: str, value) -> dict[int, int]:
+def _on(query, db):
+    """The query on `db` (the replica, when the view reads there), else the primary."""
+    return query.using_db(db) if db is not None else query
+
+
+async def _grouped(query, column: str, value, db=None) -> dict[int, int]:
     """{village_id: aggregate} of a query grouped by its village column."""
-    rows = await query.annotate(value=value).group_by(column).values_list(column, "value")
+    rows = await _on(query, db).annotate(value=value).group_by(column).values_list(
+        column, "value")
     return {village_id: int(total or 0) for village_id, total in rows}
 
 
-async def figures_by_village(village_ids: list[int], month: str | None
+async def figures_by_village(village_ids: list[int], month: str | None, db=None
                              ) -> dict[int, MonthFigures]:
     """The month's figures of each village, in one grouped query per figure."""
     key, start, end = month_bounds(month)
@@ -80,27 +86,27 @@ async def figures_by_village(village_ids: list[int], month: str | None
     accepted = [ReportStatus.ACCEPTED, ReportStatus.IN_PROGRESS, ReportStatus.RESOLVED]
     columns = {
         "active_residents": await _grouped(totals.filter(total__gt=0), "village_id",
-                                           Count("id")),
-        "points_issued": await _grouped(totals, "village_id", Sum("total")),
+                                           Count("id"), db),
+        "points_issued": await _grouped(totals, "village_id", Sum("total"), db),
         "checkins": await _grouped(Checkin.filter(event__village_id__in=village_ids,
                                                   **in_month), "event__village_id",
-                                   Count("id")),
+                                   Count("id"), db),
         "reports_filed": await _grouped(Report.filter(village_id__in=village_ids, **in_month),
-                                        "village_id", Count("id")),
+                                        "village_id", Count("id"), db),
         "reports_accepted": await _grouped(Report.filter(
             village_id__in=village_ids, status__in=accepted, **in_month), "village_id",
-            Count("id")),
+            Count("id"), db),
         "pledges_signed": await _grouped(PledgeSignature.filter(
-            village_id__in=village_ids, **in_month), "village_id", Count("id")),
+            village_id__in=village_ids, **in_month), "village_id", Count("id"), db),
         "points_redeemed": await _grouped(Redemption.filter(
             village_id__in=village_ids, status__in=[RedemptionStatus.PENDING,
                                                     RedemptionStatus.FULFILLED], **in_month),
-            "village_id", Sum("cost")),
+            "village_id", Sum("cost"), db),
     }
     minutes: dict[int, int] = {}
-    for patrol in await Patrol.filter(village_id__in=village_ids, status=PatrolStatus.APPROVED,
-                                      started_at__gte=start, started_at__lt=end
-                                      ).prefetch_related("participants"):
+    for patrol in await _on(Patrol.filter(
+            village_id__in=village_ids, status=PatrolStatus.APPROVED, started_at__gte=start,
+            started_at__lt=end), db).prefetch_related("participants"):
         minutes[patrol.village_id] = minutes.get(patrol.village_id, 0) + (
             (patrol.duration_minutes or 0) * len(patrol.participants))
     result = {}
@@ -111,32 +117,35 @@ async def figures_by_village(village_ids: list[int], month: str | None
     return result
 
 
-async def figures(village_ids: list[int], month: str | None) -> MonthFigures:
+async def figures(village_ids: list[int], month: str | None, db=None) -> MonthFigures:
     """The month's figures of these villages together."""
     total = MonthFigures()
-    for one in (await figures_by_village(village_ids, month)).values():
+    for one in (await figures_by_village(village_ids, month, db)).values():
         total.add(one)
     total.patrol_hours = round(total.patrol_hours, 1)
     return total
 
 
-async def outstanding_by_village(village_ids: list[int]) -> dict[int, int]:
+async def outstanding_by_village(village_ids: list[int], db=None) -> dict[int, int]:
     """What the scheme owes each village's residents: their balances now."""
-    return await _grouped(User.filter(village_id__in=village_ids), "village_id", Sum("balance"))
+    return await _grouped(User.filter(village_id__in=village_ids), "village_id", Sum("balance"),
+                          db)
 
 
-async def outstanding_points(village_ids: list[int]) -> int:
-    return sum((await outstanding_by_village(village_ids)).values())
+async def outstanding_points(village_ids: list[int], db=None) -> int:
+    return sum((await outstanding_by_village(village_ids, db)).values())
 
 
-async def top_activities(village_ids: list[int], month: str | None) -> list[tuple[str, int]]:
+async def top_activities(village_ids: list[int], month: str | None, db=None
+                         ) -> list[tuple[str, int]]:
     key, _start, _end = month_bounds(month)
-    rows = await EarningTotal.filter(village_id__in=village_ids, period=key).exclude(
+    rows = await _on(EarningTotal.filter(village_id__in=village_ids, period=key), db).exclude(
         kind=ALL_KINDS).annotate(s=Sum("total")).group_by("kind").values_list("kind", "s")
     return sorted(((kind, int(s or 0)) for kind, s in rows), key=lambda r: -r[1])
 
 
-async def low_stock(village_ids: list[int], town_id: int, threshold: int = 5) -> list[Reward]:
-    return await Reward.filter(Q(village_id__in=village_ids) | Q(village_id=None),
-                               town_id=town_id, is_active=True, stock__lte=threshold
-                               ).order_by("stock")
+async def low_stock(village_ids: list[int], town_id: int, threshold: int = 5, db=None
+                    ) -> list[Reward]:
+    return await _on(Reward.filter(Q(village_id__in=village_ids) | Q(village_id=None),
+                                   town_id=town_id, is_active=True, stock__lte=threshold),
+                     db).order_by("stock")

@@ -11,6 +11,7 @@ from torreya.accounts import sessions
 from torreya.accounts.permissions import require_town, require_village
 from torreya.boards import dashboard, queries
 from torreya.boards.levels import level_for
+from torreya.db import reading
 from torreya.errors import NotFoundError
 from torreya.i18n import gettext as _
 from torreya.masking import mask_name
@@ -162,13 +163,17 @@ async def dashboard_page(request: Request) -> Response:
     subject, villages, town_id = await _dashboard_scope(request)
     ids = [v.id for v in villages]
     months = dashboard.last_months(6)
-    series = [(month, await dashboard.figures(ids, month)) for month in months]
+
+    async def read(db) -> dict:  # figures that may lag a second: the replica, if any
+        series = [(month, await dashboard.figures(ids, month, db)) for month in months]
+        return {"series": series, "current": series[-1][1],
+                "outstanding": await dashboard.outstanding_points(ids, db),
+                "activities": await dashboard.top_activities(ids, months[-1], db),
+                "low_stock": await dashboard.low_stock(ids, town_id, db=db),
+                "refused": await CheckinRefusal.filter(village_id__in=ids).using_db(db).count()}
+
     return render(request, "boards/dashboard.html", {
-        "subject": subject, "scope": request.path_params["scope"], "series": series,
-        "current": series[-1][1], "outstanding": await dashboard.outstanding_points(ids),
-        "activities": await dashboard.top_activities(ids, months[-1]),
-        "low_stock": await dashboard.low_stock(ids, town_id),
-        "refused": await CheckinRefusal.filter(village_id__in=ids).count(),
+        "subject": subject, "scope": request.path_params["scope"], **await reading(read),
         "month": months[-1], "months": months, "town_id": town_id})
 
 
@@ -187,8 +192,12 @@ async def monthly_csv(request: Request) -> Response:
     rows: list[list[object]] = [
         [_("Village")] + [_(c) for c in dashboard.COLUMNS] + [_("outstanding_points")]]
     ids = [v.id for v in villages]
-    per_village = await dashboard.figures_by_village(ids, month)
-    owed = await dashboard.outstanding_by_village(ids)
+
+    async def read(db) -> tuple[dict, dict]:  # the replica, if any
+        return (await dashboard.figures_by_village(ids, month, db),
+                await dashboard.outstanding_by_village(ids, db))
+
+    per_village, owed = await reading(read)
     total = dashboard.MonthFigures()
     for village in villages:
         figures = per_village[village.id]
