@@ -172,7 +172,8 @@
     var note = document.getElementById("sync-state");
     return scans().then(function (all) {
       var waiting = all.filter(function (s) { return !s.result; });
-      if (!waiting.length) return;
+      // Nothing left to send (another tab sent it meanwhile): show the queue as it is now.
+      if (!waiting.length) return render();
       syncing = true;
       note.textContent = T.syncing;
       return fetch(root.dataset.sync, {
