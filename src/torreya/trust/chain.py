@@ -57,20 +57,25 @@ async def chain_pending(progress: Callable[[int], None] | None = None, *,
     `sweep=False` (the worker's runs between sweeps) looks only near the head."""
     linked = 0
     for town_id in await Town.all().values_list("id", flat=True):
+        after = 0  # the last entry a batch of this run read: the next starts past it
         while True:
             try:
-                count, fetched = await _chain_batch(town_id, sweep)
+                count, fetched, after = await _chain_batch(town_id, sweep, after)
             except IntegrityError:  # another worker linked the same entries: next tick
                 break
             linked += count
             if progress and count:
                 progress(count)
-            if fetched < BATCH or not count:
+            if fetched < BATCH:
                 break
     return linked
 
 
-async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
+async def _chain_batch(town_id: int, sweep: bool, after: int = 0) -> tuple[int, int, int]:
+    """Link the next batch: (links made, entries read, the last entry id read). The first
+    run and the sweeps read on from `after`, the last entry the batch before read: without
+    it each batch scanned every linked entry again to find the unlinked ones past them,
+    and at ten million entries a batch outlasted the statement timeout."""
     started = now()
     async with in_transaction() as connection:
         # One chainer per town: on SQLite the transaction holds the write lock from its
@@ -88,14 +93,15 @@ async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
         head = heads[0]
         first = head["swept_at"] is None  # the first run links everything, in id order
         if first:
-            rows = await fetch(connection, unlinked_sql(""), [town_id, BATCH])
+            rows = await fetch(connection, unlinked_sql(" AND e.id > ?"),
+                               [town_id, after, BATCH])
         elif sweep:
             since = as_datetime(head["swept_at"]) - LOOK_BACK
-            rows = await fetch(connection, unlinked_sql(" AND e.created_at >= ?"),
-                               [town_id, since, BATCH])
+            rows = await fetch(connection, unlinked_sql(" AND e.created_at >= ? AND e.id > ?"),
+                               [town_id, since, after, BATCH])
         else:
             rows = await fetch(connection, unlinked_sql(" AND e.id > ?"),
-                               [town_id, int(head["entry_id"]) - ID_SLACK, BATCH])
+                               [town_id, max(int(head["entry_id"]) - ID_SLACK, after), BATCH])
         seq, prev, total = int(head["seq"]), str(head["hash"]), int(head["total"])
         links: list[object] = []
         key = sealing.key()
@@ -122,15 +128,16 @@ async def _chain_batch(town_id: int, sweep: bool) -> tuple[int, int]:
                             "INSERT INTO ledger_chain (entry_id, town_id, seq, digest,"
                             " prev_hash, hash, v) VALUES "
                             + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * (len(part) // 7)), part)
+        read_to = int(rows[-1]["id"]) if rows else after
         if not links and not (first or sweep):
-            return 0, len(rows)  # nothing new: no write
+            return 0, len(rows), read_to  # nothing new: no write
         changes = {"seq": seq, "hash": prev, "total": total}
         if last_id is not None:
             changes["entry_id"] = last_id
         if (first or sweep) and len(rows) < BATCH:  # a sweep is done once it saw it all
             changes["swept_at"] = started
         await ChainHead.filter(town_id=town_id).using_db(connection).update(**changes)
-    return len(links) // 7, len(rows)
+    return len(links) // 7, len(rows), read_to
 
 
 def as_datetime(value) -> datetime:
