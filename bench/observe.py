@@ -24,6 +24,12 @@ from bench import wrk  # noqa: E402
 from bench.checkin import free_port, fresh_database, prepare, server_env, start  # noqa: E402
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) the server process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     env = server_env(db_url)
     servers = []
     rounds = []
+    cpu: dict[str, list[float]] = {"observed": [], "unobserved": []}  # s per check-in
     try:
         shipped, bare, plain = free_port(), free_port(), free_port()
         servers.append(start("torreya.asgi:app", shipped, env))
@@ -66,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
             order = ["observed", "unobserved"] if n % 2 == 0 else ["unobserved", "observed"]
             measured = {}
             for name in order:
+                pid = servers[0 if name == "observed" else 1].pid
+                before = process_cpu(pid)
                 measured[name] = wrk.run(f"check-in, {name}", urls[name], seconds=args.seconds,
                                          connections=args.connections,
                                          requests_file=requests(f"{name}{n}", slices[name]))
+                cpu[name].append((process_cpu(pid) - before) / max(measured[name].requests, 1))
             cap = wrk.run("bare JSON (generator cap)", f"http://127.0.0.1:{bare}/json",
                           seconds=args.seconds, connections=args.connections)
             rounds.append((measured["observed"], measured["unobserved"], cap))
@@ -85,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f.line())
         ratios.append(observed.rps / unobserved.rps)
         print(f"  observed / unobserved: {ratios[-1]:.3f}")
+    us = {name: 1e6 * statistics.median(values) for name, values in cpu.items()}
+    print(f"server CPU per check-in, median of {len(ratios)} rounds: observed "
+          f"{us['observed']:.0f} µs, unobserved {us['unobserved']:.0f} µs "
+          f"({100 * (us['observed'] / us['unobserved'] - 1):+.1f} %)")
     median = statistics.median(ratios)
     print(f"observed / unobserved, median of {len(ratios)} rounds: {median:.3f} "
           f"(cost {100 * (1 - median):.1f} %; target at most 5 %)")

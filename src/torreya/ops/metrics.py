@@ -47,13 +47,19 @@ DB_UNAVAILABLE = Counter("torreya_db_unavailable", "Answers 503 because the data
                          "out of reach or out of time")
 
 
+_CHECKINS: dict[str, Counter] = {}
+_ENTRIES: dict[str, Counter] = {}
+
+
 def checkin(result: str) -> None:
-    CHECKINS.labels(result).inc()
+    series = _CHECKINS.get(result) or _CHECKINS.setdefault(result, CHECKINS.labels(result))
+    series.inc()
 
 
 def entries(kind: str, count: int = 1) -> None:
     if count:
-        LEDGER_ENTRIES.labels(kind).inc(count)
+        series = _ENTRIES.get(kind) or _ENTRIES.setdefault(kind, LEDGER_ENTRIES.labels(kind))
+        series.inc(count)
 
 
 def _registry() -> CollectorRegistry:

@@ -6,6 +6,7 @@ one log line of it. A contextvar carries the id into every log line the request 
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import re
 import time
@@ -37,11 +38,33 @@ def route_template(scope: Scope) -> str:
     return _TEMPLATES[key]
 
 
+# A new id: this process's random prefix and a counter (unique, cheap; not a secret).
+_PREFIX = uuid.uuid4().hex[:16]
+_NEXT = itertools.count(1)
+
+
+def _new_id() -> str:
+    return f"{_PREFIX}{next(_NEXT):016x}"
+
+
 def _given_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            return value.decode() if _WELL_FORMED.fullmatch(value) else uuid.uuid4().hex
-    return uuid.uuid4().hex
+            return value.decode() if _WELL_FORMED.fullmatch(value) else _new_id()
+    return _new_id()
+
+
+# The labelled series, found once: prometheus_client's labels() checks and locks each time.
+_SERIES: dict[tuple[str, str, int], tuple] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple:
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = _SERIES[key] = (metrics.HTTP_REQUESTS.labels(method, route, str(status)),
+                                metrics.HTTP_DURATION.labels(method, route))
+    return found
 
 
 def _user_id(scope: Scope) -> int | None:
@@ -79,8 +102,9 @@ class ObserveMiddleware:
         finally:
             took = time.perf_counter() - began
             route, method = route_template(scope), scope["method"]
-            metrics.HTTP_REQUESTS.labels(method, route, str(status[0])).inc()
-            metrics.HTTP_DURATION.labels(method, route).observe(took)
+            count, duration = _series(method, route, status[0])
+            count.inc()
+            duration.observe(took)
             if self.log_requests:
                 access.info("%s %s %s", method, route, status[0], extra={
                     "request_id": rid, "method": method, "route": route,
