@@ -61,9 +61,13 @@ pidfile = {folder}/pgbouncer.pid
     shutil.rmtree(folder, ignore_errors=True)
 
 
-async def test_the_main_flows_work_through_pgbouncer(live, bouncer):
+@pytest.mark.parametrize("said", [True, False], ids=["TORREYA_DB_POOLER", "noticed"])
+async def test_the_main_flows_work_through_pgbouncer(live, bouncer, said):
+    """With TORREYA_DB_POOLER=pgbouncer, or with nothing said: Torreya notices the pooler
+    (it refuses the session settings) and connects as it must."""
     live.env["TORREYA_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{bouncer}/{live.db_name}"
-    live.env["TORREYA_DB_POOLER"] = "pgbouncer"
+    if said:
+        live.env["TORREYA_DB_POOLER"] = "pgbouncer"
     live.env["TORREYA_WORKER"] = "1"
     live.start("--workers", "2")
     async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
@@ -104,4 +108,6 @@ async def test_the_main_flows_work_through_pgbouncer(live, bouncer):
         assert balance >= me["balance"] + 5 + 3 - cheapest["cost"]
     audit = live.cli("audit")
     assert audit.returncode == 0 and "clean" in audit.stdout, audit.stdout + audit.stderr
+    if not said:
+        assert "connection pooler" in live.logs[-1].read_text()
 

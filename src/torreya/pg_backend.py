@@ -1,28 +1,84 @@
-"""Tortoise's asyncpg backend, given a libpq connection URL as it is: several hosts and
-`target_session_attrs` included (`postgres://u@db1:5432,db2:5432/torreya?
-target_session_attrs=read-write`). Tortoise reads one host and one port from the URL; asyncpg
-itself takes the whole URL, tries the hosts in turn and keeps the one that accepts writes,
-so after a failover new connections find the promoted primary without a restart.
+"""Tortoise's asyncpg backend for every PostgreSQL URL, with two things Tortoise does not do:
 
-Used by `Settings.tortoise_config` for PostgreSQL URLs with several hosts (issue 31).
+- **The URL as libpq reads it.** Several hosts and `target_session_attrs`
+  (`postgres://u@db1:5432,db2:5432/torreya?target_session_attrs=read-write`): Tortoise reads
+  one host and one port; asyncpg takes the whole URL, tries the hosts in turn and keeps the
+  one that accepts writes, so after a failover new connections find the promoted primary
+  without a restart (issue 31).
+- **PgBouncer noticed, not configured.** In transaction pooling a server connection serves
+  another client after each transaction: named prepared statements (asyncpg's statement
+  cache) are lost between them, and the session settings Torreya sends at connect
+  (statement and lock timeouts) are refused ("unsupported startup parameter") or ignored.
+  Before the pool is made, one connection is tried: when the settings are refused or do not
+  hold, the pool is made without them and without the statement cache, and the log says
+  to put the timeouts on the role. TORREYA_DB_POOLER=pgbouncer says so up front.
+
+Used by `Settings.tortoise_config` as the PostgreSQL engine.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient
 
+log = logging.getLogger("torreya")
 
-class UrlClient(AsyncpgDBClient):
-    """Connects by the URL in `dsn` (the host, port, user and database are in it)."""
 
-    async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
-        dsn = kwargs.pop("dsn")
+def _target(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """(the URL, what else create_pool takes): by URL when one was given."""
+    dsn = kwargs.pop("dsn", None)
+    if dsn is not None:
         for key in ("host", "port", "user", "database", "password"):
             kwargs.pop(key, None)
+    return dsn, kwargs
+
+
+async def _behind_a_pooler(dsn: str | None, kwargs: dict[str, Any]) -> bool:
+    """Whether the session settings do not reach a server session of their own."""
+    wanted = kwargs.get("server_settings") or {}
+    connect = {k: v for k, v in kwargs.items() if k in (
+        "host", "port", "user", "password", "database", "timeout", "server_settings", "ssl")}
+    try:
+        connection = await asyncpg.connect(dsn, **connect)
+    except asyncpg.exceptions.ProtocolViolationError as error:
+        if "startup parameter" not in str(error):
+            raise
+        return True
+    try:
+        if "statement_timeout" in wanted:
+            held = await connection.fetchval("SELECT current_setting('statement_timeout')")
+            return held in ("0", "") or not held[0].isdigit() or _ms(held) != int(
+                wanted["statement_timeout"])
+        return False
+    finally:
+        await connection.close()
+
+
+def _ms(setting: str) -> int:
+    """PostgreSQL's display of a duration ("5s", "3000ms", "1min") in milliseconds."""
+    number = int("".join(ch for ch in setting if ch.isdigit()) or 0)
+    unit = setting.lstrip("0123456789").strip()
+    return number * {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000}.get(unit, 1)
+
+
+class PostgresClient(AsyncpgDBClient):
+    async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
+        dsn, kwargs = _target(kwargs)
+        pooled = kwargs.pop("pooler", False)
+        if not pooled and kwargs.get("server_settings"):
+            pooled = await _behind_a_pooler(dsn, {**kwargs, "password": self.password})
+            if pooled:
+                log.warning("A connection pooler (PgBouncer?) is between Torreya and "
+                            "PostgreSQL: connecting without session settings or named "
+                            "prepared statements. Set the timeouts on the role (README, "
+                            "TORREYA_DB_POOLER).")
+        if pooled:
+            kwargs["server_settings"] = {}
+            kwargs["statement_cache_size"] = 0
         return await asyncpg.create_pool(dsn, **kwargs)
 
 
-client_class = UrlClient
+client_class = PostgresClient

@@ -88,9 +88,9 @@ class Settings:
     # where `torreya worker` runs them instead: TORREYA_WORKER=0).
     RUN_WORKER: bool = True
     # "pgbouncer": PgBouncer in transaction pooling sits between Torreya and PostgreSQL
-    # (TORREYA_DB_POOLER). asyncpg then prepares no named statements, and the session
-    # settings (statement and lock timeouts) are not sent at connect, which PgBouncer
-    # refuses: set them on the role instead (docs/operations).
+    # (TORREYA_DB_POOLER; noticed without it too: torreya/pg_backend.py). asyncpg then
+    # prepares no named statements, and the session settings (statement and lock timeouts)
+    # are not sent at connect, which PgBouncer refuses: set them on the role instead.
     DB_POOLER: str = ""
     # A streaming standby for reads that may lag a second (leaderboards, big screens):
     # TORREYA_REPLICA_URL. Unset, or out of reach: everything reads the primary.
@@ -258,6 +258,7 @@ class Settings:
             credentials["busy_timeout"] = int(self.DB_LOCK_TIMEOUT * 1000)
             connection["engine"] = "torreya.sqlite_backend"
         else:
+            connection["engine"] = "torreya.pg_backend"
             credentials["timeout"] = connect or self.DB_CONNECT_TIMEOUT
             # A connection goes back to the pool as it is. asyncpg's default reset (RESET
             # ALL, UNLISTEN *, CLOSE ALL, release advisory locks) costs one more round trip
@@ -267,7 +268,7 @@ class Settings:
             # so; the bare baseline of bench/checkin.py shares this setting.
             credentials["reset"] = _keep_session
             if self.DB_POOLER == "pgbouncer":
-                credentials["statement_cache_size"] = 0
+                credentials["pooler"] = True
             elif timeouts:
                 credentials["server_settings"] = {
                     "statement_timeout": str(int(self.DB_STATEMENT_TIMEOUT * 1000)),
