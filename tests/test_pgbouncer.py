@@ -61,13 +61,10 @@ pidfile = {folder}/pgbouncer.pid
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.mark.parametrize("said", [True, False], ids=["TORREYA_DB_POOLER", "noticed"])
-async def test_the_main_flows_work_through_pgbouncer(live, bouncer, said):
-    """With TORREYA_DB_POOLER=pgbouncer, or with nothing said: Torreya notices the pooler
-    (it refuses the session settings) and connects as it must."""
+async def test_the_main_flows_work_through_pgbouncer(live, bouncer):
+    """With nothing said: Torreya notices the pooler (it refuses the session settings) and
+    connects as it must (TORREYA_DB_POOLER=pgbouncer takes the same road without asking)."""
     live.env["TORREYA_DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{bouncer}/{live.db_name}"
-    if said:
-        live.env["TORREYA_DB_POOLER"] = "pgbouncer"
     live.env["TORREYA_WORKER"] = "1"
     live.start("--workers", "2")
     async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:
@@ -108,6 +105,15 @@ async def test_the_main_flows_work_through_pgbouncer(live, bouncer, said):
         assert balance >= me["balance"] + 5 + 3 - cheapest["cost"]
     audit = live.cli("audit")
     assert audit.returncode == 0 and "clean" in audit.stdout, audit.stdout + audit.stderr
-    if not said:
-        assert "connection pooler" in live.logs[-1].read_text()
+    assert "connection pooler" in live.logs[-1].read_text()
+
+
+def test_a_pooler_said_up_front_is_not_asked():
+    from torreya.settings import Settings
+
+    said = Settings(DATABASE_URL="postgres://u@127.0.0.1:6432/t", SECRET_KEY="x" * 40,
+                    DB_POOLER="pgbouncer").tortoise_config()["connections"]["default"]
+    assert said["engine"] == "torreya.pg_backend"
+    assert said["credentials"]["pooler"] is True
+    assert "server_settings" not in said["credentials"]
 
