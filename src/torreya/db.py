@@ -233,13 +233,15 @@ async def migrate(
 
 
 @contextlib.asynccontextmanager
-async def orm(settings: Settings) -> AsyncIterator[None]:
+async def orm(settings: Settings, *, timeouts: bool = True) -> AsyncIterator[None]:
     """Tortoise for a CLI command or a tool (the web app uses RegisterTortoise in its
-    lifespan), with the sealing keys set: whatever writes or checks entries seals."""
+    lifespan), with the sealing keys set: whatever writes or checks entries seals.
+    `timeouts=False` for long offline work (the audit of a county's ledger), whose
+    statements may rightly outlast a request's few seconds."""
     check_sqlite_path(settings)
     sealing.configure(settings)
     async with TortoiseContext() as ctx:
-        await ctx.init(config=settings.tortoise_config())
+        await ctx.init(config=settings.tortoise_config(timeouts=timeouts))
         try:
             yield
         finally:
