@@ -117,3 +117,18 @@ def test_a_pooler_said_up_front_is_not_asked():
     assert said["credentials"]["pooler"] is True
     assert "server_settings" not in said["credentials"]
 
+
+
+async def test_the_offline_commands_notice_the_pooler_too(live, bouncer):
+    """`torreya audit` and `migrate` send no timeouts; they are asked all the same (CI found
+    the audit reusing named prepared statements through PgBouncer), and straight to
+    PostgreSQL they keep asyncpg's statement cache."""
+    from torreya.pg_backend import _behind_a_pooler
+    from torreya.settings import Settings
+
+    for port, pooled in ((bouncer, True), (5432, False)):
+        url = f"postgres://postgres@127.0.0.1:{port}/{live.db_name}"
+        config = Settings(DATABASE_URL=url, SECRET_KEY="x" * 40).tortoise_config(timeouts=False)
+        credentials = config["connections"]["default"]["credentials"]
+        assert credentials["server_settings"] == {"statement_timeout": "0"}
+        assert await _behind_a_pooler(url, dict(credentials)) is pooled, port

@@ -9,9 +9,11 @@
   another client after each transaction: named prepared statements (asyncpg's statement
   cache) are lost between them, and the session settings Torreya sends at connect
   (statement and lock timeouts) are refused ("unsupported startup parameter") or ignored.
-  Before the pool is made, one connection is tried: when the settings are refused or do not
-  hold, the pool is made without them and without the statement cache, and the log says
-  to put the timeouts on the role. TORREYA_DB_POOLER=pgbouncer says so up front.
+  Before the pool is made, one connection is tried with a setting of Torreya's own beside
+  the timeouts: when they are refused or do not hold, the pool is made without them and
+  without the statement cache, and the log says to put the timeouts on the role. The
+  offline commands, which send no timeouts, are asked the same way.
+  TORREYA_DB_POOLER=pgbouncer says so up front.
 
 Used by `Settings.tortoise_config` as the PostgreSQL engine.
 """
@@ -36,22 +38,30 @@ def _target(kwargs: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     return dsn, kwargs
 
 
+# A setting of our own, sent at connect: PostgreSQL keeps any dotted name it is given;
+# PgBouncer refuses a startup parameter it does not know, or drops it when told to ignore it.
+PROBE = "torreya.direct"
+
+
 async def _behind_a_pooler(dsn: str | None, kwargs: dict[str, Any]) -> bool:
-    """Whether the session settings do not reach a server session of their own."""
-    wanted = kwargs.get("server_settings") or {}
+    """Whether the session settings do not reach a server session of their own. Asked on
+    every pool, whatever else is sent: the offline commands (audit, migrate) send no
+    timeouts, and still must not use named prepared statements through a pooler."""
+    wanted = {**(kwargs.get("server_settings") or {}), PROBE: "1"}
     connect = {k: v for k, v in kwargs.items() if k in (
-        "host", "port", "user", "password", "database", "timeout", "server_settings", "ssl")}
+        "host", "port", "user", "password", "database", "timeout", "ssl")}
     try:
-        connection = await asyncpg.connect(dsn, **connect)
+        connection = await asyncpg.connect(dsn, server_settings=wanted, **connect)
     except asyncpg.exceptions.ProtocolViolationError as error:
         if "startup parameter" not in str(error):
             raise
         return True
     try:
+        if await connection.fetchval("SELECT current_setting($1, true)", PROBE) != "1":
+            return True
         if "statement_timeout" in wanted:
             held = await connection.fetchval("SELECT current_setting('statement_timeout')")
-            return held in ("0", "") or not held[0].isdigit() or _ms(held) != int(
-                wanted["statement_timeout"])
+            return _ms(held) != int(wanted["statement_timeout"])
         return False
     finally:
         await connection.close()
@@ -68,7 +78,7 @@ class PostgresClient(AsyncpgDBClient):
     async def create_pool(self, **kwargs: Any) -> asyncpg.Pool:
         dsn, kwargs = _target(kwargs)
         pooled = kwargs.pop("pooler", False)
-        if not pooled and kwargs.get("server_settings"):
+        if not pooled:
             pooled = await _behind_a_pooler(dsn, {**kwargs, "password": self.password})
             if pooled:
                 log.warning("A connection pooler (PgBouncer?) is between Torreya and "

@@ -275,6 +275,9 @@ class Settings:
                     "lock_timeout": str(int(self.DB_LOCK_TIMEOUT * 1000)),
                     "idle_in_transaction_session_timeout": "60000",
                 }
+            else:
+                # long offline work: not cut short by a timeout put on the role either
+                credentials["server_settings"] = {"statement_timeout": "0"}
         return connection
 
 
