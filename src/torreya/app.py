@@ -21,6 +21,7 @@ from torreya.checkins.events import forget_events
 from torreya.db import after_failover, close_replica, configure_replica, is_unavailable
 from torreya.errors import DomainError, NotFoundError, UnavailableError
 from torreya.housekeeping import housekeeping
+from torreya.integrity import devices
 from torreya.ledger import batch as ledger_batch
 from torreya.middleware import (
     BodyLimitMiddleware,
@@ -153,8 +154,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         configure_replica(settings)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()
-            tasks = []
             stop = asyncio.Event()
+            # residents' check-in devices, noted in this process, written every few seconds
+            tasks = [asyncio.create_task(devices.run(stop))]
             if settings.RUN_WORKER:  # else `torreya worker` runs both (README)
                 tasks.append(asyncio.create_task(housekeeping(settings)))
                 tasks.append(asyncio.create_task(worker.run(settings, stop=stop)))
@@ -163,6 +165,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             finally:
                 await close_replica()
                 stop.set()
+                with contextlib.suppress(Exception):  # the last devices noted, written
+                    await asyncio.wait_for(tasks[0], 5)
                 for task in tasks:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

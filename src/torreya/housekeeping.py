@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from torreya.idempotency import purge_expired
+from torreya.integrity.detect import daily_sweep
 from torreya.notifications.service import remind_events, remind_expiring_vouchers
 from torreya.outbox.worker import purge_delivered
 from torreya.patrols.service import auto_submit_stale
@@ -32,6 +33,7 @@ async def housekeeping(settings: Settings) -> None:
             await remind_expiring_vouchers()
             await remind_events()
             await sign_due(settings)
+            await daily_sweep()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)

@@ -30,6 +30,7 @@ from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
 from torreya.db import now
 from torreya.errors import InvalidRequestError, NotFoundError
+from torreya.integrity import devices
 from torreya.models import Event, Role, Village
 from torreya.web import require_person, require_user
 
@@ -236,6 +237,8 @@ async def check_in(request: Request, body: CheckinIn) -> object:
     claims = request.state.claims
     result = await service.check_in(request.app.state.settings, token=body.token,
                                     login=claims, person=lambda: require_person(request))
+    devices.noted(request, checkin_id=result.id, event=result.event, user_id=result.user_id,
+                  moment=now(), helper_id=claims.helper_id)
     await sessions.seen(claims.sid, claims.issued)
     return CheckinOut(id=result.id, event_id=result.event.id, points=result.points,
                       balance=result.balance)

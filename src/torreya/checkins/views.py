@@ -27,6 +27,7 @@ from torreya.checkins.events import is_open
 from torreya.db import now
 from torreya.errors import DomainError, ForbiddenError, NotFoundError
 from torreya.i18n import gettext as _
+from torreya.integrity import devices
 from torreya.ledger.queries import currency_name
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.security import AccessClaims
@@ -72,13 +73,14 @@ async def checkin_page(request: Request) -> Response:
     if user is None and event is None:
         raise LoginRequired()
     town_id = user.town_id if user is not None else event.town_id
-    return render(request, "checkins/checkin.html",
+    page = render(request, "checkins/checkin.html",
                   {"event": event, "token": token, "problem": None if done else problem,
                    "done": done, "anonymous": user is None,
                    "login_url": "/login?" + urlencode({"next": f"/c/{token}"}),
                    "currency": await currency_name(town_id),
                    "upcoming": await service.upcoming_events(user.village_id)
                    if problem and user is not None and not done else []})
+    return devices.remember(request, page, secure=request.app.state.settings.secure_cookies)
 
 
 async def poster_scanner(request: Request) -> Response:
@@ -108,10 +110,13 @@ async def checkin_submit(request: Request) -> Response:
                        "event": None, "currency": await currency_name(user.town_id),
                        "upcoming": await service.upcoming_events(user.village_id)},
                       status=error.status)
-    return render(request, "checkins/result.html",
-                  {"ok": True, "event": result.event, "points": result.points,
-                   "balance": result.balance, "currency": await currency_name(user.town_id),
-                   "message": "", "code": "ok"}, status=201)
+    devices.noted(request, checkin_id=result.id, event=result.event, user_id=result.user_id,
+                  moment=now(), helper_id=login.helper_id)
+    return devices.remember(request, render(
+        request, "checkins/result.html",
+        {"ok": True, "event": result.event, "points": result.points,
+         "balance": result.balance, "currency": await currency_name(user.town_id),
+         "message": "", "code": "ok"}, status=201), secure=settings.secure_cookies)
 
 
 async def _event_for(request: Request, minimum: Role) -> tuple[User, Event, Village]:

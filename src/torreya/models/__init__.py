@@ -11,6 +11,13 @@ from torreya.models.community import (
     ReportStatus,
     ReportUpdate,
 )
+from torreya.models.integrity import (
+    DeviceSighting,
+    PhotoPrint,
+    Signal,
+    SignalKind,
+    SignalStatus,
+)
 from torreya.models.ledger import EarningRule, EarningTotal, LedgerEntry
 from torreya.models.notifications import Notification, SmsMessage, SmsStatus
 from torreya.models.patrols import (
@@ -89,9 +96,17 @@ __models__ = [
     ChainHead,
     TownKey,
     SignedHead,
+    Signal,
+    DeviceSighting,
+    PhotoPrint,
 ]
 
 __all__ = [
+    "DeviceSighting",
+    "PhotoPrint",
+    "Signal",
+    "SignalKind",
+    "SignalStatus",
     "ChainHead",
     "ChainLink",
     "SignedHead",

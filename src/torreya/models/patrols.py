@@ -60,6 +60,9 @@ class Route(Model):
     )
     name = fields.CharField(max_length=80)
     min_checkpoints = fields.IntField()
+    # The least minutes a walk from one plate to the next takes (plates apart in the
+    # route's order × this): faster scans raise a patrol_pace signal.
+    walk_minutes = fields.IntField(default=1, db_default=1)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     group_id: int

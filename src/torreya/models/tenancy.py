@@ -41,6 +41,9 @@ class Town(Model):
     # Levels and badges of the scheme pack; None means the defaults in boards/levels.py.
     levels = fields.JSONField(null=True)
     badges = fields.JSONField(null=True)
+    # Integrity signals' thresholds set in the console; None: the defaults
+    # (integrity/thresholds.py).
+    integrity = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

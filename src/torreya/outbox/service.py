@@ -16,7 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from torreya.api.schema import OneOf, Out, Time
 from torreya.db import insert_rows, now
 from torreya.ledger.rules import ENTRY_KINDS
-from torreya.models import RedemptionStatus, ReportCategory, ReportStatus
+from torreya.models import RedemptionStatus, ReportCategory, ReportStatus, SignalKind
 
 
 class CheckinCreated(Out):
@@ -88,6 +88,14 @@ class PledgeSigned(Out):
     created_at: Time
 
 
+class SignalRaised(Out):
+    id: int
+    kind: OneOf(SignalKind)
+    village_id: int
+    user_ids: list[int]
+    created_at: Time
+
+
 # The event types others may subscribe to (SPEC §5.1, Webhooks) and the model of each one's
 # `data`; the OpenAPI document's `webhooks` are built from it and every message is checked
 # against its fields. Keep in sync with docs/events.md.
@@ -102,6 +110,7 @@ PAYLOADS: dict[str, type[Out]] = {
     "report.status_changed": ReportEvent,
     "patrol.approved": PatrolApproved,
     "pledge.signed": PledgeSigned,
+    "signal.raised": SignalRaised,
 }
 EVENT_TYPES = tuple(PAYLOADS)
 

@@ -1,0 +1,286 @@
+"""The detectors, each reading what the changes already wrote, after they committed:
+
+- `crowd_on_one_device`: the check-in devices a web process wrote (devices.py);
+- `from_messages`: the outbox messages the delivery worker has just dispatched (manual
+  adjustments, reports with photos, approved patrols);
+- `earning_outliers`: a daily sweep of the last 30 days' earnings, village by village.
+
+Each finding is raised through signals.raise_signal: one signal per incident, updated with
+new evidence while open; after it is resolved only newer evidence raises it again.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from datetime import datetime, timedelta
+from statistics import median
+
+from PIL import Image
+from tortoise.transactions import in_transaction
+
+from torreya.db import conn, fetch, now
+from torreya.integrity.signals import Finding, raise_signal, resolved_since, town_thresholds
+from torreya.models import (
+    DeviceSighting,
+    Event,
+    FamilyHelper,
+    LedgerEntry,
+    PatrolScan,
+    PhotoPrint,
+    Report,
+    ReportPhoto,
+    Route,
+    SignalKind,
+    Town,
+    User,
+)
+
+# Check-in devices are kept this long; a signal keeps its own evidence.
+KEEP_DAYS = 90
+
+log = logging.getLogger("torreya")
+
+
+async def _raise(finding: Finding) -> None:
+    async with in_transaction() as connection:
+        await raise_signal(connection, finding)
+
+
+def _at(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+# --- one device, many residents (代签) ---------------------------------------------------
+
+async def crowd_on_one_device(event_id: int, device: str) -> None:
+    """Residents' own check-ins at one event from one device: at least `device_residents`
+    different residents within `device_minutes` raise a signal naming every resident
+    checked in from that device at the event."""
+    event = await Event.get_or_none(id=event_id)
+    if event is None:
+        return
+    limits = await town_thresholds(event.town_id)
+    incident = f"event:{event_id}:{device}"
+    since = await resolved_since(SignalKind.ONE_DEVICE_MANY_RESIDENTS, incident)
+    query = DeviceSighting.filter(event_id=event_id, device=device)
+    if since is not None:
+        query = query.filter(created_at__gt=since)
+    rows = await query.order_by("created_at", "id")
+    if len({row.user_id for row in rows}) < limits.device_residents:
+        return
+    window = timedelta(minutes=limits.device_minutes)
+    most, first = 0, 0
+    for last, row in enumerate(rows):
+        while row.created_at - rows[first].created_at > window:
+            first += 1
+        most = max(most, len({r.user_id for r in rows[first:last + 1]}))
+    if most < limits.device_residents:
+        return
+    await _raise(Finding(
+        kind=SignalKind.ONE_DEVICE_MANY_RESIDENTS, town_id=event.town_id,
+        village_id=event.village_id, incident=incident,
+        user_ids=[row.user_id for row in rows],
+        evidence={"event_id": event.id, "event_title": event.title,
+                  "device": "cookie" if device.startswith("cookie:") else "address",
+                  "address": rows[-1].address, "agent": rows[-1].agent,
+                  "most_in_window": most, "minutes": limits.device_minutes,
+                  "checkins": [{"checkin_id": r.checkin_id, "user_id": r.user_id,
+                                "at": _at(r.created_at)} for r in rows]}))
+
+
+# --- from the outbox ---------------------------------------------------------------------
+
+async def from_messages(messages: list[dict]) -> None:
+    """Look at the messages just dispatched; a detector that fails is logged and the others
+    go on (a signal is a hint: the outbox is not held up for it)."""
+    for message in messages:
+        kind = message["event_type"]
+        if kind not in ("ledger.entry_created", "report.created", "patrol.approved"):
+            continue
+        payload = message["payload"]
+        data = payload if isinstance(payload, dict) else json.loads(payload)
+        try:
+            if kind == "ledger.entry_created":
+                if data["kind"] == "adjustment" and data["delta"] > 0:
+                    await concentrated_adjustments(int(data["id"]))
+            elif kind == "report.created":
+                await duplicate_photo(int(data["id"]))
+            else:
+                await patrol_pace(int(data["id"]))
+        except Exception:
+            log.exception("integrity: detecting on %s %s failed", kind, data.get("id"))
+
+
+async def concentrated_adjustments(entry_id: int) -> None:
+    """A manual positive adjustment: the actor's to this resident within `adjustment_days`
+    (at least `adjustments` of them), and any adjustment between family helper links."""
+    entry = await LedgerEntry.get_or_none(id=entry_id)
+    if entry is None or entry.actor_id is None:
+        return
+    actor = await User.get_or_none(id=entry.actor_id)
+    resident = await User.get_or_none(id=entry.user_id)
+    if actor is None or resident is None or resident.village_id is None:
+        return
+    limits = await town_thresholds(entry.town_id)
+    kind = SignalKind.ADJUSTMENTS_CONCENTRATED
+    incident = f"actor:{actor.id}:user:{resident.id}"
+    since = max(now() - timedelta(days=limits.adjustment_days),
+                await resolved_since(kind, incident) or datetime.min.replace(tzinfo=now().tzinfo))
+    entries = await LedgerEntry.filter(
+        user_id=resident.id, actor_id=actor.id, kind="adjustment", delta__gt=0,
+        created_at__gt=since).order_by("id")
+    family = await _family_link(actor, resident)
+    if len(entries) < limits.adjustments and not family:
+        return
+    await _raise(Finding(
+        kind=kind, town_id=entry.town_id, village_id=resident.village_id, incident=incident,
+        user_ids=[resident.id],
+        evidence={"actor_id": actor.id, "actor_name": actor.display_name,
+                  "count": len(entries), "days": limits.adjustment_days,
+                  "points": sum(e.delta for e in entries), "family_link": family,
+                  "entries": [{"entry_id": e.id, "delta": e.delta, "memo": e.memo,
+                               "at": _at(e.created_at)} for e in entries]}))
+
+
+async def _family_link(actor: User, resident: User) -> str | None:
+    """How the actor and the resident are linked as family helpers, if they are."""
+    if actor.phone and await FamilyHelper.exists(member_id=resident.id, phone=actor.phone):
+        return "actor_helps_resident"
+    if resident.phone and await FamilyHelper.exists(member_id=actor.id, phone=resident.phone):
+        return "resident_helps_actor"
+    return None
+
+
+def photo_print(content: bytes) -> str:
+    """A 64-bit difference hash: the image in grey at 9×8, each pixel compared with its right
+    neighbour. A re-encoding or a resize of a photo keeps nearly every bit."""
+    with Image.open(io.BytesIO(content)) as image:
+        small = image.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
+        pixels = small.tobytes()  # one byte a pixel, row by row
+    bits = 0
+    for row in range(8):
+        for col in range(8):
+            bits = bits << 1 | (pixels[row * 9 + col] > pixels[row * 9 + col + 1])
+    return f"{bits:016x}"
+
+
+def distance(one: str, other: str) -> int:
+    return (int(one, 16) ^ int(other, 16)).bit_count()
+
+
+async def duplicate_photo(report_id: int) -> None:
+    """A report's photo the same as (or a re-encoding of) another resident's earlier one."""
+    report = await Report.get_or_none(id=report_id)
+    photo = await ReportPhoto.get_or_none(report_id=report_id) if report else None
+    if report is None or photo is None:
+        return
+    mine = photo_print(bytes(photo.content))
+    await PhotoPrint.get_or_create(report_id=report.id, defaults={
+        "town_id": report.town_id, "user_id": report.user_id, "print": mine,
+        "created_at": report.created_at})
+    limits = await town_thresholds(report.town_id)
+    matches = [(other, distance(mine, other.print)) for other in await PhotoPrint.filter(
+        town_id=report.town_id, report_id__lt=report.id).exclude(user_id=report.user_id)]
+    matches = [(other, d) for other, d in matches if d <= limits.photo_distance]
+    if not matches:
+        return
+    await _raise(Finding(
+        kind=SignalKind.DUPLICATE_PHOTO, town_id=report.town_id, village_id=report.village_id,
+        incident=f"report:{report.id}",
+        user_ids=[report.user_id, *(other.user_id for other, _ in matches)],
+        evidence={"report_id": report.id, "user_id": report.user_id,
+                  "at": _at(report.created_at),
+                  "earlier": [{"report_id": other.report_id, "user_id": other.user_id,
+                               "at": _at(other.created_at), "difference": d}
+                              for other, d in matches]}))
+
+
+async def patrol_pace(patrol_id: int) -> None:
+    """An approved patrol whose scans came faster than its route can be walked: between two
+    plates at least `walk_minutes` for each place apart in the route's order."""
+    scans = await PatrolScan.filter(patrol_id=patrol_id).prefetch_related(
+        "checkpoint", "patrol").order_by("created_at", "id")
+    if len(scans) < 2:
+        return
+    patrol = scans[0].patrol
+    route = await Route.get(id=patrol.route_id)
+    fast = []
+    by_user: dict[int, list[PatrolScan]] = {}
+    for scan in scans:
+        by_user.setdefault(scan.user_id, []).append(scan)
+    for user_id, walked in by_user.items():
+        for before, after in zip(walked, walked[1:], strict=False):
+            apart = abs(after.checkpoint.position - before.checkpoint.position)
+            needed = apart * route.walk_minutes * 60
+            took = (after.created_at - before.created_at).total_seconds()
+            if took < needed:
+                fast.append({"user_id": user_id, "from": before.checkpoint.name,
+                             "to": after.checkpoint.name, "seconds": int(took),
+                             "least_seconds": needed, "at": _at(after.created_at)})
+    if not fast:
+        return
+    await _raise(Finding(
+        kind=SignalKind.PATROL_PACE, town_id=patrol.town_id, village_id=patrol.village_id,
+        incident=f"patrol:{patrol.id}", user_ids=[f["user_id"] for f in fast],
+        evidence={"patrol_id": patrol.id, "route_id": route.id, "route_name": route.name,
+                  "walk_minutes": route.walk_minutes, "scans": len(scans), "too_fast": fast}))
+
+
+# --- earning outliers (daily) ------------------------------------------------------------
+
+async def earning_outliers(town_id: int) -> int:
+    """Residents whose last 30 days' earned points are above `outlier_factor` × the village
+    median and in its top `outlier_top_percent`, in villages of at least
+    `outlier_min_residents` earning residents. One signal per resident per month."""
+    limits = await town_thresholds(town_id)
+    moment = now()
+    since = moment - timedelta(days=30)
+    earned = await fetch(conn(), (
+        "SELECT e.user_id, u.village_id, SUM(e.delta) AS points FROM ledger_entries e"
+        " JOIN users u ON u.id = e.user_id WHERE e.town_id = ? AND e.counts_as_earned"
+        " AND e.delta > 0 AND e.created_at >= ? AND u.village_id IS NOT NULL"
+        " GROUP BY e.user_id, u.village_id"), [town_id, since])
+    raised = 0
+    villages: dict[int, list[tuple[int, int]]] = {}
+    for row in earned:
+        villages.setdefault(row["village_id"], []).append((row["user_id"], int(row["points"])))
+    for village_id, residents in villages.items():
+        if len(residents) < limits.outlier_min_residents:
+            continue
+        middle = median(points for _, points in residents)
+        ranked = sorted(residents, key=lambda r: -r[1])
+        top = ranked[:max(1, math.ceil(len(ranked) * limits.outlier_top_percent / 100))]
+        for user_id, points in top:
+            if points <= limits.outlier_factor * middle:
+                continue
+            raised += 1
+            await _raise(Finding(
+                kind=SignalKind.EARNING_OUTLIER, town_id=town_id, village_id=village_id,
+                incident=f"user:{user_id}:{moment:%Y-%m}", user_ids=[user_id],
+                evidence={"user_id": user_id, "points": points, "median": middle,
+                          "factor": limits.outlier_factor, "residents": len(residents),
+                          "rank": ranked.index((user_id, points)) + 1, "days": 30}))
+    return raised
+
+
+
+# A day between sweeps, per process (several workers may each sweep: one signal per
+# incident all the same).
+SWEEP_EVERY = timedelta(days=1)
+_swept: list[datetime] = []
+
+
+async def daily_sweep() -> int:
+    """Earning outliers in every town, and old check-in devices forgotten; once a day."""
+    moment = now()
+    if _swept and moment - _swept[0] < SWEEP_EVERY:
+        return 0
+    _swept[:] = [moment]
+    await DeviceSighting.filter(created_at__lt=moment - timedelta(days=KEEP_DAYS)).delete()
+    raised = 0
+    for town_id in await Town.all().values_list("id", flat=True):
+        raised += await earning_outliers(town_id)
+    return raised
