@@ -23,6 +23,7 @@ from torreya.checkins import offline_views
 from torreya.checkins import views as checkins
 from torreya.console import residents
 from torreya.console import views as console
+from torreya.integrity import views as integrity
 from torreya.ledger import views as ledger
 from torreya.notifications import views as notifications
 from torreya.ops import health
@@ -59,6 +60,7 @@ def build_routes() -> list[BaseRoute]:
         *family_views.routes,
         *trust_views.routes,
         *residents.routes,
+        *integrity.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *offline_views.routes,

@@ -26,6 +26,7 @@ from tests.factories import (
 from tests.receiver import Receiver
 from tests.signin.flows import texts_to, web_code_login
 from torreya.checkins.codes import member_code, poster_token
+from torreya.db import now
 from torreya.ledger.service import adjust_points
 from torreya.models import (
     FamilyHelper,
@@ -36,6 +37,7 @@ from torreya.models import (
     Registration,
     Reward,
     Role,
+    Signal,
     SmsCode,
     Town,
     Webhook,
@@ -128,6 +130,8 @@ _audience("staff",
           "POST /console/villages/{id:id}/residents/bulk",
           "GET /console/villages/{id:id}/registrations", "POST /registrations/{id:id}/decide",
           "GET /console/villages/{id:id}/refusals",
+          "GET /api/v1/villages/{id:id}/signals", "GET /console/villages/{id:id}/signals",
+          "GET /console/signals/{id:bigid}",
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",
@@ -151,7 +155,8 @@ _audience("village_admin",
           "POST /console/villages/{id:id}/rewards/new", "POST /console/rewards/{id:id}/edit",
           "POST /console/rewards/{id:id}/image", "POST /console/rewards/{id:id}/restock",
           "POST /console/rewards/{id:id}/toggle", "POST /villages/{id:id}/events",
-          "GET /villages/{id:id}/events/new", "GET /console/villages/{id:id}/patrols")
+          "GET /villages/{id:id}/events/new", "GET /console/villages/{id:id}/patrols",
+          "POST /api/v1/signals/{id:bigid}/resolve", "POST /console/signals/{id:bigid}/resolve")
 _audience("town_admin",
           "POST /api/v1/towns/{id:id}/groups", "POST /api/v1/towns/{id:id}/villages",
           "POST /api/v1/towns/{id:id}/webhooks", "POST /api/v1/webhooks/{id:id}/active",
@@ -164,6 +169,7 @@ _audience("town_admin",
           "GET /console/towns/{id:id}/report.csv", "POST /console/towns/{id:id}/rules",
           "POST /console/towns/{id:id}/scheme", "GET /console/towns/{id:id}/scheme.toml",
           "POST /console/towns/{id:id}/step-up", "POST /console/towns/{id:id}/villages",
+          "POST /console/towns/{id:id}/integrity",
           "GET /console/towns/{id:id}/webhooks", "POST /console/towns/{id:id}/webhooks",
           "GET /console/webhooks/{id:id}",
           "POST /console/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
@@ -245,6 +251,12 @@ async def build_world(client, settings) -> World:
                                    events=["checkin.created"], secret="whsec_x")
     registration = await Registration.create(phone="+8613600000009", name="新人",
                                              village_id=village.id)
+    signal = await Signal.create(
+        town_id=town.id, village_id=village.id, kind="adjustments_concentrated",
+        incident=f"actor:{admin.id}:user:{resident.id}", user_ids=[resident.id],
+        evidence={"actor_id": admin.id, "actor_name": admin.display_name, "count": 3,
+                  "days": 30, "points": 30, "family_link": None, "entries": []},
+        created_at=now(), updated_at=now())
     client.cookies.clear()
     entry = await LedgerEntry.filter(user_id=resident.id).first()
     world.people = {"resident": resident, "staff": staff, "village_admin": admin,
@@ -255,7 +267,8 @@ async def build_world(client, settings) -> World:
                  "reports": report.json()["id"], "groups": group.id,
                  "patrols": patrol.json()["id"], "webhooks": webhook.id,
                  "routes": route.json()["id"], "registrations": registration.id,
-                 "identities": 999_999, "members": resident.id, "deliveries": 1}
+                 "identities": 999_999, "members": resident.id, "deliveries": 1,
+                 "signals": signal.id}
     world.codes = {
         "token": poster_token(settings, event_id=event.id, ends_at=event.ends_at),
         "card": member_code(settings, user_id=resident.id, serial=resident.card_serial),
@@ -306,6 +319,7 @@ async def build_world(client, settings) -> World:
         "POST /api/v1/villages/{id:id}/rewards": {"name": "肥皂", "cost": 5, "stock": None,
                                                   "per_user_limit": None},
         "POST /api/v1/webhooks/{id:id}/active": {"is_active": True},
+        "POST /api/v1/signals/{id:bigid}/resolve": {"decision": "dismiss", "note": "走查"},
     }
     world.bodies["POST /events/{id:id}/offline-scans"] = world.bodies[
         "POST /api/v1/events/{id:id}/offline-scans"]
@@ -317,6 +331,7 @@ async def build_world(client, settings) -> World:
         "POST /pledges/{id:id}/sign": {"signed_name": "王秀英"},
         "POST /fulfil": {"code": world.codes["voucher"]},
         "POST /shop/{id:id}/redeem": {"idem_key": "walk-redeem-0001"},
+        "POST /console/signals/{id:bigid}/resolve": {"decision": "dismiss"},
     }
     return world
 

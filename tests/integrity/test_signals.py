@@ -274,11 +274,10 @@ async def test_a_resident_earning_far_above_the_village_raises_one_signal(client
     busy = await make_user(village=village)
     events = [await make_event(village, points=p) for p in (10, 200)]
     # every resident earned 10; the busy one 4 × 10 more, the star 200 more
-    moments = []
     for resident in [*ordinary, busy, star]:
-        moments.append(await _credit(settings, events[0], resident))
+        await _credit(settings, events[0], resident)
     await _credit(settings, events[1], star)
-    for n in range(4):
+    for _ in range(4):
         extra = await make_event(village, points=10)
         await _credit(settings, extra, busy)
     assert await detect.earning_outliers(village.town_id) == 1

@@ -44,6 +44,9 @@ class MemberOut(Out):
 class RouteIn(Body):
     name: Text(80)
     min_checkpoints: Int(1, 50)
+    walk_minutes: Int(0, 120) = Field(1, description=(
+        "The least minutes' walk from one plate to the next; scans faster than that raise "
+        "a patrol_pace integrity signal (0: never)"))
     village_id: Id | None = None
     checkpoints: list[Text(80)] = Field(min_length=1, max_length=50,
                                         description="The plates' names, in walking order")
@@ -59,6 +62,7 @@ class RouteOut(Out):
     id: int
     name: str
     min_checkpoints: int
+    walk_minutes: int
     checkpoints: list[CheckpointOut]
 
 
@@ -149,6 +153,7 @@ async def create_route(request: Request, body: RouteIn) -> object:
     settings = request.app.state.settings
     checkpoints = await Checkpoint.filter(route_id=route.id).order_by("position")
     return RouteOut(id=route.id, name=route.name, min_checkpoints=route.min_checkpoints,
+                    walk_minutes=route.walk_minutes,
                     checkpoints=[CheckpointOut(id=c.id, name=c.name,
                                                code=plate_code(settings, c.id))
                                  for c in checkpoints])

@@ -22,6 +22,7 @@ from torreya.models import (
     Report,
     ReportStatus,
     Reward,
+    Signal,
     User,
 )
 from torreya.settings import LOCAL
@@ -149,3 +150,20 @@ async def low_stock(village_ids: list[int], town_id: int, threshold: int = 5, db
     return await _on(Reward.filter(Q(village_id__in=village_ids) | Q(village_id=None),
                                    town_id=town_id, is_active=True, stock__lte=threshold),
                      db).order_by("stock")
+
+
+async def signals_by_week(village_ids: list[int], weeks: int = 4, db=None
+                          ) -> tuple[list[str], dict[int, list[int]]]:
+    """Integrity signals raised per village in each of the last `weeks` weeks (Monday to
+    Sunday, village time): (each week's first day, {village_id: counts, oldest first})."""
+    today = now().astimezone(LOCAL).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=today.weekday() + 7 * (weeks - 1))
+    starts = [first + timedelta(days=7 * n) for n in range(weeks)]
+    counts = {village_id: [0] * weeks for village_id in village_ids}
+    for village_id, created in await _on(Signal.filter(
+            village_id__in=village_ids, created_at__gte=first.astimezone(UTC)), db
+            ).values_list("village_id", "created_at"):
+        week = (created.astimezone(LOCAL) - first).days // 7
+        if village_id in counts and 0 <= week < weeks:
+            counts[village_id][week] += 1
+    return [start.strftime("%m-%d") for start in starts], counts

@@ -170,10 +170,12 @@ async def dashboard_page(request: Request) -> Response:
                 "outstanding": await dashboard.outstanding_points(ids, db),
                 "activities": await dashboard.top_activities(ids, months[-1], db),
                 "low_stock": await dashboard.low_stock(ids, town_id, db=db),
-                "refused": await CheckinRefusal.filter(village_id__in=ids).using_db(db).count()}
+                "refused": await CheckinRefusal.filter(village_id__in=ids).using_db(db).count(),
+                "signal_weeks": await dashboard.signals_by_week(ids, db=db)}
 
     return render(request, "boards/dashboard.html", {
         "subject": subject, "scope": request.path_params["scope"], **await reading(read),
+        "villages": villages,
         "month": months[-1], "months": months, "town_id": town_id})
 
 

@@ -25,6 +25,7 @@ from torreya.console.flags import unusual_activity
 from torreya.db import now
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
+from torreya.integrity.views import thresholds_form
 from torreya.ledger import queries as ledger_queries
 from torreya.ledger.rules import KIND_LABELS, update_rule
 from torreya.ledger.service import adjust_points
@@ -92,7 +93,8 @@ async def town_page(request: Request) -> Response:
     rules = await EarningRule.filter(town_id=town.id).order_by("id")
     return render(request, "console/town.html",
                   {"town": town, "villages": villages, "admins": admins, "rules": rules,
-                   "kind_labels": KIND_LABELS, "flashes": pop_flashes(request)})
+                   "kind_labels": KIND_LABELS, "flashes": pop_flashes(request),
+                   "thresholds": thresholds_form(town)})
 
 
 async def create_village(request: Request) -> Response:
@@ -239,6 +241,8 @@ async def user_page(request: Request) -> Response:
     return render(request, "console/user.html", {
         "person": person, "entries": entries, "flashes": pop_flashes(request),
         "catalog": catalog,
+        # prefilled from a confirmed integrity signal's tools
+        "memo": request.query_params.get("memo", "")[:200],
         "currency": await ledger_queries.currency_name(person.town_id),
         # The whole number for the committee; staff see it masked (SPEC §3, privacy).
         "phone": readable_phone(person.phone) if actor.rank >= rank(Role.VILLAGE_ADMIN)

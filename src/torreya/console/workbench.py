@@ -27,6 +27,8 @@ from torreya.models import (
     ReportStatus,
     Reward,
     Role,
+    Signal,
+    SignalStatus,
     Village,
     WebhookDelivery,
 )
@@ -57,6 +59,8 @@ QUEUES = (
     Queue("low_stock", lazy_gettext("Items low on stock"), "rewards?low=1#catalog",
           Role.STAFF),
     Queue("refused", lazy_gettext("Refused scans today"), "refusals", Role.STAFF),
+    Queue("signals", lazy_gettext("Integrity signals to look at"), "signals?status=open",
+          Role.STAFF),
 )
 
 
@@ -106,6 +110,8 @@ async def village_work(villages: list[Village]) -> list[VillageWork]:
                                                   stock__lte=LOW_STOCK)),
         "refused": await _grouped(CheckinRefusal.filter(
             village_id__in=ids, created_at__gte=today_start(moment))),
+        "signals": await _grouped(Signal.filter(village_id__in=ids,
+                                                status=SignalStatus.OPEN)),
     }
     return [VillageWork(v, {q.key: counts[q.key].get(v.id, 0) for q in QUEUES})
             for v in villages]

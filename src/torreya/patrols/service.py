@@ -184,7 +184,8 @@ async def approve_member(*, actor: User, group: Group, user_id: int) -> None:
 
 
 async def create_route(*, actor: User, group: Group, name: str, checkpoints: list[str],
-                       min_checkpoints: int, village_id: int | None = None) -> Route:
+                       min_checkpoints: int, village_id: int | None = None,
+                       walk_minutes: int = 1) -> Route:
     await require_leader_or_admin(actor, group)
     names = [c.strip() for c in checkpoints if isinstance(c, str) and c.strip()]
     if not names or len(names) > 50 or any(len(n) > 80 or "<" in n or ">" in n for n in names):
@@ -199,7 +200,8 @@ async def create_route(*, actor: User, group: Group, name: str, checkpoints: lis
         raise NotFoundError("Village not found.", field="village_id")
     async with in_transaction() as connection:
         route = await Route.create(group=group, village_id=village_id, name=name,
-                                   min_checkpoints=min_checkpoints, using_db=connection)
+                                   min_checkpoints=min_checkpoints,
+                                   walk_minutes=walk_minutes, using_db=connection)
         await Checkpoint.bulk_create([Checkpoint(route=route, name=n, position=i)
                                       for i, n in enumerate(names, start=1)],
                                      using_db=connection)
