@@ -55,40 +55,59 @@ def _at(moment: datetime) -> str:
 
 # --- one device, many residents (代签) ---------------------------------------------------
 
-async def crowd_on_one_device(event_id: int, device: str) -> None:
-    """Residents' own check-ins at one event from one device: at least `device_residents`
-    different residents within `device_minutes` raise a signal naming every resident
-    checked in from that device at the event."""
+async def crowd_on_one_device(event_id: int, device: str, since: datetime) -> None:
+    """Residents' own check-ins at one event from one device, some of them new (from
+    `since`): at least `device_residents` different residents within `device_minutes`
+    raise a signal naming every resident checked in from that device at the event. Reads
+    the window around the new ones, not the event's whole history."""
     event = await Event.get_or_none(id=event_id)
     if event is None:
         return
     limits = await town_thresholds(event.town_id)
     incident = f"event:{event_id}:{device}"
-    since = await resolved_since(SignalKind.ONE_DEVICE_MANY_RESIDENTS, incident)
-    query = DeviceSighting.filter(event_id=event_id, device=device)
-    if since is not None:
-        query = query.filter(created_at__gt=since)
-    rows = await query.order_by("created_at", "id")
-    if len({row.user_id for row in rows}) < limits.device_residents:
-        return
+    resolved = await resolved_since(SignalKind.ONE_DEVICE_MANY_RESIDENTS, incident)
     window = timedelta(minutes=limits.device_minutes)
-    most, first = 0, 0
-    for last, row in enumerate(rows):
-        while row.created_at - rows[first].created_at > window:
-            first += 1
-        most = max(most, len({r.user_id for r in rows[first:last + 1]}))
-    if most < limits.device_residents:
+    earliest = since - window if resolved is None else max(since - window, resolved)
+    rows = await DeviceSighting.filter(event_id=event_id, device=device,
+                                       created_at__gt=earliest).order_by("created_at", "id")
+    if not _crowded(rows, window, limits.device_residents):
         return
+    everyone = DeviceSighting.filter(event_id=event_id, device=device)
+    if resolved is not None:
+        everyone = everyone.filter(created_at__gt=resolved)
+    users = await everyone.distinct().values_list("user_id", flat=True)
+    latest = await everyone.order_by("-created_at", "-id").limit(EVIDENCE_ROWS)
     await _raise(Finding(
         kind=SignalKind.ONE_DEVICE_MANY_RESIDENTS, town_id=event.town_id,
-        village_id=event.village_id, incident=incident,
-        user_ids=[row.user_id for row in rows],
+        village_id=event.village_id, incident=incident, user_ids=list(users),
         evidence={"event_id": event.id, "event_title": event.title,
                   "device": "cookie" if device.startswith("cookie:") else "address",
-                  "address": rows[-1].address, "agent": rows[-1].agent,
-                  "most_in_window": most, "minutes": limits.device_minutes,
+                  "address": latest[0].address, "agent": latest[0].agent,
+                  "most_in_window": _crowded(rows, window, 0), "residents": len(users),
+                  "minutes": limits.device_minutes,
                   "checkins": [{"checkin_id": r.checkin_id, "user_id": r.user_id,
-                                "at": _at(r.created_at)} for r in rows]}))
+                                "at": _at(r.created_at)} for r in reversed(latest)]}))
+
+
+# A signal's evidence lists this many check-ins at most (the latest); it names everyone.
+EVIDENCE_ROWS = 200
+
+
+def _crowded(rows: list[DeviceSighting], window: timedelta, enough: int) -> int:
+    """The most different residents within any `window` of `rows` (in time order), or 0
+    when fewer than `enough`: one pass, a count per resident in the window."""
+    inside: dict[int, int] = {}
+    most, first = 0, 0
+    for row in rows:
+        inside[row.user_id] = inside.get(row.user_id, 0) + 1
+        while row.created_at - rows[first].created_at > window:
+            gone = rows[first].user_id
+            inside[gone] -= 1
+            if not inside[gone]:
+                del inside[gone]
+            first += 1
+        most = max(most, len(inside))
+    return most if most >= enough else 0
 
 
 # --- from the outbox ---------------------------------------------------------------------

@@ -82,8 +82,12 @@ async def flush() -> int:
     except Exception:  # the database away: noted again, written next time
         _pending[:0] = taken
         raise
-    for event_id, device in sorted({(row["event_id"], row["device"]) for row in taken}):
-        await crowd_on_one_device(event_id, device)
+    new: dict[tuple[int, str], datetime] = {}
+    for row in taken:
+        key = (row["event_id"], row["device"])
+        new[key] = min(new.get(key, row["created_at"]), row["created_at"])
+    for (event_id, device), since in sorted(new.items()):
+        await crowd_on_one_device(event_id, device, since)
     return len(taken)
 
 
