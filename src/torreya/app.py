@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         forget_events()
         forget_boards()
         ledger_batch.forget()
+        devices.forget()
         configure_replica(settings)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()

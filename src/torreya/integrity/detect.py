@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import time
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -55,23 +56,39 @@ def _at(moment: datetime) -> str:
 
 # --- one device, many residents (代签) ---------------------------------------------------
 
-async def crowd_on_one_device(event_id: int, device: str, since: datetime) -> None:
+# An open signal of a crowd is brought up to date at most this often by one process: a
+# crowd of thousands (a village app behind one address) is not read again every flush.
+UPDATE_EVERY = 60.0
+_updated: dict[str, float] = {}  # incident → when this process last raised or updated it
+
+
+def forget_updates() -> None:
+    _updated.clear()
+
+
+async def crowd_on_one_device(event_id: int, device: str, since: datetime) -> bool:
     """Residents' own check-ins at one event from one device, some of them new (from
     `since`): at least `device_residents` different residents within `device_minutes`
     raise a signal naming every resident checked in from that device at the event. Reads
-    the window around the new ones, not the event's whole history."""
+    the window around the new ones, not the event's whole history. False when the
+    incident's open signal was updated lately: the caller asks again later."""
+    incident = f"event:{event_id}:{device}"
+    moment = time.monotonic()
+    if moment - _updated.get(incident, -UPDATE_EVERY) < UPDATE_EVERY:
+        return False
     event = await Event.get_or_none(id=event_id)
     if event is None:
-        return
+        return True
     limits = await town_thresholds(event.town_id)
-    incident = f"event:{event_id}:{device}"
     resolved = await resolved_since(SignalKind.ONE_DEVICE_MANY_RESIDENTS, incident)
     window = timedelta(minutes=limits.device_minutes)
     earliest = since - window if resolved is None else max(since - window, resolved)
-    rows = await DeviceSighting.filter(event_id=event_id, device=device,
-                                       created_at__gt=earliest).order_by("created_at", "id")
-    if not _crowded(rows, window, limits.device_residents):
-        return
+    rows = await DeviceSighting.filter(
+        event_id=event_id, device=device, created_at__gt=earliest,
+    ).order_by("created_at", "id").values_list("user_id", "created_at")
+    most = _crowded(rows, window, limits.device_residents)
+    if not most:
+        return True
     everyone = DeviceSighting.filter(event_id=event_id, device=device)
     if resolved is not None:
         everyone = everyone.filter(created_at__gt=resolved)
@@ -83,25 +100,31 @@ async def crowd_on_one_device(event_id: int, device: str, since: datetime) -> No
         evidence={"event_id": event.id, "event_title": event.title,
                   "device": "cookie" if device.startswith("cookie:") else "address",
                   "address": latest[0].address, "agent": latest[0].agent,
-                  "most_in_window": _crowded(rows, window, 0), "residents": len(users),
+                  "most_in_window": most, "residents": len(users),
                   "minutes": limits.device_minutes,
                   "checkins": [{"checkin_id": r.checkin_id, "user_id": r.user_id,
                                 "at": _at(r.created_at)} for r in reversed(latest)]}))
+    for old in [k for k, at in _updated.items() if moment - at >= UPDATE_EVERY]:
+        del _updated[old]
+    _updated[incident] = moment
+    return True
 
 
 # A signal's evidence lists this many check-ins at most (the latest); it names everyone.
 EVIDENCE_ROWS = 200
 
 
-def _crowded(rows: list[DeviceSighting], window: timedelta, enough: int) -> int:
-    """The most different residents within any `window` of `rows` (in time order), or 0
-    when fewer than `enough`: one pass, a count per resident in the window."""
+def _crowded(rows: list[tuple[int, datetime]], window: timedelta, enough: int) -> int:
+    """The most different residents within any `window` of `rows` ((resident, time), in
+    time order), or 0 when fewer than `enough`: one pass, a count per resident inside."""
+    if len({user_id for user_id, _at in rows}) < enough:
+        return 0
     inside: dict[int, int] = {}
     most, first = 0, 0
-    for row in rows:
-        inside[row.user_id] = inside.get(row.user_id, 0) + 1
-        while row.created_at - rows[first].created_at > window:
-            gone = rows[first].user_id
+    for user_id, at in rows:
+        inside[user_id] = inside.get(user_id, 0) + 1
+        while at - rows[first][1] > window:
+            gone = rows[first][0]
             inside[gone] -= 1
             if not inside[gone]:
                 del inside[gone]

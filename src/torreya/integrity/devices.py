@@ -25,8 +25,8 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from torreya.db import conn, insert_rows
-from torreya.integrity.detect import crowd_on_one_device
+from torreya.db import conn, insert_rows, is_postgres
+from torreya.integrity.detect import crowd_on_one_device, forget_updates
 from torreya.models import Event
 
 log = logging.getLogger("torreya")
@@ -36,6 +36,16 @@ COOKIE_DAYS = 3650
 FLUSH_SECONDS = 2.0
 
 _pending: list[dict] = []
+# (event, device) → the earliest sighting written but not yet looked at (an incident
+# updated lately is looked at again later, detect.UPDATE_EVERY)
+_unread: dict[tuple[int, str], datetime] = {}
+
+
+def forget() -> None:
+    """A new database (tests, a new app): nothing noted, nothing waiting."""
+    _pending.clear()
+    _unread.clear()
+    forget_updates()
 
 
 def device_of(request: Request) -> tuple[str, str, str]:
@@ -74,21 +84,37 @@ async def flush() -> int:
     were written."""
     taken = _pending[:]
     del _pending[:len(taken)]
-    if not taken:
+    if not taken and not _unread:
         return 0
     try:
-        for start in range(0, len(taken), 500):
-            await insert_rows(conn(), "device_sightings", taken[start:start + 500])
+        await _write(taken)
     except Exception:  # the database away: noted again, written next time
         _pending[:0] = taken
         raise
-    new: dict[tuple[int, str], datetime] = {}
     for row in taken:
         key = (row["event_id"], row["device"])
-        new[key] = min(new.get(key, row["created_at"]), row["created_at"])
-    for (event_id, device), since in sorted(new.items()):
-        await crowd_on_one_device(event_id, device, since)
+        _unread[key] = min(_unread.get(key, row["created_at"]), row["created_at"])
+    for (event_id, device), since in sorted(_unread.items()):
+        if await crowd_on_one_device(event_id, device, since):
+            del _unread[(event_id, device)]
     return len(taken)
+
+
+async def _write(rows: list[dict]) -> None:
+    """One COPY on PostgreSQL (a few thousand rows a flush under a crowd's load cost the
+    database less so than as an INSERT's parameters), INSERTs of 500 on SQLite."""
+    client = conn()
+    if not rows:
+        return
+    if is_postgres(client):
+        columns = list(rows[0])
+        async with client.acquire_connection() as connection:
+            await connection.copy_records_to_table(
+                "device_sightings", columns=columns,
+                records=[tuple(row[c] for c in columns) for row in rows])
+        return
+    for start in range(0, len(rows), 500):
+        await insert_rows(client, "device_sightings", rows[start:start + 500])
 
 
 async def run(stop: asyncio.Event) -> None:
