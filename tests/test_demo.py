@@ -74,7 +74,7 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     counts = dict(re.findall(r'id="q-(\w+)"[^>]*>\s*<span class="count">(\d+)</span>', work))
     # (patrols are approved by the village admin: not a tile of the clerk's, issue 28)
     assert set(counts) == {"reports", "registrations", "vouchers", "low_stock",
-                           "refused"}, counts
+                           "refused", "signals"}, counts
     assert all(int(n) > 0 for n in counts.values()), str(counts)
     assert re.search(r'<span class="checkins">已签到[1-9]\d*人</span>', work), work
 

@@ -116,6 +116,11 @@ def test_staff_pages_on_a_phone_fit_360(browser, live_server):
     page.goto(f"{live_server.url}/console/villages/{village}/reports")
     first = page.locator("table a[href^='/reports/']").first.get_attribute("href")
     _no_sideways_scroll(page, live_server.url + first)
+    # the demo's integrity signal: the queue and its evidence fit too
+    _no_sideways_scroll(page, f"{live_server.url}/console/villages/{village}/signals")
+    signal = page.locator("#signals a[href^='/console/signals/']").first.get_attribute("href")
+    _no_sideways_scroll(page, live_server.url + signal)
+    assert "同一人多次给某位居民加分" in page.content()
     page.context.close()
 
 

@@ -26,7 +26,7 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.db import now, replaying
 from torreya.errors import DomainError
-from torreya.ledger.service import Posting, post_entry
+from torreya.ledger.service import Posting, adjust_points, post_entry
 from torreya.models import (
     Checkin,
     CheckinRefusal,
@@ -150,6 +150,7 @@ async def half_a_year(rng: random.Random, town: Town, casts: list[VillageCast],
         _today(rng, timeline, cast, moment)
         _live_events(rng, timeline, town, cast, moment)
     await _red_maple(rng, timeline, town, casts[0], start, moment)
+    _favours(timeline, casts[0], moment)
     for week in range(1, WEEKS + 1):
         timeline.at(min(start + timedelta(weeks=week), moment),
                     functools.partial(_week_end, town_id=town.id))
@@ -166,6 +167,17 @@ async def _week_end(moment: datetime, *, town_id: int) -> None:
     people = await User.filter(town_id=town_id).values_list("id", flat=True)
     await SmsMessage.filter(status=SmsStatus.PENDING, user_id__in=people).update(
         status=SmsStatus.SENT, sent_at=moment)
+
+
+def _favours(timeline: Timeline, cast: VillageCast, moment: datetime) -> None:
+    """The committee's review queue is not empty in the demo: the admin thanks the same
+    resident three times in three weeks (an integrity signal to look at, likely fine)."""
+    friend = cast.people[3]
+    for days, points, memo in ((20, 30, "帮忙布置文化礼堂"), (12, 20, "义务清扫村道"),
+                               (4, 30, "协助反诈宣传")):
+        async def thank(_at: datetime, points=points, memo=memo) -> None:
+            await adjust_points(actor=cast.admin, target=friend, delta=points, memo=memo)
+        timeline.at(_local(moment - timedelta(days=days), 16), thank)
 
 
 # -- events and check-ins --------------------------------------------------------------------
