@@ -10,6 +10,7 @@ from torreya.api import accounts as api_accounts
 from torreya.api import boards as api_boards
 from torreya.api import checkins as api_checkins
 from torreya.api import community as api_community
+from torreya.api import households as api_households
 from torreya.api import integrity as api_integrity
 from torreya.api import notifications as api_notifications
 from torreya.api import openapi as api_openapi
@@ -39,7 +40,7 @@ from torreya.trust import views as trust_views
 
 # The API's endpoints, each module's list in turn (the OpenAPI document follows this order).
 API = (*api_accounts.api, *api_boards.api, *api_checkins.api, *api_community.api,
-       *api_integrity.api,
+       *api_households.api, *api_integrity.api,
        *api_notifications.api, *api_openapi.api, *api_patrols.api, *api_rewards.api,
        *api_trust.api, *api_webhooks.api)
 

@@ -32,6 +32,8 @@ from torreya.models import (
     FamilyHelper,
     Group,
     GroupMember,
+    Household,
+    HouseholdMember,
     LedgerEntry,
     Pledge,
     Registration,
@@ -74,6 +76,7 @@ _audience("public",  # no login
           "GET /villages/{id:id}/leaderboard", "GET /villages/{id:id}/stock",
           "GET /groups/{id:id}/display", "GET /groups/{id:id}/display.json",
           "GET /groups/{id:id}/leaderboard",
+          "GET /api/v1/villages/{id:id}/household-leaderboard",
           "GET /c/{token}",  # logged out: which event, how many points, then the login
           "GET /healthz", "GET /readyz")  # for load balancers
 _audience("public_absent",  # public, and the walk's world has no such thing: 404 to all
@@ -132,6 +135,7 @@ _audience("staff",
           "GET /console/villages/{id:id}/refusals",
           "GET /api/v1/villages/{id:id}/signals", "GET /console/villages/{id:id}/signals",
           "GET /console/signals/{id:bigid}",
+          "GET /api/v1/households/{id:id}",  # and its members (the walk's resident is not)
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",
@@ -156,7 +160,10 @@ _audience("village_admin",
           "POST /console/rewards/{id:id}/image", "POST /console/rewards/{id:id}/restock",
           "POST /console/rewards/{id:id}/toggle", "POST /villages/{id:id}/events",
           "GET /villages/{id:id}/events/new", "GET /console/villages/{id:id}/patrols",
-          "POST /api/v1/signals/{id:bigid}/resolve", "POST /console/signals/{id:bigid}/resolve")
+          "POST /api/v1/signals/{id:bigid}/resolve", "POST /console/signals/{id:bigid}/resolve",
+          "POST /api/v1/villages/{id:id}/households", "POST /api/v1/households/{id:id}/members",
+          "DELETE /api/v1/households/{id:id}/members/{uid:id}",
+          "POST /api/v1/households/{id:id}/ratings")
 _audience("town_admin",
           "POST /api/v1/towns/{id:id}/groups", "POST /api/v1/towns/{id:id}/villages",
           "POST /api/v1/towns/{id:id}/webhooks", "POST /api/v1/webhooks/{id:id}/active",
@@ -257,6 +264,9 @@ async def build_world(client, settings) -> World:
         evidence={"actor_id": admin.id, "actor_name": admin.display_name, "count": 3,
                   "days": 30, "points": 30, "family_link": None, "entries": []},
         created_at=now(), updated_at=now())
+    household = await Household.create(town_id=town.id, village=village, name="李建国家",
+                                       head=neighbour)
+    await HouseholdMember.create(household=household, user=neighbour, joined_at=now())
     client.cookies.clear()
     entry = await LedgerEntry.filter(user_id=resident.id).first()
     world.people = {"resident": resident, "staff": staff, "village_admin": admin,
@@ -268,7 +278,7 @@ async def build_world(client, settings) -> World:
                  "patrols": patrol.json()["id"], "webhooks": webhook.id,
                  "routes": route.json()["id"], "registrations": registration.id,
                  "identities": 999_999, "members": resident.id, "deliveries": 1,
-                 "signals": signal.id}
+                 "signals": signal.id, "households": household.id}
     world.codes = {
         "token": poster_token(settings, event_id=event.id, ends_at=event.ends_at),
         "card": member_code(settings, user_id=resident.id, serial=resident.card_serial),
@@ -320,6 +330,9 @@ async def build_world(client, settings) -> World:
                                                   "per_user_limit": None},
         "POST /api/v1/webhooks/{id:id}/active": {"is_active": True},
         "POST /api/v1/signals/{id:bigid}/resolve": {"decision": "dismiss", "note": "走查"},
+        "POST /api/v1/villages/{id:id}/households": {"name": "王家", "head_user_id": resident.id},
+        "POST /api/v1/households/{id:id}/members": {"user_id": resident.id},
+        "POST /api/v1/households/{id:id}/ratings": {"year": 2025, "stars": 4},
     }
     world.bodies["POST /events/{id:id}/offline-scans"] = world.bodies[
         "POST /api/v1/events/{id:id}/offline-scans"]

@@ -11,6 +11,7 @@ from torreya.models.community import (
     ReportStatus,
     ReportUpdate,
 )
+from torreya.models.households import Household, HouseholdMember, HouseholdRating
 from torreya.models.integrity import (
     DeviceSighting,
     PhotoPrint,
@@ -99,9 +100,15 @@ __models__ = [
     Signal,
     DeviceSighting,
     PhotoPrint,
+    Household,
+    HouseholdMember,
+    HouseholdRating,
 ]
 
 __all__ = [
+    "Household",
+    "HouseholdMember",
+    "HouseholdRating",
     "DeviceSighting",
     "PhotoPrint",
     "Signal",

@@ -1,0 +1,229 @@
+"""Households: made, joined, left, rated; their points read from the ledger.
+
+Membership has a history (`joined_at`, `left_at`): a household's points in a period are
+the earned entries of its members dated while each was a member, so a resident who moves
+takes their past points with them to no one, and brings none along.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from torreya import audit
+from torreya.accounts.permissions import in_village, require_village
+from torreya.db import conn, fetch, now
+from torreya.errors import ConflictError, InvalidRequestError, NotFoundError
+from torreya.ledger.periods import period_start
+from torreya.masking import mask_name
+from torreya.models import (
+    Household,
+    HouseholdMember,
+    HouseholdRating,
+    Role,
+    User,
+    Village,
+)
+
+PERIODS = ("week", "month", "year", "all")
+
+
+class AlreadyInHouseholdError(ConflictError):
+    code = "already_in_household"
+    message = "This resident already belongs to a household."
+
+
+class AlreadyRatedError(ConflictError):
+    code = "already_rated"
+    message = "This household has already been rated for that year."
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    display_name: str
+
+
+async def _resident_of(village: Village, user_id: int) -> User:
+    """An active resident of the village (another village's is not found)."""
+    person = await User.get_or_none(id=user_id)
+    if person is None or person.village_id != village.id:
+        raise NotFoundError("Resident not found.", field="user_id")
+    if person.role != Role.RESIDENT or not person.is_active:
+        raise InvalidRequestError("Only residents belong to households.", field="user_id")
+    return person
+
+
+async def create_household(*, actor: User, village: Village, name: str,
+                           head_user_id: int) -> Household:
+    """A household with its head as its first member. Raises already_in_household."""
+    require_village(actor, village, Role.VILLAGE_ADMIN)
+    head = await _resident_of(village, head_user_id)
+    moment = now()
+    try:
+        async with in_transaction() as connection:
+            household = await Household.create(town_id=village.town_id, village=village,
+                                               name=name, head=head, using_db=connection)
+            await HouseholdMember.create(household=household, user=head, joined_at=moment,
+                                         using_db=connection)
+            await audit.record(actor, "households:create", connection=connection,
+                               subject=f"household:{household.id}", town_id=village.town_id,
+                               village_id=village.id, data={"name": name, "head": head.id})
+    except IntegrityError:  # the head is in another household (the partial unique index)
+        raise AlreadyInHouseholdError() from None
+    return household
+
+
+async def household_for(actor: User, household_id: int, minimum: Role = Role.STAFF, *,
+                        members_too: bool = False) -> tuple[Household, Village]:
+    """A household the actor may act on: `minimum` and up within its village; with
+    `members_too`, also a resident who belongs to it (others' are not found)."""
+    household = await Household.get_or_none(id=household_id)
+    village = await Village.get_or_none(id=household.village_id) if household else None
+    if household is None or village is None or not in_village(actor, village):
+        raise NotFoundError()
+    if members_too and actor.role == Role.RESIDENT:
+        if not await HouseholdMember.exists(household_id=household.id, user_id=actor.id,
+                                            left_at=None):
+            raise NotFoundError()
+        return household, village
+    require_village(actor, village, minimum)
+    return household, village
+
+
+async def add_member(*, actor: User, household_id: int, user_id: int) -> Member:
+    household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
+    person = await _resident_of(village, user_id)
+    try:
+        async with in_transaction() as connection:
+            await HouseholdMember.create(household=household, user=person, joined_at=now(),
+                                         using_db=connection)
+            await audit.record(actor, "households:member:add", connection=connection,
+                               subject=f"household:{household.id}", town_id=village.town_id,
+                               village_id=village.id, data={"user": person.id})
+    except IntegrityError:
+        raise AlreadyInHouseholdError() from None
+    return Member(person.id, person.display_name)
+
+
+async def remove_member(*, actor: User, household_id: int, user_id: int) -> None:
+    """The resident leaves (their time as a member is kept). The head leaving hands the
+    headship to the longest-standing member left, if any. Removing a resident of the
+    village who is not a member changes nothing (a retried DELETE answers as the first)."""
+    household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
+    await _resident_of(village, user_id)
+    moment = now()
+    async with in_transaction() as connection:
+        left = await HouseholdMember.filter(household_id=household.id, user_id=user_id,
+                                            left_at=None).using_db(connection).update(
+            left_at=moment)
+        if not left:
+            return
+        if household.head_id == user_id:
+            successor = await HouseholdMember.filter(
+                household_id=household.id, left_at=None).using_db(connection).order_by(
+                "joined_at", "id").first()
+            await Household.filter(id=household.id).using_db(connection).update(
+                head_id=successor.user_id if successor else None)
+        await audit.record(actor, "households:member:remove", connection=connection,
+                           subject=f"household:{household.id}", town_id=village.town_id,
+                           village_id=village.id, data={"user": user_id})
+
+
+async def members(household_id: int) -> list[Member]:
+    rows = await HouseholdMember.filter(household_id=household_id, left_at=None).order_by(
+        "joined_at", "id").prefetch_related("user")
+    return [Member(row.user_id, row.user.display_name) for row in rows]
+
+
+def _since(period: str, moment: datetime) -> datetime | None:
+    return None if period == "all" else period_start(period, moment)
+
+
+_EARNED = (
+    "SELECT m.household_id, COALESCE(SUM(e.delta), 0) AS points FROM household_members m"
+    " JOIN ledger_entries e ON e.user_id = m.user_id AND e.counts_as_earned"
+    " AND e.created_at >= m.joined_at AND (m.left_at IS NULL OR e.created_at < m.left_at)")
+
+
+async def points(household_id: int) -> dict[str, int]:
+    """The members' earned points in each period, counted while they were members."""
+    moment = now()
+    found = {}
+    for period in PERIODS:
+        since = _since(period, moment)
+        rows = await fetch(conn(), _EARNED + " WHERE m.household_id = ?"
+                           + (" AND e.created_at >= ?" if since else "")
+                           + " GROUP BY m.household_id",
+                           [household_id, *([since] if since else [])])
+        found[period] = int(rows[0]["points"]) if rows else 0
+    return found
+
+
+async def latest_stars(household_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """{household: (year, stars)} of each one's latest rating."""
+    found: dict[int, tuple[int, int]] = {}
+    for rating in await HouseholdRating.filter(household_id__in=household_ids).order_by(
+            "year"):
+        found[rating.household_id] = (rating.year, rating.stars)
+    return found
+
+
+@dataclass(frozen=True)
+class BoardLine:
+    rank: int
+    name: str
+    points: int
+    stars: int | None
+
+
+async def board(village: Village, period: str, *, limit: int = 50) -> list[BoardLine]:
+    """The village's households by points earned in the period, names masked (赵*家)."""
+    since = _since(period, now())
+    rows = await fetch(conn(), _EARNED + " JOIN households h ON h.id = m.household_id"
+                       " WHERE h.village_id = ?" + (" AND e.created_at >= ?" if since else "")
+                       + " GROUP BY m.household_id HAVING SUM(e.delta) > 0"
+                       " ORDER BY points DESC, m.household_id LIMIT ?",
+                       [village.id, *([since] if since else []), limit])
+    ids = [row["household_id"] for row in rows]
+    names = dict(await Household.filter(id__in=ids).values_list("id", "name")) if ids else {}
+    stars = await latest_stars(ids)
+    lines, rank, last = [], 0, None
+    for n, row in enumerate(rows, start=1):
+        score = int(row["points"])
+        rank = rank if score == last else n
+        last = score
+        lines.append(BoardLine(rank, masked(names.get(row["household_id"], "")), score,
+                               stars.get(row["household_id"], (0, None))[1]))
+    return lines
+
+
+def masked(name: str) -> str:
+    """赵建国家 → 赵*家: the first character and the last, as public pages show names."""
+    name = name.strip()
+    if name.endswith("家") and len(name) > 1:
+        return mask_name(name[:-1])[:1] + "*家"
+    return mask_name(name)
+
+
+async def rate(*, actor: User, household_id: int, year: int, stars: int,
+               note: str) -> HouseholdRating:
+    """The year's rating (village admin and up). Raises already_rated."""
+    household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
+    if year > now().year:
+        raise InvalidRequestError("A year still to come cannot be rated.", field="year")
+    try:
+        async with in_transaction() as connection:
+            rating = await HouseholdRating.create(household=household, year=year, stars=stars,
+                                                  note=note, rated_by=actor,
+                                                  using_db=connection)
+            await audit.record(actor, "households:rate", connection=connection,
+                               subject=f"household:{household.id}", town_id=village.town_id,
+                               village_id=village.id, data={"year": year, "stars": stars})
+    except IntegrityError:
+        raise AlreadyRatedError() from None
+    return rating
+
