@@ -95,7 +95,7 @@ _audience("login",  # anyone logged in, for their own account or the town's publ
           "POST /me/elder-mode", "GET /me/family", "GET /me/ledger", "POST /me/password",
           "GET /me/settings", "POST /me/settings", "GET /groups", "GET /pledges", "GET /reports",
           "GET /reports/new", "POST /reports/new", "GET /vouchers", "GET /cp/{code}",
-          "POST /cp/{code}", "GET /card/{code}", "GET /scan")
+          "POST /cp/{code}", "GET /card/{code}", "GET /scan", "GET /me/household")
 _audience("login_absent",  # the walk's world has no such thing: 404 to all logged in
           "POST /me/identities/{id:id}/unlink", "POST /api/v1/me/sessions/{sid}/revoke",
           "POST /me/sessions/{sid}/end", "GET /reports/{id:bigid}/photo")
@@ -136,6 +136,8 @@ _audience("staff",
           "GET /api/v1/villages/{id:id}/signals", "GET /console/villages/{id:id}/signals",
           "GET /console/signals/{id:bigid}",
           "GET /api/v1/households/{id:id}",  # and its members (the walk's resident is not)
+          "GET /console/villages/{id:id}/households", "GET /console/households/{id:id}",
+          "GET /console/villages/{id:id}/honour-roll",
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",
@@ -163,7 +165,11 @@ _audience("village_admin",
           "POST /api/v1/signals/{id:bigid}/resolve", "POST /console/signals/{id:bigid}/resolve",
           "POST /api/v1/villages/{id:id}/households", "POST /api/v1/households/{id:id}/members",
           "DELETE /api/v1/households/{id:id}/members/{uid:id}",
-          "POST /api/v1/households/{id:id}/ratings")
+          "POST /api/v1/households/{id:id}/ratings",
+          "POST /console/villages/{id:id}/households/new",
+          "POST /console/households/{id:id}/members",
+          "POST /console/households/{id:id}/members/{uid:id}/remove",
+          "POST /console/households/{id:id}/ratings")
 _audience("town_admin",
           "POST /api/v1/towns/{id:id}/groups", "POST /api/v1/towns/{id:id}/villages",
           "POST /api/v1/towns/{id:id}/webhooks", "POST /api/v1/webhooks/{id:id}/active",
@@ -345,6 +351,10 @@ async def build_world(client, settings) -> World:
         "POST /fulfil": {"code": world.codes["voucher"]},
         "POST /shop/{id:id}/redeem": {"idem_key": "walk-redeem-0001"},
         "POST /console/signals/{id:bigid}/resolve": {"decision": "dismiss"},
+        "POST /console/villages/{id:id}/households/new": {"name": "王家",
+                                                          "head": resident.username},
+        "POST /console/households/{id:id}/members": {"person": resident.username},
+        "POST /console/households/{id:id}/ratings": {"year": "2025", "stars": "4"},
     }
     return world
 

@@ -27,6 +27,7 @@ from torreya.models import (
     User,
     Village,
 )
+from torreya.signin.phones import normalize_phone
 
 PERIODS = ("week", "month", "year", "all")
 
@@ -55,6 +56,33 @@ async def _resident_of(village: Village, user_id: int) -> User:
     if person.role != Role.RESIDENT or not person.is_active:
         raise InvalidRequestError("Only residents belong to households.", field="user_id")
     return person
+
+
+async def find_resident(village: Village, text: str, *, field: str) -> User:
+    """The village's resident a clerk typed: a username, a mobile number, or a name that
+    only one resident of the village has."""
+    text = text.strip()
+    found = await User.filter(village_id=village.id, role=Role.RESIDENT, is_active=True,
+                              username=text).first()
+    if found is None and any(ch.isdigit() for ch in text) and len(text) >= 11:
+        try:
+            phone = normalize_phone(text, field=field)
+        except InvalidRequestError:
+            phone = None
+        if phone:
+            found = await User.filter(village_id=village.id, role=Role.RESIDENT,
+                                      is_active=True, phone=phone).first()
+    if found is None:
+        named = await User.filter(village_id=village.id, role=Role.RESIDENT, is_active=True,
+                                  display_name=text).limit(2)
+        if len(named) > 1:
+            raise InvalidRequestError(
+                "Several residents are called %(name)s: give the mobile number instead.",
+                field=field, name=text)
+        found = named[0] if named else None
+    if found is None:
+        raise NotFoundError("Resident not found.", field=field)
+    return found
 
 
 async def create_household(*, actor: User, village: Village, name: str,
@@ -131,6 +159,40 @@ async def remove_member(*, actor: User, household_id: int, user_id: int) -> None
         await audit.record(actor, "households:member:remove", connection=connection,
                            subject=f"household:{household.id}", town_id=village.town_id,
                            village_id=village.id, data={"user": user_id})
+
+
+async def village_households(village: Village) -> list[tuple[Household, int, int,
+                                                               tuple[int, int] | None]]:
+    """(household, current members, points this year, latest (year, stars)) of the village's
+    households with anyone in them, by name."""
+    households = await Household.filter(village_id=village.id).order_by("name", "id")
+    ids = [h.id for h in households]
+    sizes: dict[int, int] = {}
+    for household_id in await HouseholdMember.filter(household_id__in=ids, left_at=None
+                                                     ).values_list("household_id", flat=True):
+        sizes[household_id] = sizes.get(household_id, 0) + 1
+    since = period_start("year", now())
+    rows = await fetch(conn(), _EARNED + " JOIN households h ON h.id = m.household_id"
+                       " WHERE h.village_id = ? AND e.created_at >= ? GROUP BY m.household_id",
+                       [village.id, since]) if ids else []
+    year_points = {row["household_id"]: int(row["points"]) for row in rows}
+    stars = await latest_stars(ids)
+    return [(h, sizes.get(h.id, 0), year_points.get(h.id, 0), stars.get(h.id))
+            for h in households if sizes.get(h.id)]
+
+
+async def rated_in(village: Village, year: int) -> list[tuple[Household, HouseholdRating]]:
+    """The village's households rated for `year`, most stars first, then by name."""
+    ratings = await HouseholdRating.filter(household__village_id=village.id, year=year
+                                           ).prefetch_related("household")
+    return sorted(((r.household, r) for r in ratings),
+                  key=lambda pair: (-pair[1].stars, pair[0].name))
+
+
+async def household_of(user_id: int) -> Household | None:
+    """The resident's current household."""
+    membership = await HouseholdMember.filter(user_id=user_id, left_at=None).first()
+    return await Household.get_or_none(id=membership.household_id) if membership else None
 
 
 async def members(household_id: int) -> list[Member]:
