@@ -6,6 +6,7 @@ import re
 
 from tests.factories import csrf_from
 from tests.test_cli import run
+from torreya.db import now
 from torreya.demo import PASSWORD
 from torreya.models import (
     CheckinRefusal,
@@ -20,6 +21,7 @@ from torreya.models import (
     ReportUpdate,
     StockMovement,
     Town,
+    User,
 )
 
 CHART = re.compile(r'<figcaption>(.*?)</figcaption>(.*?)</figure>', re.S)
@@ -85,3 +87,16 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     assert len(pictures) >= 6, shop
     picture = await client.get(pictures[0])
     assert picture.status_code == 200 and picture.headers["content-type"] == "image/jpeg"
+
+    # families live in households, rated last year; the board and the 红榜 show them (33)
+    home = (await client.get("/me/household")).text
+    assert "（户主）" in home and '<span class="stat-num" id="points-year">' in home
+    resident = await User.get(username="gulaicun_r001")
+    board = (await client.get(f"/api/v1/villages/{resident.village_id}/household-leaderboard"
+                              "?period=year")).json()
+    assert len(board["items"]) >= 5 and all(item["stars"] for item in board["items"])
+    assert all("*" in item["name"] for item in board["items"])
+    await login(client, "gulaicun_admin")
+    roll = (await client.get(f"/console/villages/{resident.village_id}/honour-roll"
+                             f"?year={now().year - 1}")).text
+    assert roll.count('class="honour-name"') >= 5

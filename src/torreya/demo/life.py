@@ -26,6 +26,9 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.db import now, replaying
 from torreya.errors import DomainError
+from torreya.households.service import add_member as add_household_member
+from torreya.households.service import create_household
+from torreya.households.service import rate as rate_household
 from torreya.ledger.service import Posting, adjust_points, post_entry
 from torreya.models import (
     Checkin,
@@ -151,6 +154,8 @@ async def half_a_year(rng: random.Random, town: Town, casts: list[VillageCast],
         _live_events(rng, timeline, town, cast, moment)
     await _red_maple(rng, timeline, town, casts[0], start, moment)
     _favours(timeline, casts[0], moment)
+    for cast in casts:
+        _households(rng, timeline, cast, start)
     for week in range(1, WEEKS + 1):
         timeline.at(min(start + timedelta(weeks=week), moment),
                     functools.partial(_week_end, town_id=town.id))
@@ -167,6 +172,25 @@ async def _week_end(moment: datetime, *, town_id: int) -> None:
     people = await User.filter(town_id=town_id).values_list("id", flat=True)
     await SmsMessage.filter(status=SmsStatus.PENDING, user_id__in=people).update(
         status=SmsStatus.SENT, sent_at=moment)
+
+
+def _households(rng, timeline: Timeline, cast: VillageCast, start: datetime) -> None:
+    """Families of two to four, each named after its head (户主), there from the start and
+    rated last year (星级平安户): the household board and the 红榜 have something to show."""
+    async def settle(at: datetime) -> None:
+        people = list(cast.people)
+        while len(people) >= 2:
+            size = min(len(people), rng.choice((2, 3, 3, 4)))
+            family, people = people[:size], people[size:]
+            home = await create_household(actor=cast.admin, village=cast.village,
+                                          name=f"{family[0].display_name}家",
+                                          head_user_id=family[0].id)
+            for member in family[1:]:
+                await add_household_member(actor=cast.admin, household_id=home.id,
+                                           user_id=member.id)
+            await rate_household(actor=cast.admin, household_id=home.id, year=at.year - 1,
+                                 stars=rng.choice((3, 4, 4, 5, 5)), note="")
+    timeline.at(start, settle)
 
 
 def _favours(timeline: Timeline, cast: VillageCast, moment: datetime) -> None:
