@@ -120,7 +120,7 @@ def test_staff_pages_on_a_phone_fit_360(browser, live_server):
     _no_sideways_scroll(page, f"{live_server.url}/console/villages/{village}/signals")
     signal = page.locator("#signals a[href^='/console/signals/']").first.get_attribute("href")
     _no_sideways_scroll(page, live_server.url + signal)
-    assert "同一人多次给某位居民加分" in page.content()
+    assert 'id="evidence"' in page.content() and "涉及居民" in page.content()
     page.context.close()
 
 
