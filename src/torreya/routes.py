@@ -24,6 +24,7 @@ from torreya.checkins import offline_views
 from torreya.checkins import views as checkins
 from torreya.console import residents
 from torreya.console import views as console
+from torreya.households import passbook
 from torreya.households import views as households
 from torreya.integrity import views as integrity
 from torreya.ledger import views as ledger
@@ -64,6 +65,7 @@ def build_routes() -> list[BaseRoute]:
         *residents.routes,
         *integrity.routes,
         *households.routes,
+        *passbook.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,
         *offline_views.routes,

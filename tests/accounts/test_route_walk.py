@@ -137,7 +137,8 @@ _audience("staff",
           "GET /console/signals/{id:bigid}",
           "GET /api/v1/households/{id:id}",  # and its members (the walk's resident is not)
           "GET /console/villages/{id:id}/households", "GET /console/households/{id:id}",
-          "GET /console/villages/{id:id}/honour-roll",
+          "GET /console/villages/{id:id}/honour-roll", "GET /console/users/{id:id}/passbook",
+          "POST /console/users/{id:id}/passbook/printed",
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",
@@ -355,6 +356,7 @@ async def build_world(client, settings) -> World:
                                                           "head": resident.username},
         "POST /console/households/{id:id}/members": {"person": resident.username},
         "POST /console/households/{id:id}/ratings": {"year": "2025", "stars": "4"},
+        "POST /console/users/{id:id}/passbook/printed": {"up_to": "1"},
     }
     return world
 

@@ -11,7 +11,12 @@ from torreya.models.community import (
     ReportStatus,
     ReportUpdate,
 )
-from torreya.models.households import Household, HouseholdMember, HouseholdRating
+from torreya.models.households import (
+    Household,
+    HouseholdMember,
+    HouseholdRating,
+    PassbookPrint,
+)
 from torreya.models.integrity import (
     DeviceSighting,
     PhotoPrint,
@@ -103,9 +108,11 @@ __models__ = [
     Household,
     HouseholdMember,
     HouseholdRating,
+    PassbookPrint,
 ]
 
 __all__ = [
+    "PassbookPrint",
     "Household",
     "HouseholdMember",
     "HouseholdRating",

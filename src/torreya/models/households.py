@@ -66,3 +66,23 @@ class HouseholdRating(Model):
     class Meta:
         table = "household_ratings"
         unique_together = (("household", "year"),)
+
+
+class PassbookPrint(Model):
+    """积分存折: a page printed for a resident, up to which ledger entry. The next print
+    continues after it, as a bank passbook does."""
+
+    id = fields.IntField(primary_key=True)
+    user = fields.ForeignKeyField("models.User", related_name="passbook_prints",
+                                  on_delete=fields.CASCADE)
+    up_to_entry_id = fields.BigIntField()
+    entries = fields.IntField()
+    printed_by = fields.ForeignKeyField("models.User", related_name="passbooks_printed",
+                                        null=True, on_delete=fields.SET_NULL)
+    printed_at = fields.DatetimeField(auto_now_add=True)
+
+    user_id: int
+
+    class Meta:
+        table = "passbook_prints"
+        indexes = (Index(fields=("user_id", "up_to_entry_id")),)
