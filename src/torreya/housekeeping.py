@@ -11,7 +11,12 @@ import logging
 
 from torreya.idempotency import purge_expired
 from torreya.integrity.detect import daily_sweep
-from torreya.notifications.service import remind_events, remind_expiring_vouchers
+from torreya.ledger import expiry
+from torreya.notifications.service import (
+    remind_events,
+    remind_expiring_points,
+    remind_expiring_vouchers,
+)
 from torreya.outbox.worker import purge_delivered
 from torreya.patrols.service import auto_submit_stale
 from torreya.rewards.service import expire_vouchers
@@ -34,6 +39,8 @@ async def housekeeping(settings: Settings) -> None:
             await remind_events()
             await sign_due(settings)
             await daily_sweep()
+            await expiry.daily()
+            await remind_expiring_points()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)

@@ -15,7 +15,7 @@ TERMS = (
     N_("resident"), N_("staff"), N_("village_admin"), N_("town_admin"), N_("platform_admin"),
     # ledger entry kinds
     N_("checkin"), N_("patrol"), N_("pledge"), N_("report"), N_("adjustment"),
-    N_("redemption"), N_("refund"),
+    N_("redemption"), N_("refund"), N_("expiry"),
     # event kinds
     N_("campaign"), N_("training"), N_("home_visit"), N_("meeting"), N_("drill"), N_("other"),
     # check-in methods

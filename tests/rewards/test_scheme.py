@@ -301,3 +301,20 @@ async def test_admin_edits_an_item_and_the_change_is_audited(client):
     assert bad.status_code == 303
     await reward.refresh_from_db()
     assert reward.cost == 20
+
+
+async def test_a_pack_sets_points_expiry_and_a_wrong_rule_is_named(app):
+    town = await make_town(code="gulai")
+    await make_village(town, code="gulaicun")
+    text = (resource_dir("rewards") / "gulai-torreya-coin.toml").read_text()
+    assert 'expiry = "none"' in text
+    pack, problems = check_pack(text.replace('expiry = "none"', 'expiry = "12 months"'),
+                                "gulai.toml", resource_dir("rewards"))
+    assert problems == [] and pack.expiry == "12 months"
+    await import_pack(pack, town=town, actor=None)
+    assert (await Town.get(id=town.id)).expiry == "12 months"
+    assert 'expiry = "12 months"' in await export_pack(await Town.get(id=town.id))
+    _pack, wrong = check_pack(text.replace('expiry = "none"', 'expiry = "forever"'),
+                              "gulai.toml", resource_dir("rewards"))
+    assert [(p.field, p.message) for p in wrong] == [
+        ("scheme.expiry", "必须是以下之一：none, end_of_year, 12 months")]

@@ -14,6 +14,7 @@ from torreya.boards.levels import level_for
 from torreya.db import reading
 from torreya.errors import NotFoundError
 from torreya.i18n import gettext as _
+from torreya.ledger import expiry
 from torreya.masking import mask_name
 from torreya.models import (
     CheckinRefusal,
@@ -173,9 +174,11 @@ async def dashboard_page(request: Request) -> Response:
                 "refused": await CheckinRefusal.filter(village_id__in=ids).using_db(db).count(),
                 "signal_weeks": await dashboard.signals_by_week(ids, db=db)}
 
+    town = await Town.get(id=town_id)
     return render(request, "boards/dashboard.html", {
         "subject": subject, "scope": request.path_params["scope"], **await reading(read),
-        "villages": villages,
+        "villages": villages, "currency": town.currency_name,
+        "expiring": await expiry.due_by_month(town, ids),
         "month": months[-1], "months": months, "town_id": town_id})
 
 

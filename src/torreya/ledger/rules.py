@@ -31,7 +31,8 @@ ACTIVITY_KINDS: tuple[KindDefault, ...] = (
 KIND_LABELS = {k.kind: k.label for k in ACTIVITY_KINDS}
 
 # Ledger entry kinds beyond the activities.
-ENTRY_KINDS = ("checkin", "patrol", "pledge", "report", "adjustment", "redemption", "refund")
+ENTRY_KINDS = ("checkin", "patrol", "pledge", "report", "adjustment", "redemption", "refund",
+               "expiry")
 
 
 async def ensure_default_rules(town: Town) -> None:

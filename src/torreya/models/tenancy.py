@@ -44,6 +44,9 @@ class Town(Model):
     # Integrity signals' thresholds set in the console; None: the defaults
     # (integrity/thresholds.py).
     integrity = fields.JSONField(null=True)
+    # 积分有效期 (scheme pack `expiry`): "none", "end_of_year" (what was earned in a year
+    # leaves when it ends) or "12 months" (each credit leaves 12 months after it came).
+    expiry = fields.CharField(max_length=16, default="none", db_default="none")
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -18,7 +18,8 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from torreya.db import conn, fetch, now, placeholders
-from torreya.models import Event, Notification, Role, User
+from torreya.ledger import expiry
+from torreya.models import Event, Notification, Role, Town, User
 from torreya.notifications.texts import (
     KINDS,
     REASON_CHARS,
@@ -204,6 +205,27 @@ async def remind_expiring_vouchers(*, limit: int = 500) -> int:
                for row in due]
     async with in_transaction() as connection:
         return await notify(connection, notices)
+
+
+async def remind_expiring_points(*, days: int = 30) -> int:
+    """Tell residents, once a year (year-end expiry) or once a month (12-month expiry), how
+    many of their points expire within `days` (积分有效期)."""
+    moment = now()
+    told = 0
+    for town in await Town.exclude(expiry="none"):
+        notice = expiry.notice_of(town.expiry, moment, days)
+        soon = await expiry.expiring_soon(town, days=days, moment=moment)
+        if notice is None or not soon:
+            continue
+        by, key = notice
+        notices = [Notice(user_id=user_id, town_id=town.id, kind="points_expiring",
+                          dedup_key=key, link="/me/ledger",
+                          params={"points": points, "currency": town.currency_name,
+                                  "on": local_day(by)})
+                   for user_id, points in soon.items()]
+        async with in_transaction() as connection:
+            told += await notify(connection, notices)
+    return told
 
 
 async def remind_events() -> int:

@@ -41,6 +41,8 @@ KINDS: dict[str, tuple[str, bool]] = {
     "voucher_expired": (N_("Your voucher for %(reward)s expired; %(points)s %(currency)s "
                            "were refunded."), False),
     "event_reminder": (N_("Reminder: %(title)s is tomorrow at %(time)s."), True),
+    "points_expiring": (N_("%(points)s %(currency)s of yours expire on %(date)s. Spend them "
+                           "at the points shop before then."), True),
     "event_reminder_at": (N_("Reminder: %(title)s is tomorrow at %(time)s, %(place)s."), True),
     "registration_approved": (N_("You are now a registered resident of %(village)s: log in "
                                  "with your phone number."), True),

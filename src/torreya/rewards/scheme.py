@@ -22,6 +22,7 @@ from torreya.db import now
 from torreya.errors import DomainError, InvalidRequestError
 from torreya.i18n import gettext as _
 from torreya.images import reencode_image
+from torreya.ledger.expiry import RULES as EXPIRY_RULES
 from torreya.ledger.rules import ACTIVITY_KINDS, ensure_default_rules
 from torreya.models import (
     EarningRule,
@@ -89,6 +90,7 @@ class Pack:
     town_code: str | None = None
     town_name: str | None = None
     voucher_days: int = 30
+    expiry: str = "none"  # 积分有效期: ledger/expiry.py RULES
     rules: list[RulePack] = field(default_factory=list)
     rewards: list[RewardPack] = field(default_factory=list)
     levels: list[dict] | None = None
@@ -205,6 +207,11 @@ def check_pack(text: str, filename: str = "<pack>", folder: Path | None = None
                                  max_length=100),
                 voucher_days=c.integer(scheme, "scheme", None, "voucher_days", minimum=1,
                                        maximum=3650) or 30)
+    expiry = c.text(scheme, "scheme", None, "expiry", required=False, max_length=16)
+    if expiry is not None and expiry not in EXPIRY_RULES:
+        c.problem("scheme", None, "expiry", _("must be one of %(choices)s",
+                                              choices=", ".join(EXPIRY_RULES)))
+    pack.expiry = expiry if expiry in EXPIRY_RULES else "none"
     seen_kinds: set[str] = set()
     for index, rule in enumerate(_tables(c, data, "rules")):
         kind = rule.get("kind")
@@ -352,10 +359,12 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
                 raise InvalidRequestError("The pack names no town_code; pass --town.")
             town = await Town.create(name=town_name or pack.town_name or pack.name,
                                      code=pack.town_code, currency_name=pack.currency_name,
-                                     voucher_days=pack.voucher_days, using_db=connection)
+                                     voucher_days=pack.voucher_days, expiry=pack.expiry,
+                                     using_db=connection)
         else:
             await Town.filter(id=town.id).using_db(connection).update(
-                currency_name=pack.currency_name, voucher_days=pack.voucher_days)
+                currency_name=pack.currency_name, voucher_days=pack.voucher_days,
+                expiry=pack.expiry)
         if pack.levels is not None or pack.badges is not None:
             changes = {k: v for k, v in (("levels", pack.levels), ("badges", pack.badges))
                        if v is not None}
@@ -434,7 +443,8 @@ async def export_pack(town: Town) -> str:
     lines += _toml_table("scheme", {"name": f"{town.name}{town.currency_name}",
                                     "town_code": town.code, "town_name": town.name,
                                     "currency_name": town.currency_name,
-                                    "voucher_days": town.voucher_days})
+                                    "voucher_days": town.voucher_days,
+                                    "expiry": town.expiry})
     for rule in await EarningRule.filter(town_id=town.id).order_by("id"):
         lines += _toml_table("rules", {"kind": rule.kind, "points": rule.points,
                                        "cap_day": rule.cap_day, "cap_month": rule.cap_month,
