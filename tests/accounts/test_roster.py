@@ -99,3 +99,30 @@ async def test_huge_upload_is_413(client):
     token = await web_login(client, admin)
     response = await _upload(client, token, village, b"x" * 9_000_000)
     assert response.status_code == 413
+
+
+async def test_the_household_column_groups_residents_first_listed_head(client):
+    from torreya.models import Household, HouseholdMember
+
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    existing_head = await make_user(village=village, display_name="孙大爷")
+    old = await Household.create(town_id=village.town_id, village=village, name="孙家",
+                                 head=existing_head)
+    token = await web_login(client, admin)
+    roster = ("姓名,手机号,户\n赵建国,13800000011,赵建国家\n钱秀英,13800000012,赵建国家\n"
+              "孙小明,13800000013,孙家\n李四,13800000014,\n").encode()
+    response = await _upload(client, token, village, roster)
+    assert "已导入 4 位居民" in response.text, response.text
+    zhao = await Household.get(village_id=village.id, name="赵建国家")
+    assert zhao.head_id == (await User.get(phone="+8613800000011")).id
+    members = await HouseholdMember.filter(household_id=zhao.id).values_list("user_id",
+                                                                             flat=True)
+    assert sorted(members) == sorted([(await User.get(phone=p)).id for p in (
+        "+8613800000011", "+8613800000012")])
+    joined = await HouseholdMember.get(user_id=(await User.get(phone="+8613800000013")).id)
+    assert joined.household_id == old.id  # the village's 孙家 took him in
+    assert not await HouseholdMember.exists(user_id=(await User.get(phone="+8613800000014")).id)
+    bad = await _upload(client, token, village,
+                        "姓名,户\n周五,<b>周家</b>\n".encode())
+    assert "第 2 行：户名" in bad.text and not await User.exists(display_name="周五")

@@ -1,7 +1,9 @@
 """CSV rosters of residents: parsing and checking, before anything is written.
 
 Columns (header row required, Chinese or English): 姓名/name, and optional 手机号/电话/phone,
-用户名/username and 密码/password. Every problem is reported with its line number. A
+用户名/username, 密码/password and 户/household (residents with the same household name
+form one household, the first of them its head; an existing household of that name in the
+village takes them in). Every problem is reported with its line number. A
 resident without a username gets one made up (residents log in by SMS and never type it);
 a username never holds the phone number (staff and exports show usernames whole).
 """
@@ -24,6 +26,7 @@ HEADERS = {
     "username": {"username", "用户名", "账号"},
     "password": {"password", "密码"},
     "phone": {"phone", "手机号", "手机", "电话", "联系电话"},
+    "household": {"household", "户", "户名", "所属户"},
 }
 USERNAME = re.compile(r"^[A-Za-z0-9_.\-]{3,64}$")
 MAX_ROWS = 20_000
@@ -36,6 +39,7 @@ class RosterRow:
     username: str  # "" to be made up
     password: str | None
     phone: str | None
+    household: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,12 @@ def _row(line, cells, columns, seen, problems) -> RosterRow | None:
     username = _cell(cells, columns, "username")
     password = _cell(cells, columns, "password") or None
     phone = _cell(cells, columns, "phone") or None
+    household = _cell(cells, columns, "household")
     problem = None
     if not name or len(name) > 64 or re.search(r"[<>]", name):
         problem = _("Line %(line)s: the name is missing or not valid.", line=line)
+    elif len(household) > 40 or re.search(r"[<>]", household):
+        problem = _("Line %(line)s: the household name is too long or not valid.", line=line)
     elif username and not USERNAME.match(username):
         problem = _("Line %(line)s: the username must be 3–64 letters, digits or . _ -",
                     line=line)
@@ -131,4 +138,4 @@ def _row(line, cells, columns, seen, problems) -> RosterRow | None:
         return None
     if username:
         seen[username.lower()] = line
-    return RosterRow(line, name, username, password, phone)
+    return RosterRow(line, name, username, password, phone, household)

@@ -19,10 +19,11 @@ from torreya.accounts.permissions import (
     require_village,
 )
 from torreya.accounts.roster import RosterProblem, parse_roster
+from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, InvalidCredentialsError, NotFoundError
 from torreya.i18n import gettext as _
 from torreya.ledger.rules import ensure_default_rules
-from torreya.models import Role, Town, User, Village
+from torreya.models import Household, HouseholdMember, Role, Town, User, Village
 from torreya.security import (
     hash_password,
     release_login_attempt,
@@ -221,14 +222,41 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
     try:
         async with in_transaction() as connection:
             await User.bulk_create(users, batch_size=500, using_db=connection)
+            homes = await _settle_households(connection, village, rows)
             await audit.record(actor, "accounts:roster:import", connection=connection,
                                subject=f"village:{village.id}", town_id=village.town_id,
-                               village_id=village.id, data={"created": len(users)})
+                               village_id=village.id,
+                               data={"created": len(users), "households": homes})
     except IntegrityError:
         # Someone took a username between our check and the insert: nothing was written.
         return ImportResult(0, [RosterProblem(0, _("A username was taken meanwhile; "
                                                    "please import again."))])
     return ImportResult(len(users), [])
+
+
+async def _settle_households(connection, village: Village, rows: list) -> int:
+    """The roster's 户 column: residents of one household name together, the first listed
+    its head, in the village's household of that name if there is one. Returns how many
+    households were made."""
+    named = [r for r in rows if r.household]
+    if not named:
+        return 0
+    ids = dict(await User.filter(username__in=[r.username for r in named]).using_db(
+        connection).values_list("username", "id"))
+    moment = now()
+    made = 0
+    for name in dict.fromkeys(r.household for r in named):
+        people = [ids[r.username] for r in named if r.household == name]
+        home = await Household.filter(village_id=village.id, name=name).using_db(
+            connection).order_by("id").first()
+        if home is None:
+            home = await Household.create(town_id=village.town_id, village=village, name=name,
+                                          head_id=people[0], using_db=connection)
+            made += 1
+        await HouseholdMember.bulk_create(
+            [HouseholdMember(household=home, user_id=uid, joined_at=moment) for uid in people],
+            using_db=connection)
+    return made
 
 
 async def end_sessions(*, actor: User, target: User) -> None:
