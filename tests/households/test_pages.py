@@ -85,3 +85,32 @@ async def test_staff_see_households_but_do_not_change_them(client):
     assert refused.status_code == 403
     assert csrf_from(page.text)
 
+
+
+async def test_the_big_screen_and_the_monthly_report_show_households(client, settings):
+    import csv
+    import io
+
+    from tests.factories import api_token
+
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    h_admin = await api_token(client, admin)
+    for name, points in (("赵建国家", 30), ("钱秀英家", 50)):
+        head = await make_user(village=village, display_name=name[:-1])
+        await client.post(f"/api/v1/villages/{village.id}/households", headers=h_admin,
+                          json={"name": name, "head_user_id": head.id})
+        await _check_in(client, settings, village, head, points)
+    screen = await client.get(f"/villages/{village.id}/display?tab=households")
+    assert screen.status_code == 200 and "户积分排行" in screen.text
+    assert f"/villages/{village.id}/display.json?tab=households" in screen.text
+    shown = (await client.get(f"/villages/{village.id}/display.json?tab=households")).json()
+    assert [(i["rank"], i["name"], i["points"]) for i in shown["items"]] == [
+        (1, "钱*家", 50), (2, "赵*家", 30)]
+    assert "秀英" not in str(shown)
+    await web_login(client, admin)
+    report = await client.get(f"/console/villages/{village.id}/report.csv")
+    rows = list(csv.reader(io.StringIO(report.text.lstrip("\ufeff"))))
+    at = rows.index(["村/社区", "名次", "户", "积分", "星级"])
+    assert rows[at + 1][1:4] == ["1", "钱秀英家", "50"]
+    assert rows[at + 2][1:4] == ["2", "赵建国家", "30"]

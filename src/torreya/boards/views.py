@@ -13,6 +13,7 @@ from torreya.boards import dashboard, queries
 from torreya.boards.levels import level_for
 from torreya.db import reading
 from torreya.errors import NotFoundError
+from torreya.households import service as households
 from torreya.i18n import gettext as _
 from torreya.ledger import expiry
 from torreya.masking import mask_name
@@ -81,15 +82,23 @@ async def display(request: Request) -> Response:
     _scope, subject = await _subject(request)
     seconds = validate(dict(request.query_params), [
         Field(name="refresh", type=int, required=False, minimum=1, maximum=3600)])["refresh"]
+    tab = "households" if (_scope == "village"
+                           and request.query_params.get("tab") == "households") else "residents"
     return render(request, "boards/display.html", {
-        "subject": subject, "scope": request.path_params["scope"], "refresh": seconds or 30})
+        "subject": subject, "scope": request.path_params["scope"], "refresh": seconds or 30,
+        "tab": tab})
 
 
 async def display_json(request: Request) -> Response:
     scope, subject = await _subject(request)
-    rows, _mine = await queries.rank_residents(
-        scope=scope, scope_id=subject.id, period="month", limit=10,
-        keep=request.app.state.settings.BOARD_CACHE_SECONDS)
+    if scope == "village" and request.query_params.get("tab") == "households":
+        # the households' tab: the month's board of households, names masked (赵*家)
+        rows = [queries.BoardRow(line.rank, 0, line.name, line.points)
+                for line in await households.board(subject, "month", limit=10)]
+    else:
+        rows, _mine = await queries.rank_residents(
+            scope=scope, scope_id=subject.id, period="month", limit=10,
+            keep=request.app.state.settings.BOARD_CACHE_SECONDS)
     recent = LedgerEntry.filter(counts_as_earned=True).order_by("-id").limit(8)
     if scope == "village":
         recent = recent.filter(user__village_id=subject.id)
@@ -213,6 +222,15 @@ async def monthly_csv(request: Request) -> Response:
         total.patrol_hours = round(total.patrol_hours, 1)
         rows.append([_("Total")] + [getattr(total, c) for c in dashboard.COLUMNS]
                     + [sum(owed.values())])
+    _key, start, end = dashboard.month_bounds(month)
+    homes = [[village.name, line.rank, line.name, line.points, line.stars or ""]
+             for village in villages
+             for line in await households.board_between(village, start, end, limit=20,
+                                                         mask=False)]
+    if homes:  # the households' board of the month, for the committee (full names)
+        rows.append([])
+        rows.append([_("Village"), _("Rank"), _("Household"), _("Points"), _("Stars")])
+        rows += homes
     label = month or dashboard.last_months(1)[0]
     head = await signed_head_for_report(_town_id, label) if _town_id else None
     if head is not None:  # the footer: what ties the figures to the signed ledger

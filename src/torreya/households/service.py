@@ -244,12 +244,24 @@ class BoardLine:
 
 async def board(village: Village, period: str, *, limit: int = 50) -> list[BoardLine]:
     """The village's households by points earned in the period, names masked (赵*家)."""
-    since = _since(period, now())
-    rows = await fetch(conn(), _EARNED + " JOIN households h ON h.id = m.household_id"
-                       " WHERE h.village_id = ?" + (" AND e.created_at >= ?" if since else "")
+    return await board_between(village, _since(period, now()), None, limit=limit)
+
+
+async def board_between(village: Village, since: datetime | None, until: datetime | None, *,
+                        limit: int = 50, mask: bool = True) -> list[BoardLine]:
+    """The village's households by points earned from `since` until before `until` (either
+    open), names masked unless `mask` is False (the committee's monthly report)."""
+    where = " WHERE h.village_id = ?"
+    values: list[object] = [village.id]
+    if since is not None:
+        where += " AND e.created_at >= ?"
+        values.append(since)
+    if until is not None:
+        where += " AND e.created_at < ?"
+        values.append(until)
+    rows = await fetch(conn(), _EARNED + " JOIN households h ON h.id = m.household_id" + where
                        + " GROUP BY m.household_id HAVING SUM(e.delta) > 0"
-                       " ORDER BY points DESC, m.household_id LIMIT ?",
-                       [village.id, *([since] if since else []), limit])
+                       " ORDER BY points DESC, m.household_id LIMIT ?", [*values, limit])
     ids = [row["household_id"] for row in rows]
     names = dict(await Household.filter(id__in=ids).values_list("id", "name")) if ids else {}
     stars = await latest_stars(ids)
@@ -258,7 +270,8 @@ async def board(village: Village, period: str, *, limit: int = 50) -> list[Board
         score = int(row["points"])
         rank = rank if score == last else n
         last = score
-        lines.append(BoardLine(rank, masked(names.get(row["household_id"], "")), score,
+        name = names.get(row["household_id"], "")
+        lines.append(BoardLine(rank, masked(name) if mask else name, score,
                                stars.get(row["household_id"], (0, None))[1]))
     return lines
 
