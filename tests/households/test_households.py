@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import api_token, make_event, make_user, make_village
+from tests.factories import api_token, make_event, make_user, make_village, web_login
 from torreya.checkins.codes import poster_token
 from torreya.db import now
-from torreya.models import AuditEvent, HouseholdMember, Role, Town
+from torreya.models import AuditEvent, HouseholdMember, LedgerEntry, Role, Town, User
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 
@@ -149,3 +149,43 @@ async def test_one_rating_per_household_and_year(client):
             ).status_code == 403
     detail = (await client.get(f"/api/v1/households/{made['id']}", headers=h_admin)).json()
     assert detail["stars"] == {"year": year - 1, "stars": 3}
+
+
+async def test_a_rating_brings_the_head_the_towns_bonus_per_star(client, settings):
+    village = await make_village()
+    await Town.filter(id=village.town_id).update(star_bonus=10, star_criteria=[
+        {"name": "参加平安巡逻", "weight": 3, "source": "checkin"}])
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    head = await make_user(village=village, display_name="吴大海")
+    h_admin = await api_token(client, admin)
+    made = (await client.post(f"/api/v1/villages/{village.id}/households", headers=h_admin,
+                              json={"name": "吴大海家", "head_user_id": head.id})).json()
+    await _check_in(client, settings, village, head, 5)
+    rated = await client.post(f"/api/v1/households/{made['id']}/ratings", headers=h_admin,
+                              json={"year": now().year, "stars": 4})
+    assert rated.status_code == 201
+    entry = await LedgerEntry.get(user_id=head.id, source_type="household_rating")
+    assert entry.delta == 40 and entry.memo == f"{now().year}年度星级平安户★★★★（吴大海家）"
+    assert (await User.get(id=head.id)).balance == 45
+    await web_login(client, admin)
+    page = (await client.get(f"/console/households/{made['id']}")).text
+    assert "已评定" not in page and "★★★★☆" in page
+
+
+async def test_the_rating_page_shows_the_criteria_with_this_years_records(client, settings):
+    village = await make_village()
+    await Town.filter(id=village.town_id).update(star_criteria=[
+        {"name": "家庭和睦，无矛盾纠纷", "weight": 3, "source": None},
+        {"name": "参加签到活动", "weight": 2, "source": "checkin"}])
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    head = await make_user(village=village)
+    made = (await client.post(f"/api/v1/villages/{village.id}/households",
+                              headers=await api_token(client, admin),
+                              json={"name": "郑家", "head_user_id": head.id})).json()
+    for _ in range(2):
+        await _check_in(client, settings, village, head, 5)
+    await web_login(client, admin)
+    page = (await client.get(f"/console/households/{made['id']}")).text
+    criteria = page.split('id="criteria"')[1].split("</ul>")[0]
+    assert "家庭和睦，无矛盾纠纷" in criteria and "权重 3" in criteria
+    assert "今年活动签到：2 次" in criteria

@@ -318,3 +318,20 @@ async def test_a_pack_sets_points_expiry_and_a_wrong_rule_is_named(app):
                               "gulai.toml", resource_dir("rewards"))
     assert [(p.field, p.message) for p in wrong] == [
         ("scheme.expiry", "必须是以下之一：none, end_of_year, 12 months")]
+
+
+async def test_star_criteria_and_bonus_come_with_the_pack(app):
+    town = await make_town(code="gulai")
+    await make_village(town, code="gulaicun")
+    pack, problems = load_pack_file(resource_dir("rewards") / "gulai-torreya-coin.toml")
+    assert problems == [] and pack.star_bonus == 10
+    assert {"name": "参加平安巡逻", "weight": 3, "source": "patrol"} in pack.star_criteria
+    await import_pack(pack, town=town, actor=None)
+    town = await Town.get(id=town.id)
+    assert town.star_bonus == 10 and town.star_criteria == pack.star_criteria
+    again, problems = check_pack(await export_pack(town), "again.toml", resource_dir("rewards"))
+    assert problems == [] and again.star_criteria == pack.star_criteria
+    text = (resource_dir("rewards") / "gulai-torreya-coin.toml").read_text()
+    _pack, wrong = check_pack(text.replace('source = "patrol"', 'source = "gossip"'),
+                              "gulai.toml", resource_dir("rewards"))
+    assert [p.field for p in wrong] == ["star_criteria[1].source"]  # the second

@@ -8,7 +8,7 @@ takes their past points with them to no one, and brings none along.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
@@ -18,15 +18,18 @@ from torreya.accounts.permissions import in_village, require_village
 from torreya.db import conn, fetch, now
 from torreya.errors import ConflictError, InvalidRequestError, NotFoundError
 from torreya.ledger.periods import period_start
+from torreya.ledger.service import Posting, post_entry
 from torreya.masking import mask_name
 from torreya.models import (
     Household,
     HouseholdMember,
     HouseholdRating,
     Role,
+    Town,
     User,
     Village,
 )
+from torreya.settings import LOCAL
 from torreya.signin.phones import normalize_phone
 
 PERIODS = ("week", "month", "year", "all")
@@ -284,21 +287,47 @@ def masked(name: str) -> str:
     return mask_name(name)
 
 
+async def evidence(household_id: int, year: int) -> dict[str, int]:
+    """What Torreya knows of the household's year, for the rating's criteria: its members'
+    entries of each kind while members (patrols, pledges, reports, check-ins)."""
+    start = datetime(year, 1, 1, tzinfo=LOCAL).astimezone(UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=LOCAL).astimezone(UTC)
+    rows = await fetch(conn(), (
+        "SELECT e.kind, COUNT(*) AS n FROM household_members m JOIN ledger_entries e"
+        " ON e.user_id = m.user_id AND e.created_at >= m.joined_at"
+        " AND (m.left_at IS NULL OR e.created_at < m.left_at)"
+        " WHERE m.household_id = ? AND e.created_at >= ? AND e.created_at < ? AND e.delta > 0"
+        " GROUP BY e.kind"), [household_id, start, end])
+    return {row["kind"]: int(row["n"]) for row in rows}
+
+
 async def rate(*, actor: User, household_id: int, year: int, stars: int,
                note: str) -> HouseholdRating:
-    """The year's rating (village admin and up). Raises already_rated."""
+    """The year's rating (village admin and up). With the town's star_bonus, the head of
+    household is credited stars × bonus in the same transaction. Raises already_rated."""
     household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
     if year > now().year:
         raise InvalidRequestError("A year still to come cannot be rated.", field="year")
+    town = await Town.get(id=village.town_id)
+    head = await User.get_or_none(id=household.head_id) if household.head_id else None
     try:
         async with in_transaction() as connection:
             rating = await HouseholdRating.create(household=household, year=year, stars=stars,
                                                   note=note, rated_by=actor,
                                                   using_db=connection)
+            bonus = stars * town.star_bonus
+            entry = None
+            if bonus and head is not None and head.is_active:
+                entry = await post_entry(Posting(
+                    user=head, delta=bonus, kind="adjustment", actor=actor, earned=True,
+                    memo=f"{year}年度星级平安户{'★' * stars}（{household.name}）",
+                    idem_key=f"stars:{household.id}:{year}", source_type="household_rating",
+                    source_id=rating.id), connection)
             await audit.record(actor, "households:rate", connection=connection,
                                subject=f"household:{household.id}", town_id=village.town_id,
-                               village_id=village.id, data={"year": year, "stars": stars})
+                               village_id=village.id, entry_id=entry.id if entry else None,
+                               data={"year": year, "stars": stars,
+                                     "bonus": bonus if entry else 0})
     except IntegrityError:
         raise AlreadyRatedError() from None
     return rating
-

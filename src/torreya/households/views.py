@@ -12,7 +12,7 @@ from torreya.db import now
 from torreya.errors import DomainError
 from torreya.households import service
 from torreya.i18n import gettext as _
-from torreya.models import HouseholdRating, Role
+from torreya.models import HouseholdRating, Role, Town
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
@@ -54,7 +54,10 @@ async def household_page(request: Request) -> Response:
     user = await require_user(request, Role.STAFF)
     household, village = await service.household_for(user, request.path_params["id"])
     ratings = await HouseholdRating.filter(household_id=household.id).order_by("-year")
+    town = await Town.get(id=village.town_id)
     return render(request, "households/household.html", {
+        "criteria": town.star_criteria or [], "star_bonus": town.star_bonus,
+        "evidence": await service.evidence(household.id, now().year),
         "household": household, "village": village,
         "members": await service.members(household.id),
         "points": await service.points(household.id), "ratings": ratings,

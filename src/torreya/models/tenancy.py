@@ -47,6 +47,11 @@ class Town(Model):
     # 积分有效期 (scheme pack `expiry`): "none", "end_of_year" (what was earned in a year
     # leaves when it ends) or "12 months" (each credit leaves 12 months after it came).
     expiry = fields.CharField(max_length=16, default="none", db_default="none")
+    # 星级平安户: the criteria a village admin rates households by ([{name, weight, source}],
+    # scheme pack [[star_criteria]]; None: none set) and the points a rating's stars bring
+    # the head of household (star_bonus per star; 0: none).
+    star_criteria = fields.JSONField(null=True)
+    star_bonus = fields.IntField(default=0, db_default=0)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -37,6 +37,8 @@ from torreya.models import (
 from torreya.rewards.service import LIMIT_PERIODS
 from torreya.settings import LOCAL
 
+# What a star criterion may be prefilled from: the household's entries of that kind in the year
+STAR_SOURCES = ("checkin", "patrol", "pledge", "report")
 KINDS = tuple(k.kind for k in ACTIVITY_KINDS)
 CATEGORIES = tuple(c.value for c in RewardCategory)
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
@@ -91,6 +93,8 @@ class Pack:
     town_name: str | None = None
     voucher_days: int = 30
     expiry: str = "none"  # 积分有效期: ledger/expiry.py RULES
+    star_bonus: int = 0  # points per star of a household's yearly rating, to its head
+    star_criteria: list[dict] | None = None  # [{name, weight, source}] (星级平安户)
     rules: list[RulePack] = field(default_factory=list)
     rewards: list[RewardPack] = field(default_factory=list)
     levels: list[dict] | None = None
@@ -196,7 +200,8 @@ def check_pack(text: str, filename: str = "<pack>", folder: Path | None = None
     if not isinstance(scheme, dict):
         c.problem("scheme", None, None, _("missing [scheme] table"))
         return None, c.problems
-    for unknown in set(data) - {"scheme", "rules", "rewards", "levels", "badges"}:
+    for unknown in set(data) - {"scheme", "rules", "rewards", "levels", "badges",
+                                "star_criteria"}:
         c.problems.append(PackProblem(filename, 1, unknown, _("unknown table")))
     pack = Pack(name=c.text(scheme, "scheme", None, "name") or "",
                 currency_name=c.text(scheme, "scheme", None, "currency_name",
@@ -212,6 +217,20 @@ def check_pack(text: str, filename: str = "<pack>", folder: Path | None = None
         c.problem("scheme", None, "expiry", _("must be one of %(choices)s",
                                               choices=", ".join(EXPIRY_RULES)))
     pack.expiry = expiry if expiry in EXPIRY_RULES else "none"
+    pack.star_bonus = c.integer(scheme, "scheme", None, "star_bonus", maximum=10_000) or 0
+    if "star_criteria" in data:
+        pack.star_criteria = []
+    for index, item in enumerate(_tables(c, data, "star_criteria")):
+        source = item.get("source")
+        if source is not None and source not in STAR_SOURCES:
+            c.problem("star_criteria", index, "source", _("must be one of %(choices)s",
+                                                          choices=", ".join(STAR_SOURCES)))
+            source = None
+        pack.star_criteria.append({
+            "name": c.text(item, "star_criteria", index, "name", max_length=40) or "",
+            "weight": c.integer(item, "star_criteria", index, "weight", minimum=1,
+                                maximum=100) or 1,
+            "source": source})
     seen_kinds: set[str] = set()
     for index, rule in enumerate(_tables(c, data, "rules")):
         kind = rule.get("kind")
@@ -360,11 +379,14 @@ async def import_pack(pack: Pack, *, town: Town | None, actor: User | None,
             town = await Town.create(name=town_name or pack.town_name or pack.name,
                                      code=pack.town_code, currency_name=pack.currency_name,
                                      voucher_days=pack.voucher_days, expiry=pack.expiry,
-                                     using_db=connection)
+                                     star_bonus=pack.star_bonus, using_db=connection)
         else:
             await Town.filter(id=town.id).using_db(connection).update(
                 currency_name=pack.currency_name, voucher_days=pack.voucher_days,
-                expiry=pack.expiry)
+                expiry=pack.expiry, star_bonus=pack.star_bonus)
+        if pack.star_criteria is not None:
+            await Town.filter(id=town.id).using_db(connection).update(
+                star_criteria=pack.star_criteria)
         if pack.levels is not None or pack.badges is not None:
             changes = {k: v for k, v in (("levels", pack.levels), ("badges", pack.badges))
                        if v is not None}
@@ -444,13 +466,15 @@ async def export_pack(town: Town) -> str:
                                     "town_code": town.code, "town_name": town.name,
                                     "currency_name": town.currency_name,
                                     "voucher_days": town.voucher_days,
-                                    "expiry": town.expiry})
+                                    "expiry": town.expiry, "star_bonus": town.star_bonus})
     for rule in await EarningRule.filter(town_id=town.id).order_by("id"):
         lines += _toml_table("rules", {"kind": rule.kind, "points": rule.points,
                                        "cap_day": rule.cap_day, "cap_month": rule.cap_month,
                                        "cap_year": rule.cap_year,
                                        "needs_review": rule.needs_review})
 
+    for criterion in town.star_criteria or []:
+        lines += _toml_table("star_criteria", criterion)
     for level in town.levels or DEFAULT_LEVELS:
         lines += _toml_table("levels", level)
     for badge in town.badges or DEFAULT_BADGES:
