@@ -359,3 +359,27 @@ async def test_a_signal_is_listed_resolved_once_and_kept_to_its_village(client):
     await worker.dispatch()
     assert await Signal.filter(status="open").count() == 1
     assert await Signal.filter(kind="adjustments_concentrated").count() == 2
+
+
+async def test_an_addition_within_ones_own_household_raises_a_signal(client):
+    """The clerk is a villager too: his resident account (his phone) is in his father's
+    household, and his clerk's account adds to his father's points."""
+    from torreya.models import Household, HouseholdMember
+
+    village = await make_village()
+    clerk = await make_user(Role.VILLAGE_ADMIN, village, phone="+8613800000088")
+    himself = await make_user(village=village, phone="+8613800000088")
+    father = await make_user(village=village)
+    neighbour = await make_user(village=village)
+    home = await Household.create(town_id=village.town_id, village=village, name="钱家",
+                                  head=father)
+    for person in (father, himself):
+        await HouseholdMember.create(household=home, user=person, joined_at=now())
+    headers = await api_token(client, clerk)
+    await _adjust(client, headers, neighbour.id, 10)  # not family: nothing
+    await worker.dispatch()
+    assert await _signals("adjustments_concentrated") == []
+    await _adjust(client, headers, father.id, 10)
+    await worker.dispatch()
+    [signal] = await _signals("adjustments_concentrated")
+    assert signal.user_ids == [father.id] and signal.evidence["family_link"] == "same_household"

@@ -28,11 +28,13 @@ from torreya.models import (
     DeviceSighting,
     Event,
     FamilyHelper,
+    HouseholdMember,
     LedgerEntry,
     PatrolScan,
     PhotoPrint,
     Report,
     ReportPhoto,
+    Role,
     Route,
     SignalKind,
     Town,
@@ -188,11 +190,23 @@ async def concentrated_adjustments(entry_id: int) -> None:
 
 
 async def _family_link(actor: User, resident: User) -> str | None:
-    """How the actor and the resident are linked as family helpers, if they are."""
+    """How the actor and the resident are family, if they are: linked as family helpers,
+    or members of one household now."""
     if actor.phone and await FamilyHelper.exists(member_id=resident.id, phone=actor.phone):
         return "actor_helps_resident"
     if resident.phone and await FamilyHelper.exists(member_id=actor.id, phone=resident.phone):
         return "resident_helps_actor"
+    # the actor's own household: through their account, or the resident account that has
+    # their phone (a clerk is a villager too, with an account of each kind)
+    selves = [actor.id]
+    if actor.phone:
+        selves += await User.filter(phone=actor.phone, role=Role.RESIDENT).exclude(
+            id=resident.id).values_list("id", flat=True)
+    theirs = set(await HouseholdMember.filter(user_id__in=selves, left_at=None).values_list(
+        "household_id", flat=True))
+    if theirs and await HouseholdMember.exists(user_id=resident.id, left_at=None,
+                                               household_id__in=list(theirs)):
+        return "same_household"
     return None
 
 
