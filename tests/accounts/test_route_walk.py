@@ -170,7 +170,8 @@ _audience("village_admin",
           "POST /console/villages/{id:id}/households/new",
           "POST /console/households/{id:id}/members",
           "POST /console/households/{id:id}/members/{uid:id}/remove",
-          "POST /console/households/{id:id}/ratings")
+          "POST /console/households/{id:id}/ratings",
+          "POST /console/households/{id:id}/dissolve")
 _audience("town_admin",
           "POST /api/v1/towns/{id:id}/groups", "POST /api/v1/towns/{id:id}/villages",
           "POST /api/v1/towns/{id:id}/webhooks", "POST /api/v1/webhooks/{id:id}/active",

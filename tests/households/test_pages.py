@@ -8,7 +8,7 @@ import pytest
 from tests.factories import csrf_from, make_user, make_village, web_login
 from tests.households.test_households import _check_in
 from torreya.db import now
-from torreya.models import Household, HouseholdRating, Role
+from torreya.models import Household, HouseholdMember, HouseholdRating, Role
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 
@@ -114,3 +114,29 @@ async def test_the_big_screen_and_the_monthly_report_show_households(client, set
     at = rows.index(["村/社区", "名次", "户", "积分", "星级"])
     assert rows[at + 1][1:4] == ["1", "钱秀英家", "50"]
     assert rows[at + 2][1:4] == ["2", "赵建国家", "30"]
+
+
+async def test_a_clerk_moves_a_resident_and_dissolves_a_household(client):
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    son = await make_user(village=village, display_name="李小龙")
+    old_head = await make_user(village=village, display_name="李大山")
+    token = await web_login(client, admin)
+    for name, head in (("李大山家", "李大山"), ("李小龙家", "李小龙")):
+        await client.post(f"/console/villages/{village.id}/households/new", data={
+            "csrf_token": token, "name": name, "head": head})
+    old = await Household.get(name="李大山家")
+    new = await Household.get(name="李小龙家")
+    await client.post(f"/console/households/{old.id}/members", data={
+        "csrf_token": token, "person": son.username})  # already in his own: refused
+    assert (await HouseholdMember.get(user_id=son.id, left_at=None)).household_id == new.id
+    # the father moves in with his son: he leaves his own household, which loses its head
+    moved = await client.post(f"/console/households/{new.id}/members", data={
+        "csrf_token": token, "person": old_head.username, "move": "1"}, follow_redirects=True)
+    assert "李大山" in moved.text.split('id="members"')[1].split("</ul>")[0]
+    assert (await Household.get(id=old.id)).head_id is None
+    gone = await client.post(f"/console/households/{new.id}/dissolve",
+                             data={"csrf_token": token}, follow_redirects=True)
+    assert "已撤销这一户" in gone.text and "李小龙家" not in gone.text.split(
+        'id="households"')[1]
+    assert not await HouseholdMember.exists(left_at=None, household_id=new.id)

@@ -125,19 +125,62 @@ async def household_for(actor: User, household_id: int, minimum: Role = Role.STA
     return household, village
 
 
-async def add_member(*, actor: User, household_id: int, user_id: int) -> Member:
+async def add_member(*, actor: User, household_id: int, user_id: int,
+                     move: bool = False) -> Member:
+    """Add a resident of the village; with `move`, one in another household leaves it first
+    (in the same transaction; its head passes on as when leaving). Raises
+    already_in_household otherwise."""
     household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
     person = await _resident_of(village, user_id)
+    moment = now()
     try:
         async with in_transaction() as connection:
-            await HouseholdMember.create(household=household, user=person, joined_at=now(),
+            if move:
+                current = await HouseholdMember.filter(user_id=person.id, left_at=None).exclude(
+                    household_id=household.id).using_db(connection).first()
+                if current is not None:
+                    await _leave(connection, current.household_id, person.id, moment)
+            await HouseholdMember.create(household=household, user=person, joined_at=moment,
                                          using_db=connection)
             await audit.record(actor, "households:member:add", connection=connection,
                                subject=f"household:{household.id}", town_id=village.town_id,
-                               village_id=village.id, data={"user": person.id})
+                               village_id=village.id, data={"user": person.id, "move": move})
     except IntegrityError:
         raise AlreadyInHouseholdError() from None
     return Member(person.id, person.display_name)
+
+
+async def _leave(connection, household_id: int, user_id: int, moment: datetime) -> bool:
+    """End a membership; the head leaving hands the headship on. False: not a member."""
+    left = await HouseholdMember.filter(household_id=household_id, user_id=user_id,
+                                        left_at=None).using_db(connection).update(
+        left_at=moment)
+    if not left:
+        return False
+    head = await Household.filter(id=household_id).using_db(connection).values_list(
+        "head_id", flat=True)
+    if head and head[0] == user_id:
+        successor = await HouseholdMember.filter(
+            household_id=household_id, left_at=None).using_db(connection).order_by(
+            "joined_at", "id").first()
+        await Household.filter(id=household_id).using_db(connection).update(
+            head_id=successor.user_id if successor else None)
+    return True
+
+
+async def dissolve(*, actor: User, household_id: int) -> int:
+    """Every member leaves (their time as members is kept); the household is gone from the
+    lists. Returns how many left."""
+    household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
+    moment = now()
+    async with in_transaction() as connection:
+        left = await HouseholdMember.filter(household_id=household.id, left_at=None).using_db(
+            connection).update(left_at=moment)
+        await Household.filter(id=household.id).using_db(connection).update(head_id=None)
+        await audit.record(actor, "households:dissolve", connection=connection,
+                           subject=f"household:{household.id}", town_id=village.town_id,
+                           village_id=village.id, data={"members": left})
+    return left
 
 
 async def remove_member(*, actor: User, household_id: int, user_id: int) -> None:
@@ -146,22 +189,11 @@ async def remove_member(*, actor: User, household_id: int, user_id: int) -> None
     village who is not a member changes nothing (a retried DELETE answers as the first)."""
     household, village = await household_for(actor, household_id, Role.VILLAGE_ADMIN)
     await _resident_of(village, user_id)
-    moment = now()
     async with in_transaction() as connection:
-        left = await HouseholdMember.filter(household_id=household.id, user_id=user_id,
-                                            left_at=None).using_db(connection).update(
-            left_at=moment)
-        if not left:
-            return
-        if household.head_id == user_id:
-            successor = await HouseholdMember.filter(
-                household_id=household.id, left_at=None).using_db(connection).order_by(
-                "joined_at", "id").first()
-            await Household.filter(id=household.id).using_db(connection).update(
-                head_id=successor.user_id if successor else None)
-        await audit.record(actor, "households:member:remove", connection=connection,
-                           subject=f"household:{household.id}", town_id=village.town_id,
-                           village_id=village.id, data={"user": user_id})
+        if await _leave(connection, household.id, user_id, now()):
+            await audit.record(actor, "households:member:remove", connection=connection,
+                               subject=f"household:{household.id}", town_id=village.town_id,
+                               village_id=village.id, data={"user": user_id})
 
 
 async def village_households(village: Village) -> list[tuple[Household, int, int,

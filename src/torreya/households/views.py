@@ -72,9 +72,11 @@ async def add_member(request: Request) -> Response:
     try:
         _household, village = await service.household_for(user, household_id,
                                                            Role.VILLAGE_ADMIN)
-        data = validate(form, [Field(name="person", max_length=40)])
+        data = validate(form, [Field(name="person", max_length=40),
+                               Field(name="move", required=False, max_length=2)])
         person = await service.find_resident(village, data["person"], field="person")
-        await service.add_member(actor=user, household_id=household_id, user_id=person.id)
+        await service.add_member(actor=user, household_id=household_id, user_id=person.id,
+                                 move=bool(data.get("move")))
         flash(request, _("%(name)s added.", name=person.display_name))
     except DomainError as error:
         flash_error(request, error)
@@ -89,6 +91,21 @@ async def remove_member(request: Request) -> Response:
         await service.remove_member(actor=user, household_id=household_id,
                                     user_id=request.path_params["uid"])
         flash(request, _("Removed from the household. Their points so far stay counted."))
+    except DomainError as error:
+        flash_error(request, error)
+    return redirect(f"/console/households/{household_id}")
+
+
+async def dissolve(request: Request) -> Response:
+    user = await require_user(request, Role.VILLAGE_ADMIN)
+    household_id = request.path_params["id"]
+    await read_form(request)
+    try:
+        _household, village = await service.household_for(user, household_id,
+                                                           Role.VILLAGE_ADMIN)
+        await service.dissolve(actor=user, household_id=household_id)
+        flash(request, _("The household is dissolved. Its points so far stay in its history."))
+        return redirect(f"/console/villages/{village.id}/households")
     except DomainError as error:
         flash_error(request, error)
     return redirect(f"/console/households/{household_id}")
@@ -145,6 +162,8 @@ routes = [
           name="add_household_member"),
     Route("/console/households/{id:id}/members/{uid:id}/remove", remove_member,
           methods=["POST"], name="remove_household_member"),
+    Route("/console/households/{id:id}/dissolve", dissolve, methods=["POST"],
+          name="dissolve_household"),
     Route("/console/households/{id:id}/ratings", rate, methods=["POST"],
           name="rate_household"),
     Route("/me/household", my_household, name="my_household"),
