@@ -333,6 +333,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_progress(label: str, work):
+    """Run `work(report)` under a progress bar that `report(done, total)` moves."""
+    with _progress() as progress:
+        task = progress.add_task(label, total=None)
+        return work(lambda done, total: progress.update(task, completed=done, total=total))
+
+
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     """A consistent snapshot while serve keeps serving (SQLite's online backup API,
     PostgreSQL's pg_dump)."""
@@ -340,10 +347,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
 
     target = Path(args.file)
     try:
-        with _progress() as progress:
-            task = progress.add_task("Backing up", total=None)
-            backup(settings, target, lambda done, total: progress.update(
-                task, completed=done, total=total))
+        _with_progress("Backing up", lambda report: backup(settings, target, report))
     except BackupError as error:
         console.print(f"[red]{error}[/red]")
         return 1
@@ -357,10 +361,8 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     from torreya.ops.backup import BackupError, restore
 
     try:
-        with _progress() as progress:
-            task = progress.add_task("Restoring", total=None)
-            restored = restore(settings, Path(args.file), lambda done, total: progress.update(
-                task, completed=done, total=total))
+        restored = _with_progress("Restoring",
+                                  lambda report: restore(settings, Path(args.file), report))
     except BackupError as error:
         console.print(f"[red]Not restored: {error}[/red]")
         return 1
