@@ -7,7 +7,9 @@ Builds a town with the data in SQL (generate_series; consistent balances, balanc
 chains and period totals), then, side by side in one run, all driven by wrk:
 1. board requests/s through the whole HTTP stack (town and village boards, month) next to a
    bare Starlette JSON endpoint — target ratio >= 0.3; the bare endpoint also shows the
-   generator is not the cap;
+   generator is not the cap; then the village boards of residents and of households
+   (issue 33: households of three, a third as many as residents) alone, each against the
+   same bare run;
 2. check-in p99 while a board is fetched every second, against check-in p99 idle —
    target <= 1.2x.
 """
@@ -66,6 +68,7 @@ async def build(pg_url: str, residents: int, entries: int, name: str) -> dict:
             false, now() FROM generate_series(1, $5) g""",
                        town_id, first_village, villages, per_user, residents)
     first_user = await conn.fetchval("SELECT min(id) FROM users WHERE town_id = $1", town_id)
+    await households(conn, town_id)
     print(f"  inserting {per_user * residents} ledger entries …", flush=True)
     await conn.execute("SET session_replication_role = replica")  # skip the append-only trigger
     await conn.execute("""INSERT INTO ledger_entries (user_id, town_id, delta, balance_after,
@@ -127,6 +130,21 @@ async def build(pg_url: str, residents: int, entries: int, name: str) -> dict:
             "ends_at": ends_at, "residents": residents}
 
 
+async def households(conn, town_id: int) -> None:
+    """Households of three neighbours in each village, members since before any entry."""
+    print("  grouping residents into households of three …", flush=True)
+    await conn.execute("""CREATE TEMP TABLE ranked AS SELECT id, village_id,
+            row_number() OVER (PARTITION BY village_id ORDER BY id) - 1 AS n
+        FROM users WHERE town_id = $1""", town_id)
+    await conn.execute("""INSERT INTO households (town_id, village_id, name, head_id, created_at)
+        SELECT $1, village_id, '户' || id, id, now() FROM ranked WHERE n % 3 = 0""", town_id)
+    await conn.execute("""INSERT INTO household_members (household_id, user_id, joined_at)
+        SELECT h.id, r.id, now() - interval '500 days' FROM ranked r
+        JOIN ranked head ON head.village_id = r.village_id AND head.n = r.n - r.n % 3
+        JOIN households h ON h.head_id = head.id""")
+    await conn.execute("DROP TABLE ranked")
+
+
 async def link(db_url: str) -> None:
     from torreya.db import orm
     from torreya.settings import Settings
@@ -164,6 +182,8 @@ async def reuse(pg_url: str, name: str) -> dict:
     event = await conn.fetchrow("""UPDATE events SET starts_at = now() - interval '1 hour',
             ends_at = now() + interval '5 hours' WHERE town_id = $1 RETURNING id, ends_at""",
                                 info["town_id"])
+    if not await conn.fetchval("SELECT count(*) FROM households"):
+        await households(conn, info["town_id"])
     info.update(db_url=db_url, event_id=event["id"], ends_at=event["ends_at"])
     await conn.close()
     print(f"  reused in {time.perf_counter() - began:.0f} s", flush=True)
@@ -235,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                                  "/leaderboard")
               for n in range(2000)]
     boards_file = wrk.write_requests(workdir / "boards.txt", boards)
+    villages = [info["first_village"] + rng.randrange(info["villages"]) for _ in range(2000)]
+    residents_file = wrk.write_requests(workdir / "village-boards.txt", [
+        wrk.Request("GET", f"/api/v1/villages/{v}/leaderboard") for v in villages])
+    households_file = wrk.write_requests(workdir / "household-boards.txt", [
+        wrk.Request("GET", f"/api/v1/villages/{v}/household-leaderboard") for v in villages])
     # Distinct residents of the town check in to the event: a first check-in every time.
     args.checkins = min(args.checkins, info["residents"] // 2)
     checkins = [wrk.Request("POST", "/api/v1/checkins",
@@ -251,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         wrk.run("warm-up", here, seconds=2, requests_file=boards_file)
         base = wrk.run("bare JSON", f"http://127.0.0.1:{bare}/json", seconds=args.seconds)
         board = wrk.run("leaderboards", here, seconds=args.seconds, requests_file=boards_file)
+        village_board = wrk.run("village boards, residents", here, seconds=args.seconds,
+                                requests_file=residents_file)
+        household_board = wrk.run("village boards, households", here, seconds=args.seconds,
+                                  requests_file=households_file)
         idle = wrk.run("check-ins, idle", here, seconds=args.seconds / 2, connections=8,
                        requests_file=idle_file)
         stop = threading.Event()
@@ -267,14 +296,17 @@ def main(argv: list[str] | None = None) -> int:
             server.wait()
     print(f"\nboards at {info['residents']} residents ({os.cpu_count()} cores; wrk -t1, "
           f"64 connections for boards, 8 for check-ins):")
-    for f in (base, board, idle, busy):
+    for f in (base, board, village_board, household_board, idle, busy):
         print(f.line())
     print(f"  ratio leaderboard / bare JSON: {board.rps / base.rps:.2f}   (target >= 0.3)")
+    print(f"  ratio village board / bare JSON: residents {village_board.rps / base.rps:.2f},"
+          f" households {household_board.rps / base.rps:.2f}   (issue 33: the same)")
     print(f"  check-in p99 busy / idle: {busy.p99_ms / idle.p99_ms:.2f}   (target <= 1.2)")
     if max(idle.requests, busy.requests) > args.checkins:
         print("  note: the check-ins ran out of residents (raise --checkins, or --residents); "
               "repeats answered 409")
-    clean = all(f.non2xx == 0 and f.socket_errors == 0 for f in (base, board, idle, busy))
+    clean = all(f.non2xx == 0 and f.socket_errors == 0
+                for f in (base, board, village_board, household_board, idle, busy))
     return 0 if clean else 1
 
 

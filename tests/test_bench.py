@@ -53,6 +53,7 @@ def test_boards_benchmark_runs():
                     "30000", "--seconds", "2", "--checkins", "3000")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio leaderboard / bare JSON" in result.stdout
+    assert "ratio village board / bare JSON: residents" in result.stdout
 
 
 def test_webhook_delivery_benchmark_runs():
