@@ -189,3 +189,35 @@ async def test_the_rating_page_shows_the_criteria_with_this_years_records(client
     criteria = page.split('id="criteria"')[1].split("</ul>")[0]
     assert "家庭和睦，无矛盾纠纷" in criteria and "权重 3" in criteria
     assert "今年活动签到：2 次" in criteria
+
+
+async def test_the_board_counts_whole_period_members_from_totals_and_others_from_the_ledger(
+        client, settings):
+    """A member there all month is read from their month's total; one who joined this month
+    from the ledger, only what they earned since joining; the two ways agree with points()."""
+    from datetime import timedelta
+
+    from torreya.households.service import board, points
+    from torreya.models import Household, Village
+
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+    old_member = await make_user(village=village)
+    newcomer = await make_user(village=village)
+    h_admin = await api_token(client, admin)
+    await _check_in(client, settings, village, newcomer, 10)  # before joining: not counted
+    made = (await client.post(f"/api/v1/villages/{village.id}/households", headers=h_admin,
+                              json={"name": "冯家", "head_user_id": old_member.id})).json()
+    # the head has belonged since last year
+    await HouseholdMember.filter(user_id=old_member.id).update(
+        joined_at=now() - timedelta(days=400))
+    await client.post(f"/api/v1/households/{made['id']}/members", headers=h_admin,
+                      json={"user_id": newcomer.id})
+    await _check_in(client, settings, village, old_member, 7)
+    await _check_in(client, settings, village, newcomer, 20)
+    place = await Village.get(id=village.id)
+    for period in ("week", "month", "year", "all"):
+        [line] = await board(place, period)
+        assert line.points == 27, period
+    assert (await points(made["id"]))["month"] == 27
+    assert (await Household.get(id=made["id"])).name == "冯家"

@@ -154,7 +154,8 @@ async def household_board(request: Request, body: None) -> object:
     if village is None:
         raise NotFoundError()
     params: HouseholdBoardQuery = request.state.query
-    lines = await service.board(village, params.period, limit=params.limit)
+    lines = await service.board(village, params.period, limit=params.limit,
+                                keep=request.app.state.settings.BOARD_CACHE_SECONDS)
     return HouseholdBoard(period=params.period, items=[
         HouseholdRank(rank=x.rank, name=x.name, points=x.points, stars=x.stars)
         for x in lines])

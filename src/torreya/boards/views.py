@@ -94,7 +94,9 @@ async def display_json(request: Request) -> Response:
     if scope == "village" and request.query_params.get("tab") == "households":
         # the households' tab: the month's board of households, names masked (赵*家)
         rows = [queries.BoardRow(line.rank, 0, line.name, line.points)
-                for line in await households.board(subject, "month", limit=10)]
+                for line in await households.board(
+                    subject, "month", limit=10,
+                    keep=request.app.state.settings.BOARD_CACHE_SECONDS)]
     else:
         rows, _mine = await queries.rank_residents(
             scope=scope, scope_id=subject.id, period="month", limit=10,
@@ -226,7 +228,7 @@ async def monthly_csv(request: Request) -> Response:
     homes = [[village.name, line.rank, line.name, line.points, line.stars or ""]
              for village in villages
              for line in await households.board_between(village, start, end, limit=20,
-                                                         mask=False)]
+                                                         mask=False, period="month")]
     if homes:  # the households' board of the month, for the committee (full names)
         rows.append([])
         rows.append([_("Village"), _("Rank"), _("Household"), _("Points"), _("Stars")])

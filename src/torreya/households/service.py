@@ -7,6 +7,7 @@ takes their past points with them to no one, and brings none along.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from torreya import audit
 from torreya.accounts.permissions import in_village, require_village
 from torreya.db import conn, fetch, now
 from torreya.errors import ConflictError, InvalidRequestError, NotFoundError
-from torreya.ledger.periods import period_start
+from torreya.ledger.periods import ALL_KINDS, period_key, period_start
 from torreya.ledger.service import Posting, post_entry
 from torreya.masking import mask_name
 from torreya.models import (
@@ -277,37 +278,79 @@ class BoardLine:
     stars: int | None
 
 
-async def board(village: Village, period: str, *, limit: int = 50) -> list[BoardLine]:
-    """The village's households by points earned in the period, names masked (赵*家)."""
-    return await board_between(village, _since(period, now()), None, limit=limit)
+async def board(village: Village, period: str, *, limit: int = 50,
+                keep: float = 0) -> list[BoardLine]:
+    """The village's households by points earned in the period, names masked (赵*家).
+    `keep`: seconds this worker may answer with a board it worked out that long ago
+    (BOARD_CACHE_SECONDS, as the residents' boards)."""
+    moment = now()
+    key = (village.id, period_key(period, moment), limit)
+    made = _BOARDS.get(key)
+    if keep > 0 and made is not None and time.monotonic() - made[0] < keep:
+        return made[1]
+    lines = await board_between(village, _since(period, moment), None, limit=limit,
+                                period=period)
+    if keep > 0:
+        if len(_BOARDS) >= 1024:
+            _BOARDS.clear()
+        _BOARDS[key] = (time.monotonic(), lines)
+    return lines
+
+
+# Household boards this worker worked out lately: (village, period key, limit) → (when, lines)
+_BOARDS: dict[tuple, tuple[float, list]] = {}
 
 
 async def board_between(village: Village, since: datetime | None, until: datetime | None, *,
-                        limit: int = 50, mask: bool = True) -> list[BoardLine]:
+                        limit: int = 50, mask: bool = True,
+                        period: str | None = None) -> list[BoardLine]:
     """The village's households by points earned from `since` until before `until` (either
-    open), names masked unless `mask` is False (the committee's monthly report)."""
-    where = " WHERE h.village_id = ?"
+    open), names masked unless `mask` is False (the committee's monthly report).
+
+    A whole calendar `period` (week, month, year, all) is read from the members' period
+    totals (`earning_totals`, what the residents' boards read) for every member who belonged
+    the whole period, and from the ledger only for those who joined or left within it."""
+    scores: dict[int, int] = {}
+    partial = ""
     values: list[object] = [village.id]
+    if period is not None:
+        whole = ("m.left_at IS NULL AND " + (
+            "m.joined_at <= ?" if since is not None else
+            "NOT EXISTS (SELECT 1 FROM ledger_entries b WHERE b.user_id = m.user_id"
+            " AND b.counts_as_earned AND b.created_at < m.joined_at)"))
+        key = period_key(period, since or now())
+        for row in await fetch(conn(), (
+                "SELECT m.household_id, SUM(t.total) AS points FROM household_members m"
+                " JOIN households h ON h.id = m.household_id"
+                " JOIN earning_totals t ON t.user_id = m.user_id AND t.kind = ?"
+                f" AND t.period = ? WHERE h.village_id = ? AND {whole}"
+                " GROUP BY m.household_id"),
+                [ALL_KINDS, key, village.id, *([since] if since is not None else [])]):
+            scores[row["household_id"]] = int(row["points"])
+        partial = f" AND NOT ({whole})"
+        values += [since] if since is not None else []
+    where = " WHERE h.village_id = ?" + partial
     if since is not None:
         where += " AND e.created_at >= ?"
         values.append(since)
     if until is not None:
         where += " AND e.created_at < ?"
         values.append(until)
-    rows = await fetch(conn(), _EARNED + " JOIN households h ON h.id = m.household_id" + where
-                       + " GROUP BY m.household_id HAVING SUM(e.delta) > 0"
-                       " ORDER BY points DESC, m.household_id LIMIT ?", [*values, limit])
-    ids = [row["household_id"] for row in rows]
+    for row in await fetch(conn(), _EARNED + " JOIN households h ON h.id = m.household_id"
+                           + where + " GROUP BY m.household_id", values):
+        scores[row["household_id"]] = scores.get(row["household_id"], 0) + int(row["points"])
+    ranked = sorted(((points, household) for household, points in scores.items()
+                     if points > 0), key=lambda pair: (-pair[0], pair[1]))[:limit]
+    ids = [household for _points, household in ranked]
     names = dict(await Household.filter(id__in=ids).values_list("id", "name")) if ids else {}
     stars = await latest_stars(ids)
     lines, rank, last = [], 0, None
-    for n, row in enumerate(rows, start=1):
-        score = int(row["points"])
+    for n, (score, household) in enumerate(ranked, start=1):
         rank = rank if score == last else n
         last = score
-        name = names.get(row["household_id"], "")
+        name = names.get(household, "")
         lines.append(BoardLine(rank, masked(name) if mask else name, score,
-                               stars.get(row["household_id"], (0, None))[1]))
+                               stars.get(household, (0, None))[1]))
     return lines
 
 
