@@ -100,3 +100,6 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     roll = (await client.get(f"/console/villages/{resident.village_id}/honour-roll"
                              f"?year={now().year - 1}")).text
     assert roll.count('class="honour-name"') >= 5
+    # and an elder's passbook prints (积分存折)
+    book = (await client.get(f"/console/users/{resident.id}/passbook")).text
+    assert "积分存折" in book and book.count("<tr>") >= 3
