@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from torreya.db import now
 from torreya.idempotency import purge_expired
 from torreya.integrity.detect import daily_sweep
 from torreya.ledger import expiry
@@ -20,10 +21,22 @@ from torreya.notifications.service import (
 from torreya.outbox.worker import purge_delivered
 from torreya.patrols.service import auto_submit_stale
 from torreya.rewards.service import expire_vouchers
-from torreya.settings import Settings
+from torreya.settings import LOCAL, Settings
 from torreya.trust.signing import sign_due
 
 log = logging.getLogger("torreya")
+
+
+_reminded: list[str] = []  # the village day the expiring points were last announced
+
+
+async def _remind_daily() -> None:
+    """The points-expiry notices, worked out once a village day (two grouped reads of each
+    expiring town's ledger), not every round."""
+    day = f"{now().astimezone(LOCAL):%Y-%m-%d}"
+    if _reminded != [day]:
+        await remind_expiring_points()
+        _reminded[:] = [day]
 
 
 async def housekeeping(settings: Settings) -> None:
@@ -40,7 +53,7 @@ async def housekeeping(settings: Settings) -> None:
             await sign_due(settings)
             await daily_sweep()
             await expiry.daily()
-            await remind_expiring_points()
+            await _remind_daily()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")
         await asyncio.sleep(settings.HOUSEKEEPING_SECONDS)
