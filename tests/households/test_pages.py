@@ -56,6 +56,9 @@ async def test_a_clerk_builds_a_household_and_rates_it(client, settings):
     assert (await HouseholdRating.get(household_id=household.id)).stars == 4
     roll = await client.get(f"/console/villages/{village.id}/honour-roll?year={now().year}")
     assert roll.status_code == 200
+    for bad in ("99999999", "明年"):
+        wrong = await client.get(f"/console/villages/{village.id}/honour-roll?year={bad}")
+        assert wrong.status_code == 422 and "year" in wrong.text
     honour = roll.text.split('id="honour"')[1].split("</ol>")[0]
     assert "赵建国家" in honour and "★★★★" in honour
     # the resident sees 我家 from the home page

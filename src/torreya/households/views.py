@@ -132,10 +132,10 @@ async def honour_roll(request: Request) -> Response:
     """星级户红榜: the year's rated households, most stars first, to print (A4/A3) for the
     village's notice board."""
     _user, village = await village_from_path(request, Role.STAFF)
-    try:
-        year = int(request.query_params.get("year", now().year))
-    except ValueError:
-        year = now().year
+    # a year the column holds, or 422 naming it (a huge number was a database error)
+    year = validate(dict(request.query_params), [
+        Field(name="year", type=int, required=False, minimum=2000, maximum=2100)]).get(
+        "year") or now().year
     return render(request, "households/honour_roll.html", {
         "village": village, "year": year,
         "rated": await service.rated_in(village, year)})
