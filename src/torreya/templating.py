@@ -31,6 +31,16 @@ def local_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str
     return value.astimezone(LOCAL).strftime(fmt)
 
 
+def duration(minutes: int | None) -> str:
+    """Service time as people say it: 2 小时 5 分钟, 45 分钟."""
+    hours, rest = divmod(int(minutes or 0), 60)
+    if not hours:
+        return i18n.gettext("%(minutes)s min", minutes=rest)
+    if not rest:
+        return i18n.gettext("%(hours)s h", hours=hours)
+    return i18n.gettext("%(hours)s h %(minutes)s min", hours=hours, minutes=rest)
+
+
 def signed_points(value: int) -> str:
     return f"+{value}" if value > 0 else str(value)
 
@@ -70,7 +80,8 @@ def build_templates() -> Jinja2Templates:
         receipt_code=_receipt_code,
     )
     env.filters.update(local_time=local_time, mask_name=mask_name, signed=signed_points,
-                       phone=readable_phone, device=device_label)
+                       phone=readable_phone, device=device_label,
+                       duration=duration)
     return Jinja2Templates(env=env)
 
 

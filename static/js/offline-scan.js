@@ -116,6 +116,7 @@
     if (!scan.result) return T.waiting;
     var r = scan.result;
     if (r.outcome === "credited") return T.credited + (r.points ? " +" + r.points : "");
+    if (r.outcome === "checked_out") return T.checkedOut + (r.minutes != null ? " " + r.minutes + " " + T.minutes : "") + (r.points ? " +" + r.points : "");
     if (r.outcome === "fulfilled") return T.fulfilled;
     if (r.outcome === "already_done") return T.already;
     return T.refused + (r.message ? ": " + r.message : "");
@@ -154,12 +155,16 @@
     return check(text).then(function (checked) {
       if (!checked.ok) { say(checked.why, false); return; }
       return scans().then(function (all) {
-        if (all.some(function (s) { return s.code === checked.code; })) { say(T.twice, false); return; }
+        // At an event with check-out, a card's later scan (10 s on) is its check-out.
+        var earlier = all.filter(function (s) { return s.code === checked.code; });
+        var leaving = earlier.length > 0 && kit.event.checkout &&
+          Date.now() - Date.parse(earlier[earlier.length - 1].scanned_at) > 10000;
+        if (earlier.length && !leaving) { say(T.twice, false); return; }
         var scan = { nonce: crypto.randomUUID(), event: eventId, code: checked.code,
                      kind: checked.kind, name: checked.name, scanned_at: new Date().toISOString(),
                      result: null };
         return put("scans", scan).then(function () {
-          say((checked.name ? checked.name + " · " : "") + (checked.unchecked ? T.unchecked : T.queued), true);
+          say((checked.name ? checked.name + " · " : "") + (leaving ? T.leaving : checked.unchecked ? T.unchecked : T.queued), true);
           return render();
         }).then(function () { if (navigator.onLine) return sync(); });
       });

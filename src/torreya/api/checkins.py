@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 from starlette.requests import Request
+from starlette.responses import Response
 
 from torreya.accounts import sessions
 from torreya.accounts.permissions import rank, require_village
@@ -15,6 +16,7 @@ from torreya.api.registry import Endpoints
 from torreya.api.schema import (
     Body,
     Bool,
+    Id,
     Int,
     Maybe,
     Moment,
@@ -25,7 +27,7 @@ from torreya.api.schema import (
     Text,
     Time,
 )
-from torreya.checkins import offline, service
+from torreya.checkins import checkout, offline, service
 from torreya.checkins.codes import checkin_url, current_code, poster_token
 from torreya.checkins.offline import ScanBatch
 from torreya.db import now
@@ -35,7 +37,7 @@ from torreya.models import Event, Role, Village
 from torreya.web import require_person, require_user
 
 CHECKIN_ERRORS = ["invalid_token", "token_expired", "event_not_open", "already_checked_in",
-                  "cap_reached", "forbidden"]
+                  "cap_reached", "forbidden", "invalid_state"]
 EventKind = Literal[service.EVENT_KINDS]  # type: ignore[valid-type]
 
 
@@ -51,6 +53,8 @@ class EventIn(Body):
     qr_mode: Literal["static", "rotating"]
     place: Maybe(Text(120, required=False), "") = ""
     remind_day_before: Maybe(Bool, False) = False
+    checkout: Maybe(Bool, False) = False
+    points_per_hour: Maybe(Int(0, 1_000), 0) = 0
 
 
 class EventOut(Out):
@@ -67,8 +71,9 @@ class EventOut(Out):
     checkin_url: str | None = Field(description=(
         "The poster's check-in address for a static code (null for a rotating one, and "
         "for residents: a code is shown at the event, not sent ahead)"))
-    checkout: bool = Field(description="Whether the event records leaving as well "
-                                       "(check-out); no event does yet")
+    checkout: bool = Field(description="Whether the event records leaving as well: the "
+                                       "resident's later scan is the check-out")
+    points_per_hour: int = Field(0, description="Paid at check-out for the minutes attended")
 
 
 class EventsQuery(Query):
@@ -99,6 +104,25 @@ class CheckinOut(Out):
     event_id: int
     points: int
     balance: int
+    checked_out_at: Time | None = Field(None, description=(
+        "Set when this scan was the check-out (an event with `checkout`; answered 200)"))
+    minutes: int | None = Field(None, description="A check-out's minutes attended so far")
+
+
+class CheckoutIn(Body):
+    user_id: Id
+    at: Moment
+    reason: Text(200, description="Why staff record it (kept in the audit log)")
+
+
+class CheckoutOut(Out):
+    checkin_id: int
+    event_id: int
+    user_id: int
+    checked_in_at: Time
+    checked_out_at: Time
+    minutes: int
+    points: int
 
 
 class MemberCheckinIn(Body):
@@ -115,6 +139,7 @@ class KitEvent(Out):
     town_id: int
     village_id: int
     points: int
+    checkout: bool = False
     starts_at: Time
     ends_at: Time
 
@@ -138,7 +163,7 @@ class KitOut(Out):
 
 class ScanResult(Out):
     nonce: str
-    outcome: Literal["credited", "fulfilled", "already_done", "refused"]
+    outcome: Literal["credited", "checked_out", "fulfilled", "already_done", "refused"]
     repeat: bool
     kind: str | None = None
     name: str | None = None
@@ -146,6 +171,7 @@ class ScanResult(Out):
     scanned_at: Time | None = None
     code: str | None = None
     message: str | None = None
+    minutes: int | None = Field(None, description="A check-out's minutes attended")
 
 
 class ScanResults(Out):
@@ -162,7 +188,8 @@ def event_out(request: Request, event: Event, *, with_code: bool = True) -> Even
                     kind=event.kind, points=event.points, place=event.place,
                     starts_at=event.starts_at, ends_at=event.ends_at,
                     qr_mode=str(event.qr_mode), remind_day_before=event.remind_day_before,
-                    checkin_url=url, checkout=False)
+                    checkin_url=url, checkout=event.checkout,
+                    points_per_hour=event.points_per_hour)
 
 
 async def event_for_staff(request: Request) -> Event:
@@ -232,16 +259,22 @@ async def checkin_code(request: Request, body: None) -> object:
 
 @api.endpoint("POST", "/checkins", body=CheckinIn, returns=CheckinOut, auth="token",
               summary="Check in with a scanned code", summary_zh="居民扫码签到，积分入账",
-              status=201, tag="checkins", errors=CHECKIN_ERRORS)
+              status=201, tag="checkins", errors=CHECKIN_ERRORS,
+              description="At an event with `checkout`, the resident's later scan of its code "
+                          "is the check-out: 200 with `checked_out_at` and `minutes` (a "
+                          "repeat within 10 s of the check-in is that scan).")
 async def check_in(request: Request, body: CheckinIn) -> object:
     claims = request.state.claims
     result = await service.check_in(request.app.state.settings, token=body.token,
                                     login=claims, person=lambda: require_person(request))
-    devices.noted(request, checkin_id=result.id, event=result.event, user_id=result.user_id,
-                  moment=now(), helper_id=claims.helper_id)
+    if not result.is_checkout:
+        devices.noted(request, checkin_id=result.id, event=result.event,
+                      user_id=result.user_id, moment=now(), helper_id=claims.helper_id)
     await sessions.seen(claims.sid, claims.issued)
-    return CheckinOut(id=result.id, event_id=result.event.id, points=result.points,
-                      balance=result.balance)
+    out = CheckinOut(id=result.id, event_id=result.event.id, points=result.points,
+                     balance=result.balance, checked_out_at=result.checked_out_at,
+                     minutes=result.minutes)
+    return answer_200(out) if result.is_checkout else out
 
 
 @api.endpoint("POST", "/events/{id:id}/checkins", body=MemberCheckinIn, returns=MemberCheckinOut,
@@ -253,8 +286,16 @@ async def staff_check_in(request: Request, body: MemberCheckinIn) -> object:
     result = await service.check_in_member(request.app.state.settings,
                                            staff=request.state.user, event=event,
                                            member_code_text=body.member_code)
-    return MemberCheckinOut(id=result.id, event_id=event.id, user_id=result.user_id,
-                            points=result.points, balance=result.balance)
+    out = MemberCheckinOut(id=result.id, event_id=event.id, user_id=result.user_id,
+                           points=result.points, balance=result.balance,
+                           checked_out_at=result.checked_out_at, minutes=result.minutes)
+    return answer_200(out) if result.is_checkout else out
+
+
+def answer_200(out: Out) -> Response:
+    """A check-out: the same answer as a check-in's, but 200 (nothing new was created)."""
+    return Response(out.__pydantic_serializer__.to_json(out), status_code=200,
+                    media_type="application/json")
 
 
 @api.endpoint("GET", "/events/{id:id}/offline-kit", returns=KitOut,
@@ -280,3 +321,18 @@ async def offline_scans(request: Request, body: ScanBatch) -> object:
     results = await offline.sync(request.app.state.settings, staff=user,
                                  event_id=request.path_params["id"], scans=scans)
     return ScanResults(results=results)
+
+
+@api.endpoint("POST", "/events/{id:id}/checkouts", body=CheckoutIn, returns=CheckoutOut,
+              summary="Staff record a resident's forgotten check-out, with a reason",
+              summary_zh="工作人员补登签退（须写明原因，记入审计）", tag="checkins",
+              errors=["forbidden", "not_found", "invalid_request", "invalid_state"],
+              description="Between the check-in and now; the minutes count within the "
+                          "event's window. Points per hour already paid are never lowered.")
+async def record_checkout(request: Request, body: CheckoutIn) -> object:
+    event = await event_for_staff(request)
+    left = await checkout.correct(actor=request.state.user, event=event, user_id=body.user_id,
+                                  at=body.at, reason=body.reason)
+    return CheckoutOut(checkin_id=left.checkin_id, event_id=event.id, user_id=left.user_id,
+                       checked_in_at=left.checked_in_at, checked_out_at=left.checked_out_at,
+                       minutes=left.minutes, points=left.points)

@@ -183,6 +183,21 @@ def _day_or_moment(next_day: bool):
     return read
 
 
+def _day(value: Any) -> date:
+    if not isinstance(value, str) or not _DAY.fullmatch(value.strip()):
+        raise _not_valid("Field %(name)s must be a date (YYYY-MM-DD).")
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise _not_valid("Field %(name)s must be a date (YYYY-MM-DD).") from None
+    if not YEARS[0] <= day.year <= YEARS[1]:
+        raise _not_valid("Field %(name)s is out of range.")
+    return day
+
+
+Day = Annotated[date, BeforeValidator(_day), WithJsonSchema(
+    {"type": "string", "format": "date", "description": "A date, village time (YYYY-MM-DD)"})]
+
 _DAY_OR_MOMENT = {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}",
                   "description": "A date (village time), or a date and time with its offset "
                                  "(RFC 3339, the + encoded as %2B)",

@@ -30,8 +30,9 @@ from torreya.accounts.permissions import require_village
 from torreya.api.schema import Body, Moment, Text, validate_model
 from torreya.audit import acting_helper, request_ip
 from torreya.checkins import signed as signed_codes
+from torreya.checkins.checkout import check_out
 from torreya.checkins.codes import read_member_code
-from torreya.checkins.service import credit_check_in, may_check_in
+from torreya.checkins.service import credit_check_in, may_check_in, may_take_part
 from torreya.db import insert_rows, now, replaying
 from torreya.errors import DomainError, NotFoundError
 from torreya.i18n import gettext as _
@@ -90,6 +91,7 @@ async def kit(settings: Settings, *, staff: User, event_id: int) -> dict:
     return {
         "event": {"id": event.id, "title": event.title, "town_id": event.town_id,
                   "village_id": event.village_id, "points": event.points,
+                  "checkout": event.checkout,
                   "starts_at": utc_text(event.starts_at), "ends_at": utc_text(event.ends_at)},
         "keys": [{"id": k.id, "public_key": signed_codes.public_key_b64(k)} for k in keys],
         # a card whose serial is lower than the resident's current one was reissued
@@ -210,6 +212,9 @@ def _chunks(settings: Settings, scans: list[tuple[int, QueuedScan]], size: int =
         by_subject.setdefault(_subject(settings, scan.code), []).append((index, scan))
     chunks = [Chunk([], set())]
     for subject, group in by_subject.items():
+        # As made, whatever order the phone sent them in: a resident's first scan is the
+        # check-in, the later ones check out (an event with check-out).
+        group.sort(key=lambda pair: pair[1].scanned_at)
         if chunks[-1].scans and len(chunks[-1].scans) + len(group) > size:
             chunks.append(Chunk([], set()))
         chunks[-1].scans.extend(group)
@@ -401,6 +406,14 @@ async def _apply(settings: Settings, staff: User, event: Event, scan: QueuedScan
     card = await _card_of(settings, scan.code, event, keys, residents)
     if card is not None:
         row.kind, row.subject_id, row.name = "card", card.id, mask_name(card.display_name)
+        if event.checkout:  # their second scan leaves (checkins/checkout.py)
+            may_take_part(event, card)
+            left = await check_out(connection, event, card, method="offline", staff=staff,
+                                   moment=moment)
+            if left is not None:
+                row.outcome, row.points = "checked_out", left.points
+                row.detail = {"minutes": left.minutes}
+                return
         with replaying(moment):
             may_check_in(event, card)
             await credit_check_in(connection, event, card, rule=rule, method="offline",
@@ -465,11 +478,14 @@ async def _voucher_of(code: str, event: Event, keys: dict[int, TownKey]) -> Rede
 
 
 def _result(row: OfflineScan, *, repeat: bool) -> dict:
-    """What the phone shows for one scan: credited / fulfilled / already_done / refused,
-    with the reason of a refusal in the caller's language."""
+    """What the phone shows for one scan: credited / checked_out (with the minutes
+    attended) / fulfilled / already_done / refused, with the reason of a refusal in the
+    caller's language."""
     result = {"nonce": row.nonce, "outcome": row.outcome, "repeat": repeat, "kind": row.kind,
               "name": row.name, "points": row.points, "scanned_at": utc_text(row.scanned_at),
-              "code": None, "message": None}
+              "code": None, "message": None,
+              "minutes": (row.detail or {}).get("minutes") if row.outcome == "checked_out"
+              else None}
     if row.reason:
         detail = row.detail or {}
         message = detail.get("message") or ""

@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from torreya import audit
 from torreya.accounts.permissions import require_over, require_village
 from torreya.checkins import express, signed
+from torreya.checkins.checkout import LATE, check_out
 from torreya.checkins.codes import CodeError, member_code, read_checkin_token
 from torreya.checkins.events import event_by_id, is_open
 from torreya.db import now
@@ -91,27 +92,41 @@ class CheckinResult:
     user_id: int
     points: int
     balance: int
+    # A check-out (an event with `checkout`, the resident's later scan): when, and the
+    # minutes attended so far; `points` is then what the check-out paid.
+    checked_out_at: datetime | None = None
+    minutes: int | None = None
+
+    @property
+    def is_checkout(self) -> bool:
+        return self.checked_out_at is not None
 
 
 async def create_event(
     *, actor: User, village: Village, title: str, kind: str, points: int,
     starts_at: datetime, ends_at: datetime, qr_mode: str, place: str = "",
-    remind_day_before: bool = False,
+    remind_day_before: bool = False, checkout: bool = False, points_per_hour: int = 0,
 ) -> Event:
     require_village(actor, village, Role.VILLAGE_ADMIN)
     if ends_at <= starts_at:
         raise InvalidRequestError("The end must be after the start.", field="ends_at")
+    if points_per_hour and not checkout:
+        raise InvalidRequestError("Points per hour need check-out: tick it, or set them to 0.",
+                                  field="points_per_hour")
     async with in_transaction() as connection:
         event = await Event.create(
             village=village, town_id=village.town_id, title=title, kind=kind, points=points,
             starts_at=starts_at, ends_at=ends_at, qr_mode=QrMode(qr_mode), place=place,
-            remind_day_before=bool(remind_day_before), created_by=actor, using_db=connection,
+            remind_day_before=bool(remind_day_before), checkout=bool(checkout),
+            points_per_hour=points_per_hour, created_by=actor, using_db=connection,
         )
         await audit.record(actor, "checkins:event:create", connection=connection,
                            subject=f"event:{event.id}", town_id=village.town_id,
                            village_id=village.id,
                            data={"title": title, "points": points, "qr_mode": qr_mode,
-                                 "remind_day_before": bool(remind_day_before)})
+                                 "remind_day_before": bool(remind_day_before),
+                                 "checkout": bool(checkout),
+                                 "points_per_hour": points_per_hour})
     return event
 
 
@@ -139,8 +154,11 @@ async def check_in(settings: Settings, *, token: str, login: AccessClaims,
     try:
         code = read_checkin_token(settings, token)
     except CodeError as exc:
-        user, _helper = await person()
+        user, helper = await person()
         event = await event_by_id(exc.event_id) if exc.event_id else None
+        if exc.code == "token_expired" and leaving_late(event):
+            # The poster's code ends with the event; leaving is still recorded after it.
+            return await _check_in(event, user, method="static", staff=None, helper=helper)
         error = InvalidTokenError() if exc.code == "invalid_token" else expired_error(event)
         raise await _refuse(error, method="token", event=event, user=user,
                             village_id=user.village_id) from None
@@ -173,6 +191,10 @@ async def check_in_member(settings: Settings, *, staff: User, event: Event,
 
 async def _check_in(event: Event, user: User, *, method: str, staff: User | None,
                     helper: Acting | None = None) -> CheckinResult:
+    if event.checkout:
+        left = await _check_out(event, user, method=method, staff=staff, helper=helper)
+        if left is not None:
+            return left
     try:
         may_check_in(event, user)
     except DomainError as error:
@@ -192,10 +214,39 @@ async def _check_in(event: Event, user: User, *, method: str, staff: User | None
     return CheckinResult(checkin_id, event, user.id, event.points, user.balance)
 
 
-def may_check_in(event: Event, user: User) -> None:
-    """Raises why `user` may not check in to `event` now (`now()`: a replayed moment too)."""
+def leaving_late(event: Event | None) -> bool:
+    """A poster of an event with check-out, scanned after the event, within the hours a
+    check-out is still taken (checkins/checkout.py LATE)."""
+    return (event is not None and event.checkout and event.qr_mode == QrMode.STATIC
+            and event.ends_at < now() <= event.ends_at + LATE)
+
+
+async def _check_out(event: Event, user: User, *, method: str, staff: User | None,
+                     helper: Acting | None) -> CheckinResult | None:
+    """The scan as the resident's check-out (checkins/checkout.py); None: they have not
+    checked in, so it is their check-in."""
+    try:
+        may_take_part(event, user)
+        async with in_transaction() as connection:
+            left = await check_out(connection, event, user, method=method,
+                                            staff=staff, helper=helper)
+    except DomainError as error:
+        raise await _refuse(error, method=method, event=event, user=user) from None
+    if left is None:
+        return None
+    metrics.checkin("checked_out")
+    return CheckinResult(left.checkin_id, event, user.id, left.points, left.balance,
+                         checked_out_at=left.checked_out_at, minutes=left.minutes)
+
+
+def may_take_part(event: Event, user: User) -> None:
     if user.role != Role.RESIDENT or user.town_id != event.town_id or not user.is_active:
         raise ForbiddenError("Only residents of this town can check in here.")
+
+
+def may_check_in(event: Event, user: User) -> None:
+    """Raises why `user` may not check in to `event` now (`now()`: a replayed moment too)."""
+    may_take_part(event, user)
     if not is_open(event):
         raise not_open_error(event)
 

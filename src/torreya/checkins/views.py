@@ -12,9 +12,9 @@ from starlette.routing import Route
 
 from torreya import qr
 from torreya.accounts.permissions import require_over, require_village
-from torreya.api.checkins import EventIn
+from torreya.api.checkins import CheckoutIn, EventIn
 from torreya.api.schema import validate_form
-from torreya.checkins import service, signed
+from torreya.checkins import checkout, service, signed
 from torreya.checkins.codes import (
     CodeError,
     checkin_url,
@@ -32,13 +32,14 @@ from torreya.ledger.queries import currency_name
 from torreya.models import Checkin, CheckinRefusal, Event, Role, User, Village
 from torreya.security import AccessClaims
 from torreya.settings import LOCAL
-from torreya.templating import render
+from torreya.templating import duration, render
 from torreya.web import (
     LoginRequired,
     current_helper,
     current_sid,
     current_user,
     flash,
+    flash_error,
     pop_flashes,
     read_form,
     redirect,
@@ -110,13 +111,16 @@ async def checkin_submit(request: Request) -> Response:
                        "event": None, "currency": await currency_name(user.town_id),
                        "upcoming": await service.upcoming_events(user.village_id)},
                       status=error.status)
-    devices.noted(request, checkin_id=result.id, event=result.event, user_id=result.user_id,
-                  moment=now(), helper_id=login.helper_id)
+    if not result.is_checkout:
+        devices.noted(request, checkin_id=result.id, event=result.event,
+                      user_id=result.user_id, moment=now(), helper_id=login.helper_id)
     return devices.remember(request, render(
         request, "checkins/result.html",
         {"ok": True, "event": result.event, "points": result.points,
          "balance": result.balance, "currency": await currency_name(user.town_id),
-         "message": "", "code": "ok"}, status=201), secure=settings.secure_cookies)
+         "checked_out_at": result.checked_out_at, "minutes": result.minutes,
+         "message": "", "code": "ok"}, status=200 if result.is_checkout else 201),
+        secure=settings.secure_cookies)
 
 
 async def _event_for(request: Request, minimum: Role) -> tuple[User, Event, Village]:
@@ -185,10 +189,27 @@ async def event_page(request: Request) -> Response:
         "user", "staff").limit(500)
     refusals = await CheckinRefusal.filter(event_id=event.id).order_by("-id").prefetch_related(
         "user").limit(50)
+    forgotten = [c for c in checkins if event.checkout and c.checked_out_at is None]
+    leave = min(now(), event.ends_at).astimezone(LOCAL).strftime("%Y-%m-%dT%H:%M")
     return render(request, "checkins/event.html", {
         "event": event, "village": village, "checkins": checkins, "refusals": refusals,
         "open": is_open(event), "flashes": pop_flashes(request),
-        "is_admin": user.rank >= 2})
+        "is_admin": user.rank >= 2, "forgotten": forgotten, "leave_default": leave})
+
+
+async def record_checkout(request: Request) -> Response:
+    """Staff record a resident's forgotten check-out, with a reason (audited)."""
+    user, event, _village = await _event_for(request, Role.STAFF)
+    form = await read_form(request)
+    try:
+        body = validate_form(CheckoutIn, form)
+        left = await checkout.correct(actor=user, event=event, user_id=body.user_id,
+                                      at=body.at, reason=body.reason)
+    except DomainError as error:
+        flash_error(request, error)
+        return redirect(f"/events/{event.id}#record-checkout")
+    flash(request, _("Check-out recorded: %(time)s attended.", time=duration(left.minutes)))
+    return redirect(f"/events/{event.id}")
 
 
 async def new_event_page(request: Request) -> Response:
@@ -230,8 +251,9 @@ async def scanner_submit(request: Request) -> Response:
                                                event=event, member_code_text=code)
         resident = await User.get(id=result.user_id)
         outcome = {"ok": True, "name": resident.display_name, "points": result.points,
-                   "balance": result.balance}
-        status = 201
+                   "balance": result.balance, "checked_out_at": result.checked_out_at,
+                   "minutes": result.minutes}
+        status = 200 if result.is_checkout else 201
     except DomainError as error:
         outcome = {"ok": False, "message": error.text(), "code": error.code}
         status = error.status
@@ -306,6 +328,8 @@ routes = [
     Route("/villages/{id:id}/events/new", new_event_page, name="new_event"),
     Route("/villages/{id:id}/events", create_event, methods=["POST"], name="create_event"),
     Route("/events/{id:id}", event_page, name="event"),
+    Route("/events/{id:id}/checkouts", record_checkout, methods=["POST"],
+          name="record_checkout"),
     Route("/events/{id:id}/poster", poster, name="poster"),
     Route("/events/{id:id}/poster.png", poster_png, name="poster_png"),
     Route("/events/{id:id}/poster.svg", poster_svg, name="poster_svg"),

@@ -30,6 +30,10 @@ class Event(Model):
     # The committee's choice: remind the village's residents the day before (inbox and SMS).
     remind_day_before = fields.BooleanField(default=False, db_default=False)
     reminded_at = fields.DatetimeField(null=True)
+    # Leaving is recorded too (issue 34): a second scan is the check-out, and the minutes
+    # between count as service hours. Points per hour are paid at check-out (0: none).
+    checkout = fields.BooleanField(default=False, db_default=False)
+    points_per_hour = fields.IntField(default=0, db_default=0)
     created_by = fields.ForeignKeyField(
         "models.User", related_name="created_events", null=True, on_delete=fields.SET_NULL
     )
@@ -55,6 +59,14 @@ class Checkin(Model):
     )
     points = fields.IntField()
     created_at = fields.DatetimeField(auto_now_add=True)
+    # An event with check-out: the latest scan after the check-in, the minutes between
+    # (within the event's window), the points per hour paid for them so far, and how it
+    # was recorded (a scan, a card, offline, or staff correcting a forgotten one).
+    checked_out_at = fields.DatetimeField(null=True)
+    minutes = fields.IntField(null=True)
+    hour_points = fields.IntField(default=0, db_default=0)
+    checkout_method = fields.CharField(max_length=16, default="", db_default="")
+    checkout_staff_id = fields.IntField(null=True)
 
     event_id: int
     user_id: int
