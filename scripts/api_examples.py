@@ -101,6 +101,33 @@ async def record(folder: Path) -> dict:
                             "scanned_at": (moment - timedelta(minutes=20)).isoformat()},
                            {"nonce": "Jd7sHq1TbY6cWe0U", "code": card["code"],
                             "scanned_at": (moment - timedelta(minutes=15)).isoformat()}]})
+            # Volunteer hours: an event with check-out, a phone's scans in and out, the
+            # resident's hours and certificate, anyone checking it, staff revoking it.
+            drill = await call("create_event", "POST", f"/villages/{village}/events",
+                               token=admin, expect=201, body={
+                                   "title": "红枫义警消防演练", "kind": "drill", "points": 5,
+                                   "starts_at": (moment - timedelta(hours=3)).isoformat(),
+                                   "ends_at": (moment + timedelta(hours=1)).isoformat(),
+                                   "qr_mode": "static", "checkout": True,
+                                   "points_per_hour": 2})
+            volunteer = await login("gulaicun_r004")
+            badge = await call("my_member_card", "GET", "/me/member-card", token=volunteer)
+            await call("offline_scans", "POST", f"/events/{drill['id']}/offline-scans",
+                       token=staff, body={"scans": [
+                           {"nonce": "Rt5yUi8OpA2sDf4G", "code": badge["code"],
+                            "scanned_at": (moment - timedelta(minutes=150)).isoformat()},
+                           {"nonce": "Hj6kLz9XcV3bNm7Q", "code": badge["code"],
+                            "scanned_at": (moment - timedelta(minutes=30)).isoformat()}]})
+            await call("my_hours", "GET", f"/me/service-hours?year={moment.year}",
+                       token=volunteer)
+            period = {"from": f"{moment.year}-01-01", "to": moment.date().isoformat()}
+            issued = await call("my_certificate", "POST", "/me/service-certificates",
+                                token=volunteer, expect=201, body=period)
+            await call("my_certificate", "POST", "/me/service-certificates", token=resident,
+                       expect=409, body={"from": "2020-01-01", "to": "2020-12-31"})
+            await call("get_certificate", "GET", f"/certificates/{issued['code']}")
+            await call("revoke_certificate", "POST", f"/certificates/{issued['code']}/revoke",
+                       token=staff, body={"reason": "时长录入有误，已重新开具"})
             pledge = await call("create_pledge", "POST", f"/villages/{village}/pledges",
                                 token=admin, expect=201, body={
                                     "title": "防范电信诈骗承诺书", "points": 5,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -475,6 +476,38 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_certificate(args: argparse.Namespace) -> int:
+    """Offline: a saved certificate (the JSON its address answers, or the text of its
+    second QR) against the town's published key. Exit 0 valid, 1 not, 2 unreadable."""
+    from torreya.hours.certificate import problems, read_saved
+
+    try:
+        with open(args.file, encoding="utf-8") as saved_file:
+            saved = read_saved(saved_file.read())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        console.print(f"[red]Cannot read {args.file}[/red]: {error}", highlight=False)
+        return 2
+    found = problems(saved, args.public_key, full_name=args.name)
+    if found:
+        console.print(f"[red]The certificate does not verify[/red] ({args.file}):",
+                      highlight=False)
+        for problem in found:
+            print(f"  - {problem}")
+        return 1
+    signed = json.loads(saved["payload"])
+    hours, minutes = divmod(signed["minutes"], 60)
+    console.print(f"[green]The certificate verifies[/green]: {signed['holder']} of "
+                  f"{signed['village']}, {signed['town']}: {hours} h {minutes} min in "
+                  f"{signed['items']} item(s), {signed['from']} to {signed['to']}, issued "
+                  f"{signed['issued_at']} (no. {signed['code']}).", highlight=False)
+    if args.name is None:
+        console.print("The holder's full name was not checked: pass --name to check it.")
+    if "status" not in saved:
+        console.print("[yellow]Offline, revocation cannot be seen: open its address to see "
+                      "whether the town revoked it.[/yellow]")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="torreya", description="Torreya safety points (平安积分)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -535,6 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--public-key", action="append",
                         help="the town's published public key (hex); may be repeated")
     verify.set_defaults(func=None, offline=cmd_verify_export)
+    certificate = sub.add_parser("verify-certificate",
+                                 help="check a saved certificate of volunteer hours offline")
+    certificate.add_argument("file", help="the JSON its address answers, or its QR's text")
+    certificate.add_argument("--public-key", required=True,
+                             help="the town's published public key (hex)")
+    certificate.add_argument("--name", help="the holder's full name, to check it too")
+    certificate.set_defaults(func=None, offline=cmd_verify_certificate)
     sub.add_parser("worker", help="deliver webhooks and text messages from the outbox"
                    " (apart from serve)").set_defaults(func=cmd_worker)
     return parser

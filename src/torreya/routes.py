@@ -10,6 +10,7 @@ from torreya.api import accounts as api_accounts
 from torreya.api import boards as api_boards
 from torreya.api import checkins as api_checkins
 from torreya.api import community as api_community
+from torreya.api import hours as api_hours
 from torreya.api import households as api_households
 from torreya.api import integrity as api_integrity
 from torreya.api import notifications as api_notifications
@@ -24,6 +25,7 @@ from torreya.checkins import offline_views
 from torreya.checkins import views as checkins
 from torreya.console import residents
 from torreya.console import views as console
+from torreya.hours import views as hours
 from torreya.households import passbook
 from torreya.households import views as households
 from torreya.integrity import views as integrity
@@ -42,7 +44,7 @@ from torreya.trust import views as trust_views
 
 # The API's endpoints, each module's list in turn (the OpenAPI document follows this order).
 API = (*api_accounts.api, *api_boards.api, *api_checkins.api, *api_community.api,
-       *api_households.api, *api_integrity.api,
+       *api_households.api, *api_hours.api, *api_integrity.api,
        *api_notifications.api, *api_openapi.api, *api_patrols.api, *api_rewards.api,
        *api_trust.api, *api_webhooks.api)
 
@@ -65,6 +67,7 @@ def build_routes() -> list[BaseRoute]:
         *residents.routes,
         *integrity.routes,
         *households.routes,
+        *hours.routes,
         *passbook.routes,
         Mount("/console", routes=console.routes, name="console"),
         *ledger.routes,

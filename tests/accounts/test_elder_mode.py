@@ -28,7 +28,7 @@ async def test_elder_mode_is_one_tap_and_stays_with_the_account(app, client):
     # Bigger, not fewer (issue 28): every action of the standard home, check-in first.
     assert _actions(simple.text) == _actions(home.text)
     assert _actions(simple.text)[:3] == ["/scan", "/reports/new", "/inbox"]
-    assert len(_actions(home.text)) == 12 and "/groups" in _actions(simple.text)
+    assert len(_actions(home.text)) == 13 and "/groups" in _actions(simple.text)
     assert "/me/household" in _actions(simple.text)  # 我家 (issue 33)
     client.cookies.clear()  # another day, another phone: still elder mode
     await web_login(client, resident)

@@ -80,7 +80,8 @@ _audience("public",  # no login
           "GET /c/{token}",  # logged out: which event, how many points, then the login
           "GET /healthz", "GET /readyz")  # for load balancers
 _audience("public_absent",  # public, and the walk's world has no such thing: 404 to all
-          "GET /rewards/{id:id}/image", "GET /certificates/{code}", "GET /login/oidc",
+          "GET /rewards/{id:id}/image", "GET /certificates/{code}",
+          "GET /api/v1/certificates/{code}", "GET /login/oidc",
           "GET /login/oidc/callback", "GET /login/wechat", "GET /login/wechat/callback")
 # Everyone is sent to the login page: register after an SMS code, the second and third
 # steps of a login with none begun, and logging out (a helper may log themselves out).
@@ -95,10 +96,14 @@ _audience("login",  # anyone logged in, for their own account or the town's publ
           "POST /me/elder-mode", "GET /me/family", "GET /me/ledger", "POST /me/password",
           "GET /me/settings", "POST /me/settings", "GET /groups", "GET /pledges", "GET /reports",
           "GET /reports/new", "POST /reports/new", "GET /vouchers", "GET /cp/{code}",
-          "POST /cp/{code}", "GET /card/{code}", "GET /scan", "GET /me/household")
+          "POST /cp/{code}", "GET /card/{code}", "GET /scan", "GET /me/household",
+          # hours: a staff member has none; asking for a certificate is answered no_hours
+          "GET /api/v1/me/service-hours", "POST /api/v1/me/service-certificates",
+          "GET /me/hours", "POST /me/hours/certificates")
 _audience("login_absent",  # the walk's world has no such thing: 404 to all logged in
           "POST /me/identities/{id:id}/unlink", "POST /api/v1/me/sessions/{sid}/revoke",
-          "POST /me/sessions/{sid}/end", "GET /reports/{id:bigid}/photo")
+          "POST /me/sessions/{sid}/end", "GET /reports/{id:bigid}/photo",
+          "POST /api/v1/certificates/{code}/revoke", "POST /certificates/{code}/revoke")
 _audience("local",  # anyone logged in within the town (its residents, staff and admins)
           "GET /api/v1/villages/{id:id}/rewards", "GET /shop", "GET /shop/{id:id}",
           "GET /pledges/{id:id}", "GET /groups/{id:id}", "GET /groups/join/{code}",
@@ -139,6 +144,9 @@ _audience("staff",
           "GET /console/villages/{id:id}/households", "GET /console/households/{id:id}",
           "GET /console/villages/{id:id}/honour-roll", "GET /console/users/{id:id}/passbook",
           "POST /console/users/{id:id}/passbook/printed",
+          "POST /api/v1/service-certificates", "GET /console/villages/{id:id}/hours",
+          "GET /console/users/{id:id}/hours", "POST /console/users/{id:id}/hours/certificates",
+          "POST /api/v1/events/{id:id}/checkouts", "POST /events/{id:id}/checkouts",
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",
@@ -338,6 +346,12 @@ async def build_world(client, settings) -> World:
                                                   "per_user_limit": None},
         "POST /api/v1/webhooks/{id:id}/active": {"is_active": True},
         "POST /api/v1/signals/{id:bigid}/resolve": {"decision": "dismiss", "note": "走查"},
+        "POST /api/v1/me/service-certificates": {"from": "2020-01-01", "to": "2020-12-31"},
+        "POST /api/v1/service-certificates": {"user_id": neighbour.id, "from": "2020-01-01",
+                                              "to": "2020-12-31"},
+        "POST /api/v1/certificates/{code}/revoke": {"reason": "走查"},
+        "POST /api/v1/events/{id:id}/checkouts": {"user_id": neighbour.id, "at": stamp,
+                                                  "reason": "走查"},
         "POST /api/v1/villages/{id:id}/households": {"name": "王家", "head_user_id": resident.id},
         "POST /api/v1/households/{id:id}/members": {"user_id": resident.id},
         "POST /api/v1/households/{id:id}/ratings": {"year": 2025, "stars": 4},
@@ -353,6 +367,12 @@ async def build_world(client, settings) -> World:
         "POST /fulfil": {"code": world.codes["voucher"]},
         "POST /shop/{id:id}/redeem": {"idem_key": "walk-redeem-0001"},
         "POST /console/signals/{id:bigid}/resolve": {"decision": "dismiss"},
+        "POST /me/hours/certificates": {"start": "2020-01-01", "end": "2020-12-31"},
+        "POST /console/users/{id:id}/hours/certificates": {"start": "2020-01-01",
+                                                           "end": "2020-12-31"},
+        "POST /certificates/{code}/revoke": {"reason": "走查"},
+        "POST /events/{id:id}/checkouts": {"user_id": str(neighbour.id),
+                                           "at": "2030-01-01T09:00", "reason": "走查"},
         "POST /console/villages/{id:id}/households/new": {"name": "王家",
                                                           "head": resident.username},
         "POST /console/households/{id:id}/members": {"person": resident.username},

@@ -44,7 +44,7 @@ async def test_event_created_by_api_has_a_working_poster_url(client, settings):
     done = await _checkin(client, await api_token(client, resident), token)
     assert done.status_code == 201
     assert done.json() == {"id": done.json()["id"], "event_id": event["id"], "points": 10,
-                           "balance": 10}
+                           "balance": 10, "checked_out_at": None, "minutes": None}
     await resident.refresh_from_db()
     assert resident.balance == 10 and resident.lifetime_points == 10
 

@@ -3,6 +3,8 @@ committee dashboard with its monthly CSV."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,6 +15,7 @@ from torreya.boards import dashboard, queries
 from torreya.boards.levels import level_for
 from torreya.db import reading
 from torreya.errors import NotFoundError
+from torreya.hours import service as hours
 from torreya.households import service as households
 from torreya.i18n import gettext as _
 from torreya.ledger import expiry
@@ -27,6 +30,7 @@ from torreya.models import (
     UserIdentity,
     Village,
 )
+from torreya.settings import LOCAL
 from torreya.signin.providers import configured
 from torreya.spreadsheet import csv_response
 from torreya.templating import render
@@ -233,6 +237,16 @@ async def monthly_csv(request: Request) -> Response:
         rows.append([])
         rows.append([_("Village"), _("Rank"), _("Household"), _("Points"), _("Stars")])
         rows += homes
+    first_day = start.astimezone(LOCAL).date()
+    last_day = (end.astimezone(LOCAL) - timedelta(days=1)).date()
+    names = {v.id: v.name for v in villages}
+    served = await hours.village_hours(ids, first_day, last_day)
+    if served:  # the month's volunteer hours by resident (志愿时长)
+        rows.append([])
+        rows.append([_("Village"), _("Name"), _("Volunteer hours"), _("Minutes"),
+                     _("Patrols and events")])
+        rows += [[names.get(person.village_id, ""), person.display_name,
+                  round(minutes / 60, 1), minutes, count] for person, minutes, count in served]
     label = month or dashboard.last_months(1)[0]
     head = await signed_head_for_report(_town_id, label) if _town_id else None
     if head is not None:  # the footer: what ties the figures to the signed ledger

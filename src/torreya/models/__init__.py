@@ -11,6 +11,7 @@ from torreya.models.community import (
     ReportStatus,
     ReportUpdate,
 )
+from torreya.models.hours import ServiceCertificate
 from torreya.models.households import (
     Household,
     HouseholdMember,
@@ -109,9 +110,11 @@ __models__ = [
     HouseholdMember,
     HouseholdRating,
     PassbookPrint,
+    ServiceCertificate,
 ]
 
 __all__ = [
+    "ServiceCertificate",
     "PassbookPrint",
     "Household",
     "HouseholdMember",

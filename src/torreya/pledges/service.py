@@ -129,6 +129,11 @@ def certificate_code(settings: Settings, signature_id: int) -> str:
     return f"P{signature_id}-{_mac(settings, signature_id)}"
 
 
+def is_pledge_code(code: str) -> bool:
+    """A pledge certificate's code by its form (genuine or not): P12-ABCDEFGH."""
+    return bool(_CERT.match((code or "").strip().upper()))
+
+
 def read_certificate_code(settings: Settings, code: str) -> int | None:
     match = _CERT.match((code or "").strip().upper())
     if not match or not hmac.compare_digest(match[2], _mac(settings, int(match[1]))):

@@ -84,7 +84,8 @@ def _certificate(request: Request, signature: PledgeSignature) -> Response:
 
 
 async def verify_certificate(request: Request) -> Response:
-    """Public: anyone scanning a certificate's QR sees that it is genuine."""
+    """Public: anyone scanning a certificate's QR sees that it is genuine. Reached from
+    `/certificates/{code}` (hours/views.py), which certificates of hours share."""
     signature_id = service.read_certificate_code(request.app.state.settings,
                                                  request.path_params["code"])
     signature = await PledgeSignature.get_or_none(id=signature_id).prefetch_related(
@@ -148,7 +149,6 @@ routes = [
     Route("/pledges/{id:id}", pledge_page, name="pledge"),
     Route("/pledges/{id:id}/sign", sign, methods=["POST"], name="sign"),
     Route("/pledges/{id:id}/certificate", certificate, name="certificate"),
-    Route("/certificates/{code}", verify_certificate, name="verify"),
     Route("/console/villages/{id:id}/pledges", console_list, name="console_pledges"),
     Route("/console/villages/{id:id}/pledges/new", console_create, methods=["POST"],
           name="create_pledge"),
