@@ -14,9 +14,10 @@ pytestmark = pytest.mark.browser
 
 PUBLIC = ["/login", "/towns/1/trust", "/r/1-AAAAAA"]
 RESIDENT = ["/", "/me/ledger", "/shop", "/inbox", "/me/settings", "/me/family", "/card",
-            "/pledges", "/reports/new", "/groups"]
+            "/pledges", "/reports/new", "/groups", "/me/hours"]
 COMMITTEE = ["/console/", "/console/villages/3", "/console/villages/3/residents",
-             "/console/villages/3/dashboard", "/console/villages/3/registrations"]
+             "/console/villages/3/dashboard", "/console/villages/3/registrations",
+             "/console/villages/3/hours"]
 
 
 def _serious(page) -> list[str]:

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.browser
 PHONE = {"width": 360, "height": 740}
 # Every page a resident reaches from the home page (the leaderboard's village is added).
 RESIDENT_PAGES = ["/", "/scan", "/reports/new", "/inbox", "/shop", "/card", "/vouchers",
-                  "/pledges", "/groups", "/me/ledger", "/me/settings", "/me/family"]
+                  "/pledges", "/groups", "/me/ledger", "/me/settings", "/me/family",
+                  "/me/household", "/me/hours"]
 OVERFLOW = """() => {
   const width = document.documentElement.clientWidth;
   const wide = [...document.querySelectorAll('body *')]
