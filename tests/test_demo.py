@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from tests.factories import csrf_from
 from tests.test_cli import run
 from torreya.db import now
 from torreya.demo import PASSWORD
+from torreya.hours import service as hours_service
 from torreya.models import (
     CheckinRefusal,
     Patrol,
@@ -103,3 +105,11 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     # and an elder's passbook prints (积分存折)
     book = (await client.get(f"/console/users/{resident.id}/passbook")).text
     assert "积分存折" in book and book.count("<tr>") >= 3
+    # volunteers have hours: patrols and the events that record leaving (34)
+    year_ago, today = (now() - timedelta(days=365)).date(), now().date()
+    served = await hours_service.village_hours([resident.village_id], year_ago, today)
+    kinds = {item.kind for person, _m, _n in served
+             for item in await hours_service.items_for(person, year_ago, today)}
+    assert len(served) >= 3 and kinds == {"patrol", "event"}, (served, kinds)
+    page = (await client.get(f"/console/villages/{resident.village_id}/hours")).text
+    assert "小时" in page and (now().month == 1 or served[0][0].display_name in page)

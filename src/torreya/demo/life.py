@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from tortoise.transactions import in_transaction
 
 from torreya import audit
+from torreya.checkins.checkout import attended_minutes
 from torreya.db import now, replaying
 from torreya.errors import DomainError
 from torreya.households.service import add_member as add_household_member
@@ -218,10 +219,13 @@ def _events(rng, timeline: Timeline, town: Town, cast: VillageCast, start: datet
             begins = _local(moment - timedelta(days=3), 14)
 
         async def hold(at: datetime, title=title, kind=kind, points=points) -> None:
+            # Home visits and drills are volunteer work: leaving is recorded, and the
+            # time counts as service hours (issue 34).
             event = await Event.create(village=cast.village, town=town, title=title, kind=kind,
                                        points=points, place=f"{cast.village.name}文化礼堂",
                                        starts_at=at, ends_at=at + timedelta(hours=3),
                                        qr_mode=QrMode.STATIC, created_by=cast.admin,
+                                       checkout=kind in ("home_visit", "drill"),
                                        created_at=at - timedelta(days=5))
             await _checkins(rng, town, cast, event)
 
@@ -238,9 +242,16 @@ async def _checkins(rng, town: Town, cast: VillageCast, event: Event, *,
         for person in attendees:
             at = event.starts_at + timedelta(minutes=rng.randint(0, minutes))
             card = person.password_hash is None
+            left = None  # most scan again when they leave; one in six forgets
+            if event.checkout and rng.random() > 1 / 6:
+                left = min(at + timedelta(minutes=rng.randint(40, 160)), event.ends_at)
             await Checkin.create(event=event, user=person, points=event.points,
                                  method="card" if card else "static",
                                  staff=cast.staff if card else None, created_at=at,
+                                 checked_out_at=left,
+                                 minutes=attended_minutes(event, at, left) if left else None,
+                                 checkout_method=("card" if card else "static") if left else "",
+                                 checkout_staff_id=cast.staff.id if card and left else None,
                                  using_db=connection)
             entry = await post_entry(
                 Posting(user=person, delta=event.points, kind="checkin", memo=event.title,
