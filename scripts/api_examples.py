@@ -150,9 +150,26 @@ async def record(folder: Path) -> dict:
             for scope, subject in (("village", village), ("town", me["town_id"])):
                 await call(f"{scope}_board", "GET", f"/{scope}s/{subject}/leaderboard?period=all"
                            "&limit=3")
-            await call("file_report", "POST", "/reports", token=resident, expect=201, body={
-                "category": "hazard", "description": "村口电线杆倾斜，下雨天有危险。",
-                "location": "村口桥头"})
+            filed = await call("file_report", "POST", "/reports", token=resident, expect=201,
+                               body={"category": "hazard",
+                                     "description": "村口电线杆倾斜，下雨天有危险。",
+                                     "location": "村口桥头"})
+            # The report as a case: the town's rules and departments, the case, similar ones.
+            town_admin = await login("gulai_admin")
+            await call("case_rules", "PATCH", f"/towns/{me['town_id']}/case-rules",
+                       token=town_admin, body={"ack_hours": 48, "resolve_hours": 168})
+            police = await call("create_department", "POST",
+                                f"/towns/{me['town_id']}/departments", token=town_admin,
+                                expect=201, body={"name": "古来派出所"})
+            await call("assign", "POST", f"/reports/{filed['id']}/assign", token=staff,
+                       body={"department_id": police["id"]})
+            await call("get_case", "GET", f"/reports/{filed['id']}", token=resident)
+            await call("village_reports", "GET", f"/villages/{village}/reports?overdue=false",
+                       token=staff)
+            await call("similar", "GET", f"/villages/{village}/reports/similar?category=hazard"
+                       "&location=村口桥", token=await login("gulaicun_r002"))
+            await call("rate", "POST", f"/reports/{filed['id']}/rating", token=resident,
+                       expect=409, body={"stars": 5, "comment": "处理及时"})
             await call("my_notifications", "GET", "/me/notifications", token=resident)
             await call("my_sessions", "GET", "/me/sessions", token=resident)
             await call("signed_heads", "GET", f"/towns/{me['town_id']}/signed-heads")

@@ -20,6 +20,7 @@ from torreya.notifications.service import (
 )
 from torreya.outbox.worker import purge_delivered
 from torreya.patrols.service import auto_submit_stale
+from torreya.reports.cases import escalate_overdue
 from torreya.rewards.service import expire_vouchers
 from torreya.settings import LOCAL, Settings
 from torreya.trust.signing import sign_due
@@ -53,6 +54,7 @@ async def housekeeping(settings: Settings) -> None:
             await sign_due(settings)
             await daily_sweep()
             await expiry.daily()
+            await escalate_overdue()
             await _remind_daily()
         except Exception:  # keep the loop alive; the error is logged with its traceback
             log.exception("housekeeping failed")

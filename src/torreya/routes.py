@@ -8,6 +8,7 @@ from starlette.staticfiles import StaticFiles
 from torreya.accounts import views as accounts
 from torreya.api import accounts as api_accounts
 from torreya.api import boards as api_boards
+from torreya.api import cases as api_cases
 from torreya.api import checkins as api_checkins
 from torreya.api import community as api_community
 from torreya.api import hours as api_hours
@@ -43,7 +44,8 @@ from torreya.signin import views as signin
 from torreya.trust import views as trust_views
 
 # The API's endpoints, each module's list in turn (the OpenAPI document follows this order).
-API = (*api_accounts.api, *api_boards.api, *api_checkins.api, *api_community.api,
+API = (*api_accounts.api, *api_boards.api, *api_cases.api, *api_checkins.api,
+       *api_community.api,
        *api_households.api, *api_hours.api, *api_integrity.api,
        *api_notifications.api, *api_openapi.api, *api_patrols.api, *api_rewards.api,
        *api_trust.api, *api_webhooks.api)

@@ -29,6 +29,7 @@ from torreya.checkins.codes import member_code, poster_token
 from torreya.db import now
 from torreya.ledger.service import adjust_points
 from torreya.models import (
+    Department,
     FamilyHelper,
     Group,
     GroupMember,
@@ -110,7 +111,9 @@ _audience("local",  # anyone logged in within the town (its residents, staff and
           "POST /groups/join/{code}", "GET /patrols/{id:id}", "GET /patrols/{id:id}/join",
           "POST /patrols/{id:id}/join", "POST /api/v1/redemptions/{id:bigid}/cancel",
           "GET /vouchers/{id:bigid}", "POST /vouchers/{id:bigid}/cancel", "GET /v/{code}",
-          "GET /reports/{id:bigid}", "GET /api/v1/villages/{id:id}/events")
+          "GET /reports/{id:bigid}", "GET /api/v1/villages/{id:id}/events",
+          "GET /api/v1/reports/{id:bigid}",  # the walk's resident filed it
+          "GET /api/v1/villages/{id:id}/reports/similar")
 _audience("resident",  # the resident's own points, vouchers, reports and patrols
           "POST /api/v1/checkins", "GET /api/v1/me/member-card", "POST /api/v1/redemptions",
           "POST /api/v1/reports", "POST /api/v1/pledges/{id:id}/signatures",
@@ -120,7 +123,10 @@ _audience("resident",  # the resident's own points, vouchers, reports and patrol
           "POST /patrols/{id:id}/join", "POST /me/family",
           "POST /api/v1/groups/{id:id}/patrols", "POST /api/v1/patrols/{id:id}/finish",
           "POST /patrols/{id:id}/finish", "POST /groups/{id:id}/patrols", "POST /c/{token}",
-          "GET /card")
+          "GET /card",
+          # the reporter's: rating (not resolved yet: refused for that), following (own)
+          "POST /api/v1/reports/{id:bigid}/rating", "POST /api/v1/reports/{id:bigid}/follow",
+          "POST /reports/{id:bigid}/rating", "POST /reports/{id:bigid}/follow")
 _audience("leader",  # the group's leader (the walk's resident) or a village admin and up
           "POST /api/v1/groups/{id:id}/members", "POST /api/v1/groups/{id:id}/routes",
           "POST /groups/{id:id}/members", "POST /groups/{id:id}/members/{uid:id}/approve",
@@ -147,6 +153,9 @@ _audience("staff",
           "POST /api/v1/service-certificates", "GET /console/villages/{id:id}/hours",
           "GET /console/users/{id:id}/hours", "POST /console/users/{id:id}/hours/certificates",
           "POST /api/v1/events/{id:id}/checkouts", "POST /events/{id:id}/checkouts",
+          "GET /api/v1/villages/{id:id}/reports", "POST /api/v1/reports/{id:bigid}/assign",
+          "POST /api/v1/reports/{id:bigid}/visit", "POST /reports/{id:bigid}/assign",
+          "POST /reports/{id:bigid}/visit",
           "GET /console/villages/{id:id}/reports", "POST /reports/{id:bigid}/advance",
           "POST /reports/{id:bigid}/review", "GET /console/villages/{id:id}/pledges",
           "GET /console/pledges/{id:id}", "GET /console/pledges/{id:id}/signatures.csv",
@@ -193,6 +202,11 @@ _audience("town_admin",
           "POST /console/towns/{id:id}/scheme", "GET /console/towns/{id:id}/scheme.toml",
           "POST /console/towns/{id:id}/step-up", "POST /console/towns/{id:id}/villages",
           "POST /console/towns/{id:id}/integrity",
+          "PATCH /api/v1/towns/{id:id}/case-rules", "POST /api/v1/towns/{id:id}/departments",
+          "POST /api/v1/departments/{id:id}/members", "GET /api/v1/departments/{id:id}/reports",
+          "GET /console/towns/{id:id}/reports", "GET /console/departments/{id:id}",
+          "POST /console/towns/{id:id}/case-rules", "POST /console/towns/{id:id}/departments",
+          "POST /console/departments/{id:id}/members",
           "GET /console/towns/{id:id}/webhooks", "POST /console/towns/{id:id}/webhooks",
           "GET /console/webhooks/{id:id}",
           "POST /console/webhooks/{id:id}/deliveries/{delivery_id:bigid}/redeliver",
@@ -282,6 +296,7 @@ async def build_world(client, settings) -> World:
         created_at=now(), updated_at=now())
     household = await Household.create(town_id=town.id, village=village, name="李建国家",
                                        head=neighbour)
+    department = await Department.create(town=town, name="古来派出所")
     await HouseholdMember.create(household=household, user=neighbour, joined_at=now())
     client.cookies.clear()
     entry = await LedgerEntry.filter(user_id=resident.id).first()
@@ -294,7 +309,8 @@ async def build_world(client, settings) -> World:
                  "patrols": patrol.json()["id"], "webhooks": webhook.id,
                  "routes": route.json()["id"], "registrations": registration.id,
                  "identities": 999_999, "members": resident.id, "deliveries": 1,
-                 "signals": signal.id, "households": household.id}
+                 "signals": signal.id, "households": household.id,
+                 "departments": department.id}
     world.codes = {
         "token": poster_token(settings, event_id=event.id, ends_at=event.ends_at),
         "card": member_code(settings, user_id=resident.id, serial=resident.card_serial),
@@ -347,6 +363,12 @@ async def build_world(client, settings) -> World:
         "POST /api/v1/webhooks/{id:id}/active": {"is_active": True},
         "POST /api/v1/signals/{id:bigid}/resolve": {"decision": "dismiss", "note": "走查"},
         "POST /api/v1/me/service-certificates": {"from": "2020-01-01", "to": "2020-12-31"},
+        "PATCH /api/v1/towns/{id:id}/case-rules": {"ack_hours": 48, "resolve_hours": 168},
+        "POST /api/v1/towns/{id:id}/departments": {"name": "走查部门"},
+        "POST /api/v1/departments/{id:id}/members": {"user_id": neighbour.id},
+        "POST /api/v1/reports/{id:bigid}/assign": {"department_id": department.id},
+        "POST /api/v1/reports/{id:bigid}/rating": {"stars": 5},
+        "POST /api/v1/reports/{id:bigid}/visit": {"date": "2026-01-01", "note": "走查"},
         "POST /api/v1/service-certificates": {"user_id": neighbour.id, "from": "2020-01-01",
                                               "to": "2020-12-31"},
         "POST /api/v1/certificates/{code}/revoke": {"reason": "走查"},
@@ -368,6 +390,12 @@ async def build_world(client, settings) -> World:
         "POST /shop/{id:id}/redeem": {"idem_key": "walk-redeem-0001"},
         "POST /console/signals/{id:bigid}/resolve": {"decision": "dismiss"},
         "POST /me/hours/certificates": {"start": "2020-01-01", "end": "2020-12-31"},
+        "POST /reports/{id:bigid}/assign": {"department_id": str(department.id)},
+        "POST /reports/{id:bigid}/rating": {"stars": "5"},
+        "POST /reports/{id:bigid}/visit": {"date": "2026-01-01", "note": "走查"},
+        "POST /console/towns/{id:id}/case-rules": {"ack_hours": "48", "resolve_hours": "168"},
+        "POST /console/towns/{id:id}/departments": {"name": "走查部门"},
+        "POST /console/departments/{id:id}/members": {"person": neighbour.username},
         "POST /console/users/{id:id}/hours/certificates": {"start": "2020-01-01",
                                                            "end": "2020-12-31"},
         "POST /certificates/{code}/revoke": {"reason": "走查"},
@@ -459,7 +487,7 @@ class Logins:
         body = self.world.bodies.get(route)
         if path.startswith("/api/"):
             return await client.request(method, path, headers=self.api[persona],
-                                        json=body if method == "POST" else None)
+                                        json=body if method in ("POST", "PATCH") else None)
         if method == "POST":
             csrf = self.csrf[persona]
             if body is not None:  # a page's JSON endpoint (the offline sync)

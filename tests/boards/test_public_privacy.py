@@ -9,15 +9,17 @@ import pytest
 
 from tests.accounts.test_route_walk import AUDIENCE, app_routes, build_world, fill
 from tests.factories import api_token
+from torreya.db import now
 from torreya.ledger.service import adjust_points
 from torreya.models import LedgerEntry
+from torreya.settings import LOCAL
 from torreya.trust.chain import chain_pending
 from torreya.trust.receipts import receipt_code
 from torreya.trust.signing import sign_head
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 SECRETS = ("电线杆旁的电线掉下来", "赵家后门", "举报赌博", "13900000001", "139 0000 0001",
-           "王秀英")
+           "王秀英", "供电所来得很快", "回访时王阿姨说灯亮了", "古来派出所")
 
 
 async def test_no_public_page_shows_what_a_report_or_a_clerk_said(app, client, settings):
@@ -31,6 +33,22 @@ async def test_no_public_page_shows_what_a_report_or_a_clerk_said(app, client, s
                                  headers=await api_token(client, staff),
                                  json={"decision": "accept", "points": 8, "note": "已处理"})
     assert accepted.status_code == 200, accepted.text
+    # the case goes the whole loop: a department, resolved, rated, visited (issue 35)
+    case = filed.json()["id"]
+    staff_headers = await api_token(client, staff)
+    assigned = await client.post(f"/api/v1/reports/{case}/assign", headers=staff_headers,
+                                 json={"department_id": world.ids["departments"]})
+    assert assigned.status_code == 200, assigned.text
+    await client.post(f"/api/v1/reports/{case}/progress", headers=staff_headers,
+                      json={"status": "resolved", "note": "电已接好"})
+    rated = await client.post(f"/api/v1/reports/{case}/rating",
+                              headers=await api_token(client, resident),
+                              json={"stars": 5, "comment": "供电所来得很快"})
+    assert rated.status_code == 201, rated.text
+    visited = await client.post(f"/api/v1/reports/{case}/visit", headers=staff_headers,
+                                json={"date": now().astimezone(LOCAL).date().isoformat(),
+                                      "note": "回访时王阿姨说灯亮了"})
+    assert visited.status_code == 200, visited.text
     await adjust_points(actor=world.people["village_admin"], target=resident, delta=3,
                         memo="举报赌博线索奖励")
     entries = await LedgerEntry.filter(user_id=resident.id).order_by("id")

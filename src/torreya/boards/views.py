@@ -13,7 +13,7 @@ from torreya.accounts import sessions
 from torreya.accounts.permissions import require_town, require_village
 from torreya.boards import dashboard, queries
 from torreya.boards.levels import level_for
-from torreya.db import reading
+from torreya.db import now, reading
 from torreya.errors import NotFoundError
 from torreya.hours import service as hours
 from torreya.households import service as households
@@ -30,6 +30,7 @@ from torreya.models import (
     UserIdentity,
     Village,
 )
+from torreya.reports import cases
 from torreya.settings import LOCAL
 from torreya.signin.providers import configured
 from torreya.spreadsheet import csv_response
@@ -190,8 +191,14 @@ async def dashboard_page(request: Request) -> Response:
                 "signal_weeks": await dashboard.signals_by_week(ids, db=db)}
 
     town = await Town.get(id=town_id)
+    _key, since, _end = dashboard.month_bounds(months[0])
     return render(request, "boards/dashboard.html", {
         "subject": subject, "scope": request.path_params["scope"], **await reading(read),
+        "satisfaction": await cases.satisfaction(town_id=town_id, since=since, until=now()),
+        "by_department": await cases.satisfaction(town_id=town_id, since=since, until=now(),
+                                                  by="department_id")
+        if request.path_params["scope"] == "towns" else {},
+        "departments": await cases.departments_of(town_id),
         "villages": villages, "currency": town.currency_name,
         "expiring": await expiry.due_by_month(town, ids),
         "month": months[-1], "months": months, "town_id": town_id})
@@ -237,6 +244,13 @@ async def monthly_csv(request: Request) -> Response:
         rows.append([])
         rows.append([_("Village"), _("Rank"), _("Household"), _("Points"), _("Stars")])
         rows += homes
+    rated = await cases.satisfaction(town_id=_town_id, since=start, until=end)
+    if any(rated.get(v.id) for v in villages):  # 满意率: the reporters' ratings of the month
+        rows.append([])
+        rows.append([_("Village"), _("Ratings"), _("Satisfied (4–5 stars)"),
+                     _("Satisfaction rate (%)"), _("Average stars")])
+        rows += [[v.name, rated[v.id].ratings, rated[v.id].satisfied, rated[v.id].rate,
+                  rated[v.id].stars] for v in villages if rated.get(v.id)]
     first_day = start.astimezone(LOCAL).date()
     last_day = (end.astimezone(LOCAL) - timedelta(days=1)).date()
     names = {v.id: v.name for v in villages}

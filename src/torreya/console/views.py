@@ -8,6 +8,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from torreya import audit, idempotency
@@ -29,9 +30,19 @@ from torreya.integrity.views import thresholds_form
 from torreya.ledger import queries as ledger_queries
 from torreya.ledger.rules import KIND_LABELS, update_rule
 from torreya.ledger.service import adjust_points
-from torreya.models import CheckinRefusal, EarningRule, Event, Role, Town, User, Village
+from torreya.models import (
+    CheckinRefusal,
+    Department,
+    EarningRule,
+    Event,
+    Role,
+    Town,
+    User,
+    Village,
+)
+from torreya.reports import cases
 from torreya.signin.family import helpers_of
-from torreya.signin.phones import mask_phone, readable_phone
+from torreya.signin.phones import mask_phone, normalize_phone, readable_phone
 from torreya.templating import render
 from torreya.validation import Field, validate
 from torreya.web import (
@@ -65,7 +76,9 @@ async def dashboard(request: Request) -> Response:
         "events": await workbench.events_ahead(villages),
         "village_names": {v.id: v.name for v in villages},
         "failing": await workbench.failing_deliveries([t.id for t in towns])
-        if user.rank >= rank(Role.TOWN_ADMIN) else 0})
+        if user.rank >= rank(Role.TOWN_ADMIN) else 0,
+        "department": await Department.get_or_none(id=user.department_id)
+        if user.department_id else None})
 
 
 async def create_town(request: Request) -> Response:
@@ -94,7 +107,71 @@ async def town_page(request: Request) -> Response:
     return render(request, "console/town.html",
                   {"town": town, "villages": villages, "admins": admins, "rules": rules,
                    "kind_labels": KIND_LABELS, "flashes": pop_flashes(request),
-                   "thresholds": thresholds_form(town)})
+                   "thresholds": thresholds_form(town),
+                   "departments": await cases.departments_of(town.id),
+                   "members": await _department_members(town.id)})
+
+
+async def _department_members(town_id: int) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = {}
+    for department_id, name in await User.filter(
+            town_id=town_id, department_id__not_isnull=True).order_by("id").values_list(
+            "department_id", "display_name"):
+        found.setdefault(department_id, []).append(name)
+    return found
+
+
+async def _town_form(request: Request, fields: list[Field], command, done: str) -> Response:
+    """A town admin's form on the town page: run it, say so, back to the town."""
+    user = await require_user(request, Role.TOWN_ADMIN)
+    town = await Town.get_or_none(id=request.path_params["id"])
+    if town is None:
+        raise NotFoundError()
+    require_town(user, town.id, Role.TOWN_ADMIN)
+    form = await read_form(request)
+    try:
+        await command(user, town, validate(form, fields))
+        flash(request, done)
+    except DomainError as error:
+        flash_error(request, error)
+    return redirect(f"/console/towns/{town.id}#cases")
+
+
+async def case_rules(request: Request) -> Response:
+    return await _town_form(
+        request, [Field(name="ack_hours", type=int, minimum=1, maximum=8760),
+                  Field(name="resolve_hours", type=int, minimum=1, maximum=8760)],
+        lambda user, town, data: cases.set_rules(actor=user, town=town, **data),
+        _("Case deadlines saved."))
+
+
+async def create_department(request: Request) -> Response:
+    return await _town_form(
+        request, [Field(name="name", max_length=40)],
+        lambda user, town, data: cases.create_department(actor=user, town=town,
+                                                         name=data["name"]),
+        _("Department added."))
+
+
+async def department_member(request: Request) -> Response:
+    user = await require_user(request, Role.TOWN_ADMIN)
+    department = await cases.department_for(user, request.path_params["id"])
+    form = await read_form(request)
+    try:
+        data = validate(form, [Field(name="person", max_length=64)])
+        try:
+            phone = normalize_phone(data["person"], field="person")
+        except DomainError:
+            phone = None
+        person = await User.filter(Q(username=data["person"]) | Q(phone=phone),
+                                   town_id=department.town_id).first()
+        if person is None:
+            raise NotFoundError("No staff member of the town has this username or mobile.")
+        await cases.add_member(actor=user, department=department, user_id=person.id)
+        flash(request, _("%(name)s added.", name=person.display_name))
+    except DomainError as error:
+        flash_error(request, error)
+    return redirect(f"/console/towns/{department.town_id}#cases")
 
 
 async def create_village(request: Request) -> Response:
@@ -317,6 +394,11 @@ routes = [
     Route("/towns/{id:id}/admins", create_town_admin, methods=["POST"], name="create_town_admin"),
     Route("/towns/{id:id}/rules", update_rules, methods=["POST"], name="update_rules"),
     Route("/towns/{id:id}/step-up", update_step_up, methods=["POST"], name="update_step_up"),
+    Route("/towns/{id:id}/case-rules", case_rules, methods=["POST"], name="case_rules"),
+    Route("/towns/{id:id}/departments", create_department, methods=["POST"],
+          name="create_department"),
+    Route("/departments/{id:id}/members", department_member, methods=["POST"],
+          name="department_member"),
     Route("/villages/{id:id}", village_page, name="village"),
     Route("/villages/{id:id}/users", create_village_user, methods=["POST"], name="create_user"),
     Route("/villages/{id:id}/import", import_roster, methods=["POST"], name="import"),

@@ -32,6 +32,7 @@ from torreya.models import (
     Village,
     WebhookDelivery,
 )
+from torreya.reports import cases
 from torreya.settings import LOCAL
 
 LOW_STOCK = 5
@@ -48,6 +49,7 @@ class Queue:
 
 
 QUEUES = (
+    Queue("overdue", lazy_gettext("Overdue cases"), "reports?overdue=1", Role.STAFF),
     Queue("reports", lazy_gettext("Reports to review"), "reports?status=submitted",
           Role.STAFF),
     Queue("patrols", lazy_gettext("Patrols to approve"), "patrols?status=submitted",
@@ -96,7 +98,14 @@ async def village_work(villages: list[Village]) -> list[VillageWork]:
     if not ids:
         return []
     moment = now()
+    rules = await cases.rules_by_town({v.town_id for v in villages})
+    overdue: dict[int, int] = {}
+    for town_id, town_rules in rules.items():
+        overdue |= await _grouped(Report.filter(
+            cases.overdue_filter(town_rules, moment),
+            village_id__in=[v.id for v in villages if v.town_id == town_id]))
     counts = {
+        "overdue": overdue,
         "reports": await _grouped(Report.filter(village_id__in=ids,
                                                 status=ReportStatus.SUBMITTED)),
         "patrols": await _grouped(Patrol.filter(village_id__in=ids,

@@ -3,10 +3,12 @@
 from torreya.models.audit import AuditEvent, LoginFailure
 from torreya.models.checkins import Checkin, CheckinRefusal, Event, OfflineScan
 from torreya.models.community import (
+    Department,
     Pledge,
     PledgeSignature,
     Report,
     ReportCategory,
+    ReportFollower,
     ReportPhoto,
     ReportStatus,
     ReportUpdate,
@@ -80,6 +82,8 @@ __models__ = [
     Report,
     ReportPhoto,
     ReportUpdate,
+    Department,
+    ReportFollower,
     Group,
     GroupMember,
     Route,
@@ -149,6 +153,8 @@ __all__ = [
     "Pledge",
     "PledgeSignature",
     "Report",
+    "Department",
+    "ReportFollower",
     "ReportCategory",
     "ReportPhoto",
     "ReportStatus",

@@ -87,6 +87,17 @@ class Report(Model):
     points = fields.IntField(null=True)
     has_photo = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The case (网格, SPEC §4.16): the department it was sent to, when it was escalated to
+    # the town for being overdue (once), the reporter's rating of the handling, and the
+    # follow-up visit (回访) that closes the loop.
+    department_id = fields.IntField(null=True)
+    escalated_at = fields.DatetimeField(null=True)
+    resolved_at = fields.DatetimeField(null=True)
+    rating = fields.SmallIntField(null=True)
+    rating_comment = fields.CharField(max_length=500, default="", db_default="")
+    rated_at = fields.DatetimeField(null=True)
+    visited_on = fields.DateField(null=True)
+    visit_note = fields.CharField(max_length=500, default="", db_default="")
 
     user_id: int
 
@@ -95,6 +106,8 @@ class Report(Model):
         indexes = (
             Index(fields=("village_id", "status", "id")),
             Index(fields=("user_id", "created_at")),
+            Index(fields=("status", "created_at")),  # the overdue sweep
+            Index(fields=("department_id", "status")),
         )
 
 
@@ -106,6 +119,42 @@ class ReportPhoto(Model):
 
     class Meta:
         table = "report_photos"
+
+
+class Department(Model):
+    """A town department that handles cases (派出所, 应急办, 综治中心)."""
+
+    id = fields.IntField(primary_key=True)
+    town = fields.ForeignKeyField("models.Town", related_name="departments",
+                                  on_delete=fields.RESTRICT)
+    name = fields.CharField(max_length=40)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    town_id: int
+
+    class Meta:
+        table = "departments"
+        unique_together = (("town", "name"),)
+
+
+class ReportFollower(Model):
+    """A resident of the village who has the same problem (我也遇到了) and is told of each
+    change of the case."""
+
+    id = fields.BigIntField(primary_key=True)
+    report = fields.ForeignKeyField("models.Report", related_name="followers",
+                                    on_delete=fields.CASCADE)
+    user = fields.ForeignKeyField("models.User", related_name="followed_reports",
+                                  on_delete=fields.RESTRICT)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    report_id: int
+    user_id: int
+
+    class Meta:
+        table = "report_followers"
+        unique_together = (("report", "user"),)
+        indexes = (Index(fields=("user_id",)),)
 
 
 class ReportUpdate(Model):

@@ -52,6 +52,9 @@ class Town(Model):
     # the head of household (star_bonus per star; 0: none).
     star_criteria = fields.JSONField(null=True)
     star_bonus = fields.IntField(default=0, db_default=0)
+    # Reports as cases (网格): hours to accept a report and to resolve it, from its filing.
+    case_ack_hours = fields.IntField(default=48, db_default=48)
+    case_resolve_hours = fields.IntField(default=168, db_default=168)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -112,6 +115,9 @@ class User(Model):
     sms_notifications = fields.BooleanField(default=True, db_default=True)
     # 长辈模式: larger type and a simpler home, remembered for the account (MIIT 适老化).
     elder_mode = fields.BooleanField(default=False, db_default=False)
+    # Staff of a town department (派出所, 应急办 …): they handle the reports assigned to it,
+    # across the town's villages.
+    department_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     town_id: int | None

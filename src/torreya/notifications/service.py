@@ -133,12 +133,21 @@ async def notices_from_outbox(connection: BaseDBAsyncClient,
     reasons = await _latest_notes(connection, {
         d["id"] for k, _t, d in told
         if k == "report.status_changed" and d["status"] == "rejected"})
+    followers = await _followers(connection, {
+        d["id"] for k, _t, d in told if k == "report.status_changed"})
     notices: list[Notice] = []
     for kind, town, data in told:
         currency = str(currencies.get(town, ""))
         if kind == "report.status_changed":
             notice = _report_notice(data, town, currency, reporters, reasons)
             notices += [notice] if notice else []
+            # those who follow the case (我也遇到了) are told of each change too
+            notices += [Notice(user_id=follower, town_id=town, kind="report_followed",
+                               dedup_key=f"report:{data['id']}:{data['status']}",
+                               params={"category": data["category"],
+                                       "status": data["status"]},
+                               link=f"/reports/{data['id']}")
+                        for follower in followers.get(data["id"], [])]
         elif kind == "patrol.approved":
             notices += [Notice(user_id=award["user_id"], town_id=town, kind="patrol_approved",
                                dedup_key=f"patrol:{data['id']}",
@@ -153,6 +162,18 @@ async def notices_from_outbox(connection: BaseDBAsyncClient,
                 params={"reward": clip(str(rewards.get(data["reward_id"], ""))),
                         "points": data["cost"], "currency": currency}))
     return notices
+
+
+async def _followers(connection: BaseDBAsyncClient, report_ids: set[int]) -> dict[int, list]:
+    if not report_ids:
+        return {}
+    rows = await fetch(connection, "SELECT report_id, user_id FROM report_followers WHERE"
+                       f" report_id IN ({', '.join('?' * len(report_ids))}) ORDER BY id",
+                       sorted(report_ids))
+    found: dict[int, list] = {}
+    for row in rows:
+        found.setdefault(row["report_id"], []).append(row["user_id"])
+    return found
 
 
 async def _latest_notes(connection: BaseDBAsyncClient, report_ids: set[int]) -> dict[int, str]:

@@ -34,6 +34,9 @@ KINDS: dict[str, tuple[str, bool]] = {
     "report_resolved": (N_("Your report (%(category)s) has been resolved. Thank you for "
                            "keeping the village safe."), True),
     "report_rejected": (N_("Your report (%(category)s) was not accepted: %(reason)s"), True),
+    "report_overdue": (N_("A %(category)s report of %(village)s is overdue (%(hours)s hours "
+                          "passed): please see to it."), True),
+    "report_followed": (N_("A report you follow (%(category)s) is now: %(status)s."), False),
     "patrol_approved": (N_("Your patrol on %(route)s was approved: %(points)s %(currency)s "
                            "credited."), True),
     "voucher_expiring": (N_("Your voucher for %(reward)s expires on %(date)s. Please collect "
@@ -50,7 +53,7 @@ KINDS: dict[str, tuple[str, bool]] = {
                                  "%(reason)s"), True),
 }
 # Params holding a symbolic term (translated on display, see torreya/terms.py).
-TERMS = ("category",)
+TERMS = ("category", "status")
 
 
 def clip(text: str, limit: int = NAME_CHARS) -> str:

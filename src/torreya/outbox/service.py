@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 
@@ -65,6 +65,16 @@ class ReportEvent(Out):
     points: int | None
 
 
+class ReportOverdue(Out):
+    id: int
+    village_id: int
+    category: OneOf(ReportCategory)
+    status: OneOf(ReportStatus)
+    department_id: int | None
+    deadline: Literal["accept", "resolve"]
+    due_at: Time
+
+
 class Award(Out):
     user_id: int
     points: int
@@ -108,6 +118,7 @@ PAYLOADS: dict[str, type[Out]] = {
     "redemption.expired": RedemptionEvent,
     "report.created": ReportEvent,
     "report.status_changed": ReportEvent,
+    "report.overdue": ReportOverdue,
     "patrol.approved": PatrolApproved,
     "pledge.signed": PledgeSigned,
     "signal.raised": SignalRaised,

@@ -30,6 +30,7 @@ from torreya.models import (
     Village,
 )
 from torreya.outbox.service import Message, emit
+from torreya.reports.cases import require_handler
 
 REPORTS_PER_DAY = 5
 # Which status may follow which, for staff moving a report along.
@@ -153,7 +154,7 @@ async def advance_report(*, staff: User, report_id: int, status: str, note: str)
     report = await Report.get_or_none(id=report_id)
     if report is None:
         raise NotFoundError()
-    require_village(staff, await Village.get(id=report.village_id), Role.STAFF)
+    await require_handler(staff, report)  # the village's staff, or the department's
     try:
         target = ReportStatus(status)
     except ValueError:
@@ -164,7 +165,8 @@ async def advance_report(*, staff: User, report_id: int, status: str, note: str)
         raise ReportStateError("This report cannot move to that step now.")
     async with in_transaction() as connection:
         claimed = await Report.filter(id=report.id, status=report.status).using_db(
-            connection).update(status=target)
+            connection).update(status=target, **(
+                {"resolved_at": now()} if target == ReportStatus.RESOLVED else {}))
         if not claimed:
             raise ReportStateError()
         await ReportUpdate.create(report=report, status=target, note=note, actor=staff,
