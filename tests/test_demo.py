@@ -77,7 +77,7 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     work = (await client.get("/console/")).text
     counts = dict(re.findall(r'id="q-(\w+)"[^>]*>\s*<span class="count">(\d+)</span>', work))
     # (patrols are approved by the village admin: not a tile of the clerk's, issue 28)
-    assert set(counts) == {"reports", "registrations", "vouchers", "low_stock",
+    assert set(counts) == {"overdue", "reports", "registrations", "vouchers", "low_stock",
                            "refused", "signals"}, counts
     assert all(int(n) > 0 for n in counts.values()), str(counts)
     assert re.search(r'<span class="checkins">已签到[1-9]\d*人</span>', work), work
@@ -105,6 +105,12 @@ async def test_the_demo_is_lived_in(tmp_path, db_url, client):
     # and an elder's passbook prints (积分存折)
     book = (await client.get(f"/console/users/{resident.id}/passbook")).text
     assert "积分存折" in book and book.count("<tr>") >= 3
+    # reporters rated the handling of resolved reports: the town's 满意率 (35)
+    assert await Report.filter(rating__not_isnull=True, visited_on__not_isnull=True).exists()
+    await login(client, "gulai_admin")
+    town_board = (await client.get(f"/console/towns/{resident.town_id}/dashboard")).text
+    assert 'id="satisfaction"' in town_board and re.search(r"<td>\d+\.\d</td>", town_board)
+    await login(client, "gulaicun_admin")
     # volunteers have hours: patrols and the events that record leaving (34)
     year_ago, today = (now() - timedelta(days=365)).date(), now().date()
     served = await hours_service.village_hours([resident.village_id], year_ago, today)

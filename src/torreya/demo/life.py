@@ -56,6 +56,8 @@ from torreya.outbox.worker import dispatch
 from torreya.patrols.codes import new_join_code
 from torreya.patrols.service import approve_patrol, reject_patrol
 from torreya.pledges.service import create_pledge, sign_pledge
+from torreya.reports.cases import rate as rate_report
+from torreya.reports.cases import record_visit
 from torreya.reports.service import advance_report, file_report, review_report
 from torreya.rewards.service import (
     RewardFields,
@@ -392,8 +394,28 @@ def _report(rng, timeline: Timeline, cast: VillageCast, reporter: User, category
             when += timedelta(days=rng.randint(1, 4))
             if when < moment:
                 timeline.at(when, _advance(cast, filed.id, step))
+        # after resolving: most reporters rate the handling, and staff visit them (回访)
+        rated = when + timedelta(days=1, hours=rng.randint(0, 12))
+        if steps == 2 and rated < moment and rng.random() < 0.8:
+            timeline.at(rated, _rate_and_visit(cast, filed.id, reporter.id,
+                                               rng.choice((5, 5, 5, 4, 4, 3, 2))))
 
     return report
+
+
+def _rate_and_visit(cast: VillageCast, report_id: int, reporter_id: int, stars: int) -> Action:
+    async def rate(at: datetime) -> None:
+        reporter = await User.get(id=reporter_id)
+        await rate_report(user=reporter, report_id=report_id, stars=stars,
+                          comment=RATING_COMMENTS[stars])
+        await record_visit(actor=cast.staff, report_id=report_id,
+                           day=at.astimezone(LOCAL).date(), note=VISIT_NOTES[stars >= 4])
+    return rate
+
+
+RATING_COMMENTS = {5: "处理很及时，谢谢村里。", 4: "解决了，就是等了几天。", 3: "还行。",
+                   2: "拖得有点久。"}
+VISIT_NOTES = {True: "电话回访，群众表示满意。", False: "上门回访，已解释处理经过，群众表示理解。"}
 
 
 def _review(cast: VillageCast, report_id: int, decision: str, note: str) -> Action:
