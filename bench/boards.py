@@ -150,7 +150,9 @@ async def link(db_url: str) -> None:
     from torreya.settings import Settings
     from torreya.trust.chain import chain_pending
 
-    async with orm(Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET)):
+    # as `torreya migrate` links the history from before sealing: offline work, without
+    # the request timeouts (a first batch over ten million unlinked entries outlasts 5 s)
+    async with orm(Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET), timeouts=False):
         await chain_pending()
 
 

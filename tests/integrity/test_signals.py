@@ -17,6 +17,7 @@ from torreya.checkins.codes import poster_token
 from torreya.db import now
 from torreya.integrity import detect, devices
 from torreya.models import (
+    DeviceSighting,
     FamilyHelper,
     LedgerEntry,
     OutboxMessage,
@@ -61,7 +62,9 @@ async def test_one_phone_checking_in_five_neighbours_raises_one_signal(client, s
     for resident in residents[:5]:
         answer = await _self_checkin(client, settings, event, resident, **phone)
         assert answer.status_code == 201  # nothing is blocked
-    assert await devices.flush() == 5
+    # (the app's own flusher may have written some of them already, on a slow machine)
+    await devices.flush()
+    assert await DeviceSighting.filter(event_id=event.id).count() == 5
     [signal] = await _signals("one_device_many_residents")
     assert sorted(signal.user_ids) == sorted(r.id for r in residents[:5])
     assert signal.village_id == village.id and signal.status == SignalStatus.OPEN
@@ -209,7 +212,8 @@ async def _report(client, resident, photo: bytes):
     token = await web_login(client, resident)
     answer = await client.post("/reports/new", data={
         "csrf_token": token, "category": "hazard", "description": "路灯坏了",
-        "location": "村口"}, files={"photo": ("p.jpg", photo, "image/jpeg")})
+        "location": "村口", "file_anyway": "1"},  # past the suggestion to follow instead
+        files={"photo": ("p.jpg", photo, "image/jpeg")})
     assert answer.status_code == 303, answer.text
     client.cookies.delete("torreya")
 
