@@ -112,6 +112,8 @@ def test_staff_pages_on_a_phone_fit_360(browser, live_server):
     for path in ("/console/", f"/events/{event['id']}/scan",
                  f"/events/{event['id']}/scan/offline", "/fulfil",
                  f"/console/villages/{village}/reports",
+                 f"/console/villages/{village}/reports?overdue=1",
+                 f"/console/villages/{village}/hours",
                  f"/console/villages/{village}/refusals"):
         _no_sideways_scroll(page, live_server.url + path)
     page.goto(f"{live_server.url}/console/villages/{village}/reports")
@@ -153,7 +155,10 @@ def test_the_report_tile_opens_only_the_reports_waiting(browser, live_server):
     page.click("#q-reports")
     rows = page.locator("table tbody tr").filter(has=page.locator("a"))
     assert rows.count() == waiting
-    assert all(text.rstrip().endswith("已提交") for text in rows.all_inner_texts())
+    statuses = [row.locator("td").nth(5).inner_text() for row in rows.all()]
+    assert statuses and set(statuses) == {"已提交"}, statuses
+    # each with the time it is due to be accepted by, or how long overdue, in red
+    assert all(("前受理" in text or "已超期" in text) for text in rows.all_inner_texts())
     page.context.close()
 
 
