@@ -402,7 +402,9 @@ def cmd_export_chain(settings: Settings, args: argparse.Namespace) -> int:
     from torreya.trust.export import export_lines
 
     async def run(out) -> tuple[int, int] | None:
-        async with orm(settings):
+        # offline work, as the audit: a batch read with stale statistics (a chain just
+        # linked) outlasted the request timeout at 3.2 M links of a 10 M town
+        async with orm(settings, timeouts=False):
             town = await Town.get_or_none(code=args.town)
             if town is None:
                 return None
