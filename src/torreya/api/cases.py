@@ -174,8 +174,9 @@ async def create_department(request: Request, body: DepartmentIn) -> object:
     return DepartmentOut(id=department.id, name=department.name)
 
 
-@api.endpoint("POST", "/departments/{id:id}/members", body=DepartmentMemberIn, returns=DepartmentMemberOut,
-              status=201, summary="A staff member of the town joins the department",
+@api.endpoint("POST", "/departments/{id:id}/members", body=DepartmentMemberIn,
+              returns=DepartmentMemberOut, status=201,
+              summary="A staff member of the town joins the department",
               summary_zh="把镇里的工作人员加入部门", tag="reports",
               errors=["forbidden", "not_found", "invalid_state"])
 async def department_member(request: Request, body: DepartmentMemberIn) -> object:

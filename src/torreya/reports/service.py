@@ -88,17 +88,6 @@ def report_message(event_type: str, report: Report, *, points: int | None = None
         "status": str(report.status), "points": points})
 
 
-async def report_for(user: User, report_id: int, *, minimum: Role = Role.STAFF) -> Report:
-    """The reporter's own report, or one within the staff member's reach; else not found."""
-    report = await Report.get_or_none(id=report_id)
-    if report is None:
-        raise NotFoundError()
-    if report.user_id != user.id:
-        village = await Village.get(id=report.village_id)
-        require_village(user, village, minimum)
-    return report
-
-
 async def review_report(*, staff: User, report_id: int, decision: str, points: int | None,
                         note: str) -> Report:
     """Accept (crediting points within the rule, once) or reject with a reason."""
