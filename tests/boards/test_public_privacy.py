@@ -19,7 +19,7 @@ from torreya.trust.signing import sign_head
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
 SECRETS = ("电线杆旁的电线掉下来", "赵家后门", "举报赌博", "13900000001", "139 0000 0001",
-           "王秀英", "供电所来得很快", "回访时王阿姨说灯亮了", "古来派出所")
+           "王秀英", "供电所来得很快", "回访时王阿姨说灯亮了")
 
 
 async def test_no_public_page_shows_what_a_report_or_a_clerk_said(app, client, settings):

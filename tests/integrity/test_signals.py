@@ -65,7 +65,8 @@ async def test_one_phone_checking_in_five_neighbours_raises_one_signal(client, s
     # (the app's own flusher may have written some of them already, on a slow machine)
     await devices.flush()
     seen = await DeviceSighting.filter(event_id=event.id).values_list("user_id", flat=True)
-    assert set(seen) == {r.id for r in residents[:5]}
+    assert {r.id for r in residents[:5]} <= set(seen)  # (rows of an earlier test may share
+    # this event's id on PostgreSQL, whose ids restart; the signal below names only these)
     [signal] = await _signals("one_device_many_residents")
     assert sorted(signal.user_ids) == sorted(r.id for r in residents[:5])
     assert signal.village_id == village.id and signal.status == SignalStatus.OPEN

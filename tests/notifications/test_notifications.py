@@ -269,7 +269,8 @@ def test_every_text_message_fits_one_segment():
     params = {"category": "dispute", "points": 10_000, "currency": "香" * 32,
               "reason": longest, "route": texts.clip(longest), "reward": texts.clip(longest),
               "on": "2026-12-31", "title": texts.clip(longest), "time": "23:59",
-              "place": texts.clip(longest), "village": texts.clip(longest)}
+              "place": texts.clip(longest), "village": texts.clip(longest), "hours": 8760,
+              "status": "in_progress"}
     for kind, (msgid, by_sms) in texts.KINDS.items():
         names = {k for k in params if f"%({k})s" in msgid or (k == "on" and "%(date)s" in msgid)}
         chosen = {k: params[k] for k in names}

@@ -35,6 +35,7 @@ from torreya.models import (
     Village,
 )
 from torreya.notifications.service import Notice, notify
+from torreya.notifications.texts import clip
 from torreya.outbox.service import Message, emit
 
 OPEN = (ReportStatus.SUBMITTED, ReportStatus.ACCEPTED, ReportStatus.IN_PROGRESS)
@@ -320,7 +321,7 @@ async def escalate_overdue(moment: datetime | None = None) -> int:
                 await notify(connection, [Notice(
                     user_id=admin, town_id=town.id, kind="report_overdue",
                     dedup_key=f"report:{report.id}:overdue", link=f"/reports/{report.id}",
-                    params={"village": str(names.get(report.village_id, "")),
+                    params={"village": clip(str(names.get(report.village_id, ""))),
                             "category": str(report.category), "hours": hours})
                     for admin in admins])
                 await emit(connection, Message(event_type="report.overdue", town_id=town.id,
