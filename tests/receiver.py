@@ -14,11 +14,16 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    # the delivery worker connects 16 at a time (the standard library's backlog is 5)
+    request_queue_size = 64
+
+
 class LocalServer:
     """A threaded HTTP server on 127.0.0.1 for a test's far end; stops with the block."""
 
     def _serve(self, handler: type[BaseHTTPRequestHandler]) -> str:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = Server(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -33,7 +33,8 @@ def test_checkin_benchmark_runs():
                     "--connections", "16")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio check-in / bare INSERT" in result.stdout
-    assert "bare JSON (generator cap)" in result.stdout
+    assert "bare JSON (uvloop, httptools)" in result.stdout
+    assert "ratio check-in / bare JSON, median of 2 rounds" in result.stdout
     assert "offline sync: 400 of 400 scans credited" in result.stdout
     assert "ms per synced scan" in result.stdout and "ms per check-in" in result.stdout
 
@@ -58,9 +59,11 @@ def test_boards_benchmark_runs():
 
 def test_webhook_delivery_benchmark_runs():
     result = _bench("bench/webhooks.py", "--db", BACKEND, "--pg-url", PG_URL, "--messages",
-                    "200", "--seconds", "1")
+                    "600", "--seconds", "1", "--workers", "2", "--checkin-seconds", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "deliveries/s" in result.stdout and "not delivered: 0" in result.stdout
+    assert "2 worker process(es)" in result.stdout
+    assert "ratio deliveries / check-ins" in result.stdout
 
 
 def test_observation_cost_benchmark_runs():

@@ -332,3 +332,47 @@ async def test_a_new_endpoint_gets_what_happens_next_not_history(hooks_app, rece
     later, _ = await _check_in(client, settings, village)
     await _work(settings)
     assert [json.loads(body)["data"]["user_id"] for _, body in receiver.received] == [later.id]
+
+
+async def _emit_checkins(town_id: int, count: int) -> None:
+    """`count` check-in messages in the town's outbox, as check-ins write them."""
+    from tortoise.transactions import in_transaction
+
+    from torreya.outbox.service import Message, emit
+
+    async with in_transaction() as connection:
+        await emit(connection, *[Message(
+            event_type="checkin.created", town_id=town_id,
+            data={"id": n, "event_id": 1, "village_id": 1, "user_id": n, "points": 5,
+                  "method": "static", "staff_id": None, "created_at": now()})
+            for n in range(1, count + 1)])
+
+
+async def test_a_round_sends_at_once_and_a_failing_endpoint_holds_up_no_other(hooks_app):
+    """Issue 36: a round's deliveries go out over several connections at once (a receiver
+    that takes 0.3 s a request gets 32 of them in well under 32 × 0.3 s), each attempt is
+    recorded, and an endpoint answering 500 is retried later without delaying the other."""
+    client, settings = hooks_app
+    with Receiver(plan=["hang"] * 32, hang_seconds=0.3) as slow, Receiver(
+            plan=[500] * 32) as failing:
+        village, headers, good = await _town_with_hook(client, slow.url)
+        bad = (await client.post(f"/api/v1/towns/{village.town_id}/webhooks", headers=headers,
+                                 json={"url": failing.url, "events": ["checkin.created"]})).json()
+        await _emit_checkins(village.town_id, 32)
+        started = time.monotonic()
+        await _work(settings)
+        took = time.monotonic() - started
+    assert took < 4, took  # one at a time: 9.6 s
+    assert len({h["webhook-id"] for h, _ in slow.received}) == 32
+    assert len(failing.received) == 32
+    done = await WebhookDelivery.filter(webhook_id=good["id"])
+    assert len(done) == 32 and {(d.status, d.attempts, d.last_status_code) for d in done} == {
+        (DeliveryStatus.SUCCEEDED, 1, 200)}
+    waiting = await WebhookDelivery.filter(webhook_id=bad["id"])
+    assert {(d.status, d.attempts, d.last_status_code) for d in waiting} == {
+        (DeliveryStatus.PENDING, 1, 500)}
+    assert all(timedelta(0) < d.next_attempt_at - now() <= timedelta(seconds=10)
+               for d in waiting)
+    log = (await client.get(f"/api/v1/webhooks/{bad['id']}/deliveries/{waiting[0].id}/attempts",
+                            headers=headers)).json()["items"]
+    assert [a["status_code"] for a in log] == [500]
