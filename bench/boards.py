@@ -273,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ours, bare = free_port(), free_port()
         servers.append(start("torreya.asgi:app", ours, env))
-        servers.append(start("bench.bare:app", bare, env))
+        servers.append(start("bench.bare:app", bare, env, server="fast"))
         here = f"http://127.0.0.1:{ours}"
         wrk.run("warm-up", here, seconds=2, requests_file=boards_file)
-        base = wrk.run("bare JSON", f"http://127.0.0.1:{bare}/json", seconds=args.seconds)
+        base = wrk.run("bare JSON (uvloop, httptools)", f"http://127.0.0.1:{bare}/json",
+                       seconds=args.seconds)
         board = wrk.run("leaderboards", here, seconds=args.seconds, requests_file=boards_file)
         village_board = wrk.run("village boards, residents", here, seconds=args.seconds,
                                 requests_file=residents_file)

@@ -217,7 +217,7 @@ async def test_the_board_counts_whole_period_members_from_totals_and_others_from
     await _check_in(client, settings, village, newcomer, 20)
     place = await Village.get(id=village.id)
     for period in ("week", "month", "year", "all"):
-        [line] = await board(place, period)
+        [line] = await board(place.id, period)
         assert line.points == 27, period
     assert (await points(made["id"]))["month"] == 27
     assert (await Household.get(id=made["id"])).name == "冯家"

@@ -3,12 +3,14 @@ the ledger at request time. Ties share a rank (1, 1, 3)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from torreya.boards.kept import Kept, Made
 from torreya.boards.levels import Facts
 from torreya.db import now, reading
+from torreya.i18n import current_language
 from torreya.i18n import gettext as _
 from torreya.ledger.periods import ALL_KINDS, period_key
 from torreya.masking import mask_name
@@ -50,6 +52,20 @@ async def public_whats(entries: list[LedgerEntry]) -> list[str]:
             else _(e.kind) for e in entries]
 
 
+def _totals(scope: str, scope_id: int, key: str, members: list[int] | None = None):
+    query = EarningTotal.filter(kind=ALL_KINDS, period=key, total__gt=0)
+    if scope == "village":
+        return query.filter(village_id=scope_id)
+    if scope == "town":
+        return query.filter(town_id=scope_id)
+    return query.filter(user_id__in=members or [])
+
+
+async def _group_members(group_id: int) -> list[int]:
+    return await GroupMember.filter(group_id=group_id, approved=True).values_list(
+        "user_id", flat=True)
+
+
 async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int = 20,
                          viewer: User | None = None, moment: datetime | None = None,
                          keep: float = 0) -> tuple[list[BoardRow], BoardRow | None]:
@@ -57,20 +73,17 @@ async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int =
     (also when it is below the top). `keep`: seconds this worker may answer with a top it
     worked out that long ago (BOARD_CACHE_SECONDS; the viewer's own row is always fresh)."""
     key = period_key(period, moment or now())
-    query = EarningTotal.filter(kind=ALL_KINDS, period=key, total__gt=0)
-    if scope == "village":
-        query = query.filter(village_id=scope_id)
-    elif scope == "town":
-        query = query.filter(town_id=scope_id)
-    else:
-        members = GroupMember.filter(group_id=scope_id, approved=True).values_list("user_id",
-                                                                                  flat=True)
-        query = query.filter(user_id__in=await members)
-    top = await _top(query, (scope, scope_id, key, limit), keep)
+
+    async def totals():
+        members = await _group_members(scope_id) if scope == "group" else None
+        return _totals(scope, scope_id, key, members)
+
+    top = await _top(totals, (scope, scope_id, key, limit), keep)
     if viewer is not None:
         top = [replace(row, is_viewer=row.user_id == viewer.id) for row in top]
     mine = next((r for r in top if r.is_viewer), None)
     if viewer is not None and mine is None:
+        query = await totals()
         own = await query.filter(user_id=viewer.id).first()
         if own is not None:
             above = await query.filter(total__gt=own.total).count()
@@ -78,47 +91,69 @@ async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int =
     return top, mine
 
 
-# The tops of boards this worker worked out lately: (scope, id, period key, limit) → (when,
-# [(rank, user id, masked name or None for a hidden resident, points, lifetime points)]).
-# A hidden resident is named in each reader's language. A board is read far more often
-# than it changes much: a meeting-room screen, every resident who has just checked in.
-_TOPS: dict[tuple, tuple[float, list[tuple[int, int, str | None, int, int]]]] = {}
-_TOPS_KEPT = 1024
+def is_kept(*, scope: str, scope_id: int, period: str, limit: int, keep: float) -> bool:
+    """Whether this worker holds the board's top, fresh: then its subject was found a few
+    seconds ago, and the API answers without looking it up again."""
+    return _TOPS.fresh((scope, scope_id, period_key(period, now()), limit), keep)
 
 
-async def _top(query, key: tuple, keep: float) -> list[BoardRow]:
-    made = _TOPS.get(key)
-    if keep > 0 and made is not None and time.monotonic() - made[0] < keep:
-        top = made[1]
-    else:
-        async def read(connection) -> tuple[list[dict], dict[int, User]]:
-            found = await query.using_db(connection).order_by("-total", "-user_id").limit(
-                key[-1]).values("user_id", "total")
-            users = await User.filter(id__in=[t["user_id"] for t in found]).using_db(
-                connection)
-            return found, {u.id: u for u in users}
+# The tops of boards this worker worked out lately: (scope, id, period key, limit) → [(rank,
+# user id, masked name or None for a hidden resident, points, lifetime points)]; their rows
+# in each language (a hidden resident is named in the reader's), and the API's answers.
+_TOPS = Kept()
+_ROWS = Made()
+_RENDERED = Made()
 
-        # A board may lag a second: its top is read on the replica when there is one
-        # (the viewer's own row, above, stays on the primary: always fresh).
-        found, users = await reading(read)
-        top = []
-        for position, entry in enumerate(found, start=1):
-            rank = top[-1][0] if top and top[-1][3] == entry["total"] else position
-            user = users[entry["user_id"]]
-            top.append((rank, user.id, None if user.hide_from_boards else
-                        mask_name(user.display_name), entry["total"], user.lifetime_points))
-        if keep > 0:
-            if len(_TOPS) >= _TOPS_KEPT:
-                _TOPS.clear()
-            _TOPS[key] = (time.monotonic(), top)
+
+async def _top(totals, key: tuple, keep: float) -> list[BoardRow]:
+    top = await _TOPS.get(key, keep, lambda: _work_out(totals, key))
+    if keep <= 0:
+        return _rows(top)
+    return _ROWS.of((key, current_language.get()), top, _rows)
+
+
+def _rows(top: list[tuple]) -> list[BoardRow]:
     hidden = _("Anonymous resident")
     return [BoardRow(rank, user_id, hidden if name is None else name, points, False, lifetime)
             for rank, user_id, name, points, lifetime in top]
 
 
+async def _work_out(totals, key: tuple) -> list[tuple]:
+    query = await totals()
+
+    async def read(connection) -> tuple[list[dict], dict[int, User]]:
+        found = await query.using_db(connection).order_by("-total", "-user_id").limit(
+            key[-1]).values("user_id", "total")
+        users = await User.filter(id__in=[t["user_id"] for t in found]).using_db(connection)
+        return found, {u.id: u for u in users}
+
+    # A board may lag a second: its top is read on the replica when there is one
+    # (the viewer's own row, above, stays on the primary: always fresh).
+    found, users = await reading(read)
+    top = []
+    for position, entry in enumerate(found, start=1):
+        rank = top[-1][0] if top and top[-1][3] == entry["total"] else position
+        user = users[entry["user_id"]]
+        top.append((rank, user.id, None if user.hide_from_boards else
+                    mask_name(user.display_name), entry["total"], user.lifetime_points))
+    return top
+
+
+async def rendered_top(*, scope: str, scope_id: int, period: str, limit: int, keep: float,
+                       render: Callable[[list[BoardRow]], bytes]) -> bytes:
+    """The board as anyone sees it (no viewer's row), rendered by `render` once per kept top
+    and language: the public API's answer, not rebuilt for every request that reads it."""
+    rows, _mine = await rank_residents(scope=scope, scope_id=scope_id, period=period,
+                                       limit=limit, keep=keep)
+    if keep <= 0:
+        return render(rows)
+    return _RENDERED.of((scope, scope_id, period, limit, current_language.get()), rows, render)
+
+
 def forget_boards() -> None:
     """A new database (tests, a new app): nothing kept is valid."""
-    _TOPS.clear()
+    for store in (_TOPS, _ROWS, _RENDERED):
+        store.clear()
 
 
 async def month_totals(user_id: int, months: int = 3, moment: datetime | None = None

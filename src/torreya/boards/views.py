@@ -100,7 +100,7 @@ async def display_json(request: Request) -> Response:
         # the households' tab: the month's board of households, names masked (赵*家)
         rows = [queries.BoardRow(line.rank, 0, line.name, line.points)
                 for line in await households.board(
-                    subject, "month", limit=10,
+                    subject.id, "month", limit=10,
                     keep=request.app.state.settings.BOARD_CACHE_SECONDS)]
     else:
         rows, _mine = await queries.rank_residents(

@@ -7,7 +7,6 @@ takes their past points with them to no one, and brings none along.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from tortoise.transactions import in_transaction
 
 from torreya import audit
 from torreya.accounts.permissions import in_village, require_village
+from torreya.boards.kept import Kept
 from torreya.db import conn, fetch, now
 from torreya.errors import ConflictError, InvalidRequestError, NotFoundError
 from torreya.ledger.periods import ALL_KINDS, period_key, period_start
@@ -278,27 +278,28 @@ class BoardLine:
     stars: int | None
 
 
-async def board(village: Village, period: str, *, limit: int = 50,
+async def board(village_id: int, period: str, *, limit: int = 50,
                 keep: float = 0) -> list[BoardLine]:
     """The village's households by points earned in the period, names masked (赵*家).
     `keep`: seconds this worker may answer with a board it worked out that long ago
-    (BOARD_CACHE_SECONDS, as the residents' boards)."""
+    (BOARD_CACHE_SECONDS, kept as the residents' boards are: boards/kept.py)."""
     moment = now()
-    key = (village.id, period_key(period, moment), limit)
-    made = _BOARDS.get(key)
-    if keep > 0 and made is not None and time.monotonic() - made[0] < keep:
-        return made[1]
-    lines = await board_between(village, _since(period, moment), None, limit=limit,
-                                period=period)
-    if keep > 0:
-        if len(_BOARDS) >= 1024:
-            _BOARDS.clear()
-        _BOARDS[key] = (time.monotonic(), lines)
-    return lines
+
+    async def work() -> list[BoardLine]:
+        village = await Village.get(id=village_id)
+        return await board_between(village, _since(period, moment), None, limit=limit,
+                                   period=period)
+
+    return await _BOARDS.get((village_id, period_key(period, moment), limit), keep, work)
 
 
-# Household boards this worker worked out lately: (village, period key, limit) → (when, lines)
-_BOARDS: dict[tuple, tuple[float, list]] = {}
+def board_kept(village_id: int, period: str, *, limit: int, keep: float) -> bool:
+    """Whether this worker holds the board, fresh (its village was found lately)."""
+    return _BOARDS.fresh((village_id, period_key(period, now()), limit), keep)
+
+
+# Household boards this worker worked out lately: (village, period key, limit) → lines
+_BOARDS = Kept()
 
 
 async def board_between(village: Village, since: datetime | None, until: datetime | None, *,
