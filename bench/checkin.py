@@ -360,6 +360,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{statistics.median(limits):.2f} (rounds: "
           f"{', '.join(f'{r:.2f}' for r in limits)}; issue 36: >= 0.3)")
     print(f"check-in rate, median: {statistics.median(o.rps for _, _, o in rounds):.0f} req/s")
+    # What bounds it on a small machine: the CPU a check-in costs Torreya's server and the
+    # database together, from /proc; the cores can give no more than cores / that.
+    per_checkin = statistics.median(cpu / o.requests for cpu, (_, _, o) in zip(
+        spent, rounds, strict=True))
+    print(f"CPU per check-in (Torreya's server and PostgreSQL or SQLite's thread), median: "
+          f"{per_checkin * 1000:.2f} ms; {os.cpu_count()} cores / that = "
+          f"{(os.cpu_count() or 1) / per_checkin:.0f} check-ins/s at most, before wrk's share")
     coverage = asyncio.run(chain_coverage(db_url))
     if coverage is not None:  # linked by the worker while the load ran (about once a second)
         print(f"  hash chain: {coverage[0]} of {coverage[1]} entries linked when the load "

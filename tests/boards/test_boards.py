@@ -16,7 +16,7 @@ from torreya.checkins.codes import poster_token
 from torreya.i18n import current_language
 from torreya.ledger.periods import period_key
 from torreya.ledger.service import Posting, post_entry
-from torreya.models import LedgerEntry, Role, Town, User
+from torreya.models import Group, GroupMember, LedgerEntry, Role, Town, User
 from torreya.settings import LOCAL, ConfigurationError, Settings
 
 pytestmark = pytest.mark.usefixtures("clean_audit")
@@ -108,6 +108,16 @@ async def test_town_and_group_boards(client):
     await credit(b, 40, datetime.now(LOCAL))
     body = (await client.get(f"/api/v1/towns/{town.id}/leaderboard")).json()
     assert [i["points"] for i in body["items"]] == [40, 10]
+    # a volunteer group's board: its approved members only, wherever they live
+    waiting = await make_user(village=town_village)
+    await credit(waiting, 90, datetime.now(LOCAL))
+    group = await Group.create(town=town, name="红枫义警", village_ids=[town_village.id],
+                               invite_code="HF" + str(town.id))
+    for member, approved in ((a, True), (b, True), (waiting, False)):
+        await GroupMember.create(group=group, user=member, role="member", approved=approved)
+    body = (await client.get(f"/api/v1/groups/{group.id}/leaderboard")).json()
+    assert [i["points"] for i in body["items"]] == [40, 10]
+    assert (await client.get("/api/v1/groups/999999/leaderboard")).status_code == 404
 
 
 async def test_own_row_is_highlighted_even_below_the_top(client):
