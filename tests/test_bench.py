@@ -69,6 +69,6 @@ def test_webhook_delivery_benchmark_runs():
 def test_observation_cost_benchmark_runs():
     result = _bench("bench/observe.py", "--db", BACKEND, "--pg-url", PG_URL, "--seconds", "1",
                     "--residents", "300", "--rounds", "2", "--connections", "16",
-                    "--rate-cap", "1500")
+                    "--rate-cap", "4000")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "observed / unobserved, median of 2 rounds" in result.stdout

@@ -273,21 +273,30 @@ class Lane:
     still maps errors to httpx's and applies the timeouts). Honours the standard proxy
     variables (HTTPS_PROXY, NO_PROXY), as the client did."""
 
-    def __init__(self, transport: httpx.AsyncHTTPTransport, timeout: httpx.Timeout) -> None:
+    def __init__(self, transport: httpx.AsyncHTTPTransport, timeout: httpx.Timeout,
+                 urls: dict[str, httpx.URL]) -> None:
         self._transport = transport
         self._timeout = timeout.as_dict()
+        self._urls = urls  # each endpoint's address parsed once, not once a delivery
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         """(status code, the start of the answer). Redirects are not followed: a 3xx is a
         failed try."""
-        request = httpx.Request("POST", url, headers=headers, content=body,
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        request = httpx.Request("POST", parsed, headers=headers, content=body,
                                 extensions={"timeout": self._timeout})
         response = await self._transport.handle_async_request(request)
         try:
-            await response.aread()
+            answer = await response.aread()
         finally:
             await response.aclose()
-        return response.status_code, response.text[:500]
+        try:  # the answer's own charset (a receiver may answer in GBK), else UTF-8
+            text = answer[:2000].decode(response.encoding or "utf-8", "replace")
+        except LookupError:
+            text = answer[:2000].decode("utf-8", "replace")
+        return response.status_code, text[:500]
 
     async def aclose(self) -> None:
         await self._transport.aclose()
@@ -304,6 +313,7 @@ class Senders:
         self._timeout = httpx.Timeout(seconds, connect=min(5.0, seconds))
         self._lanes: dict[tuple[str, str, int | None], list[Lane]] = {}
         self._tls = httpx.create_ssl_context()  # one for all lanes: each costs milliseconds
+        self._urls: dict[str, httpx.URL] = {}
 
     def lanes(self, url: str) -> list[Lane]:
         parts = httpx.URL(url)
@@ -314,7 +324,7 @@ class Senders:
                 Lane(httpx.AsyncHTTPTransport(verify=self._tls, proxy=proxy,
                                               limits=httpx.Limits(max_connections=1,
                                                                   keepalive_expiry=30)),
-                     self._timeout)
+                     self._timeout, self._urls)
                 for _ in range(PER_ENDPOINT)]
         return self._lanes[origin]
 
