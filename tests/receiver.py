@@ -37,7 +37,7 @@ class LocalServer:
 class Receiver(LocalServer):
     """An HTTP endpoint on 127.0.0.1 that answers with the planned statuses in turn."""
 
-    plan: list = field(default_factory=list)  # ints, or "hang"
+    plan: list = field(default_factory=list)  # ints, "hang", or (status, body, content type)
     hang_seconds: float = 3.0
     received: list = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
@@ -53,13 +53,17 @@ class Receiver(LocalServer):
                                           body))
                 receiver.arrived.set()
                 step = receiver.plan.pop(0) if receiver.plan else 200
+                answer, kind = b"ok", "text/plain"
                 if step == "hang":
                     time.sleep(receiver.hang_seconds)
                     step = 200
+                elif isinstance(step, tuple):  # (status, body, content type)
+                    step, answer, kind = step
                 self.send_response(step)
-                self.send_header("content-length", "2")
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
         self.url = self._serve(Handler) + "/hooks/torreya"
         return self

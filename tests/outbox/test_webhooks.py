@@ -376,3 +376,16 @@ async def test_a_round_sends_at_once_and_a_failing_endpoint_holds_up_no_other(ho
     log = (await client.get(f"/api/v1/webhooks/{bad['id']}/deliveries/{waiting[0].id}/attempts",
                             headers=headers)).json()["items"]
     assert [a["status_code"] for a in log] == [500]
+
+
+async def test_the_receivers_answer_is_logged_in_its_own_charset(hooks_app, receiver):
+    """A receiver in China may answer in GBK: the delivery log shows its words, not mojibake."""
+    client, settings = hooks_app
+    receiver.plan = [(503, "服务暂停，请稍后".encode("gbk"), "text/plain; charset=gbk")]
+    village, headers, hook = await _town_with_hook(client, receiver.url)
+    await _check_in(client, settings, village)
+    await _work(settings)
+    delivery = await WebhookDelivery.get(webhook_id=hook["id"])
+    log = (await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries/{delivery.id}/attempts",
+                            headers=headers)).json()["items"]
+    assert [(a["status_code"], a["response"]) for a in log] == [(503, "服务暂停，请稍后")]
