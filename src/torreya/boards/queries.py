@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from torreya.boards.kept import Kept, Made
+from tortoise import connections
+
+from torreya.boards.kept import Kept, Made, forget_all
 from torreya.boards.levels import Facts
 from torreya.db import fetch, now, reading
 from torreya.i18n import current_language
@@ -17,7 +19,6 @@ from torreya.masking import mask_name
 from torreya.models import (
     EarningTotal,
     Event,
-    GroupMember,
     LedgerEntry,
     PledgeSignature,
     User,
@@ -52,20 +53,6 @@ async def public_whats(entries: list[LedgerEntry]) -> list[str]:
             else _(e.kind) for e in entries]
 
 
-def _totals(scope: str, scope_id: int, key: str, members: list[int] | None = None):
-    query = EarningTotal.filter(kind=ALL_KINDS, period=key, total__gt=0)
-    if scope == "village":
-        return query.filter(village_id=scope_id)
-    if scope == "town":
-        return query.filter(town_id=scope_id)
-    return query.filter(user_id__in=members or [])
-
-
-async def _group_members(group_id: int) -> list[int]:
-    return await GroupMember.filter(group_id=group_id, approved=True).values_list(
-        "user_id", flat=True)
-
-
 async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int = 20,
                          viewer: User | None = None, moment: datetime | None = None,
                          keep: float = 0) -> tuple[list[BoardRow], BoardRow | None]:
@@ -73,22 +60,28 @@ async def rank_residents(*, scope: str, scope_id: int, period: str, limit: int =
     (also when it is below the top). `keep`: seconds this worker may answer with a top it
     worked out that long ago (BOARD_CACHE_SECONDS; the viewer's own row is always fresh)."""
     key = period_key(period, moment or now())
-
-    async def totals():
-        members = await _group_members(scope_id) if scope == "group" else None
-        return _totals(scope, scope_id, key, members)
-
     top = await _top((scope, scope_id, key, limit), keep)
     if viewer is not None:
         top = [replace(row, is_viewer=row.user_id == viewer.id) for row in top]
     mine = next((r for r in top if r.is_viewer), None)
     if viewer is not None and mine is None:
-        query = await totals()
-        own = await query.filter(user_id=viewer.id).first()
-        if own is not None:
-            above = await query.filter(total__gt=own.total).count()
-            mine = BoardRow(above + 1, viewer.id, public_name(viewer), own.total, True)
+        mine = await _own_row(scope, scope_id, key, viewer)
     return top, mine
+
+
+async def _own_row(scope: str, scope_id: int, key: str, viewer: User) -> BoardRow | None:
+    """The viewer's row below the top: their total and how many are above it, on the board's
+    own terms (`_on_board`), read on the primary (always fresh)."""
+    connection = connections.get("default")
+    where, values = _on_board(scope, scope_id, key)
+    own = await fetch(connection, f"SELECT t.total FROM earning_totals t WHERE {where}"
+                      " AND t.user_id = ?", [*values, viewer.id])
+    if not own:
+        return None
+    total = int(own[0]["total"])
+    above = await fetch(connection, "SELECT COUNT(*) AS n FROM earning_totals t"
+                        f" WHERE {where} AND t.total > ?", [*values, total])
+    return BoardRow(int(above[0]["n"]) + 1, viewer.id, public_name(viewer), total, True)
 
 
 def is_kept(*, scope: str, scope_id: int, period: str, limit: int, keep: float) -> bool:
@@ -123,18 +116,24 @@ _SCOPES = {"village": "t.village_id = ?", "town": "t.town_id = ?",
                     " WHERE m.group_id = ? AND m.approved = ?)"}
 
 
+def _on_board(scope: str, scope_id: int, key: str) -> tuple[str, list]:
+    """Who is on a board (the totals `t` of everyone of the scope who earned in the period),
+    as SQL and its values: the one definition the top and the viewer's row both read."""
+    return (f"t.kind = ? AND t.period = ? AND t.total > 0 AND {_SCOPES[scope]}",
+            [ALL_KINDS, key, scope_id] + ([True] if scope == "group" else []))
+
+
 async def _work_out(key: tuple) -> list[tuple]:
     """The top of a board, read in one statement with its residents' names (no models:
     a worker reads each of a town's 300 villages' tops every few seconds)."""
     scope, scope_id, period, limit = key
-    values = [ALL_KINDS, period, scope_id] + ([True] if scope == "group" else []) + [limit]
+    where, values = _on_board(scope, scope_id, period)
 
     async def read(connection) -> list[dict]:
         return await fetch(connection, (
             "SELECT t.user_id, t.total, u.display_name, u.hide_from_boards,"
             " u.lifetime_points FROM earning_totals t JOIN users u ON u.id = t.user_id"
-            f" WHERE t.kind = ? AND t.period = ? AND t.total > 0 AND {_SCOPES[scope]}"
-            " ORDER BY t.total DESC, t.user_id DESC LIMIT ?"), values)
+            f" WHERE {where} ORDER BY t.total DESC, t.user_id DESC LIMIT ?"), [*values, limit])
 
     # A board may lag a second: its top is read on the replica when there is one
     # (the viewer's own row, above, stays on the primary: always fresh).
@@ -159,9 +158,9 @@ async def rendered_top(*, scope: str, scope_id: int, period: str, limit: int, ke
 
 
 def forget_boards() -> None:
-    """A new database (tests, a new app): nothing kept is valid."""
-    for store in (_TOPS, _ROWS, _RENDERED):
-        store.clear()
+    """A new database (tests, a new app): nothing kept is valid, the households' boards
+    and their answers included (every store of boards/kept.py)."""
+    forget_all()
 
 
 async def month_totals(user_id: int, months: int = 3, moment: datetime | None = None
