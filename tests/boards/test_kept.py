@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
-from torreya.boards.kept import Kept, Made
+from torreya.api.households import _BOARD_ANSWERS
+from torreya.boards.kept import Kept, Made, forget_all
+from torreya.households.service import _BOARDS
 
 
 class Reads:
@@ -49,10 +51,26 @@ async def test_a_failed_reading_ahead_keeps_the_board_until_it_runs_out_then_say
     await asyncio.sleep(keep * 0.93)
     assert await kept.get("board", keep, reads) == [1]
     await asyncio.sleep(0.02)
-    assert "reading it failed" in caplog.text
+    assert "reading it ahead failed" in caplog.text
     await asyncio.sleep(keep)
+    caplog.clear()
     with pytest.raises(ConnectionError):
         await kept.get("board", keep, reads)  # past `keep`: never the old board
+    await asyncio.sleep(0.02)
+    # the request that waited got the error (its answer says it); not logged again here
+    assert "reading it" not in caplog.text
+
+
+async def test_forget_all_empties_every_store_the_households_boards_too():
+    kept, made, reads = Kept(), Made(), Reads()
+    for store in (kept, _BOARDS):
+        await store.get("board", 5, reads)
+    for store in (made, _BOARD_ANSWERS):
+        store.of("board", [1], lambda value: b"[1]")
+    forget_all()
+    assert not kept.fresh("board", 5) and not _BOARDS.fresh("board", 5)
+    assert made.of("board", [1], lambda value: b"new") == b"new"
+    assert _BOARD_ANSWERS.of("board", [1], lambda value: b"new") == b"new"
 
 
 async def test_nothing_is_kept_when_keep_is_zero():

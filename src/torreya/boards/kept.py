@@ -10,6 +10,8 @@ docs/benchmarks.md). After a quiet spell the first request reads it itself.
 
 `Made` keeps what is made of a kept value (its rows in a language, an API answer), by the
 value's identity: a new value makes them again.
+
+`forget_all()` empties every store of both kinds (a new database: tests, a new app).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -25,12 +28,20 @@ log = logging.getLogger("torreya.boards")
 
 REFRESH_AHEAD = 0.6
 SIZE = 1024  # values kept per store; all are forgotten when it is full
+_STORES: weakref.WeakSet[Kept | Made] = weakref.WeakSet()
+
+
+def forget_all() -> None:
+    """Empty every store (a new database: nothing kept is valid)."""
+    for store in list(_STORES):
+        store.clear()
 
 
 class Kept:
     def __init__(self) -> None:
         self._values: dict[Hashable, tuple[float, Any]] = {}
         self._pending: dict[Hashable, asyncio.Task] = {}
+        _STORES.add(self)
 
     def fresh(self, key: Hashable, keep: float) -> bool:
         made = self._values.get(key)
@@ -48,13 +59,14 @@ class Kept:
             # held every request up behind 300 readings (p99 235 ms)
             if age >= keep * (REFRESH_AHEAD + random.random() * (1 - REFRESH_AHEAD) * 0.8) \
                     and key not in self._pending:
-                self._start(key, work)
+                self._start(key, work, ahead=True)
             return made[1]
         if key not in self._pending:
-            self._start(key, work)
+            self._start(key, work, ahead=False)
         return await asyncio.shield(self._pending[key])
 
-    def _start(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> None:
+    def _start(self, key: Hashable, work: Callable[[], Awaitable[Any]], *, ahead: bool
+               ) -> None:
         async def run() -> Any:
             value = await work()
             if len(self._values) >= SIZE:
@@ -68,10 +80,13 @@ class Kept:
         def settled(done: asyncio.Task) -> None:
             if self._pending.get(key) is done:
                 del self._pending[key]
-            if not done.cancelled() and done.exception() is not None:
-                # a refresh ahead failed (the database away): the kept value runs out and
-                # the next request reads it itself, and says what went wrong
-                log.warning("board %s: reading it failed: %r", key, done.exception())
+            if ahead and not done.cancelled() and done.exception() is not None:
+                # A reading ahead failed (the database away): the kept value is answered
+                # until it runs out, then the next request reads it itself and answers the
+                # error. A reading requests wait on gives them its error, and their answer
+                # says it: not logged twice here.
+                log.warning("board %s: reading it ahead failed, the kept one is answered "
+                            "until it runs out: %r", key, done.exception())
 
         task.add_done_callback(settled)
 
@@ -83,6 +98,7 @@ class Kept:
 class Made:
     def __init__(self) -> None:
         self._made: dict[Hashable, tuple[Any, Any]] = {}
+        _STORES.add(self)
 
     def of(self, key: Hashable, value: Any, make: Callable[[Any], Any]) -> Any:
         """`make(value)`, kept under `key` while `value` (the same object) is current."""
