@@ -261,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", choices=[*SERVERS, "granian"], default="uvicorn",
                         help="what serves Torreya and the bare INSERT (the bare JSON "
                              "endpoint always runs on uvicorn with uvloop and httptools)")
+    parser.add_argument("--worker", choices=["apart", "inside"], default="inside",
+                        help="the delivery worker (outbox, hash chain, chores) as a process "
+                             "of its own beside the web process, as deploy/ runs it, or "
+                             "inside the web process (TORREYA_WORKER=1, the default of a "
+                             "bare `torreya serve`)")
     parser.add_argument("--residents", type=int, default=6000)
     parser.add_argument("--rate-cap", type=int, default=4000,
                         help="check-ins/s a round may reach before its pairs run out")
@@ -291,9 +296,17 @@ def main(argv: list[str] | None = None) -> int:
     servers = []
     rounds: list[tuple[wrk.Figures, wrk.Figures, wrk.Figures]] = []
     spent: list[float] = []  # CPU seconds of Torreya's server and the database, per round
+    parts: list[tuple[float, float]] = []  # the same, the server's and the database's apart
     try:
         ours_port, bare_port, json_port = free_port(), free_port(), free_port()
-        servers.append(start("torreya.asgi:app", ours_port, env, args.workers, args.server))
+        if args.worker == "apart":  # as deploy/ runs it: the web process serves requests only
+            servers.append(start("torreya.asgi:app", ours_port, {**env, "TORREYA_WORKER": "0"},
+                                 args.workers, args.server))
+            servers.append(subprocess.Popen([sys.executable, "-m", "torreya.cli", "worker"],
+                                            cwd=ROOT, env=env))
+        else:  # the outbox, the hash chain and the chores inside the web process
+            servers.append(start("torreya.asgi:app", ours_port, env, args.workers, args.server))
+        torreya_pids = {server.pid for server in servers}
         servers.append(start("bench.bare:app", bare_port, env, args.workers, args.server))
         # The stack's own limit: the fastest Python server at hand parsing the same bodies.
         servers.append(start("bench.bare:app", json_port, env, args.workers, "fast"))
@@ -312,11 +325,13 @@ def main(argv: list[str] | None = None) -> int:
                                requests_file=requests_file(f"bare{n}", "/insert", chosen))
 
             def check_in(n=n, chosen=chosen) -> wrk.Figures:
-                before = cpu_seconds(servers[0].pid)
+                before = cpu_parts(torreya_pids)
                 figures = wrk.run("Torreya check-in", ours_url, seconds=seconds,
                                   connections=c, requests_file=requests_file(
                                       f"ours{n}", "/api/v1/checkins", chosen))
-                spent.append(cpu_seconds(servers[0].pid) - before)
+                after = cpu_parts(torreya_pids)
+                spent.append(sum(after) - sum(before))
+                parts.append((after[0] - before[0], after[1] - before[1]))
                 return figures
 
             generator = wrk.run("bare JSON (uvloop, httptools)", json_url, seconds=seconds,
@@ -331,18 +346,19 @@ def main(argv: list[str] | None = None) -> int:
                 bare = bare_insert()
             rounds.append((generator, bare, ours))
         if offline is not None:
-            before = cpu_seconds(servers[0].pid)
+            before = cpu_seconds(torreya_pids)
             drained = asyncio.run(drain_outbox(db_url))
-            middle = cpu_seconds(servers[0].pid)
+            middle = cpu_seconds(torreya_pids)
             synced = offline_sync(f"http://127.0.0.1:{ours_port}", *offline, args.batch)
-            sync_cpu, drain_cpu = cpu_seconds(servers[0].pid) - middle, middle - before
+            sync_cpu, drain_cpu = cpu_seconds(torreya_pids) - middle, middle - before
     finally:
         for server in servers:
             server.terminate()
             server.wait()
     print(f"database: {args.db}; {os.cpu_count()} cores ({cpu_model()}); server "
           f"{args.server} ({stack(args.server)}), workers "
-          f"{args.workers}; wrk -t1 -c{args.connections}, {args.rounds} rounds of "
+          f"{args.workers}, delivery worker {args.worker}; wrk -t1 -c{args.connections}, "
+          f"{args.rounds} rounds of "
           f"{args.seconds:g} s each, distinct resident x event pairs")
     ratios, limits = [], []
     for n, (generator, bare, ours) in enumerate(rounds, start=1):
@@ -364,9 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     # database together, from /proc; the cores can give no more than cores / that.
     per_checkin = statistics.median(cpu / o.requests for cpu, (_, _, o) in zip(
         spent, rounds, strict=True))
-    print(f"CPU per check-in (Torreya's server and PostgreSQL or SQLite's thread), median: "
+    print(f"CPU per check-in (Torreya's processes and PostgreSQL, or SQLite's thread), median: "
           f"{per_checkin * 1000:.2f} ms; {os.cpu_count()} cores / that = "
           f"{(os.cpu_count() or 1) / per_checkin:.0f} check-ins/s at most, before wrk's share")
+    for name, part in (("Torreya's processes", 0), ("PostgreSQL", 1)):
+        if args.db == "postgres" or part == 0:
+            share = statistics.median(p[part] / o.requests for p, (_, _, o) in zip(
+                parts, rounds, strict=True))
+            print(f"  of it {name}: {share * 1000:.2f} ms")
     coverage = asyncio.run(chain_coverage(db_url))
     if coverage is not None:  # linked by the worker while the load ran (about once a second)
         print(f"  hash chain: {coverage[0]} of {coverage[1]} entries linked when the load "
@@ -401,9 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if clean else 1
 
 
-def cpu_seconds(server: int) -> float:
-    """CPU seconds (user and system) used so far by the process `server`, its children
-    (the workers of `--workers N`) and every PostgreSQL process on the machine."""
+def cpu_seconds(ours: set[int]) -> float:
+    """CPU seconds (user and system) used so far by Torreya's processes `ours` (the server
+    and the delivery worker beside it), their children (the workers of `--workers N`) and
+    every PostgreSQL process on the machine."""
+    return sum(cpu_parts(ours))
+
+
+def cpu_parts(ours: set[int]) -> tuple[float, float]:
+    """CPU seconds used so far by Torreya's processes `ours` with their children, and by
+    every PostgreSQL process on the machine (SQLite works inside Torreya's)."""
     ticks = os.sysconf("SC_CLK_TCK")
     processes: dict[int, tuple[str, int, float]] = {}
     for entry in Path("/proc").iterdir():
@@ -416,8 +444,9 @@ def cpu_seconds(server: int) -> float:
                 stat.rindex(")") + 2:].split()
             processes[int(entry.name)] = (name, int(fields[1]),
                                           (int(fields[11]) + int(fields[12])) / ticks)
-    return sum(cpu for pid, (name, parent, cpu) in processes.items()
-               if server in (pid, parent) or name == "postgres")
+    return (sum(cpu for pid, (name, parent, cpu) in processes.items()
+                if (pid in ours or parent in ours) and name != "postgres"),
+            sum(cpu for name, _, cpu in processes.values() if name == "postgres"))
 
 
 def stack(server: str) -> str:

@@ -37,6 +37,7 @@ def test_checkin_benchmark_runs():
     assert "ratio check-in / bare JSON, median of 2 rounds" in result.stdout
     assert "offline sync: 400 of 400 scans credited" in result.stdout
     assert "ms per synced scan" in result.stdout and "ms per check-in" in result.stdout
+    assert "of it Torreya's processes" in result.stdout
 
 
 def test_burst_benchmark_runs():
