@@ -42,6 +42,9 @@ class Receiver(LocalServer):
     received: list = field(default_factory=list)
     arrived: threading.Event = field(default_factory=threading.Event)
     url: str = ""
+    peak: int = 0  # the most requests it was answering at once
+    _answering: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __enter__(self) -> Receiver:
         receiver = self
@@ -52,6 +55,16 @@ class Receiver(LocalServer):
                 receiver.received.append(({k.lower(): v for k, v in self.headers.items()},
                                           body))
                 receiver.arrived.set()
+                with receiver._lock:
+                    receiver._answering += 1
+                    receiver.peak = max(receiver.peak, receiver._answering)
+                try:
+                    self._answer()
+                finally:
+                    with receiver._lock:
+                        receiver._answering -= 1
+
+            def _answer(self) -> None:
                 step = receiver.plan.pop(0) if receiver.plan else 200
                 answer, kind = b"ok", "text/plain"
                 if step == "hang":

@@ -350,8 +350,9 @@ async def _emit_checkins(town_id: int, count: int) -> None:
 
 async def test_a_round_sends_at_once_and_a_failing_endpoint_holds_up_no_other(hooks_app):
     """Issue 36: a round's deliveries go out over several connections at once (a receiver
-    that takes 0.3 s a request gets 32 of them in well under 32 × 0.3 s), each attempt is
-    recorded, and an endpoint answering 500 is retried later without delaying the other."""
+    that takes 0.3 s a request is answering many of them at the same moment), each attempt
+    is recorded, and an endpoint answering 500 is retried later without delaying the
+    other."""
     client, settings = hooks_app
     with Receiver(plan=["hang"] * 32, hang_seconds=0.3) as slow, Receiver(
             plan=[500] * 32) as failing:
@@ -359,10 +360,9 @@ async def test_a_round_sends_at_once_and_a_failing_endpoint_holds_up_no_other(ho
         bad = (await client.post(f"/api/v1/towns/{village.town_id}/webhooks", headers=headers,
                                  json={"url": failing.url, "events": ["checkin.created"]})).json()
         await _emit_checkins(village.town_id, 32)
-        started = time.monotonic()
         await _work(settings)
-        took = time.monotonic() - started
-    assert took < 4, took  # one at a time: 9.6 s
+    # one connection per endpoint would make it 1; the worker opens PER_ENDPOINT lanes
+    assert worker.PER_ENDPOINT // 2 <= slow.peak <= worker.PER_ENDPOINT, slow.peak
     assert len({h["webhook-id"] for h, _ in slow.received}) == 32
     assert len(failing.received) == 32
     done = await WebhookDelivery.filter(webhook_id=good["id"])
