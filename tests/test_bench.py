@@ -58,6 +58,15 @@ def test_boards_benchmark_runs():
     assert "ratio village board / bare JSON: residents" in result.stdout
 
 
+@pytest.mark.postgres_only
+def test_statement_benchmark_runs():
+    result = _bench("bench/statement.py", "--pg-url", PG_URL, "--residents", "100",
+                    "--batches", "5", "--warm", "1", "--b-sql",
+                    "ALTER TABLE earning_totals SET (fillfactor = 60)")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "A (as migrated):" in result.stdout and "B / A:" in result.stdout
+
+
 def test_webhook_delivery_benchmark_runs():
     result = _bench("bench/webhooks.py", "--db", BACKEND, "--pg-url", PG_URL, "--messages",
                     "600", "--seconds", "1", "--workers", "2", "--checkin-seconds", "1")
