@@ -1,7 +1,8 @@
 """What the check-ins' batch statement (`torreya_express_checkins`, ledger/batch.py) costs
 PostgreSQL per check-in, and what a change to the schema would save: two databases made
 alike, B changed by `--b-sql`, their batches written in turn on one connection each, the
-CPU of each connection's backend read from /proc.
+CPU of each connection's backend read from /proc. B is made as a copy of A (CREATE DATABASE
+… TEMPLATE), so both hold the same rows.
 
     python bench/statement.py                          # A and B alike: the instrument's noise
     python bench/statement.py --b-sql "ALTER TABLE …"  # what that change saves
@@ -41,9 +42,9 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def side(url: str, sql: str, residents: int, events: int):
-    """One database: the benchmark's town, `sql` applied, analysed; its connection, its
-    backend's pid, the residents' logins and the events."""
+async def town(url: str, residents: int, events: int):
+    """The benchmark's town in the database at `url`: its residents' logins, its events and
+    the settings that sealed them."""
     from torreya.checkins.codes import read_checkin_token
     from torreya.db import orm
     from torreya.models import Event
@@ -56,25 +57,35 @@ async def side(url: str, sql: str, residents: int, events: int):
         logins = [read_access_token(settings, bearer) for bearer in bearers]
         found = [await Event.get(id=read_checkin_token(settings, token).event_id)
                  for token in tokens]
+    return logins, found, settings
+
+
+async def side(url: str, sql: str) -> tuple[Client, int]:
+    """A connection to one side, `sql` applied and the tables analysed, and its backend."""
     connection = await asyncpg.connect(url)
     if sql:
         await connection.execute(sql)
     await connection.execute("VACUUM ANALYZE")
-    return Client(connection), await connection.fetchval("SELECT pg_backend_pid()"), \
-        logins, found, settings
+    return Client(connection), await connection.fetchval("SELECT pg_backend_pid()")
 
 
-async def run(args: argparse.Namespace, urls: list[str]) -> list[float]:
+async def run(args: argparse.Namespace, first_url: str) -> list[float]:
     from torreya.db import now, orm
     from torreya.ledger.batch import BatchCheckin, _on_postgres, entry_for
 
     events = -(-(args.batches + args.warm) * args.size // args.residents) + 1
-    sides = [await side(url, sql, args.residents, events)
-             for url, sql in zip(urls, ("", args.b_sql), strict=True)]
+    logins, found, settings = await town(first_url, args.residents, events)
+    # B is A's copy, row for row (the same ids, logins and events), then changed
+    admin = await asyncpg.connect(f"{args.pg_url}/postgres")
+    await admin.execute("DROP DATABASE IF EXISTS torreya_bench_b WITH (FORCE)")
+    await admin.execute("CREATE DATABASE torreya_bench_b TEMPLATE torreya_bench_a")
+    await admin.close()
+    sides = [await side(url, sql) for url, sql in (
+        (first_url, ""), (f"{args.pg_url}/torreya_bench_b", args.b_sql))]
     spent = [0.0, 0.0]
-    async with orm(sides[0][4]):  # the sealing key the batches seal with
+    async with orm(settings):  # the sealing key the batches seal with
         for n in range(args.warm + args.batches):
-            for k, (client, pid, logins, found, _settings) in enumerate(sides):
+            for k, (client, pid) in enumerate(sides):
                 first = n * args.size
                 event = found[first // args.residents]
                 moment = now()
@@ -95,7 +106,7 @@ async def run(args: argparse.Namespace, urls: list[str]) -> list[float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
-    parser.add_argument("--b-sql", default="", help="SQL applied to side B after migrating")
+    parser.add_argument("--b-sql", default="", help="SQL applied to side B, A's copy")
     parser.add_argument("--residents", type=int, default=2000)
     parser.add_argument("--size", type=int, default=20, help="scans per batch (a divisor "
                         "of --residents)")
@@ -104,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.residents % args.size:
         parser.error("--size must divide --residents")
-    urls = [recreate_pg(args.pg_url, name) for name in ("torreya_bench_a", "torreya_bench_b")]
-    per_checkin = asyncio.run(run(args, urls))
+    per_checkin = asyncio.run(run(args, recreate_pg(args.pg_url, "torreya_bench_a")))
     print(f"batches of {args.size}, {args.batches} per side, alternated; the statement's "
           "backend CPU per check-in:")
     print(f"  A (as migrated): {per_checkin[0] * 1000:.3f} ms")
