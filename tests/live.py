@@ -168,22 +168,74 @@ def _in_thread(coroutine):
         return pool.submit(asyncio.run, coroutine).result()
 
 
+class DemoTown:
+    """`torreya demo --residents 24` run once per test session through the real CLI, then
+    copied for each test that serves it: the demo's 36 migrations and half a year of life
+    took 9–22 s of a test's set-up, for a town the same each time. Made again when the
+    village's day has turned since (its periods, "yesterday's" signed record)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.made: tuple[str, str] | None = None  # (village day, database url)
+        self.databases: list[str] = []
+
+    def copy(self, folder: Path) -> tuple[str, str | None]:
+        """A database holding the demo town, for `folder`'s test: (url, its PostgreSQL
+        name or None)."""
+        template = self._template()
+        if BACKEND == "postgres":
+            name = f"torreya_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            pg_admin(f"CREATE DATABASE {name} TEMPLATE {template.rsplit('/', 1)[1]}")
+            return f"{PG_URL}/{name}", name
+        path = folder / "torreya.sqlite3"
+        with contextlib.closing(sqlite3.connect(template.split("://", 1)[1])) as source, \
+                contextlib.closing(sqlite3.connect(path)) as target:
+            source.backup(target)
+        return f"sqlite://{path}", None
+
+    def _template(self) -> str:
+        from torreya.db import now
+        from torreya.settings import LOCAL
+
+        day = now().astimezone(LOCAL).date().isoformat()
+        if self.made is not None and self.made[0] == day:
+            return self.made[1]
+        made = self.folder / f"demo-{day}"
+        made.mkdir()
+        if BACKEND == "postgres":
+            name = f"torreya_demo_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            pg_admin(f"CREATE DATABASE {name}")
+            self.databases.append(name)
+            url = f"{PG_URL}/{name}"
+        else:
+            url = f"sqlite://{made}/torreya.sqlite3"
+        env = {**os.environ, "TORREYA_DATABASE_URL": url, "TORREYA_SECRET_KEY": SECRET}
+        demo = subprocess.run([*CLI, "demo", "--residents", "24"], cwd=made, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        self.made = (day, url)
+        return url
+
+    def drop(self) -> None:
+        for name in self.databases:
+            pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def demo_town(tmp_path_factory):
+    town = DemoTown(tmp_path_factory.mktemp("demo"))
+    yield town
+    town.drop()
+
+
 @pytest.fixture
-def live(tmp_path):
+def live(tmp_path, demo_town):
     """A demo town served live (not yet started: call `start()`), on its own database."""
     port = _free_port()
-    db_name = None
-    if BACKEND == "postgres":
-        db_name = f"torreya_faults_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        pg_admin(f"CREATE DATABASE {db_name}")
-        db_url = f"{PG_URL}/{db_name}"
-    else:
-        db_url = f"sqlite://{tmp_path}/torreya.sqlite3"
+    db_url, db_name = demo_town.copy(tmp_path)
     env = {**os.environ, "TORREYA_DATABASE_URL": db_url, "TORREYA_SECRET_KEY": SECRET,
            "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
     server = Live(tmp_path, env, f"http://127.0.0.1:{port}", db_name)
-    demo = server.cli("demo", "--residents", "24")
-    assert demo.returncode == 0, demo.stdout + demo.stderr
     yield server
     server.stop()
     if db_name:
