@@ -30,12 +30,12 @@ PG_URL = os.environ.get("TORREYA_TEST_PG_URL", "postgres://postgres@127.0.0.1:54
 PG_DB = f"torreya_test_{os.getpid()}"
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 
-TABLES = ["offline_scans", "ledger_chain", "chain_heads", "town_keys", "signed_heads",
-          "family_helpers", "registrations", "user_identities", "sms_codes", "user_sessions",
-          "sms_messages", "notifications", "webhook_attempts", "webhook_deliveries", "webhooks",
-          "outbox", "idempotency_keys", "audit_events", "login_failures", "checkin_refusals",
-          "checkins", "events", "earning_totals", "ledger_entries", "earning_rules", "users",
-          "villages", "towns"]
+TABLES = ["offline_scans", "device_sightings", "photo_prints", "ledger_chain", "chain_heads",
+          "town_keys", "signed_heads", "family_helpers", "registrations", "user_identities",
+          "sms_codes", "user_sessions", "sms_messages", "notifications", "webhook_attempts",
+          "webhook_deliveries", "webhooks", "outbox", "idempotency_keys", "audit_events",
+          "login_failures", "checkin_refusals", "checkins", "events", "earning_totals",
+          "ledger_entries", "earning_rules", "users", "villages", "towns"]
 
 
 # What no log line may hold, at any level (SPEC §4.11): a phone number, a token (a JWT or
@@ -116,11 +116,50 @@ async def template_db(tmp_path_factory) -> AsyncIterator[str]:
         yield str(path)
 
 
+# What `TRUNCATE TABLES RESTART IDENTITY CASCADE` would empty (the tables, those that refer
+# to them, their sequences), emptied instead by DELETE with the foreign keys' and the
+# append-only triggers set aside for it: 4 ms a test against TRUNCATE's 400 ms (55 tables
+# made anew each time), about 4 minutes of the PostgreSQL run.
+_EMPTYING: list[str] = []
+
+_CASCADE = """
+WITH RECURSIVE closure(oid) AS (
+    SELECT c.oid FROM pg_class c
+    WHERE c.relname = ANY($1::text[]) AND c.relnamespace = 'public'::regnamespace
+  UNION
+    SELECT f.conrelid FROM pg_constraint f JOIN closure ON f.confrelid = closure.oid
+    WHERE f.contype = 'f')
+SELECT (SELECT array_agg(quote_ident(c.relname)) FROM pg_class c
+        WHERE c.oid IN (SELECT oid FROM closure)) AS tables,
+       (SELECT array_agg(quote_literal(quote_ident(s.relname))) FROM pg_depend d
+        JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+          AND d.refobjid IN (SELECT oid FROM closure)) AS sequences
+"""
+
+
+async def _emptying() -> str:
+    if not _EMPTYING:
+        import asyncpg
+
+        conn = await asyncpg.connect(f"{PG_URL}/{PG_DB}")
+        try:
+            found = await conn.fetchrow(_CASCADE, TABLES)
+        finally:
+            await conn.close()
+        deletes = "".join(f"DELETE FROM {table}; " for table in found["tables"])
+        sequences = ", ".join(found["sequences"])
+        _EMPTYING.append(
+            "BEGIN; SET LOCAL session_replication_role = replica; " + deletes
+            + f"SELECT setval(s::regclass, 1, false) FROM unnest(ARRAY[{sequences}]) s; COMMIT;")
+    return _EMPTYING[0]
+
+
 @pytest.fixture
 async def db_url(template_db, tmp_path) -> str:
     """A clean, migrated database for this test."""
     if BACKEND == "postgres":
-        await _pg_admin(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE", PG_DB)
+        await _pg_admin(await _emptying(), PG_DB)
         return template_db
     path = tmp_path / "torreya.sqlite3"
     shutil.copy(template_db, path)
