@@ -238,7 +238,7 @@ async def monthly_csv(request: Request) -> Response:
     _key, start, end = dashboard.month_bounds(month)
     homes = [[village.name, line.rank, line.name, line.points, line.stars or ""]
              for village in villages
-             for line in await households.board_between(village, start, end, limit=20,
+             for line in await households.board_between(village.id, start, end, limit=20,
                                                          mask=False, period="month")]
     if homes:  # the households' board of the month, for the committee (full names)
         rows.append([])
