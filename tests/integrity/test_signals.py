@@ -410,3 +410,29 @@ async def test_an_addition_within_ones_own_household_raises_a_signal(client):
     await worker.dispatch()
     [signal] = await _signals("adjustments_concentrated")
     assert signal.user_ids == [father.id] and signal.evidence["family_link"] == "same_household"
+
+
+async def test_a_crowd_is_found_in_sightings_read_a_page_at_a_time(app, monkeypatch):
+    """One address with 1,300 sightings in three hours (a village's Wi-Fi): the most
+    different residents within ten minutes is the same read in pages of 500 or of 7 (pages
+    that split sightings of one moment) as counted over all of them at once."""
+    base = now() - timedelta(hours=3)
+    rows = []
+    for n in range(1300):
+        user = 2000 + n % 9 if 600 <= n < 640 else 1000 + n % 3  # a crowd of nine, once
+        rows.append(DeviceSighting(checkin_id=n, event_id=77, user_id=user, town_id=1,
+                                   village_id=1, device="agent:wifi",
+                                   created_at=base + timedelta(seconds=(n // 3) * 8)))
+    await DeviceSighting.bulk_create(rows)
+    window = timedelta(minutes=10)
+    # the definition, counted over all of them: the residents within a window ending at each
+    expected = max(len({r.user_id for r in rows
+                        if end.created_at - window <= r.created_at <= end.created_at})
+                   for end in rows)
+    assert expected == 12  # the nine and the three regulars
+    earliest = base - timedelta(seconds=1)
+    for page in (500, 7):
+        monkeypatch.setattr(detect, "PAGE", page)
+        assert await detect._most_in_window(77, "agent:wifi", earliest, window, 5) == expected
+    assert await detect._most_in_window(77, "agent:wifi", earliest, window, 13) == 0
+    assert await detect._most_in_window(77, "agent:other", earliest, window, 1) == 0
