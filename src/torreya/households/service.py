@@ -331,7 +331,12 @@ async def board_between(village_id: int, since: datetime | None, until: datetime
                      " AND h.village_id = t.village_id"
                      f" WHERE t.village_id = ? AND t.kind = ? AND t.period = ? AND {whole}")
         values += [village_id, ALL_KINDS, period_key(period, since or now()), *whole_values]
-        partial, partial_values = f" AND NOT ({whole})", whole_values
+        # the others: those who joined or left within the period (found by the indexes on
+        # joined_at and left_at, not among all of the village's households; one who left
+        # before it began earned nothing in it)
+        partial, partial_values = (
+            (" AND (m.joined_at > ? OR m.left_at > ?)", [since, since]) if since is not None
+            else (f" AND NOT ({whole})", whole_values))
     where = " WHERE h.village_id = ?" + partial
     values += [village_id, *partial_values]
     if since is not None:

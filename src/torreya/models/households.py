@@ -45,7 +45,9 @@ class HouseholdMember(Model):
 
     class Meta:
         table = "household_members"
-        indexes = (Index(fields=("household_id",)), Index(fields=("user_id",)))
+        # joined_at, left_at: a period's board looks for who joined or left within it
+        indexes = (Index(fields=("household_id",)), Index(fields=("user_id",)),
+                   Index(fields=("joined_at",)), Index(fields=("left_at",)))
 
 
 class HouseholdRating(Model):
