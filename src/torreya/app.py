@@ -31,7 +31,7 @@ from torreya.middleware import (
     SecurityHeadersMiddleware,
     TrackedSend,
 )
-from torreya.ops import metrics
+from torreya.ops import metrics, stalls
 from torreya.ops.observe import ObserveMiddleware, route_template
 from torreya.outbox import worker
 from torreya.routes import build_routes
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         configure_replica(settings)
         async with RegisterTortoise(app, config=settings.tortoise_config()):
             settle_heap()
+            stall_watch = stalls.watch(settings.STALL_MS)
             stop = asyncio.Event()
             # residents' check-in devices, noted in this process, written every few seconds
             tasks = [asyncio.create_task(devices.run(stop))]
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             try:
                 yield
             finally:
+                if stall_watch is not None:
+                    stall_watch.stop()
                 await close_replica()
                 stop.set()
                 with contextlib.suppress(Exception):  # the last devices noted, written

@@ -97,6 +97,9 @@ class Settings:
     REPLICA_URL: str = ""
     # "text" or "json" (one JSON object per line, with each request's line): TORREYA_LOG_FORMAT.
     LOG_FORMAT: str = "text"
+    # Log a stall of the event loop longer than this, with the code it was in (ops/stalls.py;
+    # TORREYA_STALL_MS; 0: off).
+    STALL_MS: int = 0
     # /metrics answers loopback clients, or anyone bearing this token when it is set.
     METRICS_TOKEN: str = ""
     WORKER_POLL_SECONDS: float = 1.0
@@ -166,6 +169,12 @@ class Settings:
                 raise wrong
             return number
 
+        stall = env.get("TORREYA_STALL_MS", "0")
+        if not stall.isdigit() or int(stall) > 60_000:
+            raise ConfigurationError("TORREYA_STALL_MS must be a whole number of milliseconds"
+                                     " (0–60000)")
+        stall_ms = int(stall)
+
         pooler = env.get("TORREYA_DB_POOLER", "")
         if pooler not in {"", "pgbouncer"}:
             raise ConfigurationError(f"TORREYA_DB_POOLER must be pgbouncer or empty, not "
@@ -179,6 +188,7 @@ class Settings:
             STAFF_SESSION_SECONDS=hours("TORREYA_STAFF_SESSION_HOURS", 12 * 3600),
             RUN_WORKER=flag("TORREYA_WORKER", True),
             LOG_FORMAT=log_format,
+            STALL_MS=stall_ms,
             METRICS_TOKEN=env.get("TORREYA_METRICS_TOKEN", ""),
             REPLICA_URL=env.get("TORREYA_REPLICA_URL", ""),
             DB_POOLER=pooler,
