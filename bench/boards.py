@@ -32,9 +32,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import wrk  # noqa: E402
-from bench.checkin import SECRET, free_port, start  # noqa: E402
+from bench.checkin import SECRET, free_port, server_env, start  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 PER_VILLAGE = 1000
 
 
@@ -308,8 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings(DATABASE_URL=info["db_url"], SECRET_KEY=SECRET, BASE_URL="http://bench")
     token = poster_token(settings, event_id=info["event_id"], ends_at=info["ends_at"])
-    env = {**os.environ, "TORREYA_DATABASE_URL": info["db_url"], "TORREYA_SECRET_KEY": SECRET,
-           "TORREYA_BASE_URL": "http://bench", "PYTHONPATH": str(ROOT)}
+    env = server_env(info["db_url"])  # this checkout's code, also from a git worktree
     workdir = Path(tempfile.mkdtemp(prefix="torreya-bench-boards-"))
     rng = random.Random(1)
     boards = [wrk.Request("GET", f"/api/v1/towns/{info['town_id']}/leaderboard") if n % 2 else

@@ -20,6 +20,8 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND, PG_URL, SECRET
+from torreya.db import now
+from torreya.settings import LOCAL
 
 CLI = [sys.executable, "-m", "torreya.cli"]
 PASSWORD = "torreya2026"
@@ -194,9 +196,6 @@ class DemoTown:
         return f"sqlite://{path}", None
 
     def _template(self) -> str:
-        from torreya.db import now
-        from torreya.settings import LOCAL
-
         day = now().astimezone(LOCAL).date().isoformat()
         if self.made is not None and self.made[0] == day:
             return self.made[1]

@@ -58,10 +58,10 @@ class StallWatch:
                         stacks["".join(traceback.format_stack(frame, limit=12))] += 1
             waited = time.monotonic() - posted
             if waited > self.threshold:
-                where = stacks.most_common(1)[0][0] if stacks else "(not seen)\n"
+                where, seen = stacks.most_common(1)[0] if stacks else ("(not seen)", 0)
                 log.warning("the event loop was held up %.0f ms; in %d of %d looks it was "
-                            "at:\n%s", waited * 1000, stacks.most_common(1)[0][1]
-                            if stacks else 0, sum(stacks.values()), where.rstrip())
+                            "at:\n%s", waited * 1000, seen, sum(stacks.values()),
+                            where.rstrip())
 
 
 def watch(threshold_ms: int) -> StallWatch | None:
