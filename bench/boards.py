@@ -32,7 +32,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import wrk  # noqa: E402
-from bench.checkin import SECRET, free_port, server_env, start  # noqa: E402
+from bench.checkin import SECRET, free_port, recreate_pg, server_env, start  # noqa: E402
 
 PER_VILLAGE = 1000
 
@@ -43,11 +43,7 @@ async def build(pg_url: str, residents: int, entries: int, name: str) -> dict:
     from torreya.db import migrate
     from torreya.settings import Settings
 
-    admin = await asyncpg.connect(f"{pg_url}/postgres")
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    db_url = f"{pg_url}/{name}"
+    db_url = await asyncio.to_thread(recreate_pg, pg_url, name)
     await migrate(Settings(DATABASE_URL=db_url, SECRET_KEY=SECRET))
     conn = await asyncpg.connect(db_url)
     villages = max(1, residents // PER_VILLAGE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -173,11 +174,13 @@ def _in_thread(coroutine):
 class DemoTown:
     """`torreya demo --residents 24` run once per test session through the real CLI, then
     copied for each test that serves it: the demo's 36 migrations and half a year of life
-    took 9–22 s of a test's set-up, for a town the same each time. Made again when the
-    village's day has turned since (its periods, "yesterday's" signed record)."""
+    took 9–22 s of a test's set-up, for a town the same each time. It starts from a copy of
+    the suite's migrated database. Made again when the village's day has turned since (its
+    periods, "yesterday's" signed record)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, pristine: str) -> None:
         self.folder = folder
+        self.pristine = pristine  # the suite's migrated, empty database (conftest)
         self.made: tuple[str, str] | None = None  # (village day, database url)
         self.databases: list[str] = []
 
@@ -195,6 +198,14 @@ class DemoTown:
             source.backup(target)
         return f"sqlite://{path}", None
 
+    def restore_into(self, url: str) -> None:
+        """The demo town written into `url`, an empty database on another PostgreSQL server
+        (a test's own cluster), by pg_dump and psql."""
+        dump = subprocess.run(["pg_dump", "--no-owner", self._template()], capture_output=True,
+                              check=True, timeout=120)
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url], input=dump.stdout,
+                       capture_output=True, check=True, timeout=120)
+
     def _template(self) -> str:
         day = now().astimezone(LOCAL).date().isoformat()
         if self.made is not None and self.made[0] == day:
@@ -203,10 +214,11 @@ class DemoTown:
         made.mkdir()
         if BACKEND == "postgres":
             name = f"torreya_demo_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-            pg_admin(f"CREATE DATABASE {name}")
+            pg_admin(f"CREATE DATABASE {name} TEMPLATE {self.pristine}")
             self.databases.append(name)
             url = f"{PG_URL}/{name}"
         else:
+            shutil.copy(self.pristine, made / "torreya.sqlite3")
             url = f"sqlite://{made}/torreya.sqlite3"
         env = {**os.environ, "TORREYA_DATABASE_URL": url, "TORREYA_SECRET_KEY": SECRET}
         demo = subprocess.run([*CLI, "demo", "--residents", "24"], cwd=made, env=env,
@@ -221,8 +233,8 @@ class DemoTown:
 
 
 @pytest.fixture(scope="session")
-def demo_town(tmp_path_factory):
-    town = DemoTown(tmp_path_factory.mktemp("demo"))
+def demo_town(tmp_path_factory, pristine):
+    town = DemoTown(tmp_path_factory.mktemp("demo"), pristine)
     yield town
     town.drop()
 

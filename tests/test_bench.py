@@ -18,6 +18,13 @@ from tests.conftest import BACKEND, PG_URL
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _bench_template(pristine, monkeypatch):
+    """Each run's databases start as copies of the suite's migrated one (bench/checkin.py
+    TEMPLATE): the runs are about measuring, and a migration from empty is 6 s of CPU."""
+    monkeypatch.setenv("TORREYA_BENCH_TEMPLATE", pristine)
+
+
 def _bench(*args: str) -> subprocess.CompletedProcess:
     if shutil.which("wrk") is None:
         if os.environ.get("CI") == "true":

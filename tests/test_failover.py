@@ -100,7 +100,8 @@ def pair(request):
 
 @pytest.mark.parametrize("pair", [True, False], ids=["synchronous", "asynchronous"],
                          indirect=True)
-async def test_failover_loses_no_answered_check_in_with_a_synchronous_standby(pair, tmp_path):
+async def test_failover_loses_no_answered_check_in_with_a_synchronous_standby(pair, tmp_path,
+                                                                             demo_town):
     """With an asynchronous standby the same is measured and said, not promised: what the
     primary committed in its last milliseconds may not have reached it."""
     _psql(pair.ports[0], "CREATE DATABASE torreya")
@@ -108,8 +109,7 @@ async def test_failover_loses_no_answered_check_in_with_a_synchronous_standby(pa
     env = {**os.environ, "TORREYA_DATABASE_URL": pair.url("torreya"),
            "TORREYA_SECRET_KEY": SECRET, "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
     live = Live(tmp_path, env, f"http://127.0.0.1:{port}", None)
-    demo = live.cli("demo", "--residents", "24")
-    assert demo.returncode == 0, demo.stdout + demo.stderr
+    demo_town.restore_into(pair.url("torreya"))
     # no daily cap: every check-in of the load is a first one that earns
     _psql(pair.ports[0], "UPDATE earning_rules SET cap_day = NULL, cap_month = NULL,"
                          " cap_year = NULL WHERE kind = 'checkin'", "torreya")
@@ -183,7 +183,7 @@ async def test_failover_loses_no_answered_check_in_with_a_synchronous_standby(pa
 
 
 async def test_boards_read_a_replica_and_a_resident_their_own_balance_on_the_primary(
-        pair, tmp_path):
+        pair, tmp_path, demo_town):
     """TORREYA_REPLICA_URL: a board's top is read on the standby (here with its replay
     paused, so it is behind); the resident's own balance on the primary; with the standby
     gone the board falls back to the primary, answering all along."""
@@ -195,7 +195,7 @@ async def test_boards_read_a_replica_and_a_resident_their_own_balance_on_the_pri
            "/torreya", "TORREYA_BOARD_CACHE_SECONDS": "0",
            "TORREYA_SECRET_KEY": SECRET, "TORREYA_BASE_URL": f"http://127.0.0.1:{port}"}
     live = Live(tmp_path, env, f"http://127.0.0.1:{port}", None)
-    assert live.cli("demo", "--residents", "24").returncode == 0
+    demo_town.restore_into(pair.url("torreya"))
     live.start()
     try:
         async with httpx.AsyncClient(base_url=live.url, timeout=20) as client:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -93,16 +94,18 @@ def _pg(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def live_server(tmp_path_factory, pristine):
     if not Path(CHROMIUM).exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}")
     folder = tmp_path_factory.mktemp("live")
     port = _free_port()
+    # The demo on a copy of the suite's migrated database (conftest's `pristine`)
     if BACKEND == "postgres":
         _pg(f"DROP DATABASE IF EXISTS {BROWSER_DB}")
-        _pg(f"CREATE DATABASE {BROWSER_DB}")
+        _pg(f"CREATE DATABASE {BROWSER_DB} TEMPLATE {pristine}")
         db_url = f"{PG_URL}/{BROWSER_DB}"
     else:
+        shutil.copy(pristine, folder / "torreya.sqlite3")
         db_url = f"sqlite://{folder}/torreya.sqlite3"
     sms = Receiver().__enter__()
     wechat = WechatStandIn().__enter__()
