@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hmac
@@ -29,11 +30,20 @@ _hasher = PasswordHasher()  # Argon2id, memory-hard
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(8))
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+# Argon2 takes about a tenth of a second of CPU by design. It runs in a thread beside the
+# event loop (argon2-cffi lets go of the GIL meanwhile): on the loop it held up every other
+# request of the worker, so a village logging in at once stalled everyone's check-ins.
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    return await asyncio.to_thread(_verify, password_hash, password)
+
+
+def _verify(password_hash: str | None, password: str) -> bool:
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
     except (VerificationError, InvalidHashError):

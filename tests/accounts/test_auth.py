@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+import time
+
+from argon2 import PasswordHasher
+
 from tests.factories import PASSWORD, api_token, csrf_from, make_user, web_login
 from torreya.models import AuditEvent, Role
 
@@ -162,3 +167,33 @@ async def test_a_token_checked_once_still_expires_and_its_forgeries_fail(client,
         expired = await client.get("/api/v1/me", headers=headers)
     assert expired.status_code == 401 and expired.json()["error"]["code"] == "unauthenticated"
     assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+
+
+async def test_a_login_does_not_hold_up_the_other_requests(client):
+    """Argon2 takes about a tenth of a second by design. Verifying on the event loop held up
+    every other request of the worker meanwhile (a village logging in at once stalled the
+    check-ins); it runs beside the loop, which goes on answering."""
+    hasher = PasswordHasher()  # the product's parameters, not the factories' light ones
+    began = time.perf_counter()
+    stored = hasher.hash(PASSWORD)
+    verifying = time.perf_counter() - began
+    user = await make_user(password_hash=stored)
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def ticks() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.002)
+            moment = time.perf_counter()
+            gaps.append(moment - last)
+            last = moment
+
+    ticking = asyncio.create_task(ticks())
+    await asyncio.sleep(0.01)
+    answer = await client.post("/api/v1/auth/token",
+                               json={"username": user.username, "password": PASSWORD})
+    done.set()
+    await ticking
+    assert answer.status_code == 200, answer.text
+    assert max(gaps) < verifying / 2, (max(gaps), verifying)

@@ -52,7 +52,7 @@ async def authenticate(settings: Settings, *, username: str, password: str, ip: 
     username = username.strip()
     reserved = await reserve_login_attempt(settings, username=username, ip=ip)
     user = await User.get_or_none(username=username)
-    if not verify_password(user.password_hash if user else None, password) or not (
+    if not await verify_password(user.password_hash if user else None, password) or not (
         user and user.is_active
     ):
         await audit.record(user, "accounts:login:fail", connection=None,
@@ -143,7 +143,7 @@ async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> Us
     if new.password:
         passwords.check(new.password, role=new.role, username=new.username, phone=phone)
     town_id, village_id = await _placement(actor, new)
-    password_hash = hash_password(new.password) if new.password else None
+    password_hash = await hash_password(new.password) if new.password else None
     try:
         async with in_transaction() as connection:
             user = await User.create(
@@ -168,7 +168,7 @@ async def create_user(*, actor: User, new: NewUser, audit_it: bool = True) -> Us
 
 async def create_platform_admin(*, username: str, password: str) -> User:
     passwords.check(password, role=Role.PLATFORM_ADMIN, username=username)
-    password_hash = hash_password(password)
+    password_hash = await hash_password(password)
     try:
         async with in_transaction() as connection:
             user = await User.create(username=username, display_name=username,
@@ -215,7 +215,7 @@ async def import_residents(*, actor: User, village: Village, data: bytes,
     users = []
     for done, row in enumerate(rows, start=1):
         users.append(User(username=row.username, display_name=row.name, phone=row.phone,
-                          password_hash=hash_password(row.password) if row.password else None,
+                          password_hash=await hash_password(row.password) if row.password else None,
                           role=Role.RESIDENT, town_id=village.town_id, village_id=village.id))
         if progress:
             progress(done, len(rows))
@@ -287,14 +287,14 @@ async def change_password(settings: Settings, *, user: User, current: str, new: 
     passwords.check(new, role=user.role, username=user.username, phone=user.phone,
                     field="new_password")
     reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
-    if not verify_password(user.password_hash, current):
+    if not await verify_password(user.password_hash, current):
         await audit.record(user, "accounts:password:fail", connection=None,
                            subject=f"user:{user.id}", village_id=user.village_id)
         raise InvalidCredentialsError("The current password is wrong.")
     await release_login_attempt(username=user.username, reserved=reserved)
     async with in_transaction() as connection:
         await User.filter(id=user.id).using_db(connection).update(
-            password_hash=hash_password(new))
+            password_hash=await hash_password(new))
         await sessions.end_all(connection, user)
         await audit.record(user, "accounts:password:change", connection=connection,
                            subject=f"user:{user.id}", village_id=user.village_id)

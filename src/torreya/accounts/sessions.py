@@ -149,7 +149,7 @@ async def step_up(settings: Settings, *, user: User, sid: str | None, password: 
         await codes.prove_phone(settings, phone=user.phone, code=code)
     else:
         reserved = await reserve_login_attempt(settings, username=user.username, ip=ip)
-        if not verify_password(user.password_hash, password):
+        if not await verify_password(user.password_hash, password):
             await audit.record(user, "accounts:step_up:fail", connection=None,
                                subject=f"user:{user.id}", village_id=user.village_id)
             raise InvalidCredentialsError("Wrong password.")

@@ -37,7 +37,7 @@ async def load_demo(settings: Settings, *, residents: int, console: Console) -> 
                 users += [("village_admin", f"{code}_admin"), ("staff", f"{code}_staff"),
                           ("resident", f"{code}_r001"), ("group leader", f"{code}_r006")]
             return {"password": PASSWORD, "users": users}
-        password_hash = hash_password(PASSWORD)
+        password_hash = await hash_password(PASSWORD)
         if not await User.exists(username="platform"):
             await User.create(username="platform", display_name="平台管理员",
                               password_hash=password_hash, role=Role.PLATFORM_ADMIN)
