@@ -15,7 +15,7 @@ from torreya.errors import (
     NotFoundError,
     TooManyAttemptsError,
 )
-from torreya.images import reencode_image
+from torreya.images import reencoded
 from torreya.ledger.periods import period_start
 from torreya.ledger.rules import rule_for
 from torreya.ledger.service import Posting, post_entry
@@ -61,7 +61,7 @@ async def file_report(*, user: User, category: str, description: str, location: 
     if today >= REPORTS_PER_DAY:
         raise TooManyAttemptsError("You can file at most %(count)s reports a day.",
                                    count=REPORTS_PER_DAY)
-    encoded = reencode_image(photo) if photo else None
+    encoded = await reencoded(photo) if photo else None
     async with in_transaction() as connection:
         report = await Report.create(user=user, village_id=user.village_id,
                                      town_id=user.town_id, category=category,

@@ -22,7 +22,7 @@ from torreya import audit
 from torreya.accounts.permissions import in_village, require_village
 from torreya.db import now
 from torreya.errors import ConflictError, ForbiddenError, InvalidRequestError, NotFoundError
-from torreya.images import reencode_image
+from torreya.images import reencoded
 from torreya.ledger.periods import period_start
 from torreya.ledger.service import Posting, post_entry
 from torreya.models import (
@@ -386,7 +386,7 @@ async def set_reward_image(*, actor: User, reward: Reward, data: bytes) -> None:
     if village is None:
         raise ForbiddenError("Town-wide items are managed through the scheme pack.")
     require_village(actor, village, Role.VILLAGE_ADMIN)
-    content, content_type = reencode_image(data)
+    content, content_type = await reencoded(data)
     async with in_transaction() as connection:
         await RewardImage.filter(reward_id=reward.id).using_db(connection).delete()
         await RewardImage.create(reward=reward, content=content, content_type=content_type,

@@ -201,9 +201,9 @@ async def create_reward(request: Request) -> Response:
         image = form.get("image")
         content = await image.read() if hasattr(image, "read") and image.filename else b""
         if content:
-            from torreya.images import reencode_image
+            from torreya.images import reencoded
 
-            reencode_image(content)  # refuse a bad picture before the item exists
+            await reencoded(content)  # refuse a bad picture before the item exists
         reward = await service.create_reward(actor=user, village=village,
                                              fields=service.RewardFields(**body.model_dump()))
         if content:
