@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 import qrcode
@@ -15,6 +16,10 @@ def _qr(data: str) -> qrcode.QRCode:
     return code
 
 
+# Drawing one takes the library about 15 ms of Python on the event loop. The same codes are
+# drawn again and again: a display polls its event's rotating code every 5 s (one code per
+# 30 s), a poster or certificate page is opened many times. About 20 KB each.
+@functools.lru_cache(maxsize=256)
 def svg(data: str) -> str:
     image = _qr(data).make_image(image_factory=SvgPathFillImage)
     return image.to_string(encoding="unicode")

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.factories import api_token, make_event, make_user, make_village, web_login
+from torreya import qr
 from torreya.checkins.codes import member_code, poster_token, rotating_token, rotating_window
 from torreya.db import now
 from torreya.models import Checkin, CheckinRefusal, EarningRule, LedgerEntry, Role, User
@@ -368,3 +369,8 @@ async def test_display_code_json_changes_per_window(client, settings):
     body = (await client.get(f"/events/{event.id}/code.json")).json()
     assert body["url"].startswith("http://testserver/c/") and body["svg"].startswith("<svg")
     assert body["open"] is True and body["checked_in"] == 0
+    # the display's next poll within the window gets the same code, not drawn again
+    drawn = qr.svg.cache_info().misses
+    again = (await client.get(f"/events/{event.id}/code.json")).json()
+    if again["url"] == body["url"]:  # (unless the window turned in between)
+        assert again["svg"] == body["svg"] and qr.svg.cache_info().misses == drawn
