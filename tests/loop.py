@@ -1,34 +1,29 @@
-"""How long the event loop went without running while something was awaited: what every
-other request of the worker waited meanwhile."""
+"""Whether the event loop was held up while something was awaited (what every other request
+of the worker waited meanwhile), read by the product's own stall watch (ops/stalls.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+import logging
 from collections.abc import Awaitable
 from typing import TypeVar
+
+import pytest
+
+from torreya.ops import stalls
 
 T = TypeVar("T")
 
 
-async def longest_wait(awaited: Awaitable[T]) -> tuple[T, float]:
-    """(what `awaited` gave, the longest the loop went without running, in seconds)."""
-    gaps = [0.0]
-    done = asyncio.Event()
-
-    async def ticks() -> None:
-        last = time.perf_counter()
-        while not done.is_set():
-            await asyncio.sleep(0.002)
-            moment = time.perf_counter()
-            gaps.append(moment - last)
-            last = moment
-
-    ticking = asyncio.create_task(ticks())
-    await asyncio.sleep(0.01)
+async def stalls_during(awaited: Awaitable[T], threshold: float,
+                        caplog: pytest.LogCaptureFixture) -> tuple[T, list[str]]:
+    """(what `awaited` gave, the stalls over `threshold` seconds logged meanwhile, each with
+    the stack the loop was seen at)."""
+    caplog.set_level(logging.WARNING, logger=stalls.log.name)
+    before = len(caplog.records)
+    watch = stalls.watch(max(1, int(threshold * 1000)))
     try:
         result = await awaited
     finally:
-        done.set()
-        await ticking
-    return result, max(gaps)
+        watch.stop()
+    return result, [r.getMessage() for r in caplog.records[before:]
+                    if r.name == stalls.log.name]
