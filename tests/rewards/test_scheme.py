@@ -219,7 +219,14 @@ def _image(fmt: str, size=(1200, 900)) -> bytes:
     return out.getvalue()
 
 
-async def test_item_with_picture_is_reencoded_without_exif(client):
+async def test_item_with_picture_is_reencoded_without_exif(client, monkeypatch):
+    from torreya import images
+    from torreya.models import AuditEvent
+
+    encodings = []
+    encode = images.reencode_image
+    monkeypatch.setattr(images, "reencode_image",
+                        lambda data: encodings.append(len(data)) or encode(data))
     village = await make_village()
     admin = await make_user(Role.VILLAGE_ADMIN, village)
     token = await web_login(client, admin)
@@ -237,6 +244,9 @@ async def test_item_with_picture_is_reencoded_without_exif(client):
         assert not image.getexif()
     served = await client.get(f"/rewards/{reward.id}/image")
     assert served.headers["content-type"] == "image/jpeg"
+    assert len(encodings) == 1  # checked and stored from one encoding, not two
+    tags = await AuditEvent.filter(subject=f"reward:{reward.id}").values_list("tag", flat=True)
+    assert sorted(tags) == ["rewards:reward:create", "rewards:reward:image"]
 
 
 @pytest.mark.parametrize(("name", "data"), [

@@ -299,9 +299,14 @@ def _check(fields: RewardFields) -> None:
         raise InvalidRequestError("The end must be after the start.", field="available_until")
 
 
-async def create_reward(*, actor: User, village: Village, fields: RewardFields) -> Reward:
+async def create_reward(*, actor: User, village: Village, fields: RewardFields,
+                        image: bytes = b"") -> Reward:
+    """A village's new item, with the picture uploaded with it (`image`; none: empty). The
+    picture is re-encoded first, once: a bad one refuses the item before anything is
+    written, and the item and its picture are written together."""
     require_village(actor, village, Role.VILLAGE_ADMIN)
     _check(fields)
+    picture = await reencoded(image) if image else None
     async with in_transaction() as connection:
         # Console items get a key too, so an exported pack re-imports without duplicates.
         reward = await Reward.create(town_id=village.town_id, village=village,
@@ -317,6 +322,8 @@ async def create_reward(*, actor: User, village: Village, fields: RewardFields) 
                            village_id=village.id,
                            data={"name": reward.name, "cost": reward.cost,
                                  "stock": reward.stock})
+        if picture is not None:
+            await _store_picture(connection, actor, reward, picture)
     return reward
 
 
@@ -386,12 +393,20 @@ async def set_reward_image(*, actor: User, reward: Reward, data: bytes) -> None:
     if village is None:
         raise ForbiddenError("Town-wide items are managed through the scheme pack.")
     require_village(actor, village, Role.VILLAGE_ADMIN)
-    content, content_type = await reencoded(data)
+    picture = await reencoded(data)
     async with in_transaction() as connection:
-        await RewardImage.filter(reward_id=reward.id).using_db(connection).delete()
-        await RewardImage.create(reward=reward, content=content, content_type=content_type,
-                                 using_db=connection)
-        await Reward.filter(id=reward.id).using_db(connection).update(has_image=True)
-        await audit.record(actor, "rewards:reward:image", connection=connection,
-                           subject=f"reward:{reward.id}", town_id=reward.town_id,
-                           village_id=reward.village_id, data={"bytes": len(content)})
+        await _store_picture(connection, actor, reward, picture)
+
+
+async def _store_picture(connection, actor: User, reward: Reward,
+                         picture: tuple[bytes, str]) -> None:
+    """`reward`'s picture, re-encoded (images.reencoded), in place of any it had."""
+    content, content_type = picture
+    await RewardImage.filter(reward_id=reward.id).using_db(connection).delete()
+    await RewardImage.create(reward=reward, content=content, content_type=content_type,
+                             using_db=connection)
+    await Reward.filter(id=reward.id).using_db(connection).update(has_image=True)
+    reward.has_image = True
+    await audit.record(actor, "rewards:reward:image", connection=connection,
+                       subject=f"reward:{reward.id}", town_id=reward.town_id,
+                       village_id=reward.village_id, data={"bytes": len(content)})

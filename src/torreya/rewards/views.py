@@ -200,14 +200,9 @@ async def create_reward(request: Request) -> Response:
         body = validate_form(RewardIn, form)  # the API's model: one declaration
         image = form.get("image")
         content = await image.read() if hasattr(image, "read") and image.filename else b""
-        if content:
-            from torreya.images import reencoded
-
-            await reencoded(content)  # refuse a bad picture before the item exists
         reward = await service.create_reward(actor=user, village=village,
-                                             fields=service.RewardFields(**body.model_dump()))
-        if content:
-            await service.set_reward_image(actor=user, reward=reward, data=content)
+                                             fields=service.RewardFields(**body.model_dump()),
+                                             image=content)
         flash(request, _("Item %(name)s added.", name=reward.name))
     except DomainError as error:
         flash_error(request, error)
