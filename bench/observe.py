@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--residents", type=int, default=6000)
-    parser.add_argument("--rate-cap", type=int, default=4000)
+    parser.add_argument("--rate-cap", type=int, default=10000)
     args = parser.parse_args(argv)
 
     workdir, db_url = fresh_database(args.db, args.pg_url, "torreya_bench_observe")
