@@ -58,11 +58,12 @@ def test_burst_benchmark_runs():
 
 @pytest.mark.postgres_only
 def test_boards_benchmark_runs():
-    result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "6000", "--entries",
-                    "30000", "--seconds", "2", "--checkins", "3000")
+    result = _bench("bench/boards.py", "--pg-url", PG_URL, "--residents", "24000", "--entries",
+                    "30000", "--seconds", "2", "--checkins", "6000", "--rounds", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ratio leaderboard / bare JSON" in result.stdout
     assert "ratio village board / bare JSON: residents" in result.stdout
+    assert "check-in p99, median of 2 rounds" in result.stdout
 
 
 @pytest.mark.postgres_only
