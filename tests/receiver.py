@@ -59,18 +59,22 @@ class Receiver(LocalServer):
                     receiver._answering += 1
                     receiver.peak = max(receiver.peak, receiver._answering)
                 try:
-                    self._answer()
+                    step = receiver.plan.pop(0) if receiver.plan else 200
+                    if step == "hang":
+                        time.sleep(receiver.hang_seconds)
+                        step = 200
                 finally:
+                    # Counted out before the answer goes: once it has, the sender may send
+                    # its next request on a new connection (a new thread here) before this
+                    # thread would get back to count itself out, and one lane would count
+                    # twice (peak 17 of 16 lanes, seen once).
                     with receiver._lock:
                         receiver._answering -= 1
+                self._answer(step)
 
-            def _answer(self) -> None:
-                step = receiver.plan.pop(0) if receiver.plan else 200
+            def _answer(self, step) -> None:
                 answer, kind = b"ok", "text/plain"
-                if step == "hang":
-                    time.sleep(receiver.hang_seconds)
-                    step = 200
-                elif isinstance(step, tuple):  # (status, body, content type)
+                if isinstance(step, tuple):  # (status, body, content type)
                     step, answer, kind = step
                 self.send_response(step)
                 self.send_header("content-type", kind)
