@@ -249,6 +249,27 @@ async def test_item_with_picture_is_reencoded_without_exif(client, monkeypatch):
     assert sorted(tags) == ["rewards:reward:create", "rewards:reward:image"]
 
 
+async def test_an_item_whose_picture_fails_to_store_is_not_written_at_all(app, monkeypatch):
+    """The item, its stock movement, its picture and their audit records are one
+    transaction: a failure storing the picture (after the item's rows) leaves none of them."""
+    from torreya.models import AuditEvent
+    from torreya.rewards import service
+
+    village = await make_village()
+    admin = await make_user(Role.VILLAGE_ADMIN, village)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(RewardImage, "create", broken)
+    with pytest.raises(RuntimeError):
+        await service.create_reward(actor=admin, village=village, fields=service.RewardFields(
+            name="雨伞", cost=20, category="goods", stock=5), image=_image("PNG"))
+    assert not await Reward.exists(name="雨伞")
+    assert not await StockMovement.exists(village_id=village.id)
+    assert not await AuditEvent.filter(tag__startswith="rewards:reward").exists()
+
+
 @pytest.mark.parametrize(("name", "data"), [
     ("notes.txt", b"just some text"),
     ("fake.jpg", b"\xff\xd8\xff\xe0" + b"0" * 100),
